@@ -1,0 +1,1 @@
+"""sagetui/tui."""

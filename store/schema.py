@@ -1,0 +1,232 @@
+"""The run store's tables (SQLModel on SQLite).
+
+Why one module: every reader (exports, the TUI, `sagetui runs`, people with
+`sqlite3`) depends on these names, so they live in one place and are documented
+column by column in docs/store.md. Units are in the column names: `_ms` is
+milliseconds, `_us` microseconds, `_s` seconds; times of day are UTC ISO-8601
+strings (`started`, `ended`, ...) and run-relative times are seconds (`t_s`).
+
+Changing a table means adding a migration in store/migrations.py and bumping
+SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+# Request classes and the pseudo-class summarising all of them.
+REQUEST_CLASSES = ("chat", "completion", "embedding", "pipeline")
+ALL_CLASSES = "all"
+
+# Run lifecycle (ARCHITECTURE.md): created -> running -> one terminal state.
+RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled", "interrupted")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled", "interrupted")
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself (schema_version, created_by)."""
+
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Experiment(SQLModel, table=True):
+    """A sweep or a suite: the group that runs belong to."""
+
+    __tablename__ = "experiment"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    kind: str = "sweep"  # sweep | suite | single
+    suite: str | None = Field(default=None, index=True)  # suite name when kind == suite
+    spec: str = ""  # the TOML text the experiment was started from
+    created: str = ""  # UTC ISO-8601
+    deleted: bool = False
+
+
+class Hardware(SQLModel, table=True):
+    """One row per distinct machine fingerprint (stored once, shared by runs)."""
+
+    __tablename__ = "hardware"
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(unique=True, index=True)  # sha256 of the fields below
+    hostname: str = ""
+    os: str = ""
+    cpu_model: str = ""
+    cpu_cores_physical: int = 0
+    cpu_cores_logical: int = 0
+    memory_bytes: int = 0
+    gpus_json: str = "[]"  # [{"name","memory_bytes","driver","cuda"}]
+    details_json: str = "{}"
+
+
+class Run(SQLModel, table=True):
+    """One measured run: one point of a sweep times one repetition."""
+
+    __tablename__ = "run"
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int | None = Field(default=None, foreign_key="experiment.id", index=True)
+    name: str = Field(default="", index=True)
+    mode: str = "sim"  # sim | live
+    status: str = Field(default="created", index=True)
+    status_reason: str = ""
+    config_json: str = "{}"  # the resolved config (every default filled in)
+    config_hash: str = Field(default="", index=True)  # sha256 of config minus seed/repetition
+    seed: int = 0
+    repetition: int = 0
+    tags: str = ""  # comma-separated, also mirrored in run_tag for querying
+    pid: int | None = None
+    host: str = ""
+    heartbeat: float | None = None  # unix time of the writer's last sign of life
+    created: str = ""
+    started: str | None = Field(default=None, index=True)
+    ended: str | None = None
+    sagetui_version: str = ""
+    git_sha: str = ""
+    git_dirty: bool = False
+    software_json: str = "{}"  # {"python": ..., "vllm": ..., "torch": ...}
+    hardware_id: int | None = Field(default=None, foreign_key="hardware.id")
+    # Progress, so live monitors need not scan samples.
+    duration_s: float = 0.0  # planned measurement duration (after warm-up)
+    warmup_s: float = 0.0
+    requests_planned: int = 0
+    requests_done: int = 0
+    deleted: bool = False
+
+
+class RunTag(SQLModel, table=True):
+    __tablename__ = "run_tag"
+    run_id: int = Field(foreign_key="run.id", primary_key=True)
+    tag: str = Field(primary_key=True, index=True)
+
+
+class Backend(SQLModel, table=True):
+    """An engine a run used (launched by sagetui or given by URL)."""
+
+    __tablename__ = "backend"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    name: str = ""
+    role: str = "llm"  # llm | embedding | both
+    engine_kind: str = ""  # vllm | vllm-cpu | sentence-transformers | sim | openai
+    device: str = "cpu"  # cpu | gpu
+    device_kind: str = ""  # e.g. H100, A100-80GB, x86-64
+    model: str = ""
+    url: str = ""
+    launch_args_json: str = "[]"
+    engine_version: str = ""
+    price_per_hour: float = 0.0
+    max_concurrency: int = 0
+    params_json: str = "{}"  # simulator preset / cost model parameters
+
+
+class Histogram(SQLModel, table=True):
+    """An HDR histogram (V2 encoding, microseconds, 3 significant digits).
+
+    window_start_s is None for the whole measurement window, else the start of a
+    10 s window (run-relative seconds, warm-up excluded).
+    """
+
+    __tablename__ = "histogram"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    metric: str  # ttft | e2e | tpot | itl | queue_wait | lateness | ttft_sent | e2e_sent | ...
+    request_class: str  # chat | completion | embedding | pipeline | all
+    window_start_s: float | None = None
+    window_s: float | None = None
+    encoded: bytes = b""
+    count: int = 0
+    min_us: int = 0
+    max_us: int = 0
+    mean_us: float = 0.0
+
+
+class Summary(SQLModel, table=True):
+    """Per run x request class: the numbers tables are built from.
+
+    `metrics_json` holds, for each latency metric, its distribution in ms:
+    {"ttft": {"p50":..,"p90":..,"p95":..,"p99":..,"p999":..,"mean":..,"count":..}, ...}
+    Query with SQLite's JSON1: json_extract(metrics_json, '$.ttft.p99').
+    """
+
+    __tablename__ = "summary"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    request_class: str
+    issued: int = 0
+    completed: int = 0
+    failed: int = 0
+    rejected: int = 0
+    throughput_rps: float = 0.0  # completed per second of the measurement window
+    throughput_tok_s: float = 0.0  # output tokens per second (embedding: input tokens)
+    slo_attainment: float | None = None  # met / issued, failures and rejections are misses
+    goodput_rps: float = 0.0
+    target_rate_rps: float | None = None
+    achieved_rate_rps: float | None = None  # sent per second
+    lateness_p99_ms: float | None = None
+    metrics_json: str = "{}"
+    extra_json: str = "{}"  # fairness, control-plane overhead, pacing accuracy, ...
+
+
+class Sample(SQLModel, table=True):
+    """One per run-second, written while the run goes (the live bus)."""
+
+    __tablename__ = "sample"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    t_s: float  # seconds since the run's start (warm-up included)
+    offered_rps: float = 0.0
+    achieved_rps: float = 0.0  # completions in this second
+    in_flight: int = 0
+    errors: int = 0
+    queue_depth_json: str = "{}"  # {"chat": n, "embedding": n}
+    backends_json: str = "{}"  # {"name": {"running","waiting","kv_use","in_flight","util"}}
+    latency_json: str = "{}"  # rolling {"chat": {"ttft_p50":..,"ttft_p99":..,"e2e_p99":..}}
+    slo_met: int = 0
+    done: int = 0
+
+
+class Event(SQLModel, table=True):
+    """Something that happened during a run: fault injected, engine down/up, warning."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    t_s: float
+    kind: str  # fault | engine_down | engine_up | warning | info
+    subject: str = ""  # backend name, etc.
+    message: str = ""
+    data_json: str = "{}"
+
+
+class RequestRecord(SQLModel, table=True):
+    """Optional raw per-request records (`raw = true` in the run config).
+
+    Stamps are seconds relative to the run's start; None where not reached.
+    """
+
+    __tablename__ = "request"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    request_id: str = ""
+    request_class: str = ""
+    client_id: str = ""
+    priority: int = 2
+    status: str = ""  # completed | failed | rejected
+    reason: str = ""
+    backend: str = ""
+    t_intended: float = 0.0
+    t_sent: float | None = None
+    t_received: float | None = None  # by the gateway / control plane
+    t_dispatched: float | None = None
+    t_first_token: float | None = None
+    t_done: float | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    n_texts: int = 0
+    slo_ttft_ms: float | None = None
+    slo_e2e_ms: float | None = None
+    slo_met: bool | None = None
+    overhead_us: float | None = None
