@@ -1,0 +1,184 @@
+"""Cost models of the simulated engines and the roofline that derives them.
+
+LLM step time = β0 + β1·prefill_tokens + β2·decode_tokens + β3·kv_tokens_read
+              + α·(requests scheduled for the first time in the step).
+Embedding batch time = a + b·tokens_in_batch.
+
+The hardware and model numbers below (datasheets, model configs) and the
+derivation are documented with sources in docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCost:
+    """Per-step linear cost model (seconds)."""
+
+    beta0: float  # fixed per step: weight streaming + launch/scheduling
+    beta1: float  # per prefill token
+    beta2: float  # per decode token
+    beta3: float = 0.0  # per KV-cache token read by attention
+    alpha: float = 0.0  # per request, once, when first scheduled (tokenize, setup)
+
+    def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
+        """Duration of one engine step with these token counts."""
+        return (
+            self.beta0
+            + self.beta1 * prefill
+            + self.beta2 * decode
+            + self.beta3 * kv_read
+            + self.alpha * new_requests
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One accelerator (datasheet figures, dense BF16)."""
+
+    name: str
+    mem_gb: float  # GB (1e9 bytes), as datasheets state HBM size
+    hbm_tb_s: float  # TB/s
+    bf16_tflops: float  # dense, no sparsity
+    price_per_hour: float  # USD per device-hour, illustrative, configurable
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShape:
+    """What the roofline needs to know about a decoder-only model."""
+
+    name: str
+    params: float  # total parameters
+    compute_params: float  # parameters touched by matmuls per token (no input embedding)
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype_bytes: int = 2
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.params * self.dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Roofline:
+    """Efficiencies and the overheads the roofline alone does not see."""
+
+    mem_eff: float = 0.7  # achieved / peak HBM bandwidth
+    compute_eff: float = 0.7  # achieved / peak dense BF16 FLOP/s
+    decode_overlap: float = 0.26  # share of decode GEMM time not hidden under weight streaming
+    step_overhead_s: float = 0.0005  # CPU scheduling + kernel launches per step
+    tp_sync_s_per_layer: float = 0.000012  # two all-reduces per layer when TP > 1
+    alpha_s: float = 0.0002  # per new request (input processing)
+
+
+def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roofline()) -> LLMCost:
+    """β from a roofline: bytes ÷ bandwidth, FLOPs ÷ peak, each scaled by an efficiency."""
+    bw = dev.hbm_tb_s * 1e12 * rf.mem_eff
+    flops = dev.bf16_tflops * 1e12 * rf.compute_eff
+    per_token_compute = 2.0 * model.compute_params / tp / flops
+    beta0 = model.weight_bytes / tp / bw + rf.step_overhead_s
+    if tp > 1:
+        beta0 += rf.tp_sync_s_per_layer * model.layers
+    return LLMCost(
+        beta0=beta0,
+        beta1=per_token_compute,
+        beta2=per_token_compute * rf.decode_overlap,
+        beta3=model.kv_bytes_per_token / tp / bw,
+        alpha=rf.alpha_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LLMPreset:
+    """Everything SimLLMEngine needs: cost, KV capacity and vLLM scheduler limits."""
+
+    name: str
+    model: str
+    device_kind: str
+    device: str  # cpu | gpu
+    cost: LLMCost
+    kv_capacity_tokens: int  # total KV-cache tokens (multiple of block_size)
+    block_size: int = 16
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    tensor_parallel: int = 1
+    price_per_hour: float = 0.0  # whole instance (all TP devices)
+    source: str = ""
+
+    @property
+    def num_blocks(self) -> int:
+        return self.kv_capacity_tokens // self.block_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["type"] = "llm"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LLMPreset:
+        d = {k: v for k, v in d.items() if k != "type"}
+        cost = d.pop("cost")
+        if not isinstance(cost, dict):
+            raise ValueError("cost: must be a table of beta0, beta1, beta2, beta3, alpha")
+        return cls(cost=LLMCost(**cost), **d)
+
+
+def kv_capacity_tokens(
+    model: ModelShape, dev: Device, tp: int, gpu_memory_utilization: float = 0.9,
+    block_size: int = 16,
+) -> int:
+    """vLLM's KV budget: memory × utilization − weights, per device, in whole blocks."""
+    free = dev.mem_gb * 1e9 * gpu_memory_utilization - model.weight_bytes / tp
+    if free <= 0:
+        raise ValueError(f"{model.name} does not fit on {tp}x {dev.name}")
+    blocks = int(free // (block_size * model.kv_bytes_per_token / tp))
+    return blocks * block_size
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedCost:
+    """Batch time = a + b·tokens (seconds)."""
+
+    a: float
+    b: float
+
+    def batch_time(self, tokens: int) -> float:
+        return self.a + self.b * tokens
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedPreset:
+    """Everything SimEmbeddingEngine needs."""
+
+    name: str
+    model: str
+    device_kind: str
+    device: str
+    cost: EmbedCost
+    parallelism: int = 1  # batches processed at the same time
+    max_batch_texts: int = 256
+    price_per_hour: float = 0.0
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["type"] = "embedding"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EmbedPreset:
+        d = {k: v for k, v in d.items() if k != "type"}
+        cost = d.pop("cost")
+        if not isinstance(cost, dict):
+            raise ValueError("cost: must be a table of a, b")
+        return cls(cost=EmbedCost(**cost), **d)

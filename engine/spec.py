@@ -1,0 +1,111 @@
+"""Backend description shared by the config, the control plane and the engines.
+
+One `BackendSpec` per `[[backends]]` entry (docs/contracts.md). Validation
+errors name the field and the allowed values so a bad config fails before
+anything starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+KINDS = ("sim", "vllm", "vllm-cpu", "sentence-transformers", "openai")
+CAPABILITIES = ("chat", "completion", "embedding")
+DEVICES = ("cpu", "gpu")
+
+
+class BackendSpec(BaseModel):
+    """One backend: what it can serve, where it runs, what it costs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str
+    capabilities: list[str]
+    device: str = "gpu"
+    device_kind: str = ""
+    model: str = ""
+    url: str = ""
+    preset: str = ""
+    price_per_hour: float = 0.0
+    max_concurrency: int = 1
+    gpus: int = 1
+    tensor_parallel: int = 1
+    extra_args: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("name: must not be empty")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"kind: {v!r} is not one of {', '.join(KINDS)}")
+        return v
+
+    @field_validator("capabilities")
+    @classmethod
+    def _caps(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"capabilities: must name at least one of {', '.join(CAPABILITIES)}")
+        bad = [c for c in v if c not in CAPABILITIES]
+        if bad:
+            raise ValueError(
+                f"capabilities: {', '.join(map(repr, bad))} not in {', '.join(CAPABILITIES)}"
+            )
+        return list(dict.fromkeys(v))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in DEVICES:
+            raise ValueError(f"device: {v!r} is not one of {', '.join(DEVICES)}")
+        return v
+
+    @field_validator("price_per_hour")
+    @classmethod
+    def _price(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"price_per_hour: must be >= 0, got {v}")
+        return v
+
+    @field_validator("max_concurrency", "gpus", "tensor_parallel")
+    @classmethod
+    def _positive(cls, v: int, info: Any) -> int:
+        if v < 1:
+            raise ValueError(f"{info.field_name}: must be >= 1, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _sim_preset(self) -> BackendSpec:
+        if self.kind != "sim":
+            return self
+        # Imported here: the registry reads the user presets directory.
+        from engine.sim.presets import preset_names
+
+        llm, embed = preset_names("llm"), preset_names("embedding")
+        allowed = embed if self.capabilities == ["embedding"] else llm
+        if self.preset not in allowed:
+            what = "embedding" if allowed is embed else "LLM"
+            raise ValueError(
+                f"preset: {self.preset!r} is not a known {what} simulator preset; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return self
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Live load of one engine: what vLLM's /metrics reports, plus in-flight count."""
+
+    running: int
+    waiting: int
+    kv_use: float  # fraction 0..1 of KV-cache blocks in use
+    in_flight: int | None = None
