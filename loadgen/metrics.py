@@ -1,0 +1,372 @@
+"""THE metric definitions (ARCHITECTURE.md) and the aggregation of records.
+
+Why one module: the live runner, the simulator's outcomes and the exports'
+captions must agree on what "TTFT" or "goodput" means. Every latency is
+measured from the intended send time (no coordinated omission); the `_sent`
+variants from the actual send. See docs/loadgen.md for the definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from .records import RequestRecord
+
+HIST_MIN_US = 1
+HIST_MAX_US = 3_600_000_000  # one hour
+HIST_DIGITS = 3
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
+LLM_CLASSES = ("chat", "completion", "pipeline")
+
+# ------------------------------------------------------------ per request (s)
+
+
+def lateness(r: RequestRecord) -> float | None:
+    """sent − intended."""
+    return None if r.t_sent is None else r.t_sent - r.t_intended
+
+
+def ttft(r: RequestRecord) -> float | None:
+    """first token − intended send."""
+    return None if r.t_first_token is None else r.t_first_token - r.t_intended
+
+
+def e2e(r: RequestRecord) -> float | None:
+    """done − intended send (completed requests only)."""
+    if r.status != "completed" or r.t_done is None:
+        return None
+    return r.t_done - r.t_intended
+
+
+def ttft_sent(r: RequestRecord) -> float | None:
+    """first token − actual send."""
+    if r.t_first_token is None or r.t_sent is None:
+        return None
+    return r.t_first_token - r.t_sent
+
+
+def e2e_sent(r: RequestRecord) -> float | None:
+    if r.status != "completed" or r.t_done is None or r.t_sent is None:
+        return None
+    return r.t_done - r.t_sent
+
+
+def tpot(r: RequestRecord) -> float | None:
+    """(E2E − TTFT) / (output tokens − 1), as vLLM defines it."""
+    a, b = e2e(r), ttft(r)
+    if a is None or b is None or r.output_tokens <= 1:
+        return None
+    return (a - b) / (r.output_tokens - 1)
+
+
+def itl(r: RequestRecord) -> list[float]:
+    """Gaps between successive streamed chunks (pooled over requests)."""
+    if r.status != "completed":
+        return []
+    c = r.chunk_times
+    return [c[i + 1] - c[i] for i in range(len(c) - 1)]
+
+
+def queue_wait(r: RequestRecord) -> float | None:
+    """dispatched − received by the gateway (or the gateway's header value)."""
+    if r.t_dispatched is not None and r.t_received is not None:
+        return r.t_dispatched - r.t_received
+    if r.queue_wait_ms is not None:
+        return r.queue_wait_ms / 1000
+    return None
+
+
+def wait(r: RequestRecord) -> float | None:
+    """How long a request waited for service to start: first token (else done) − intended."""
+    end = r.t_first_token if r.t_first_token is not None else r.t_done
+    return None if end is None else end - r.t_intended
+
+
+def jain(values: Sequence[float]) -> float | None:
+    """Jain's fairness index (Σx)² / (n·Σx²): 1 = equal, 1/n = one client gets all."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return None
+    sq = float((x * x).sum())
+    return 1.0 if sq == 0 else float(x.sum() ** 2 / (x.size * sq))
+
+
+SCALAR_METRICS = {
+    "ttft": ttft, "e2e": e2e, "tpot": tpot, "queue_wait": queue_wait,
+    "lateness": lateness, "ttft_sent": ttft_sent, "e2e_sent": e2e_sent,
+}
+
+# ------------------------------------------------------------ histograms
+
+
+def new_histogram() -> HdrHistogram:
+    """1 µs .. 1 h, 3 significant digits (same as store.histograms.new_histogram)."""
+    return HdrHistogram(HIST_MIN_US, HIST_MAX_US, HIST_DIGITS)
+
+
+class _Hists:
+    """Histograms keyed by (metric, cls, window index | None); counts clamped values."""
+
+    def __init__(self) -> None:
+        self.h: dict[tuple[str, str, int | None], HdrHistogram] = {}
+        self.clamped = 0
+
+    def add(self, metric: str, cls: str, win: int | None, seconds: float) -> None:
+        us = round(seconds * 1e6)
+        if us < 0 or us > HIST_MAX_US:
+            self.clamped += 1
+            us = min(max(us, 0), HIST_MAX_US)
+        for key in ((metric, cls, None), (metric, cls, win)):
+            h = self.h.get(key)
+            if h is None:
+                h = self.h[key] = new_histogram()
+            h.record_value(us)
+
+
+def distribution_ms(h: HdrHistogram) -> dict:
+    """p50..p999, mean, max (ms) and count of a microsecond histogram."""
+    out = {name: h.get_value_at_percentile(p) / 1000 for name, p in PERCENTILES}
+    out["mean"] = h.get_mean_value() / 1000
+    out["max"] = h.get_max_value() / 1000
+    out["count"] = h.get_total_count()
+    return out
+
+
+# ------------------------------------------------------------ samples
+
+
+def _pct_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q) * 1000)
+
+
+def second_sample(
+    t_s: float, *, offered: int, finished: Iterable[RequestRecord], in_flight: int, done_total: int
+) -> dict:
+    """One per-second sample (Sample columns) from the requests that finished in it.
+
+    Shared by the live runner's progress callback and `aggregate`, so both
+    write the same numbers.
+    """
+    completed = errors = met = 0
+    lat: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"ttft": [], "e2e": []})
+    for r in finished:
+        if r.parent_id is not None:
+            continue
+        if r.status != "completed":
+            errors += 1
+            continue
+        completed += 1
+        met += r.slo_met()
+        for name, fn in (("ttft", ttft), ("e2e", e2e)):
+            v = fn(r)
+            if v is not None:
+                lat[r.cls][name].append(v)
+                lat["all"][name].append(v)
+    latency = {}
+    for cls, d in lat.items():
+        latency[cls] = {
+            f"{m}_{n}": _pct_ms(d[m], q)
+            for m in ("ttft", "e2e") if d[m] for n, q in (("p50", 50), ("p99", 99))
+        }
+    return {
+        "t_s": float(t_s), "offered_rps": float(offered), "achieved_rps": float(completed),
+        "in_flight": int(in_flight), "errors": errors, "slo_met": met, "done": int(done_total),
+        "latency_json": json.dumps(latency, sort_keys=True),
+    }
+
+
+def _samples(records: list[RequestRecord], end_s: float) -> list[dict]:
+    top = [r for r in records if r.parent_id is None]
+    last = max([end_s] + [r.t_done for r in top if r.t_done is not None])
+    n = max(1, math.ceil(last))
+    offered = np.zeros(n, np.int64)
+    finished: list[list[RequestRecord]] = [[] for _ in range(n)]
+    sent_at = np.zeros(n + 1, np.int64)
+    done_at = np.zeros(n + 1, np.int64)
+    for r in top:
+        offered[min(int(r.t_intended), n - 1)] += 1
+        t_end = r.t_done if r.t_done is not None else r.t_intended
+        k = min(int(t_end), n - 1)
+        finished[k].append(r)
+        done_at[k + 1] += 1
+        if r.t_sent is not None:
+            sent_at[min(int(r.t_sent), n - 1) + 1] += 1
+    sent_cum, done_cum = np.cumsum(sent_at), np.cumsum(done_at)
+    return [
+        second_sample(
+            s, offered=int(offered[s]), finished=finished[s],
+            in_flight=max(0, int(sent_cum[s + 1] - done_cum[s + 1])), done_total=int(done_cum[s + 1]),
+        )
+        for s in range(n)
+    ]
+
+
+# ------------------------------------------------------------ aggregate
+
+
+@dataclass
+class Aggregate:
+    histograms: list[tuple[str, str, float | None, float | None, HdrHistogram]] = field(default_factory=list)
+    summaries: dict[str, dict] = field(default_factory=dict)
+    samples: list[dict] = field(default_factory=list)
+
+
+def _gap_cv(times: list[float]) -> float | None:
+    if len(times) < 3:
+        return None
+    g = np.diff(np.sort(np.asarray(times)))
+    m = g.mean()
+    return None if m <= 0 else float(g.std() / m)
+
+
+def _per_client(recs: list[RequestRecord]) -> tuple[dict, float | None]:
+    by: dict[str, list[RequestRecord]] = defaultdict(list)
+    for r in recs:
+        by[r.client_id].append(r)
+    stats = {}
+    for cid, rs in sorted(by.items()):
+        e = [v for v in map(e2e, rs) if v is not None]
+        w = [v for v in map(wait, rs) if v is not None]
+        stats[cid] = {
+            "issued": len(rs),
+            "completed": sum(r.status == "completed" for r in rs),
+            "e2e_p50_ms": _pct_ms(e, 50) if e else None,
+            "e2e_p99_ms": _pct_ms(e, 99) if e else None,
+            "longest_wait_ms": max(w) * 1000 if w else None,
+        }
+    return stats, jain([s["completed"] for s in stats.values()])
+
+
+def aggregate(
+    records: Iterable[RequestRecord],
+    *,
+    warmup_s: float,
+    duration_s: float,
+    target_rate_rps: float | None,
+    window_s: float = 10.0,
+) -> Aggregate:
+    """Histograms, summaries (per class + `all`) and per-second samples.
+
+    The measurement window is [warmup_s, warmup_s + duration_s) of intended
+    send time: those requests are `issued` and feed the latency histograms
+    (window k = requests intended in [warmup + k·window_s, ...)). Throughput
+    and goodput count completions whose t_done falls in the window.
+    Pipeline stage records (parent_id set) feed only stage_* histograms.
+    """
+    if duration_s <= 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    if window_s <= 0:
+        raise ValueError(f"window_s must be > 0, got {window_s}")
+    records = list(records)
+    w0, w1 = warmup_s, warmup_s + duration_s
+    top = [r for r in records if r.parent_id is None]
+    stages = [r for r in records if r.parent_id is not None]
+    issued = [r for r in top if w0 <= r.t_intended < w1]
+    hists = _Hists()
+
+    for r in issued:
+        win = int((r.t_intended - w0) // window_s)
+        for cls in (r.cls, "all"):
+            for name, fn in SCALAR_METRICS.items():
+                v = fn(r)
+                if v is not None:
+                    hists.add(name, cls, win, v)
+            for g in itl(r):
+                hists.add("itl", cls, win, g)
+            if r.overhead_us is not None:
+                hists.add("overhead", cls, win, r.overhead_us / 1e6)
+    _stage_hists(stages, hists, w0, w1, window_s)
+
+    out = Aggregate()
+    for (metric, cls, win), h in sorted(hists.h.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):
+        if win is None:
+            out.histograms.append((metric, cls, None, None, h))
+        else:
+            out.histograms.append((metric, cls, w0 + win * window_s, window_s, h))
+
+    classes = sorted({r.cls for r in issued})
+    for cls in [*classes, "all"]:
+        recs = issued if cls == "all" else [r for r in issued if r.cls == cls]
+        done_in = [r for r in top if (cls == "all" or r.cls == cls) and r.status == "completed"
+                   and r.t_done is not None and w0 <= r.t_done < w1]
+        sent = [r.t_sent for r in top if (cls == "all" or r.cls == cls)
+                and r.t_sent is not None and w0 <= r.t_sent < w1]
+        metrics = {m: distribution_ms(h) for (m, c, win), h in hists.h.items() if c == cls and win is None}
+        late = metrics.get("lateness")
+        tokens = sum(r.prompt_tokens if r.cls == "embedding" else r.output_tokens for r in done_in)
+        clients, fairness = _per_client(recs)
+        waits = [v for v in map(wait, recs) if v is not None]
+        target = target_rate_rps if cls == "all" else None
+        achieved = len(sent) / duration_s
+        out.summaries[cls] = {
+            "issued": len(recs),
+            "completed": sum(r.status == "completed" for r in recs),
+            "failed": sum(r.status == "failed" for r in recs),
+            "rejected": sum(r.status == "rejected" for r in recs),
+            "throughput_rps": len(done_in) / duration_s,
+            "throughput_tok_s": tokens / duration_s,
+            "slo_attainment": (sum(r.slo_met() for r in recs) / len(recs)) if recs else None,
+            "goodput_rps": sum(r.slo_met() for r in done_in) / duration_s,
+            "target_rate_rps": target,
+            "achieved_rate_rps": achieved,
+            "lateness_p99_ms": late["p99"] if late else None,
+            "metrics": metrics,
+            "extra": {
+                "fairness_jain": fairness,
+                "fairness_basis": "completed requests per client",
+                "clients": clients,
+                "longest_wait_ms": max(waits) * 1000 if waits else None,
+                "failure_reasons": _reasons(recs),
+                "pacing": {
+                    "target_rps": target,
+                    "offered_rps": len(recs) / duration_s,
+                    "achieved_rps": achieved,
+                    "achieved_over_target": achieved / target if target else None,
+                    "achieved_over_offered": achieved / (len(recs) / duration_s) if recs else None,
+                    "lateness_p50_ms": late["p50"] if late else None,
+                    "lateness_p99_ms": late["p99"] if late else None,
+                    "lateness_max_ms": late["max"] if late else None,
+                    "gap_cv_actual": _gap_cv(sent),
+                    "gap_cv_intended": _gap_cv([r.t_intended for r in recs]),
+                },
+                "clamped_values": hists.clamped,
+            },
+        }
+    out.samples = _samples(records, w1)
+    return out
+
+
+def _reasons(recs: list[RequestRecord]) -> dict[str, int]:
+    """Failure/rejection counts by reason kind (the text before the first ':')."""
+    out: dict[str, int] = defaultdict(int)
+    for r in recs:
+        if r.status != "completed":
+            out[r.reason.split(":", 1)[0] or "unknown"] += 1
+    return dict(out)
+
+
+def _stage_hists(stages: list[RequestRecord], hists: _Hists, w0: float, w1: float, window_s: float) -> None:
+    """stage_embed / stage_chat = each stage's E2E; stage_search = chat stage's
+    intended send (the moment search finished) − embed stage's done."""
+    by_parent: dict[str, dict[str, RequestRecord]] = defaultdict(dict)
+    for r in stages:
+        by_parent[r.parent_id][r.cls] = r
+    for kids in by_parent.values():
+        first = min(k.t_intended for k in kids.values())
+        if not (w0 <= first < w1):
+            continue
+        win = int((first - w0) // window_s)
+        emb, chat = kids.get("embedding"), kids.get("chat")
+        if emb is not None and e2e(emb) is not None:
+            hists.add("stage_embed", "pipeline", win, e2e(emb))
+        if chat is not None and e2e(chat) is not None:
+            hists.add("stage_chat", "pipeline", win, e2e(chat))
+        if emb is not None and chat is not None and emb.t_done is not None:
+            hists.add("stage_search", "pipeline", win, chat.t_intended - emb.t_done)

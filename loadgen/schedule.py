@@ -1,0 +1,252 @@
+"""Spec → the requests to send and when: deterministic and clock-free.
+
+Why clock-free: the live runner and the simulator replay the very same list
+(or the same closed-loop `Source`), so a policy sees the same workload in both.
+Each concern draws from its own named random stream, derived from the seed,
+so changing the mix does not move the arrival times and vice versa.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import arrivals
+from .sizes import sample, sample_priorities
+from .spec import CLASSES, Adversarial, Trace, WorkloadSpec, read_trace
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRequest:
+    """One request of the workload. `t` is the intended send time (s since run start).
+
+    prompt_tokens is the input size for every class (embedding: n_texts ×
+    text_tokens; pipeline: the question, which is also the embedded query).
+    """
+
+    id: str
+    t: float
+    cls: str
+    client_id: str
+    priority: int
+    prompt_tokens: int
+    output_tokens: int
+    n_texts: int
+    text_tokens: int
+    slo_ttft_ms: float | None
+    slo_e2e_ms: float | None
+    model: str
+    parent_id: str | None = None
+
+
+def stream(seed: int, name: str) -> np.random.Generator:
+    """An independent generator per (seed, concern name)."""
+    return np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, zlib.crc32(name.encode())])
+
+
+def _draw_classes(spec: WorkloadSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    w = np.array([spec.mix[c] for c in CLASSES], dtype=float)
+    return np.array(CLASSES, dtype=object)[rng.choice(len(CLASSES), size=n, p=w / w.sum())]
+
+
+def _requests(
+    spec: WorkloadSpec,
+    rng: np.random.Generator,
+    times: np.ndarray,
+    classes: np.ndarray,
+    ids: list[str],
+    clients: list[str],
+    *,
+    prompt_override: np.ndarray | None = None,
+    prio_override: np.ndarray | None = None,
+    fixed: list[dict] | None = None,
+) -> list[ScheduledRequest]:
+    """Fill sizes, priority, SLOs and model for given times and classes.
+
+    Overrides (value ≥ 0 wins) serve the adversarial patterns; `fixed` holds
+    per-request sizes given by a trace.
+    """
+    n = len(times)
+    prompt = np.zeros(n, np.int64)
+    output = np.zeros(n, np.int64)
+    n_texts = np.zeros(n, np.int64)
+    text_tok = np.zeros(n, np.int64)
+    prio = np.zeros(n, np.int64)
+    for c in CLASSES:
+        idx = np.flatnonzero(classes == c)
+        if idx.size == 0:
+            continue
+        sz = spec.sizes[c]
+        k = idx.size
+        if c == "embedding":
+            n_texts[idx] = sample(sz.n_texts, rng, k)
+            text_tok[idx] = sample(sz.text_tokens, rng, k)
+        else:
+            prompt[idx] = sample(sz.prompt_tokens, rng, k)
+            output[idx] = sample(sz.output_tokens, rng, k)
+        prio[idx] = sample_priorities(spec.priorities[c], rng, k)
+    if fixed is not None:
+        for i, row in enumerate(fixed):
+            for name, arr in (("prompt_tokens", prompt), ("output_tokens", output),
+                              ("n_texts", n_texts), ("text_tokens", text_tok), ("priority", prio)):
+                if row.get(name) is not None:
+                    arr[i] = row[name]
+    if prompt_override is not None:
+        prompt = np.where(prompt_override >= 0, prompt_override, prompt)
+    if prio_override is not None:
+        prio = np.where(prio_override >= 0, prio_override, prio)
+    out = []
+    for i in range(n):
+        c = str(classes[i])
+        slo = spec.slos[c]
+        if c == "embedding":
+            p, nt, tt, o = int(n_texts[i] * text_tok[i]), int(n_texts[i]), int(text_tok[i]), 0
+            model = spec.embedding_model
+        else:
+            p, o = int(prompt[i]), int(output[i])
+            nt, tt = (1, p) if c == "pipeline" else (0, 0)
+            model = spec.model
+        out.append(ScheduledRequest(
+            id=ids[i], t=float(times[i]), cls=c, client_id=clients[i], priority=int(prio[i]),
+            prompt_tokens=p, output_tokens=o, n_texts=nt, text_tokens=tt,
+            slo_ttft_ms=None if c == "embedding" else slo.ttft_ms, slo_e2e_ms=slo.e2e_ms,
+            model=model,
+        ))
+    return out
+
+
+def _llm_class(spec: WorkloadSpec) -> str:
+    return "completion" if spec.mix["chat"] == 0 and spec.mix["completion"] > 0 else "chat"
+
+
+def _adversarial(spec: WorkloadSpec, a: Adversarial):
+    """Times, forced classes, prompt and priority overrides for an attack."""
+    end = spec.end_s
+    base = arrivals.poisson(stream(spec.seed, "arrivals"), spec.rate, end)
+    classes = _draw_classes(spec, stream(spec.seed, "classes"), base.size)
+    arng = stream(spec.seed, "attack")
+    extra_t: list[np.ndarray] = []
+    extra_prompt: list[np.ndarray] = []
+    extra_prio: list[np.ndarray] = []
+    llm = _llm_class(spec)
+
+    def window(rate: float, t0: float, t1: float) -> np.ndarray:
+        t1 = min(t1, end)
+        return t0 + arrivals.poisson(arng, rate, t1 - t0) if t1 > t0 else np.empty(0)
+
+    if a.attack == "spike":
+        spikes = np.arange(a.start_s if a.start_s > 0 else a.period_s, end, a.period_s)
+        t = np.repeat(spikes, a.burst)
+        extra_t.append(t)
+        extra_prompt.append(np.full(t.size, -1))
+        extra_prio.append(np.full(t.size, -1))
+    elif a.attack == "long_prompt_flood":
+        t = window(spec.rate * a.factor, a.start_s, a.start_s + a.length_s)
+        extra_t.append(t)
+        extra_prompt.append(np.full(t.size, a.long_prompt_tokens))
+        extra_prio.append(np.full(t.size, -1))
+    else:  # priority_inversion
+        flood = window(spec.rate * a.factor, a.start_s, a.start_s + a.length_s)
+        trickle = window(a.trickle_rps, a.start_s + a.length_s, end)
+        extra_t += [flood, trickle]
+        extra_prompt += [np.full(flood.size, -1), np.full(trickle.size, -1)]
+        extra_prio += [np.full(flood.size, 4), np.full(trickle.size, 0)]
+    et = np.concatenate(extra_t)
+    times = np.concatenate([base, et])
+    classes = np.concatenate([classes, np.full(et.size, llm, dtype=object)])
+    prompt = np.concatenate([np.full(base.size, -1), *extra_prompt])
+    prio = np.concatenate([np.full(base.size, -1), *extra_prio])
+    return times, classes, prompt, prio
+
+
+def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[ScheduledRequest]:
+    """The open-loop schedule, sorted by intended time; ids r0000000.. in that order.
+
+    `seed` overrides spec.seed (repetitions of one config). Closed-loop specs
+    use `Source` instead.
+    """
+    if spec.clients is not None:
+        raise ValueError("clients: a closed-loop workload has no fixed schedule; use Source")
+    if seed is not None and seed != spec.seed:
+        spec = spec.model_copy(update={"seed": seed})
+    a = spec.arrival
+    prompt_o = prio_o = None
+    fixed = None
+    client_col = None
+    if isinstance(a, Trace):
+        rows = read_trace(a.path)
+        t0 = min(r.t for r in rows)
+        times = np.array([(r.t - t0) * a.time_scale for r in rows])
+        classes = np.array([r.cls for r in rows], dtype=object)
+        fixed = [r.model_dump() for r in rows]
+        client_col = [r.client_id for r in rows]
+    elif isinstance(a, Adversarial):
+        times, classes, prompt_o, prio_o = _adversarial(spec, a)
+    else:
+        times = arrivals.times_for(a, stream(spec.seed, "arrivals"), spec.rate, spec.end_s)
+        classes = _draw_classes(spec, stream(spec.seed, "classes"), times.size)
+    order = np.argsort(times, kind="stable")
+    keep = order[times[order] < spec.end_s]
+    times, classes = times[keep], classes[keep]
+    if prompt_o is not None:
+        prompt_o, prio_o = prompt_o[keep], prio_o[keep]
+    if fixed is not None:
+        fixed = [fixed[i] for i in keep]
+        client_col = [client_col[i] for i in keep]
+    n = times.size
+    ids = [f"r{i:07d}" for i in range(n)]
+    clients = [f"c{i % spec.client_ids:03d}" for i in range(n)]
+    if client_col is not None:
+        clients = [c if c is not None else d for c, d in zip(client_col, clients, strict=True)]
+    return _requests(spec, stream(spec.seed, "sizes"), times, classes, ids, clients,
+                     prompt_override=prompt_o, prio_override=prio_o, fixed=fixed)
+
+
+class Source:
+    """Requests as the run unfolds, for either clock.
+
+    Open loop: initial() is the whole schedule, on_done() adds nothing.
+    Closed loop: each of N clients starts at t = 0; when a request of client c
+    finishes at t, its next request is intended at t + think_time_s if that is
+    before the end. Each client draws from its own stream, so its k-th request
+    is the same whatever order completions come in.
+    """
+
+    def __init__(self, spec: WorkloadSpec, seed: int | None = None):
+        if seed is not None and seed != spec.seed:
+            spec = spec.model_copy(update={"seed": seed})
+        self.spec = spec
+        self.closed = spec.clients is not None
+        if self.closed:
+            n = spec.clients.n
+            self._names = [f"c{i:03d}" for i in range(n)]
+            self._index = {name: i for i, name in enumerate(self._names)}
+            self._rngs = [stream(spec.seed, f"client/{i}") for i in range(n)]
+            self._count = [0] * n
+
+    def _next(self, i: int, t: float) -> ScheduledRequest:
+        rng = self._rngs[i]
+        cls = _draw_classes(self.spec, rng, 1)
+        k = self._count[i]
+        self._count[i] += 1
+        rid = f"{self._names[i]}-{k:06d}"
+        return _requests(self.spec, rng, np.array([t]), cls, [rid], [self._names[i]])[0]
+
+    def initial(self) -> list[ScheduledRequest]:
+        if not self.closed:
+            return build_schedule(self.spec)
+        return [self._next(i, 0.0) for i in range(len(self._names))]
+
+    def on_done(self, rec, t: float) -> list[ScheduledRequest]:
+        """`rec` is anything with a `client_id` (RequestRecord, RequestOutcome)."""
+        if not self.closed:
+            return []
+        i = self._index.get(rec.client_id)
+        if i is None:
+            raise ValueError(f"client_id {rec.client_id!r} is not a client of this source")
+        nt = t + self.spec.clients.think_time_s
+        if nt >= self.spec.end_s:
+            return []
+        return [self._next(i, nt)]
