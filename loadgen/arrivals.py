@@ -61,7 +61,7 @@ def onoff(rng: np.random.Generator, rate: float, a: OnOff, end: float) -> np.nda
     n_periods = math.ceil(end / period) + 1
     knots_t = [0.0]
     knots_l = [0.0]
-    for i in range(n_periods):
+    for _ in range(n_periods):
         for length, r in ((a.on_s, rate * a.factor), (a.off_s, rate)):
             knots_t.append(knots_t[-1] + length)
             knots_l.append(knots_l[-1] + length * r)
