@@ -53,8 +53,8 @@ class HybridParams(_Strict):
     # Guaranteed share of each mixed backend's slots when both classes wait.
     shares: dict[str, float] = Field(default_factory=lambda: {"llm": 0.7, "embedding": 0.3})
     aging_s: float = Field(default=5.0, gt=0)
-    # Deadline used to order LLM requests that carry no SLO.
-    default_llm_slo_ms: float = Field(default=2000.0, gt=0)
+    # Deadline used to order requests that carry no SLO.
+    default_slo_ms: float = Field(default=2000.0, gt=0)
 
     @field_validator("shares")
     @classmethod

@@ -1,0 +1,104 @@
+"""The control plane's view of one backend: slots in use and latency estimates.
+
+Why separate from BackendSpec: the spec is configuration (pydantic, slow to
+touch); this is the hot mutable state the core and routers read on every
+decision, so it is a slotted class with plain attributes.
+"""
+
+from __future__ import annotations
+
+from engine.spec import BackendSpec, EngineStats
+
+GROUPS = ("llm", "embedding")
+
+
+def group_of(cls: str) -> str:
+    """`embedding` or `llm` (chat and completion share LLM capacity)."""
+    return "embedding" if cls == "embedding" else "llm"
+
+
+class LinearEstimator:
+    """Online least squares y = a + b·x with exponential forgetting.
+
+    Embedding batch time is a + b·tokens (the simulator's and the real
+    engine's shape), so a batch's service time is predicted from its size.
+    """
+
+    __slots__ = ("decay", "s0", "sx", "sy", "sxx", "sxy")
+
+    def __init__(self, alpha: float) -> None:
+        self.decay = 1.0 - alpha
+        self.s0 = self.sx = self.sy = self.sxx = self.sxy = 0.0
+
+    def observe(self, x: float, y: float) -> None:
+        d = self.decay
+        self.s0 = self.s0 * d + 1.0
+        self.sx = self.sx * d + x
+        self.sy = self.sy * d + y
+        self.sxx = self.sxx * d + x * x
+        self.sxy = self.sxy * d + x * y
+
+    def predict(self, x: float) -> float:
+        """0.0 before any observation: optimistic, so an unseen backend gets tried."""
+        if self.s0 == 0.0:
+            return 0.0
+        mx, my = self.sx / self.s0, self.sy / self.s0
+        var = self.sxx / self.s0 - mx * mx
+        if var <= 1e-9 * (1.0 + mx * mx):
+            return my * (x / mx) if mx > 0 else my
+        b = (self.sxy / self.s0 - mx * my) / var
+        b = max(b, 0.0)
+        return max(my + b * (x - mx), 0.0)
+
+
+class BackendState:
+    """Mutable per-backend state owned by the ControlPlane."""
+
+    __slots__ = (
+        "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
+        "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
+        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha",
+    )
+
+    def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.idx = idx
+        self.caps = frozenset(spec.capabilities)
+        self.groups = frozenset(group_of(c) for c in self.caps)
+        self.mixed = len(self.groups) == 2
+        self.dedicated_embedding = self.groups == {"embedding"}
+        self.device = spec.device
+        self.price = spec.price_per_hour
+        self.max_conc = spec.max_concurrency
+        self.alpha = alpha
+        self.up = True
+        self.in_flight = 0  # dispatches (slots) in use
+        self.outstanding = 0  # requests in those dispatches
+        self.in_flight_group = {"llm": 0, "embedding": 0}
+        self.ttft_est = 0.0  # EWMA of dispatch -> first token (LLM)
+        self.ttft_seen = False
+        self.emb_est = LinearEstimator(alpha)
+        self.stats: EngineStats | None = None
+        self.dispatched = 0  # total dispatches, for tests and samples
+
+    @property
+    def free(self) -> bool:
+        return self.up and self.in_flight < self.max_conc
+
+    @property
+    def load(self) -> float:
+        """Outstanding requests per slot: the least-outstanding routers' measure."""
+        return self.outstanding / self.max_conc
+
+    def observe_ttft(self, seconds: float) -> None:
+        if self.ttft_seen:
+            self.ttft_est += self.alpha * (seconds - self.ttft_est)
+        else:
+            self.ttft_est, self.ttft_seen = seconds, True
+
+    def estimate(self, group: str, tokens: float) -> float:
+        """Predicted service time (s) of a dispatch of this group and size here."""
+        if group == "embedding":
+            return self.emb_est.predict(tokens)
+        return self.ttft_est

@@ -1,0 +1,321 @@
+"""The sans-I/O control plane: events in with an explicit `now`, actions out.
+
+It never sleeps or opens a socket, so the virtual-time runtime (simrt) and
+the live gateway drive the very same code. It owns admission (bounded
+per-class queues), per-backend slots (BackendSpec.max_concurrency), the
+in-flight table and the conservation law: every request that arrives leaves
+exactly once — completed, failed (reason) or rejected (reason). Ordering and
+routing are the policy's and router's. The real time spent in each event
+handler is measured with perf_counter_ns: that is the control-plane overhead
+the paper reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from time import perf_counter_ns
+
+from engine.spec import BackendSpec, EngineStats
+from scheduler.actions import Action, Dispatch, Fail, Reject, SetTimer
+from scheduler.backends import BackendState, group_of
+from scheduler.baselines import ImmediatePolicy, pools_for
+from scheduler.config import ControlPlaneConfig
+from scheduler.policies import make_policy
+from scheduler.request import REQUEST_CLASSES, Request
+from scheduler.routers import make_router
+
+_QUEUED, _IN_FLIGHT, _DONE = 0, 1, 2
+
+
+class _InFlight:
+    __slots__ = ("id", "backend", "requests", "t", "group", "started", "tokens")
+
+    def __init__(self, did, backend, requests, t, group, tokens) -> None:
+        self.id = did
+        self.backend = backend
+        self.requests = requests
+        self.t = t
+        self.group = group
+        self.started = False
+        self.tokens = tokens
+
+
+class ControlPlane:
+    """One control plane over a fixed set of backends (docs/contracts.md)."""
+
+    def __init__(self, config: ControlPlaneConfig, backends: list[BackendSpec]) -> None:
+        if not backends:
+            raise ValueError("backends: the control plane needs at least one backend")
+        names = [b.name for b in backends]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backends: duplicate names in {names}")
+        self.config = config
+        self.backend_list = [BackendState(s, i, config.estimate_alpha)
+                             for i, s in enumerate(backends)]
+        self.backends = {b.name: b for b in self.backend_list}
+        self.capable = pools_for(config.baseline, self.backend_list)
+        self.router = make_router(config)
+        if config.baseline == "sage":
+            self.policy = make_policy(config.policy, self)
+        else:
+            self.policy = ImmediatePolicy(self, config.baseline)
+        cap = config.queue_capacity
+        self.capacity = {"chat": cap.chat, "completion": cap.completion,
+                         "embedding": cap.embedding}
+        self.queued = dict.fromkeys(REQUEST_CLASSES, 0)
+        self.in_flight: dict[int, _InFlight] = {}
+        self._by_req: dict[str, _InFlight] = {}
+        self._state: dict[str, int] = {}
+        self._next_dispatch = 0
+        self._timers: set[float] = set()
+        # Counters for conservation and reports.
+        self.arrived = 0
+        self.completed = 0
+        self.failed = 0
+        self.rejected = 0
+        self.requeued = 0
+        self.stale_completions = 0
+        self.reasons: Counter[str] = Counter()
+        self.decision_times_us: list[float] = []
+        self.overhead_us: dict[str, float] = {}
+        self._touched: list[str] = []
+
+    # -- helpers the policies use ---------------------------------------------
+    @staticmethod
+    def group_of(cls: str) -> str:
+        return group_of(cls)
+
+    def free_for(self, cls: str) -> list[BackendState]:
+        """Up, capable backends with a free slot, in config order."""
+        return [b for b in self.capable[cls] if b.up and b.in_flight < b.max_conc]
+
+    @property
+    def queue_depth(self) -> dict[str, int]:
+        return dict(self.queued)
+
+    @property
+    def in_flight_requests(self) -> int:
+        return sum(len(d.requests) for d in self.in_flight.values())
+
+    # -- events ----------------------------------------------------------------
+    def on_arrival(self, req: Request, now: float) -> list[Action]:
+        t0 = perf_counter_ns()
+        if req.id in self._state:
+            raise ValueError(f"request id {req.id!r} arrived twice")
+        self.arrived += 1
+        self._touched.append(req.id)
+        out: list[Action] = []
+        if not self.capable[req.cls]:
+            self._reject(req, "no_capable_backend", out)
+        elif self.queued[req.cls] >= self.capacity[req.cls]:
+            self._reject(req, "queue_full", out)
+        else:
+            self._state[req.id] = _QUEUED
+            self.queued[req.cls] += 1
+            self.policy.push(req, now)
+            self._pump(now, out)
+        self._account(t0)
+        return out
+
+    def on_progress(self, backend: str, req_id: str, now: float,
+                    first_token: bool = True) -> list[Action]:
+        d = self._by_req.get(req_id)
+        if d is None or d.backend.name != backend:
+            return []  # late news about a request already finished or moved
+        if first_token and not d.started:
+            d.started = True
+            d.backend.observe_ttft(now - d.t)
+        return []
+
+    def on_completion(self, backend: str, dispatch_id: int, now: float, ok: bool = True,
+                      reason: str = "") -> list[Action]:
+        t0 = perf_counter_ns()
+        d = self.in_flight.get(dispatch_id)
+        if d is None or d.backend.name != backend:
+            # A backend marked down may still answer: its requests were already
+            # failed or re-queued, so the answer is ignored (and counted).
+            self.stale_completions += 1
+            return []
+        del self.in_flight[dispatch_id]
+        self._release(d)
+        out: list[Action] = []
+        b = d.backend
+        if ok:
+            if d.group == "embedding":
+                b.emb_est.observe(d.tokens, now - d.t)
+            elif not d.started:
+                b.observe_ttft(now - d.t)
+            for r in d.requests:
+                self._state[r.id] = _DONE
+            self.completed += len(d.requests)
+        else:
+            for r in d.requests:
+                self._fail(r, reason or "engine_error", out)
+        self._pump(now, out)
+        self._account(t0)
+        return out
+
+    def on_engine_state(self, backend: str, stats: EngineStats, now: float) -> list[Action]:
+        self._backend(backend).stats = stats
+        return []
+
+    def on_backend_down(self, backend: str, now: float) -> list[Action]:
+        """Started requests fail (`backend_down`); not-yet-started ones are re-queued."""
+        t0 = perf_counter_ns()
+        b = self._backend(backend)
+        b.up = False
+        out: list[Action] = []
+        for did in [i for i, d in self.in_flight.items() if d.backend is b]:
+            d = self.in_flight.pop(did)
+            self._release(d)
+            for r in d.requests:
+                if d.started:
+                    self._fail(r, "backend_down", out)
+                else:
+                    self._state[r.id] = _QUEUED
+                    self.queued[r.cls] += 1
+                    self.requeued += 1
+                    self.policy.requeue(r, now)
+        self._pump(now, out)
+        self._account(t0)
+        return out
+
+    def on_backend_up(self, backend: str, now: float) -> list[Action]:
+        t0 = perf_counter_ns()
+        b = self._backend(backend)
+        b.up = True
+        out: list[Action] = []
+        self._pump(now, out)
+        self._account(t0)
+        return out
+
+    def on_timer(self, now: float) -> list[Action]:
+        t0 = perf_counter_ns()
+        self._timers = {t for t in self._timers if t > now}
+        out: list[Action] = []
+        self._pump(now, out)
+        self._account(t0)
+        return out
+
+    def shutdown(self, now: float, reason: str = "run_ended") -> list[Action]:
+        """Fail everything still queued or in flight, so the books balance at the end."""
+        out: list[Action] = []
+        for r in self.policy.drain():
+            self.queued[r.cls] -= 1
+            self._fail(r, reason, out)
+        for d in list(self.in_flight.values()):
+            del self.in_flight[d.id]
+            self._release(d)
+            for r in d.requests:
+                self._fail(r, reason, out)
+        return out
+
+    # -- conservation ------------------------------------------------------------
+    def assert_conserved(self, final: bool = False) -> None:
+        """arrived == completed + failed + rejected + queued + in flight (+ nothing left if final)."""
+        queued = sum(self.queued.values())
+        flying = self.in_flight_requests
+        left = self.completed + self.failed + self.rejected
+        if self.arrived != left + queued + flying:
+            raise AssertionError(
+                f"conservation broken: arrived={self.arrived} completed={self.completed} "
+                f"failed={self.failed} rejected={self.rejected} queued={queued} "
+                f"in_flight={flying}")
+        if min(self.queued.values()) < 0:
+            raise AssertionError(f"negative queue depth: {self.queued}")
+        if final and (queued or flying):
+            raise AssertionError(f"not drained: queued={queued} in_flight={flying}")
+
+    def decision_stats(self) -> dict[str, float]:
+        """p50/p99/max of the real time per decision, microseconds."""
+        xs = sorted(self.decision_times_us)
+        if not xs:
+            return {"count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+        n = len(xs)
+        return {"count": n, "p50": xs[n // 2], "p99": xs[min(n - 1, int(n * 0.99))],
+                "max": xs[-1]}
+
+    # -- internals -----------------------------------------------------------------
+    def _backend(self, name: str) -> BackendState:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise ValueError(f"backend: unknown backend {name!r}; known: "
+                             f"{', '.join(self.backends)}") from None
+
+    def _pump(self, now: float, out: list[Action]) -> None:
+        select = self.policy.select
+        while True:
+            choice = select(now)
+            if choice is None:
+                break
+            if isinstance(choice, Reject):
+                r = choice.request
+                self.queued[r.cls] -= 1
+                self._touched.append(r.id)
+                self._reject(r, choice.reason, out)
+                continue
+            reqs, b = choice
+            out.append(self._dispatch(reqs, b, now))
+        t = self.policy.next_timer(now)
+        if t is not None and t not in self._timers:
+            self._timers.add(t)
+            out.append(SetTimer(t))
+
+    def _dispatch(self, reqs: list[Request], b: BackendState, now: float) -> Dispatch:
+        state = self._state
+        group = "embedding" if reqs[0].cls == "embedding" else "llm"
+        tokens = 0
+        for r in reqs:
+            if state.get(r.id) != _QUEUED:
+                raise AssertionError(f"request {r.id!r} dispatched while not queued")
+            state[r.id] = _IN_FLIGHT
+            self.queued[r.cls] -= 1
+            tokens += (r.text_tokens or r.n_texts) if group == "embedding" else r.prompt_tokens
+            self._touched.append(r.id)
+        did = self._next_dispatch
+        self._next_dispatch += 1
+        reqs_t = tuple(reqs)
+        d = _InFlight(did, b, reqs_t, now, group, tokens)
+        self.in_flight[did] = d
+        if group == "llm":
+            for r in reqs_t:
+                self._by_req[r.id] = d
+        b.in_flight += 1
+        b.outstanding += len(reqs_t)
+        b.in_flight_group[group] += 1
+        b.dispatched += 1
+        return Dispatch(did, b.name, reqs_t)
+
+    def _release(self, d: _InFlight) -> None:
+        b = d.backend
+        b.in_flight -= 1
+        b.outstanding -= len(d.requests)
+        b.in_flight_group[d.group] -= 1
+        if d.group == "llm":
+            for r in d.requests:
+                self._by_req.pop(r.id, None)
+
+    def _reject(self, r: Request, reason: str, out: list[Action]) -> None:
+        self._state[r.id] = _DONE
+        self.rejected += 1
+        self.reasons["rejected:" + reason] += 1
+        out.append(Reject(r, reason))
+
+    def _fail(self, r: Request, reason: str, out: list[Action]) -> None:
+        self._state[r.id] = _DONE
+        self.failed += 1
+        self.reasons["failed:" + reason] += 1
+        out.append(Fail(r, reason))
+
+    def _account(self, t0: int) -> None:
+        """Record one decision's real duration and share it among the requests it touched."""
+        us = (perf_counter_ns() - t0) / 1000.0
+        self.decision_times_us.append(us)
+        touched = self._touched
+        if touched:
+            share = us / len(touched)
+            ov = self.overhead_us
+            for rid in touched:
+                ov[rid] = ov.get(rid, 0.0) + share
+            touched.clear()

@@ -1,0 +1,103 @@
+"""What every policy implements, and the heap-ordered queue most of them share.
+
+A policy owns the central queues' order; the core owns admission, slots,
+counters and conservation. `select(now)` is asked repeatedly until it returns
+None: each answer is one dispatch `(requests, backend)` or one `Reject`.
+A policy never drops a request: when no backend is free, it keeps it queued.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import TYPE_CHECKING
+
+from scheduler.actions import Reject
+from scheduler.backends import BackendState
+from scheduler.request import REQUEST_CLASSES, Request
+
+if TYPE_CHECKING:
+    from scheduler.core import ControlPlane
+
+Selection = tuple[list[Request], BackendState] | Reject | None
+
+
+def tokens_of(req: Request) -> float:
+    """Size that drives the latency estimate: input tokens (texts if unknown)."""
+    if req.cls == "embedding":
+        return req.text_tokens or req.n_texts
+    return req.prompt_tokens
+
+
+class Policy:
+    """Interface: push / requeue / select / next_timer / drain."""
+
+    name = ""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    def push(self, req: Request, now: float) -> None:
+        raise NotImplementedError
+
+    def requeue(self, req: Request, now: float) -> None:
+        """Put back a request whose backend went down before it started."""
+        self.push(req, now)
+
+    def select(self, now: float) -> Selection:
+        raise NotImplementedError
+
+    def next_timer(self, now: float) -> float | None:
+        """Earliest future time at which select() could answer differently."""
+        return None
+
+    def drain(self) -> list[Request]:
+        """Remove and return every queued request (shutdown)."""
+        raise NotImplementedError
+
+
+class HeapPolicy(Policy):
+    """Per-class heaps on a static key; the globally smallest head whose class
+    has a free capable backend goes next, routed by the configured router.
+
+    Keys must not depend on `now` (aging is folded into a static key), so a
+    heap stays valid and a decision costs O(log n) at any queue depth.
+    """
+
+    def __init__(self, cp: ControlPlane) -> None:
+        super().__init__(cp)
+        self.heaps: dict[str, list] = {c: [] for c in REQUEST_CLASSES}
+        self._seq = itertools.count()
+
+    def key(self, req: Request):
+        raise NotImplementedError
+
+    def push(self, req: Request, now: float) -> None:
+        heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
+
+    def select(self, now: float) -> Selection:
+        best = None
+        best_cands = None
+        for cls, heap in self.heaps.items():
+            if heap and (best is None or heap[0] < best):
+                cands = self.cp.free_for(cls)
+                if cands:
+                    best, best_cands = heap[0], cands
+        if best is None:
+            return None
+        req = best[2]
+        choice = self.route(req, best_cands, now)
+        heapq.heappop(self.heaps[req.cls])
+        if isinstance(choice, Reject):
+            return choice
+        return [req], choice
+
+    def route(self, req: Request, cands: list[BackendState], now: float) -> BackendState | Reject:
+        return self.cp.router.pick(req.cls, cands, self.cp.group_of(req.cls), tokens_of(req),
+                                   req.deadline, now)
+
+    def drain(self) -> list[Request]:
+        out = [e[2] for heap in self.heaps.values() for e in heap]
+        for heap in self.heaps.values():
+            heap.clear()
+        return out

@@ -1,0 +1,18 @@
+"""fifo: arrival order across classes.
+
+Rule: the earliest-arrived request whose class has a free capable backend is
+dispatched next. No parameters. The reference point every other policy is
+compared with.
+"""
+
+from __future__ import annotations
+
+from scheduler.policies.base import HeapPolicy
+from scheduler.request import Request
+
+
+class FifoPolicy(HeapPolicy):
+    name = "fifo"
+
+    def key(self, req: Request) -> float:
+        return req.arrival

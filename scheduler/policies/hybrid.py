@@ -1,0 +1,157 @@
+"""hybrid: HybridSchedulingPolicy — one control plane for LLM and embedding traffic.
+
+Rules (parameters in `[control_plane.hybrid]`, defaults and reasons in
+docs/policies.md):
+
+* Embeddings are batched per model: a batch opens when its first request is
+  queued and is released when it holds `batch_max_texts` texts or when
+  `batch_max_wait_ms` has passed since it opened — a SetTimer really holds
+  the window open and flushes it. A released batch is one dispatch.
+* Each batch is routed by estimated completion time (fitted a + b·tokens per
+  backend): dedicated embedding backends before shared ones, CPU before GPU,
+  cheaper before dearer, the first that meets the batch's tightest deadline;
+  if none does, it spills to the one that finishes first (usually a GPU).
+* LLM requests are ordered SLO-aware with priority aging: key = deadline
+  (arrival + TTFT SLO, or `default_slo_ms`) + priority·aging_s.
+* Shares: on a backend that serves both classes, while both classes wait, a
+  class may hold at most ceil(share·max_concurrency) of its slots; when only
+  one class waits it may use them all (work-conserving). A flood of one class
+  thus cannot starve the other.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections import deque
+
+from scheduler.backends import BackendState
+from scheduler.policies.base import Policy, Selection
+from scheduler.request import LLM_CLASSES, Request
+from scheduler.routers import cheapest_meeting_deadline
+
+INF = float("inf")
+
+
+class HybridPolicy(Policy):
+    name = "hybrid"
+
+    def __init__(self, cp) -> None:
+        super().__init__(cp)
+        p = cp.config.hybrid
+        self.max_texts = p.batch_max_texts
+        self.wait_s = p.batch_max_wait_ms / 1000.0
+        self.aging_s = p.aging_s
+        self.default_slo_s = p.default_slo_ms / 1000.0
+        self.shares = dict(p.shares)
+        self.llm: dict[str, list] = {c: [] for c in LLM_CLASSES}
+        self.emb: dict[str, deque[Request]] = {}
+        self.emb_texts: dict[str, int] = {}
+        self._seq = itertools.count()
+        self._cap = {b.name: {g: math.ceil(s * b.max_conc) for g, s in self.shares.items()}
+                     for b in cp.backend_list}
+
+    # -- ordering -----------------------------------------------------------
+    def key(self, req: Request) -> float:
+        slo = req.slo_s
+        return req.arrival + (self.default_slo_s if slo is None else slo) \
+            + req.priority * self.aging_s
+
+    def push(self, req: Request, now: float) -> None:
+        if req.cls == "embedding":
+            dq = self.emb.get(req.model)
+            if dq is None:
+                dq = self.emb[req.model] = deque()
+                self.emb_texts[req.model] = 0
+            dq.append(req)
+            self.emb_texts[req.model] += req.n_texts
+        else:
+            heapq.heappush(self.llm[req.cls], (self.key(req), next(self._seq), req))
+
+    def requeue(self, req: Request, now: float) -> None:
+        if req.cls != "embedding" or not self.emb.get(req.model):
+            return self.push(req, now)
+        items = list(self.emb[req.model])
+        bisect.insort(items, req, key=lambda r: r.arrival)
+        self.emb[req.model] = deque(items)
+        self.emb_texts[req.model] += req.n_texts
+
+    # -- batching -----------------------------------------------------------
+    def _ready(self, model: str, now: float) -> bool:
+        dq = self.emb[model]
+        return bool(dq) and (self.emb_texts[model] >= self.max_texts
+                             or now >= dq[0].arrival + self.wait_s)
+
+    def _take_batch(self, model: str) -> list[Request]:
+        dq = self.emb[model]
+        batch = [dq.popleft()]
+        texts = batch[0].n_texts
+        while dq and texts + dq[0].n_texts <= self.max_texts:
+            r = dq.popleft()
+            batch.append(r)
+            texts += r.n_texts
+        self.emb_texts[model] -= texts
+        return batch
+
+    def next_timer(self, now: float) -> float | None:
+        t_min = None
+        for model, dq in self.emb.items():
+            if dq and self.emb_texts[model] < self.max_texts:
+                t = dq[0].arrival + self.wait_s
+                if t > now and (t_min is None or t < t_min):
+                    t_min = t
+        return t_min
+
+    # -- shares -------------------------------------------------------------
+    def _allowed(self, b: BackendState, group: str, other_waiting: bool) -> bool:
+        if not (b.mixed and other_waiting):
+            return True
+        return b.in_flight_group[group] < self._cap[b.name][group]
+
+    # -- selection ----------------------------------------------------------
+    def select(self, now: float) -> Selection:
+        cp = self.cp
+        ready = [m for m, dq in self.emb.items() if dq and self._ready(m, now)]
+        llm_waiting = any(self.llm.values())
+        emb_waiting = bool(ready)
+
+        best_llm, llm_cands = None, None
+        for cls, heap in self.llm.items():
+            if heap and (best_llm is None or heap[0] < best_llm):
+                cands = [b for b in cp.free_for(cls) if self._allowed(b, "llm", emb_waiting)]
+                if cands:
+                    best_llm, llm_cands = heap[0], cands
+
+        best_model, best_emb_key, emb_cands = None, INF, None
+        if ready:
+            cands = [b for b in cp.free_for("embedding")
+                     if self._allowed(b, "embedding", llm_waiting)]
+            if cands:
+                emb_cands = cands
+                for m in ready:
+                    k = self.key(self.emb[m][0])
+                    if best_model is None or k < best_emb_key:
+                        best_model, best_emb_key = m, k
+
+        if best_model is not None and (best_llm is None or best_emb_key <= best_llm[0]):
+            batch = self._take_batch(best_model)
+            tokens = sum(r.text_tokens or r.n_texts for r in batch)
+            deadline = min(r.deadline for r in batch)
+            return batch, cheapest_meeting_deadline(emb_cands, "embedding", tokens, deadline, now)
+        if best_llm is not None:
+            req = heapq.heappop(self.llm[best_llm[2].cls])[2]
+            b = cp.router.pick(req.cls, llm_cands, "llm", req.prompt_tokens, req.deadline, now)
+            return [req], b
+        return None
+
+    def drain(self) -> list[Request]:
+        out = [e[2] for h in self.llm.values() for e in h]
+        for h in self.llm.values():
+            h.clear()
+        for m, dq in self.emb.items():
+            out.extend(dq)
+            dq.clear()
+            self.emb_texts[m] = 0
+        return out

@@ -1,0 +1,122 @@
+"""Routers: which free backend gets a dispatch the policy has chosen.
+
+Each takes the non-empty list of free, up, capable backends (in config order)
+and returns one. Policies with their own routing rule (slo, hybrid's
+embeddings) reuse `cheapest_meeting_deadline`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from scheduler.backends import BackendState
+from scheduler.config import ROUTERS, ControlPlaneConfig
+
+
+class Router:
+    name = ""
+
+    def pick(self, cls: str, cands: list[BackendState], group: str, tokens: float,
+             deadline: float, now: float) -> BackendState:
+        raise NotImplementedError
+
+
+class RoundRobin(Router):
+    """Rotate over backends in config order, skipping busy ones."""
+
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def pick(self, cls, cands, group, tokens, deadline, now):
+        start = self._next.get(cls, 0)
+        chosen = cands[0]
+        for b in cands:
+            if b.idx >= start:
+                chosen = b
+                break
+        self._next[cls] = chosen.idx + 1
+        return chosen
+
+
+class LeastOutstanding(Router):
+    """Fewest outstanding requests per concurrency slot; ties to config order."""
+
+    name = "least-outstanding"
+
+    def pick(self, cls, cands, group, tokens, deadline, now):
+        best = cands[0]
+        best_load = best.outstanding / best.max_conc
+        for b in cands:
+            load = b.outstanding / b.max_conc
+            if load < best_load:
+                best, best_load = b, load
+        return best
+
+
+class PowerOfTwo(Router):
+    """Two random candidates (seeded), keep the less loaded: near-LOR at O(1)."""
+
+    name = "p2c"
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def pick(self, cls, cands, group, tokens, deadline, now):
+        n = len(cands)
+        if n == 1:
+            return cands[0]
+        i = int(self._rng.random() * n)
+        j = int(self._rng.random() * (n - 1))
+        if j >= i:
+            j += 1
+        a, b = cands[i], cands[j]
+        return a if a.outstanding / a.max_conc <= b.outstanding / b.max_conc else b
+
+
+def cost_order(b: BackendState) -> tuple:
+    """Dedicated before shared, CPU before GPU, cheaper before dearer, then config order."""
+    return (not b.dedicated_embedding, b.device != "cpu", b.price, b.idx)
+
+
+def cheapest_meeting_deadline(cands: list[BackendState], group: str, tokens: float,
+                              deadline: float, now: float,
+                              order: Callable[[BackendState], tuple] = cost_order
+                              ) -> BackendState:
+    """First backend in cost order whose estimated completion meets the deadline;
+    when none does, the one with the earliest estimated completion (spill)."""
+    ranked = sorted(cands, key=order) if len(cands) > 1 else cands
+    best, best_t = ranked[0], float("inf")
+    for b in ranked:
+        done = now + b.estimate(group, tokens)
+        if done <= deadline:
+            return b
+        if done < best_t:
+            best, best_t = b, done
+    return best
+
+
+class CostAware(Router):
+    """Heterogeneous CPU+GPU pools: the cheapest backend whose latency estimate
+    meets the request's deadline, else the fastest. Requests without an SLO go
+    to the cheapest free backend."""
+
+    name = "cost-aware"
+
+    def pick(self, cls, cands, group, tokens, deadline, now):
+        return cheapest_meeting_deadline(cands, group, tokens, deadline, now)
+
+
+def make_router(config: ControlPlaneConfig) -> Router:
+    name = config.router
+    if name == "round-robin":
+        return RoundRobin()
+    if name == "least-outstanding":
+        return LeastOutstanding()
+    if name == "p2c":
+        return PowerOfTwo(config.seed)
+    if name == "cost-aware":
+        return CostAware()
+    raise ValueError(f"router: {name!r} is not one of {', '.join(ROUTERS)}")
