@@ -1,0 +1,404 @@
+"""Start engine servers as child processes, wait for health, and never leave orphans.
+
+Why: a live run needs its engines up before the first request and gone after
+the last one, whatever happens in between (normal exit, Ctrl-C, SIGTERM, an
+exception, an engine crashing while starting). Each engine runs in its own
+process group (argv list, never a shell) so teardown can `killpg` it together
+with vLLM's worker processes. Engines given by URL run elsewhere (another node
+of a GPU cluster) and are only health-checked.
+
+    with Launcher(specs, run_dir) as engines:   # list[LaunchedEngine], all healthy
+        ...                                     # engines[i].url, .backend_row()
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.spec import BackendSpec
+
+TINY_ALIAS = "tiny-llama"  # model name that means "the packaged tiny Llama" (engine.tiny_model)
+_ADDR_IN_USE = ("Address already in use", "EADDRINUSE", "address already in use")
+_PORT_RETRIES = 3
+
+
+class LaunchError(RuntimeError):
+    """An engine could not be started or did not become healthy; names it and its log."""
+
+
+@dataclass
+class LaunchedEngine:
+    """One engine: where to reach it and what to record about it in the store."""
+
+    spec: BackendSpec
+    url: str
+    argv: list[str] = field(default_factory=list)  # empty: given by URL, not launched
+    env: dict[str, str] = field(default_factory=dict)  # variables set on top of ours
+    log_path: Path | None = None
+    version: str = ""
+    proc: subprocess.Popen | None = None
+    port: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        """Launched and still running (a URL engine counts as alive; ask /health for more)."""
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return log_tail(self.log_path, lines) if self.log_path else ""
+
+    def backend_row(self) -> dict:
+        """Columns of store.schema.Backend (run_id is filled in by the writer)."""
+        caps = set(self.spec.capabilities)
+        role = "embedding" if caps == {"embedding"} else ("both" if "embedding" in caps else "llm")
+        return {
+            "name": self.spec.name, "role": role, "engine_kind": self.spec.kind,
+            "device": self.spec.device, "device_kind": self.spec.device_kind,
+            "model": self.spec.model, "url": self.url,
+            "launch_args_json": json.dumps({"argv": self.argv, "env": self.env}),
+            "engine_version": self.version, "price_per_hour": self.spec.price_per_hour,
+            "max_concurrency": self.spec.max_concurrency,
+            "params_json": json.dumps({"preset": self.spec.preset} if self.spec.preset else {}),
+        }
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return ""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (the caller retries if a child loses the race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
+                python: str = sys.executable) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment that start `spec` on `port` (pure: no side effects)."""
+    embed_only = spec.capabilities == ["embedding"]
+    model = spec.model
+    served: list[str] = []
+    if spec.kind in ("vllm", "vllm-cpu"):
+        if not model:
+            raise LaunchError(f"backend {spec.name!r}: model: required for kind {spec.kind}")
+        if model == TINY_ALIAS:
+            from engine.tiny_model import ensure_tiny_model
+
+            model, served = str(ensure_tiny_model()), ["--served-model-name", TINY_ALIAS]
+    pooling = ["--runner", "pooling"] if embed_only else []
+    net = ["--host", host, "--port", str(port)]
+    if spec.kind == "vllm":
+        argv = ["vllm", "serve", model, *net, "--tensor-parallel-size",
+                str(spec.tensor_parallel), *served, *pooling, *spec.extra_args]
+        return argv, {}
+    if spec.kind == "vllm-cpu":
+        argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, *net,
+                *served, *pooling, *spec.extra_args]
+        return argv, {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    if spec.kind == "sentence-transformers":
+        argv = [python, "-m", "engine.servers.embed_server", *net,
+                "--device", "cuda" if spec.device == "gpu" else "cpu"]
+        if model:
+            argv += ["--model", model]
+        return argv + list(spec.extra_args), {"HF_HUB_OFFLINE": "1"}
+    if spec.kind == "sim":
+        argv = [python, "-m", "engine.servers.sim_server", *net, "--preset", spec.preset,
+                "--role", "embedding" if embed_only else "llm", "--name", spec.name]
+        return argv + list(spec.extra_args), {}
+    raise LaunchError(f"backend {spec.name!r}: url: required for kind {spec.kind!r} "
+                      "(sagetui cannot launch it)")
+
+
+def check_health(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def fetch_version(url: str, timeout_s: float = 5.0) -> str:
+    """`/version` of an engine; servers without one are recorded as such, not guessed."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/version", timeout=timeout_s) as r:
+            return str(json.loads(r.read()).get("version", "unknown (no version field)"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"unknown ({type(exc).__name__})"
+
+
+class Launcher:
+    """Starts `specs` (or health-checks those with a URL) and tears them all down."""
+
+    def __init__(self, specs: list[BackendSpec], run_dir: str | Path, *,
+                 health_timeout_s: float = 300.0, host: str = "127.0.0.1",
+                 gpu_ids: list[int] | None = None, python: str = sys.executable,
+                 stop_grace_s: float = 10.0):
+        names = [s.name for s in specs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise LaunchError(f"backends: duplicate name(s) {', '.join(sorted(dup))}")
+        self.specs = list(specs)
+        self.log_dir = Path(run_dir) / "engines"
+        self.health_timeout_s = health_timeout_s
+        self.host, self.python, self.stop_grace_s = host, python, stop_grace_s
+        self.gpu_ids = gpu_ids
+        self.engines: list[LaunchedEngine] = []
+        self._lock = threading.Lock()
+
+    # -- context manager ------------------------------------------------------------------------
+
+    def __enter__(self) -> list[LaunchedEngine]:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def start(self) -> list[LaunchedEngine]:
+        """Launch every engine, then wait until all answer `/health`; raise LaunchError if not."""
+        _register(self)
+        gpus = self._assign_gpus()
+        pending: list[LaunchedEngine] = []
+        for spec in self.specs:
+            if spec.url:
+                eng = LaunchedEngine(spec, spec.url.rstrip("/"))
+                self.engines.append(eng)
+                pending.append(eng)
+                continue
+            eng = self._spawn(spec, gpus.get(spec.name))
+            pending.append(eng)
+        self._wait_healthy(pending)
+        for eng in self.engines:
+            eng.version = fetch_version(eng.url)
+        return list(self.engines)
+
+    def _assign_gpus(self) -> dict[str, str]:
+        wanted = [s for s in self.specs if s.kind == "vllm" and not s.url]
+        if not wanted:
+            return {}
+        ids = self.gpu_ids if self.gpu_ids is not None else _visible_gpus()
+        out, i = {}, 0
+        for s in wanted:
+            n = max(s.gpus, s.tensor_parallel)
+            if i + n > len(ids):
+                raise LaunchError(f"backend {s.name!r}: gpus: needs {n} GPU(s) but only "
+                                  f"{len(ids) - i} of {len(ids)} are left")
+            out[s.name] = ",".join(str(g) for g in ids[i:i + n])
+            i += n
+        return out
+
+    def _spawn(self, spec: BackendSpec, cuda_devices: str | None,
+               engine: LaunchedEngine | None = None) -> LaunchedEngine:
+        port = free_port(self.host)
+        argv, env_extra = engine_argv(spec, port, self.host, self.python)
+        if cuda_devices is not None:
+            env_extra["CUDA_VISIBLE_DEVICES"] = cuda_devices
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{_safe(spec.name)}.log"
+        with open(log_path, "ab") as log:
+            log.write(f"$ {' '.join(argv)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env={**os.environ, **env_extra}, start_new_session=True,
+                    preexec_fn=_die_with_parent if _in_main_thread() else None)
+            except OSError as exc:
+                raise LaunchError(f"backend {spec.name!r}: cannot start {argv[0]!r}: {exc}") from exc
+        if engine is None:
+            engine = LaunchedEngine(spec, f"http://{self.host}:{port}")
+            with self._lock:
+                self.engines.append(engine)
+        engine.url, engine.port, engine.argv, engine.env = f"http://{self.host}:{port}", port, argv, env_extra
+        engine.log_path, engine.proc = log_path, proc
+        return engine
+
+    def _wait_healthy(self, pending: list[LaunchedEngine]) -> None:
+        deadline = time.monotonic() + self.health_timeout_s
+        retries = {e.name: 0 for e in pending}
+        waiting = list(pending)
+        while waiting:
+            for eng in list(waiting):
+                if eng.proc is not None and eng.proc.poll() is not None:
+                    tail = eng.log_tail()
+                    if any(m in tail for m in _ADDR_IN_USE) and retries[eng.name] < _PORT_RETRIES:
+                        retries[eng.name] += 1  # lost the port race: take another port
+                        self._spawn(eng.spec, eng.env.get("CUDA_VISIBLE_DEVICES"), eng)
+                        continue
+                    raise LaunchError(
+                        f"backend {eng.name!r} exited with code {eng.proc.returncode} before "
+                        f"becoming healthy; log {eng.log_path}, last lines:\n{tail}")
+                if check_health(eng.url, timeout_s=1.0):
+                    waiting.remove(eng)
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                eng = waiting[0]
+                where = f"log {eng.log_path}, last lines:\n{eng.log_tail()}" if eng.log_path \
+                    else "(given by URL; no log here)"
+                raise LaunchError(f"backend {eng.name!r} at {eng.url} not healthy after "
+                                  f"{self.health_timeout_s:g} s; {where}")
+            time.sleep(0.25)
+
+    # -- state and stop -------------------------------------------------------------------------
+
+    def dead(self) -> list[LaunchedEngine]:
+        """Launched engines whose process has exited (crashed or killed)."""
+        return [e for e in self.engines if not e.alive()]
+
+    def stop(self) -> None:
+        """Terminate every launched engine's process group: SIGTERM, then SIGKILL after grace."""
+        with self._lock:
+            procs = [e.proc for e in self.engines if e.proc is not None]
+        for p in procs:
+            _signal_group(p.pid, signal.SIGTERM)
+            _signal_group(p.pid, signal.SIGCONT)  # a paused engine must run to handle SIGTERM
+        deadline = time.monotonic() + self.stop_grace_s
+        for p in procs:
+            while time.monotonic() < deadline and _group_alive(p):
+                time.sleep(0.05)
+        for p in procs:
+            _signal_group(p.pid, signal.SIGKILL)
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            end = time.monotonic() + 5
+            while _group_alive(p) and time.monotonic() < end:
+                time.sleep(0.05)
+        _unregister(self)
+
+
+# -- process-wide safety net ------------------------------------------------------------------
+
+_active: set[Launcher] = set()
+_active_lock = threading.Lock()
+_installed = False
+
+
+def _register(launcher: Launcher) -> None:
+    global _installed
+    with _active_lock:
+        _active.add(launcher)
+        if _installed:
+            return
+        _installed = True
+    atexit.register(_stop_all)
+    if _in_main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
+
+
+def _unregister(launcher: Launcher) -> None:
+    with _active_lock:
+        _active.discard(launcher)
+
+
+def _stop_all() -> None:
+    with _active_lock:
+        launchers = list(_active)
+    for launcher in launchers:
+        launcher.stop()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """Tear engines down, then die of the same signal as if we had no handler."""
+    _stop_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reap the leader so a zombie does not keep the group "alive"
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _group_has_live_member(proc.pid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """killpg(.., 0) also succeeds for zombies of other parents; check real states."""
+    import psutil
+
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return False
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the launching process dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _visible_gpus() -> list[int]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [int(x) for x in env.split(",") if x.strip().isdigit()]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return list(range(pynvml.nvmlDeviceGetCount()))
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver / no GPU: the caller reports which backend lacks GPUs
+        return []
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
