@@ -230,3 +230,8 @@ class RequestRecord(SQLModel, table=True):
     slo_e2e_ms: float | None = None
     slo_met: bool | None = None
     overhead_us: float | None = None
+
+
+# Every table of the store, in dependency order (migrations create them in this order).
+TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag, Backend, Histogram,
+                                Summary, Sample, Event, RequestRecord)]

@@ -1,0 +1,219 @@
+"""Opening the run store: validation, pragmas, migrations, interrupt recovery.
+
+Why validate read-only first: a corrupt file, a non-SQLite file or a database
+from a newer sagetui must be refused with the file byte-for-byte untouched, so
+nothing that could write (WAL switch, migrations) runs before the checks pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psutil
+from sqlalchemy import create_engine
+from sqlalchemy.pool import QueuePool
+
+from store.errors import StoreError
+from store.migrations import check_supported, current_version, migrate
+
+BUSY_TIMEOUT_S = 30.0
+STALE_HEARTBEAT_S = 30.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A raw sqlite3 connection with the store's pragmas, in autocommit mode.
+
+    Writers open transactions explicitly (BEGIN IMMEDIATE), so a read never
+    upgrades to a write lock mid-transaction (the SQLITE_BUSY that a busy
+    timeout cannot fix).
+    """
+    if readonly:
+        uri = f"file:{quote(str(path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _validate(path: Path) -> int | None:
+    """Refuse corrupt, foreign or newer files without writing a byte; return the version."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a run store")
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+    if header != SQLITE_HEADER:
+        raise StoreError(f"{path}: not an SQLite database (bad header); file left untouched")
+    try:
+        conn = connect(path, readonly=True)
+        try:
+            version = current_version(conn, str(path))
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: corrupt SQLite database ({exc}); file left untouched") from exc
+    if ok != "ok":
+        raise StoreError(f"{path}: corrupt SQLite database ({ok}); file left untouched")
+    check_supported(version, str(path))
+    return version
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def recover_interrupted(conn: sqlite3.Connection, now: float | None = None) -> list[int]:
+    """Mark `running` runs whose writer is gone as `interrupted`; returns their ids.
+
+    Gone = the pid no longer exists on this host, or (any host) the heartbeat
+    is older than STALE_HEARTBEAT_S. Everything the run wrote is kept.
+    """
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    dead: list[tuple[int, str]] = []
+    rows = conn.execute("SELECT id, pid, host, heartbeat FROM run WHERE status = 'running'")
+    for run_id, pid, run_host, heartbeat in rows.fetchall():
+        if run_host == host and pid and pid != os.getpid() and not _pid_alive(pid):
+            dead.append((run_id, f"writer process {pid} on {host} is gone"))
+        elif heartbeat is None or now - heartbeat > STALE_HEARTBEAT_S:
+            age = "never" if heartbeat is None else f"{now - heartbeat:.0f} s ago"
+            dead.append((run_id, f"no heartbeat from {run_host or '?'}:{pid} ({age})"))
+    if dead:
+        ended = utc_now()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for run_id, reason in dead:
+                conn.execute("UPDATE run SET status='interrupted', status_reason=?, ended=? "
+                             "WHERE id=? AND status='running'", (reason, ended, run_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return [d[0] for d in dead]
+
+
+def utc_now() -> str:
+    """Wall-clock moments as UTC ISO-8601 with milliseconds (sorts as text)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """An opened run store. Read with store.queries, write with create_run()."""
+
+    def __init__(self, path: Path, readonly: bool):
+        self.path = path
+        self.readonly = readonly
+        # SQLAlchemy engine for callers who want SQLModel sessions; raw
+        # connections (below) for the hot paths.
+        self.engine = create_engine("sqlite://", creator=lambda: connect(path, readonly=readonly),
+                                    poolclass=QueuePool, pool_size=4, max_overflow=8)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled raw connection (autocommit; use `transaction` to write)."""
+        raw = self.engine.raw_connection()
+        try:
+            yield raw.driver_connection
+        finally:
+            raw.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection inside BEGIN IMMEDIATE .. COMMIT (ROLLBACK on error)."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Writing (store/writer.py holds the logic; these are the entry points).
+    def create_experiment(self, name: str, kind: str = "sweep", suite: str | None = None,
+                          spec: str = "") -> int:
+        from store.writer import create_experiment
+
+        return create_experiment(self, name, kind=kind, suite=suite, spec=spec)
+
+    def create_run(self, **kwargs):
+        from store.writer import create_run
+
+        return create_run(self, **kwargs)
+
+
+def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:
+    """Open (creating if needed) the run store at `path`.
+
+    Refuses corrupt/foreign/newer files (StoreError naming the file, file
+    untouched), upgrades older schemas in one transaction, and marks runs
+    whose writer died as `interrupted`. Read-only opens do neither write.
+    """
+    path = Path(path)
+    version = _validate(path)
+    if readonly:
+        if version is None:
+            raise StoreError(f"{path}: no run store here (nothing to read)")
+        from store.schema import SCHEMA_VERSION
+
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {version} needs an upgrade; "
+                             "open it once read-write (e.g. `sagetui runs list`)")
+        return Store(path, readonly=True)
+    if not path.parent.exists():
+        raise StoreError(f"{path}: folder {path.parent} does not exist")
+    try:
+        conn = connect(path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open: {exc}") from exc
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        try:
+            created_by = f"sagetui {dist_version('sagetui')}"
+        except PackageNotFoundError:
+            created_by = "sagetui"
+        migrate(conn, str(path), created_by=created_by)
+        recover_interrupted(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: {exc}") from exc
+    finally:
+        conn.close()
+    return Store(path, readonly=False)
