@@ -1,0 +1,214 @@
+"""Run configuration: TOML in, a validated and fully resolved config out.
+
+Why here: a run config composes the sections each package owns — `[workload]`
+(loadgen), `[control_plane]` (scheduler), `[[backends]]` (engine) — plus what
+only the orchestrator knows (`[run]`, `[[faults]]`, `[sweep]`). Everything is
+validated before anything starts, and the resolved config (every default
+filled in) is what the run stores.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.spec import BackendSpec
+from loadgen.spec import WorkloadSpec
+from scheduler.config import ControlPlaneConfig
+
+
+class ConfigError(ValueError):
+    """A config that cannot run. The message names the file and the field."""
+
+
+class RunSection(BaseModel):
+    """`[run]`: identity and repetition of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "run"
+    mode: Literal["sim", "live"] = "sim"
+    seed: int = Field(default=1, ge=0)
+    repetitions: int = Field(default=1, ge=1, le=100)
+    tags: list[str] = Field(default_factory=list)
+    raw: bool = False  # keep per-request records in the store
+    experiment: str | None = None  # experiment name; defaults to the run name
+
+
+class FaultSpec(BaseModel):
+    """`[[faults]]`: kill or pause one engine at a run-relative time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_s: float = Field(ge=0)
+    backend: str
+    action: Literal["kill", "pause"] = "kill"
+    duration_s: float = Field(default=5.0, gt=0)  # pause only: how long until resumed
+
+
+class RunConfig(BaseModel):
+    """One fully specified run (one sweep point, one repetition)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunSection = Field(default_factory=RunSection)
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
+    backends: list[BackendSpec] = Field(min_length=1)
+    faults: list[FaultSpec] = Field(default_factory=list)
+    repetition: int = 0  # filled by expansion; 0-based
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunConfig:
+        names = [b.name for b in self.backends]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"backends: duplicate backend names {dupes}")
+        for i, fault in enumerate(self.faults):
+            if fault.backend not in names:
+                raise ValueError(
+                    f"faults.{i}.backend: unknown backend {fault.backend!r}; known: {names}")
+        capable = {c for b in self.backends for c in b.capabilities}
+        for cls in _classes_used(self.workload):
+            needs = {"pipeline": {"chat", "embedding"}}.get(cls, {cls})
+            missing = needs - capable
+            if missing:
+                raise ValueError(
+                    f"workload.mix.{cls}: no backend can serve {sorted(missing)}; "
+                    f"backends offer {sorted(capable)}")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The JSON-ready config with every default filled in (what the store keeps)."""
+        return json.loads(self.model_dump_json())
+
+
+def _classes_used(workload: WorkloadSpec) -> list[str]:
+    """Request classes the workload can issue (weight > 0 in the mix)."""
+    mix = workload.mix
+    items = mix.items() if isinstance(mix, dict) else mix.model_dump().items()
+    return [cls for cls, weight in items if weight and weight > 0]
+
+
+class Experiment(BaseModel):
+    """A config file expanded: its name, source text and every run to do."""
+
+    name: str
+    source: str
+    spec_text: str
+    runs: list[RunConfig]
+    sweep: dict[str, list[Any]]
+
+
+# -- loading ------------------------------------------------------------------
+
+def load_experiment(path: str | Path, *, overrides: list[str] = (), mode: str | None = None,
+                    text: str | None = None) -> Experiment:
+    """Read a TOML config, apply `--set` overrides and `--mode`, expand the sweep.
+
+    Every point of the sweep is validated here, before anything runs.
+    """
+    source = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    sweep = raw.pop("sweep", {}) or {}
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"{source}: sweep: must be a table of 'path = [values]'")
+    for item in overrides:
+        path_s, value = _parse_override(item, source)
+        if path_s.startswith("sweep."):  # --set sweep.workload.rate=[10,100]
+            sweep[path_s.removeprefix("sweep.").strip('"')] = value
+            continue
+        sweep.pop(path_s, None)  # pinning a swept field replaces its sweep
+        _set_path(raw, path_s, value, source, what="--set")
+    if mode is not None:
+        raw.setdefault("run", {})["mode"] = mode
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: sweep.{key}: must be a non-empty list of values")
+    keys = list(sweep)
+    runs: list[RunConfig] = []
+    for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
+        point = copy.deepcopy(raw)
+        for key, value in zip(keys, combo, strict=True):
+            _set_path(point, key, value, source, what="sweep")
+        label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, combo, strict=True))
+        cfg = _validate(point, source)
+        if label:
+            cfg.run.name = f"{cfg.run.name}[{label}]"
+        for rep in range(cfg.run.repetitions):
+            workload = cfg.workload.model_copy(update={"seed": cfg.run.seed + rep})
+            runs.append(cfg.model_copy(update={"repetition": rep, "workload": workload},
+                                       deep=True))
+    name = (raw.get("run", {}) or {}).get("experiment") or (raw.get("run", {}) or {}).get(
+        "name") or Path(source).stem
+    return Experiment(name=name, source=source, spec_text=text, runs=runs, sweep=sweep)
+
+
+def _validate(data: dict, source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: `file: dotted.field: message`."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _parse_override(item: str, source: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. workload.rate=200")
+    path_s, value_s = item.split("=", 1)
+    path_s = path_s.strip()
+    try:
+        value = tomllib.loads(f"v = {value_s}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_s  # a bare word is a string: policy=hybrid
+    return path_s, value
+
+
+def _set_path(data: dict, dotted: str, value: Any, source: str, *, what: str) -> None:
+    """Set `a.b.0.c` in nested dicts/lists; unknown fields are caught by validation."""
+    parts = dotted.split(".")
+    if not dotted or any(not p for p in parts):
+        raise ConfigError(f"{source}: {what} {dotted!r}: empty path segment")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{source}: {what} {dotted!r}: no list item {part!r}")
+            node = node[int(part)]
+            continue
+        if part not in node:
+            node[part] = [] if nxt.isdigit() else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"{source}: {what} {dotted!r}: no list item {last!r}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"{source}: {what} {dotted!r}: {parts[-2]!r} is not a table")
