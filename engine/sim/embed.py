@@ -1,0 +1,90 @@
+"""SimEmbeddingEngine: embedding batches served FIFO by `parallelism` workers.
+
+The control plane forms the batches; the engine only serves them. Each batch
+takes a + b·tokens (EmbedCost). Same step-driven API as SimLLMEngine.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any
+
+from engine.sim.cost import EmbedPreset
+from engine.sim.events import SimEvent
+from engine.spec import EngineStats
+
+
+class SimEmbeddingEngine:
+    """FIFO batch server in virtual time."""
+
+    def __init__(self, preset: EmbedPreset, *, parallelism: int | None = None):
+        self.preset = preset
+        self.cost = preset.cost
+        self.parallelism = parallelism or preset.parallelism
+        if self.parallelism < 1:
+            raise ValueError(f"parallelism: must be >= 1, got {self.parallelism}")
+        self._queue: deque[tuple[Any, int, int]] = deque()
+        self._busy: list[tuple[float, int, Any, int]] = []  # (t_end, seq, batch_id, n_texts)
+        self._known: set[Any] = set()
+        self._aborted: set[Any] = set()
+        self._wake: float | None = None  # idle engine: start queued batches at this time
+        self._seq = 0
+        self.batches = 0
+
+    def submit(self, batch_id: Any, n_texts: int, total_tokens: int, now: float = 0.0) -> None:
+        """Queue a batch; it starts at `now` if a worker is free."""
+        if batch_id in self._known:
+            raise ValueError(f"batch_id: {batch_id!r} already submitted")
+        if n_texts < 1:
+            raise ValueError(f"n_texts: must be >= 1, got {n_texts}")
+        if total_tokens < 0:
+            raise ValueError(f"total_tokens: must be >= 0, got {total_tokens}")
+        self._known.add(batch_id)
+        self._queue.append((batch_id, n_texts, total_tokens))
+        if len(self._busy) < self.parallelism and (self._wake is None or now < self._wake):
+            self._wake = now
+
+    def abort(self, batch_id: Any, now: float | None = None) -> None:
+        """Drop a batch: a queued one never runs; a running one reports nothing."""
+        if batch_id in self._known:
+            self._aborted.add(batch_id)
+
+    def next_event_time(self) -> float | None:
+        t = self._busy[0][0] if self._busy else None
+        if self._wake is not None and (t is None or self._wake < t):
+            return self._wake
+        return t
+
+    def advance(self, now: float) -> list[SimEvent]:
+        """Finish batches ending by `now`, then start queued ones on free workers."""
+        events: list[SimEvent] = []
+        busy = self._busy
+        while busy and busy[0][0] <= now:
+            t_end, _, bid, n = heapq.heappop(busy)
+            self._known.discard(bid)
+            if bid in self._aborted:
+                self._aborted.discard(bid)
+                continue
+            events.append(SimEvent("done", bid, n, t_end))
+            self._start(t_end)
+        if self._wake is not None and self._wake <= now:
+            self._start(self._wake)
+            self._wake = None
+        return events
+
+    def _start(self, t: float) -> None:
+        q = self._queue
+        while q and len(self._busy) < self.parallelism:
+            bid, n, tokens = q.popleft()
+            if bid in self._aborted:
+                self._aborted.discard(bid)
+                self._known.discard(bid)
+                continue
+            self._seq += 1
+            self.batches += 1
+            heapq.heappush(self._busy, (t + self.cost.batch_time(tokens), self._seq, bid, n))
+
+    def stats(self) -> EngineStats:
+        run, wait = len(self._busy), len(self._queue)
+        return EngineStats(running=run, waiting=wait, kv_use=0.0, in_flight=run + wait)

@@ -1,0 +1,430 @@
+"""SimLLMEngine: a step-driven model of the vLLM V1 scheduler in virtual time.
+
+Each step: running decodes first (one token each), then running chunked
+prefills, then waiting requests while `max_num_seqs`, the token budget
+`max_num_batched_tokens` and free 16-token KV blocks allow. When blocks run
+out the newest running request (or, with priority scheduling, the lowest
+priority, newest one) is preempted: its blocks are freed and it is recomputed
+later. Step duration comes from the preset's `LLMCost`.
+
+Speed: decoding requests are not touched per step. Each keeps an invariant
+`c` so that its computed tokens are `c + D` (D = steps done), its output count
+follows from D, finishing times sit in a heap and block boundaries are counted
+per residue class. Runs of identical decode-only steps are fast-forwarded as
+one "macro step" and cut short at the step boundary after a new submission.
+With `token_events=True` every step is simulated and reported.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any
+
+from engine.sim.cost import LLMPreset
+from engine.sim.events import SimEvent
+from engine.spec import EngineStats
+
+_WAIT, _PREFILL, _DEC, _DONE, _ABORTED = range(5)
+
+
+class _Req:
+    __slots__ = (
+        "id", "prompt", "out_total", "priority", "seq", "n_out", "computed",
+        "c", "state", "gen", "started",
+    )
+
+    def __init__(self, req_id: Any, prompt: int, out_total: int, priority: int, seq: int):
+        self.id = req_id
+        self.prompt = prompt
+        self.out_total = out_total
+        self.priority = priority
+        self.seq = seq
+        self.n_out = 0  # output tokens produced (valid unless decoding)
+        self.computed = 0  # tokens with KV computed (valid unless decoding)
+        self.c = 0  # decoding: computed = c + D, n_out = c + D - prompt + 1
+        self.state = _WAIT
+        self.gen = 0  # invalidates stale finish-heap entries
+        self.started = False  # ever scheduled (per-request overhead charged once)
+
+
+class SimLLMEngine:
+    """vLLM V1-like engine driven by submit / next_event_time / advance."""
+
+    def __init__(
+        self,
+        preset: LLMPreset,
+        *,
+        priority_scheduling: bool = False,
+        token_events: bool = False,
+        max_num_seqs: int | None = None,
+        max_num_batched_tokens: int | None = None,
+    ):
+        self.preset = preset
+        self.cost = preset.cost
+        self.bs = preset.block_size
+        self.num_blocks = preset.num_blocks
+        self.max_seqs = max_num_seqs or preset.max_num_seqs
+        self.max_tokens = max_num_batched_tokens or preset.max_num_batched_tokens
+        if self.max_seqs < 1:
+            raise ValueError(f"max_num_seqs: must be >= 1, got {self.max_seqs}")
+        if self.max_tokens < self.max_seqs:
+            raise ValueError(
+                f"max_num_batched_tokens: {self.max_tokens} must be >= max_num_seqs {self.max_seqs}"
+            )
+        if self.num_blocks < 1:
+            raise ValueError(f"preset {preset.name!r}: kv_capacity_tokens below one block")
+        self.priority_scheduling = priority_scheduling
+        self.token_events = token_events
+
+        self._reqs: dict[Any, _Req] = {}
+        self._running: dict[Any, _Req] = {}  # admission order; last = newest
+        self._prefill: dict[Any, _Req] = {}  # running, still (re)computing their prompt
+        self._waiting_fifo: deque[_Req] = deque()
+        self._waiting_heap: list[tuple[int, int, _Req]] = []
+        self._n_waiting = 0
+        self._seq = 0
+
+        # decoders
+        self.D = 0
+        self._n_dec = 0
+        self._dec_c_sum = 0
+        self._res = [0] * self.bs  # decoders by c % bs
+        self._finish: list[tuple[int, int, int, _Req]] = []  # (D_finish, seq, gen, req)
+
+        self.used_blocks = 0
+        self.preemptions = 0
+        self.steps = 0
+
+        # step in flight
+        self._t_start = 0.0
+        self._t_end: float | None = None
+        self._plan: list[tuple[_Req, int]] = []  # prefill chunks of this step
+        self._real = False  # a step (not just an idle wake-up) is in flight
+        self._inflight = 0  # decode steps in flight (k for a fast-forward)
+        self._macro_k = 0  # >0: fast-forwarded decode-only steps in flight
+        self._macro_c = 0.0  # duration of the first macro step
+        self._macro_g = 0.0  # duration increase per macro step (β3 · decoders)
+
+    # ---------------------------------------------------------------- API
+
+    def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
+               now: float = 0.0) -> None:
+        """Queue a request; a step starts at `now` if the engine is idle."""
+        if req_id in self._reqs:
+            raise ValueError(f"req_id: {req_id!r} already submitted")
+        if prompt_tokens < 1:
+            raise ValueError(f"prompt_tokens: must be >= 1, got {prompt_tokens}")
+        if output_tokens < 1:
+            raise ValueError(f"output_tokens: must be >= 1, got {output_tokens}")
+        need = -(-(prompt_tokens + output_tokens - 1) // self.bs)
+        if need > self.num_blocks:
+            raise ValueError(
+                f"prompt_tokens + output_tokens = {prompt_tokens + output_tokens} exceeds the "
+                f"KV capacity of preset {self.preset.name!r} "
+                f"({self.num_blocks * self.bs} tokens)"
+            )
+        self._seq += 1
+        r = _Req(req_id, prompt_tokens, output_tokens, priority, self._seq)
+        self._reqs[req_id] = r
+        self._push_waiting(r, front=False)
+        if self._t_end is None:
+            self._t_start = self._t_end = now  # idle wake-up: plan a step at `now`
+            self._real = False
+            self._plan = []
+        elif self._macro_k:
+            self._cut_macro(now)
+
+    def abort(self, req_id: Any, now: float | None = None) -> None:
+        """Drop a request; no further events for it. `now` cuts a fast-forward short."""
+        r = self._reqs.pop(req_id, None)
+        if r is None:
+            return
+        if self._macro_k and now is not None:
+            self._cut_macro(now)
+        if r.state == _WAIT:
+            self._n_waiting -= 1  # lazily skipped in the queue
+        elif r.state == _PREFILL:
+            self._running.pop(r.id, None)
+            self._prefill.pop(r.id, None)
+            planned = sum(n for q, n in self._plan if q is r)
+            self.used_blocks -= self._blocks(r.computed + planned)
+            self._plan = [(q, n) for q, n in self._plan if q is not r]
+        elif r.state == _DEC:
+            self._drop_decoder(r)
+            self._running.pop(r.id, None)
+        r.state = _ABORTED
+
+    def next_event_time(self) -> float | None:
+        """End of the step (or fast-forwarded steps) in flight; None when idle."""
+        return self._t_end
+
+    def advance(self, now: float) -> list[SimEvent]:
+        """Finish the step ending at `now` and start the next one."""
+        if self._t_end is None or now < self._t_end:
+            return []
+        t = self._t_end
+        events: list[SimEvent] = []
+        self._finish_step(t, events)
+        self._start_step(t, events)
+        return events
+
+    def stats(self) -> EngineStats:
+        run = len(self._running)
+        return EngineStats(
+            running=run,
+            waiting=self._n_waiting,
+            kv_use=self.used_blocks / self.num_blocks,
+            in_flight=run + self._n_waiting,
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _blocks(self, tokens: int) -> int:
+        return -(-tokens // self.bs)
+
+    def _push_waiting(self, r: _Req, front: bool) -> None:
+        r.state = _WAIT
+        self._n_waiting += 1
+        if self.priority_scheduling:
+            heapq.heappush(self._waiting_heap, (r.priority, r.seq, r))
+        elif front:
+            self._waiting_fifo.appendleft(r)
+        else:
+            self._waiting_fifo.append(r)
+
+    def _peek_waiting(self) -> _Req | None:
+        if self.priority_scheduling:
+            h = self._waiting_heap
+            while h and h[0][2].state != _WAIT:
+                heapq.heappop(h)
+            return h[0][2] if h else None
+        q = self._waiting_fifo
+        while q and q[0].state != _WAIT:
+            q.popleft()
+        return q[0] if q else None
+
+    def _pop_waiting(self) -> None:
+        if self.priority_scheduling:
+            heapq.heappop(self._waiting_heap)
+        else:
+            self._waiting_fifo.popleft()
+        self._n_waiting -= 1
+
+    def _add_decoder(self, r: _Req) -> None:
+        # computed = prompt + n_out - 1 = c + D
+        r.c = r.prompt + r.n_out - 1 - self.D
+        r.state = _DEC
+        r.gen += 1
+        self._n_dec += 1
+        self._dec_c_sum += r.c
+        self._res[r.c % self.bs] += 1
+        # n_out(D') = c + D' - prompt + 1 reaches out_total at D' = out_total + prompt - 1 - c
+        d_finish = r.out_total + r.prompt - 1 - r.c
+        heapq.heappush(self._finish, (d_finish, r.seq, r.gen, r))
+
+    def _drop_decoder(self, r: _Req) -> None:
+        """Take a decoder out of the counters (its heap entry goes stale), free its blocks."""
+        r.computed = r.c + self.D
+        r.n_out = r.computed - r.prompt + 1
+        self._n_dec -= 1
+        self._dec_c_sum -= r.c
+        self._res[r.c % self.bs] -= 1
+        # slots of decode steps still in flight were allocated too
+        self.used_blocks -= self._blocks(r.computed + self._inflight)
+        r.gen += 1
+
+    def _dec_blocks(self, i0: int, i1: int) -> int:
+        """New blocks the decoders take in steps D+i0 .. D+i1-1."""
+        full, part = divmod(i1 - i0, self.bs)
+        bs, base, res = self.bs, self.D + i0 + full * self.bs, self._res
+        return full * self._n_dec + sum(res[(-(base + i)) % bs] for i in range(part))
+
+    def _preempt_victim(self) -> _Req:
+        if self.priority_scheduling:
+            return max(self._running.values(), key=lambda q: (q.priority, q.seq))
+        return self._running[next(reversed(self._running))]
+
+    def _preempt(self, r: _Req, t: float, events: list[SimEvent]) -> None:
+        del self._running[r.id]
+        if r.state == _DEC:
+            self._drop_decoder(r)
+        else:
+            self._prefill.pop(r.id, None)
+            self.used_blocks -= self._blocks(r.computed)
+        events.append(SimEvent("preempted", r.id, r.computed, t))
+        r.computed = 0
+        self.preemptions += 1
+        self._push_waiting(r, front=True)
+
+    # --------------------------------------------------------------- steps
+
+    def _finish_step(self, t: float, events: list[SimEvent]) -> None:
+        ids: list = []
+        if self._real:
+            if self.token_events and self._n_dec:
+                ids = [q.id for q in self._running.values() if q.state == _DEC]
+            self.D += self._inflight
+            self.steps += self._macro_k or 1
+        self._real = False
+        self._inflight = 0
+        self._macro_k = 0
+        # decoders that reached their last token
+        fin = self._finish
+        D = self.D
+        while fin and fin[0][0] <= D:
+            _, _, gen, r = heapq.heappop(fin)
+            if r.gen != gen or r.state != _DEC:
+                continue
+            self._drop_decoder(r)
+            del self._running[r.id]
+            del self._reqs[r.id]
+            r.state = _DONE
+            events.append(SimEvent("done", r.id, r.out_total, t))
+        # prefill chunks
+        for r, n in self._plan:
+            if r.state != _PREFILL:
+                continue
+            r.computed += n
+            if r.computed < r.prompt + r.n_out:
+                continue
+            r.n_out += 1
+            if r.n_out == 1:
+                events.append(SimEvent("first_token", r.id, 1, t))
+            elif self.token_events:
+                ids.append(r.id)
+            del self._prefill[r.id]
+            if r.n_out >= r.out_total:
+                del self._running[r.id]
+                del self._reqs[r.id]
+                self.used_blocks -= self._blocks(r.computed)
+                r.state = _DONE
+                events.append(SimEvent("done", r.id, r.out_total, t))
+            else:
+                self._add_decoder(r)
+        self._plan = []
+        if ids:  # before any done, so a request's tokens precede its completion
+            events.insert(0, SimEvent("tokens", None, 1, t, tuple(ids)))
+
+    def _start_step(self, t: float, events: list[SimEvent]) -> None:
+        self._t_start = t
+        if self._try_macro(t):
+            return
+        bs = self.bs
+        budget = self.max_tokens
+        free = self.num_blocks - self.used_blocks
+        preempted = False
+        while True:
+            n_dec = self._n_dec
+            need = self._res[(-self.D) % bs] if n_dec else 0
+            left = budget - n_dec
+            plan: list[tuple[_Req, int]] = []
+            for r in self._prefill.values():
+                if left <= 0:
+                    break
+                n = min(r.prompt + r.n_out - r.computed, left)
+                left -= n
+                plan.append((r, n))
+                need += self._blocks(r.computed + n) - self._blocks(r.computed)
+            if need <= free or not self._running:
+                break
+            victim = self._preempt_victim()
+            self._preempt(victim, t, events)
+            preempted = True
+            free = self.num_blocks - self.used_blocks
+        free -= need
+        new = 0
+        if not preempted:
+            while left > 0 and len(self._running) < self.max_seqs:
+                r = self._peek_waiting()
+                if r is None:
+                    break
+                n = min(r.prompt + r.n_out - r.computed, left)
+                b = self._blocks(n)
+                if b > free:
+                    break
+                self._pop_waiting()
+                free -= b
+                left -= n
+                need += b
+                r.state = _PREFILL
+                self._running[r.id] = r
+                self._prefill[r.id] = r
+                plan.append((r, n))
+                if not r.started:
+                    r.started = True
+                    new += 1
+        n_dec = self._n_dec
+        if not n_dec and not plan:
+            self._t_end = None
+            self._plan = []
+            return
+        self.used_blocks += need
+        self._real = True
+        self._inflight = 1 if n_dec else 0
+        prefill = 0
+        kv = self._dec_c_sum + n_dec * self.D
+        for r, n in plan:
+            prefill += n
+            kv += r.computed
+        self._plan = plan
+        self._t_end = t + self.cost.step_time(prefill, n_dec, kv, new)
+
+    def _try_macro(self, t: float) -> bool:
+        """Fast-forward identical decode-only steps; False when a normal step is needed."""
+        n = self._n_dec
+        if self.token_events or n == 0 or self._prefill:
+            return False
+        free = self.num_blocks - self.used_blocks
+        if self._n_waiting:
+            head = self._peek_waiting()
+            if head is not None and len(self._running) < self.max_seqs:
+                if self._blocks(min(head.prompt + head.n_out, self.max_tokens - n)) <= free:
+                    return False  # it would be admitted now
+        fin = self._finish
+        while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
+            heapq.heappop(fin)
+        k = fin[0][0] - self.D if fin else 0
+        # steps until the blocks run out: a decoder needs a block at D when (c + D) % bs == 0
+        bs, D, res = self.bs, self.D, self._res
+        cycles = free // n
+        rem = free - cycles * n
+        j = 0
+        acc = 0
+        while j < bs:
+            acc += res[(-(D + cycles * bs + j)) % bs]
+            if acc > rem:
+                break
+            j += 1
+        k = min(k, cycles * bs + j)
+        if k < 2:
+            return False
+        self.used_blocks += self._dec_blocks(0, k)
+        self._real = True
+        self._inflight = k
+        c = self.cost
+        first = c.beta0 + c.beta2 * n + c.beta3 * (self._dec_c_sum + n * D)
+        g = c.beta3 * n
+        self._macro_k = k
+        self._macro_c = first
+        self._macro_g = g
+        self._t_end = t + k * first + g * k * (k - 1) / 2
+        return True
+
+    def _cut_macro(self, now: float) -> None:
+        """End the fast-forward at the first step boundary at or after `now`."""
+        k, c, g, t0 = self._macro_k, self._macro_c, self._macro_g, self._t_start
+        lo, hi = 1, k  # smallest j with t0 + j*c + g*j*(j-1)/2 >= now
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if t0 + mid * c + g * mid * (mid - 1) / 2 >= now:
+                hi = mid
+            else:
+                lo = mid + 1
+        j = lo
+        if j == k:
+            return
+        self.used_blocks -= self._dec_blocks(j, k)  # give back steps j..k-1
+        self._macro_k = j
+        self._inflight = j
+        self._t_end = t0 + j * c + g * j * (j - 1) / 2
