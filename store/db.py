@@ -22,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 
 from store.errors import StoreError
 from store.migrations import check_supported, current_version, migrate
+from store.schema import SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 STALE_HEARTBEAT_S = 30.0
@@ -190,8 +191,6 @@ def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:
     if readonly:
         if version is None:
             raise StoreError(f"{path}: no run store here (nothing to read)")
-        from store.schema import SCHEMA_VERSION
-
         if version < SCHEMA_VERSION:
             raise StoreError(f"{path}: schema version {version} needs an upgrade; "
                              "open it once read-write (e.g. `sagetui runs list`)")
@@ -210,7 +209,8 @@ def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:
             created_by = f"sagetui {dist_version('sagetui')}"
         except PackageNotFoundError:
             created_by = "sagetui"
-        migrate(conn, str(path), created_by=created_by)
+        if version != SCHEMA_VERSION:  # only new or older files take the write lock here
+            migrate(conn, str(path), created_by=created_by)
         recover_interrupted(conn)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: {exc}") from exc

@@ -1,0 +1,280 @@
+"""`sagetui runs`: list, show, compare, tag, delete and query stored runs.
+
+Why a thin layer: every read and write lives in store/ (queries, writer) so
+the TUI and exports see exactly what this command prints; here we only parse
+options, format output and turn StoreError into one line + exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+
+import click
+
+from store import StoreError, open_store, queries
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+class RunsError(click.ClickException):
+    """Bad input or a bad store: one line on stderr, exit 2, no traceback."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def _store(ctx: click.Context):
+    try:
+        store = open_store(ctx.obj["db"])
+    except StoreError as exc:
+        raise RunsError(str(exc)) from None
+    try:
+        yield store
+    except StoreError as exc:
+        raise RunsError(str(exc)) from None
+    finally:
+        store.close()
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=str)
+
+
+def _csv(headers: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(headers)
+    w.writerows([[("" if v is None else ",".join(map(str, v)) if isinstance(v, list) else v)
+                  for v in row] for row in rows])
+    return buf.getvalue().rstrip("\n")
+
+
+@click.group(name="runs")
+def command() -> None:
+    """List, inspect, compare and manage stored runs (the store is --db / SAGETUI_DB)."""
+
+
+_LIST_COLS = ["id", "name", "experiment", "status", "mode", "started", "tags"]
+_SUMMARY_COLS = ("issued", "completed", "failed", "rejected", "throughput_rps",
+                 "throughput_tok_s", "goodput_rps", "slo_attainment")
+
+
+def _summary_view(per_class: dict) -> dict:
+    return {cls: {**{k: s.get(k) for k in _SUMMARY_COLS}, "metrics": s["metrics"]}
+            for cls, s in per_class.items()}
+
+
+@command.command(name="list")
+@click.option("--status", help="created|running|completed|failed|cancelled|interrupted")
+@click.option("--tag", help="Only runs carrying this tag.")
+@click.option("--suite", help="Only runs of this suite's experiments.")
+@click.option("--since", help="Started at/after: ISO date/time (UTC) or age like 2h, 7d.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the newest N runs.")
+@click.option("--where", "where", multiple=True,
+              help="PATH=VALUE over the resolved config, e.g. control_plane.policy=hybrid "
+                   "(repeatable; also != < <= > >=).")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.pass_context
+def list_cmd(ctx, status, tag, suite, since, last, where, fmt) -> None:
+    """List runs, oldest first."""
+    with _store(ctx) as store:
+        runs = queries.list_runs(store, status=status, tag=tag, suite=suite, since=since,
+                                 last=last, where=list(where), with_config=(fmt == "json"))
+        if fmt == "table":
+            click.echo(_table(_LIST_COLS, [[r[c] for c in _LIST_COLS] for r in runs]))
+            return
+        summ = queries.summaries_for(store, [r["id"] for r in runs])
+    if fmt == "json":
+        click.echo(_json([{**{k: r[k] for k in ("id", "name", "experiment", "status", "mode",
+                                                "started", "ended", "seed", "repetition",
+                                                "tags", "config_hash")},
+                           "config": r["config"], "summary": _summary_view(summ[r["id"]])}
+                          for r in runs]))
+        return
+    flat = [_flatten(summ[r["id"]]) for r in runs]
+    extra = sorted({k for f in flat for k in f})
+    click.echo(_csv(_LIST_COLS + ["ended", "config_hash"] + extra,
+                    [[r[c] for c in _LIST_COLS + ["ended", "config_hash"]]
+                     + [f.get(k) for k in extra] for r, f in zip(runs, flat, strict=True)]))
+
+
+def _flatten(per_class: dict) -> dict:
+    """{cls: summary} -> {"chat.throughput_rps": .., "chat.ttft.p99": ..} for CSV."""
+    out = {}
+    for cls, s in per_class.items():
+        for k in _SUMMARY_COLS:
+            out[f"{cls}.{k}"] = s.get(k)
+        for metric, dist in s["metrics"].items():
+            for stat in ("p50", "p99"):
+                out[f"{cls}.{metric}.{stat}_ms"] = (dist or {}).get(stat)
+    return out
+
+
+@command.command()
+@click.argument("run", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def show(ctx, run, fmt) -> None:
+    """Show one run: config, hardware, software, per-class summary, events."""
+    with _store(ctx) as store:
+        r = queries.get_run(store, run)
+    if fmt == "json":
+        click.echo(_json(r))
+        return
+    click.echo(f"run {r['id']}  {r['name']}  [{r['status']}]"
+               + (f" ({r['status_reason']})" if r["status_reason"] else ""))
+    click.echo(f"experiment {r['experiment'] or '-'}  mode {r['mode']}  seed {r['seed']}  "
+               f"repetition {r['repetition']}  tags {','.join(r['tags']) or '-'}")
+    click.echo(f"started {r['started'] or '-'}  ended {r['ended'] or '-'}  "
+               f"requests {r['requests_done']}/{r['requests_planned']}")
+    click.echo(f"sagetui {r['sagetui_version'] or '-'}  git {r['git_sha'][:12] or '-'}"
+               + (" (dirty)" if r["git_dirty"] else ""))
+    hw = r["hardware"]
+    if hw:
+        gpus = ", ".join(g["name"] for g in hw["gpus"]) or "no GPU"
+        click.echo(f"hardware {hw['hostname']}: {hw['cpu_model']}, "
+                   f"{hw['cpu_cores_logical']} cores, {hw['memory_bytes'] / 2**30:.1f} GiB, {gpus}")
+    if r["software"]:
+        click.echo("software " + ", ".join(f"{k} {v}" for k, v in sorted(r["software"].items())
+                                           if v))
+    if r["backends"]:
+        click.echo("\nbackends")
+        click.echo(_table(["name", "role", "engine", "device", "model", "url"],
+                          [[b["name"], b["role"], b["engine_kind"], b["device"], b["model"],
+                            b["url"]] for b in r["backends"]]))
+    if r["summary"]:
+        click.echo("\nsummary (latencies in ms)")
+        rows = []
+        for cls, s in sorted(r["summary"].items()):
+            for metric, dist in sorted(s["metrics"].items()):
+                dist = dist or {}
+                rows.append([cls, metric, dist.get("p50"), dist.get("p90"), dist.get("p99"),
+                             dist.get("p999"), dist.get("count")])
+        click.echo(_table(["class", "metric", "p50", "p90", "p99", "p99.9", "n"], rows))
+        click.echo("")
+        click.echo(_table(["class", "issued", "completed", "failed", "rejected", "req/s", "tok/s",
+                           "goodput", "slo"],
+                          [[cls, s["issued"], s["completed"], s["failed"], s["rejected"],
+                            s["throughput_rps"], s["throughput_tok_s"], s["goodput_rps"],
+                            s["slo_attainment"]] for cls, s in sorted(r["summary"].items())]))
+    if r["events"]:
+        click.echo("\nevents")
+        click.echo(_table(["t_s", "kind", "subject", "message"],
+                          [[e["t_s"], e["kind"], e["subject"], e["message"]]
+                           for e in r["events"]]))
+    click.echo("\nconfig")
+    click.echo(_json(r["config"]))
+
+
+@command.command()
+@click.argument("runs", type=int, nargs=-1, required=True)
+@click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_context
+def compare(ctx, runs, metrics, fmt) -> None:
+    """Compare runs against the first: per-class metrics, relative change, significance.
+
+    Marks (as asv): + significantly higher, - significantly lower, ~ no
+    significant change; blank when untestable (single runs, no histogram).
+    """
+    if len(runs) < 2:
+        raise RunsError("compare: give at least two run ids")
+    with _store(ctx) as store:
+        result = queries.compare(store, list(runs), metrics=tuple(metrics) or None)
+    if fmt == "json":
+        click.echo(_json(result))
+        return
+    headers = ["class", "metric", f"run {runs[0]}"]
+    for rid in runs[1:]:
+        headers += [f"run {rid}", "change", ""]
+    rows = []
+    for row in result["rows"]:
+        cells = [row["class"], row["metric"], row["values"][0]]
+        for i in range(1, len(runs)):
+            ch = row["changes"][i - 1]
+            cells += [row["values"][i], "-" if ch is None else f"{ch * 100:+.1f}%",
+                      row["marks"][i - 1]]
+        rows.append(cells)
+    sizes = ", ".join(f"run {rid}: {len(g)}" for rid, g in zip(runs, result["groups"],
+                                                                strict=True))
+    click.echo(f"repetitions per side: {sizes}")
+    click.echo(_table(headers, rows))
+
+
+@command.command()
+@click.argument("run", type=int)
+@click.argument("tags", nargs=-1, required=True)
+@click.pass_context
+def tag(ctx, run, tags) -> None:
+    """Add tags to a run."""
+    with _store(ctx) as store:
+        now = queries.tag_run(store, run, list(tags))
+    click.echo(f"run {run}: tags {','.join(now) or '-'}")
+
+
+@command.command()
+@click.argument("run", type=int)
+@click.argument("tags", nargs=-1, required=True)
+@click.pass_context
+def untag(ctx, run, tags) -> None:
+    """Remove tags from a run."""
+    with _store(ctx) as store:
+        now = queries.untag_run(store, run, list(tags))
+    click.echo(f"run {run}: tags {','.join(now) or '-'}")
+
+
+@command.command()
+@click.argument("runs", type=int, nargs=-1, required=True)
+@click.option("--purge", is_flag=True, help="Remove for good (default: hide, keep the data).")
+@click.pass_context
+def delete(ctx, runs, purge) -> None:
+    """Delete runs (soft by default; --purge removes every row)."""
+    with _store(ctx) as store:
+        for rid in runs:
+            queries.delete_run(store, rid, purge=purge)
+            click.echo(f"run {rid}: {'purged' if purge else 'deleted'}")
+
+
+@command.command()
+@click.argument("statement")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.pass_context
+def sql(ctx, statement, fmt) -> None:
+    """Run one read-only SQL statement (SELECT) against the store (see docs/store.md)."""
+    try:
+        headers, rows = queries.run_sql(ctx.obj["db"], statement)
+    except StoreError as exc:
+        raise RunsError(str(exc)) from None
+    if fmt == "json":
+        click.echo(_json([dict(zip(headers, r, strict=True)) for r in rows]))
+    elif fmt == "csv":
+        click.echo(_csv(headers, [list(r) for r in rows]))
+    else:
+        click.echo(_table(headers, [list(r) for r in rows]))
+
+
+__all__ = ["command"]
