@@ -1,0 +1,368 @@
+"""Read side of the dashboard: plain functions over the store, no textual.
+
+Why separate: every screen calls these from a worker thread, and tests can
+check them without a terminal. Each call opens its own short read-only
+session, so the dashboard never holds a lock a run writer is waiting for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, create_engine, select
+
+from store.schema import (
+    Backend,
+    Event,
+    Experiment,
+    Hardware,
+    Histogram,
+    Run,
+    Sample,
+    Summary,
+)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be read; the message names the file and the cause."""
+
+
+class StoreReader:
+    """Read-only access to one store file, shared by all worker threads."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._engine = None
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _session(self) -> Session:
+        if not self.path.exists():
+            raise StoreUnavailable(f"{self.path}: no store here yet")
+        if self._engine is None:
+            uri = f"file:{self.path.resolve()}?mode=ro"
+            self._engine = create_engine(
+                "sqlite://",
+                creator=lambda: sqlite3.connect(uri, uri=True, timeout=2.0,
+                                                check_same_thread=False),
+            )
+        return Session(self._engine)
+
+    def run_query(self, fn):
+        """Run `fn(session)` and turn SQLite trouble into StoreUnavailable."""
+        try:
+            with self._session() as session:
+                return fn(session)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # sqlite3/SQLAlchemy errors: locked, corrupt, not a store
+            raise StoreUnavailable(f"{self.path}: cannot read the store ({_cause(exc)})") from exc
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------
+# Runs list
+
+
+@dataclass(slots=True)
+class RunRow:
+    """One line of the Runs table (plus the parsed config for filtering)."""
+
+    id: int
+    name: str
+    experiment: str
+    mode: str
+    policy: str
+    baseline: str
+    backends: int
+    offered_rps: float | None
+    throughput_rps: float | None
+    chat_ttft_p99_ms: float | None
+    slo_attainment: float | None
+    status: str
+    started: str
+    tags: tuple[str, ...]
+    config: dict[str, Any] = field(repr=False)
+
+
+def config_get(config: dict[str, Any], dotted: str) -> Any:
+    """Value at a dotted path of the resolved config (list items by index), or None."""
+    node: Any = config
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _policy_of(config: dict[str, Any]) -> str:
+    value = config_get(config, "control_plane.policy")
+    return "" if value is None else str(value)
+
+
+def _baseline_of(config: dict[str, Any]) -> str:
+    for path in ("control_plane.baseline", "run.baseline", "baseline"):
+        value = config_get(config, path)
+        if value is not None:
+            return str(value)
+    return ""
+
+
+def list_runs(reader: StoreReader) -> list[RunRow]:
+    """Every non-deleted run with the columns of the Runs table, newest first."""
+    chat = select(
+        Summary.run_id.label("rid"),
+        func.json_extract(Summary.metrics_json, "$.ttft.p99").label("ttft_p99"),
+    ).where(Summary.request_class == "chat").subquery()
+    overall = select(
+        Summary.run_id.label("rid"),
+        Summary.throughput_rps,
+        Summary.slo_attainment,
+        Summary.target_rate_rps,
+    ).where(Summary.request_class == "all").subquery()
+    nback = select(Backend.run_id.label("rid"), func.count().label("n")).group_by(
+        Backend.run_id).subquery()
+    stmt = (
+        select(
+            Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, Run.config_json,
+            nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
+            chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
+            Run.tags,
+        )
+        .select_from(Run)
+        .join(Experiment, Experiment.id == Run.experiment_id, isouter=True)
+        .join(chat, chat.c.rid == Run.id, isouter=True)
+        .join(overall, overall.c.rid == Run.id, isouter=True)
+        .join(nback, nback.c.rid == Run.id, isouter=True)
+        .where(Run.deleted == False)  # noqa: E712 (SQL expression)
+        .order_by(Run.id.desc())
+    )
+
+    def query(session: Session) -> list[RunRow]:
+        rows = []
+        for (rid, name, exp, suite, mode, cfg_json, nb, target, thr, p99, slo, status,
+             started, created, tags) in session.exec(stmt):
+            config = parse_json(cfg_json, dict)
+            offered = target if target is not None else _float(
+                config_get(config, "workload.rate"))
+            rows.append(RunRow(
+                id=rid, name=name or "", experiment=suite or exp or "", mode=mode or "",
+                policy=_policy_of(config), baseline=_baseline_of(config), backends=nb or 0,
+                offered_rps=offered, throughput_rps=thr, chat_ttft_p99_ms=p99,
+                slo_attainment=slo, status=status or "", started=started or created or "",
+                tags=tuple(t for t in (tags or "").split(",") if t), config=config,
+            ))
+        return rows
+
+    return reader.run_query(query)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_json(text: str | None, kind: type) -> Any:
+    try:
+        value = json.loads(text or "")
+    except ValueError:
+        return kind()
+    return value if isinstance(value, kind) else kind()
+
+
+def statuses(reader: StoreReader, run_ids: list[int]) -> dict[int, str]:
+    """Current status of some runs (cheap; used to follow launched runs)."""
+    if not run_ids:
+        return {}
+    stmt = select(Run.id, Run.status).where(Run.id.in_(run_ids))
+    return reader.run_query(lambda s: dict(s.exec(stmt).all()))
+
+
+def runs_of_pid(reader: StoreReader, pid: int) -> list[int]:
+    """Runs written by a given process id (how a launched child is found)."""
+    stmt = select(Run.id).where(Run.pid == pid).order_by(Run.id)
+    return reader.run_query(lambda s: list(s.exec(stmt).all()))
+
+
+# ---------------------------------------------------------------------------
+# Run detail
+
+
+@dataclass
+class RunDetail:
+    run: Run
+    experiment: Experiment | None
+    hardware: Hardware | None
+    backends: list[Backend]
+    summaries: list[Summary]
+    events: list[Event]
+    samples: list[Sample]
+    histograms: dict[tuple[str, str], bytes]  # whole-run, (metric, class) -> encoded
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return parse_json(self.run.config_json, dict)
+
+    @property
+    def software(self) -> dict[str, Any]:
+        return parse_json(self.run.software_json, dict)
+
+
+def run_detail(reader: StoreReader, run_id: int) -> RunDetail:
+    """Everything the Run detail screen shows, read in one session."""
+
+    def query(s: Session) -> RunDetail:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"run {run_id} is not in {reader.path}")
+        exp = s.get(Experiment, run.experiment_id) if run.experiment_id else None
+        hw = s.get(Hardware, run.hardware_id) if run.hardware_id else None
+        hists = s.exec(select(Histogram.metric, Histogram.request_class, Histogram.encoded)
+                       .where(Histogram.run_id == run_id, Histogram.window_start_s == None))  # noqa: E711
+        return RunDetail(
+            run=run, experiment=exp, hardware=hw,
+            backends=list(s.exec(select(Backend).where(Backend.run_id == run_id))),
+            summaries=list(s.exec(select(Summary).where(Summary.run_id == run_id))),
+            events=list(s.exec(select(Event).where(Event.run_id == run_id).order_by(Event.t_s))),
+            samples=list(s.exec(select(Sample).where(Sample.run_id == run_id)
+                                .order_by(Sample.t_s))),
+            histograms={(m, c): e for m, c, e in hists},
+        )
+
+    return reader.run_query(query)
+
+
+def histograms_for(reader: StoreReader, run_ids: list[int], metric: str,
+                   cls: str) -> dict[int, bytes]:
+    """Whole-run encoded histograms of one metric and class for several runs."""
+    stmt = select(Histogram.run_id, Histogram.encoded).where(
+        Histogram.run_id.in_(run_ids), Histogram.metric == metric,
+        Histogram.request_class == cls, Histogram.window_start_s == None)  # noqa: E711
+    return reader.run_query(lambda s: dict(s.exec(stmt).all()))
+
+
+def summaries_for(reader: StoreReader, run_ids: list[int]) -> dict[int, list[Summary]]:
+    stmt = select(Summary).where(Summary.run_id.in_(run_ids))
+
+    def query(s: Session) -> dict[int, list[Summary]]:
+        out: dict[int, list[Summary]] = {rid: [] for rid in run_ids}
+        for row in s.exec(stmt):
+            out[row.run_id].append(row)
+        return out
+
+    return reader.run_query(query)
+
+
+def window_histograms(reader: StoreReader, run_ids: list[int], metric: str,
+                      cls: str) -> dict[int, list[bytes]]:
+    """Per-window encoded histograms (for significance across windows)."""
+    stmt = select(Histogram.run_id, Histogram.encoded).where(
+        Histogram.run_id.in_(run_ids), Histogram.metric == metric,
+        Histogram.request_class == cls, Histogram.window_start_s != None)  # noqa: E711
+
+    def query(s: Session) -> dict[int, list[bytes]]:
+        out: dict[int, list[bytes]] = {rid: [] for rid in run_ids}
+        for rid, enc in s.exec(stmt):
+            out[rid].append(enc)
+        return out
+
+    return reader.run_query(query)
+
+
+# ---------------------------------------------------------------------------
+# Live monitor
+
+
+@dataclass
+class LiveState:
+    """What the live monitor shows at one poll."""
+
+    run: Run
+    new_samples: list[Sample]
+    backends: list[Backend]
+    events: list[Event]
+    sweep_total: int = 0
+    sweep_done: int = 0
+    sweep_current: str = ""
+
+
+def live_state(reader: StoreReader, run_id: int, after_sample_id: int = 0,
+               after_event_id: int = 0) -> LiveState:
+    """The run row plus samples/events newer than the ids already shown."""
+
+    def query(s: Session) -> LiveState:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"run {run_id} is not in {reader.path}")
+        samples = list(s.exec(select(Sample).where(Sample.run_id == run_id,
+                                                   Sample.id > after_sample_id)
+                              .order_by(Sample.id)))
+        events = list(s.exec(select(Event).where(Event.run_id == run_id,
+                                                 Event.id > after_event_id)
+                             .order_by(Event.id)))
+        backends = list(s.exec(select(Backend).where(Backend.run_id == run_id)))
+        state = LiveState(run=run, new_samples=samples, backends=backends, events=events)
+        if run.experiment_id is not None:
+            counts = s.exec(select(Run.status, func.count()).where(
+                Run.experiment_id == run.experiment_id, Run.deleted == False)  # noqa: E712
+                .group_by(Run.status)).all()
+            state.sweep_total = sum(n for _, n in counts)
+            state.sweep_done = sum(n for st, n in counts
+                                   if st in ("completed", "failed", "cancelled", "interrupted"))
+            state.sweep_current = run.name
+        return state
+
+    return reader.run_query(query)
+
+
+def running_runs(reader: StoreReader) -> list[tuple[int, str]]:
+    stmt = select(Run.id, Run.name).where(Run.status == "running").order_by(Run.id.desc())
+    return reader.run_query(lambda s: list(s.exec(stmt).all()))
+
+
+def store_fingerprint(reader: StoreReader) -> tuple:
+    """Cheap summary that changes when runs are added, removed or change status.
+
+    The Runs screen polls this and reloads the full list only when it changed.
+    """
+    stmt = select(func.count(Run.id), func.max(Run.id)).where(Run.deleted == False)  # noqa: E712
+    active = select(Run.id, Run.status).where(Run.status.in_(("created", "running")))
+
+    def query(s: Session) -> tuple:
+        return (tuple(s.exec(stmt).one()), tuple(s.exec(active).all()))
+
+    return reader.run_query(query)
+
+
+def run_process(reader: StoreReader, run_id: int) -> tuple[str, int | None, str]:
+    """(status, pid, host) of a run: what cancelling it needs."""
+    stmt = select(Run.status, Run.pid, Run.host).where(Run.id == run_id)
+
+    def query(s: Session) -> tuple[str, int | None, str]:
+        row = s.exec(stmt).first()
+        if row is None:
+            raise LookupError(f"run {run_id} is not in {reader.path}")
+        return tuple(row)
+
+    return reader.run_query(query)

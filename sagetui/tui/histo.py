@@ -1,0 +1,48 @@
+"""HDR histogram helpers for the plots (decode, bins, CDF) — no textual.
+
+Why here: the store keeps V2-encoded blobs in microseconds; plots want
+milliseconds as (value, count) points.
+"""
+
+from __future__ import annotations
+
+from hdrh.histogram import HdrHistogram
+
+
+def decode(encoded: bytes) -> HdrHistogram:
+    return HdrHistogram.decode(encoded)
+
+
+def points_ms(h: HdrHistogram) -> list[tuple[float, int]]:
+    """Recorded (value in ms, count) pairs, ascending."""
+    return [(it.value_iterated_to / 1000.0, it.count_at_value_iterated_to)
+            for it in h.get_recorded_iterator()]
+
+
+def cdf_ms(h: HdrHistogram) -> tuple[list[float], list[float]]:
+    """Cumulative fraction at each recorded value (ms)."""
+    total = h.get_total_count()
+    xs, ys, acc = [], [], 0
+    for value, count in points_ms(h):
+        acc += count
+        xs.append(value)
+        ys.append(acc / total)
+    return xs, ys
+
+
+def bins_ms(h: HdrHistogram, nbins: int = 30) -> tuple[list[float], list[int]]:
+    """Counts in `nbins` equal-width bins between the p0 and p99.9 values."""
+    pts = points_ms(h)
+    if not pts:
+        return [], []
+    lo = pts[0][0]
+    hi = max(h.get_value_at_percentile(99.9) / 1000.0, lo)
+    width = (hi - lo) / nbins or 1.0
+    counts = [0] * nbins
+    for value, count in pts:
+        counts[min(int((value - lo) / width), nbins - 1)] += count
+    return [lo + (i + 0.5) * width for i in range(nbins)], counts
+
+
+def percentiles_ms(h: HdrHistogram, ps=(50, 90, 95, 99, 99.9)) -> dict[float, float]:
+    return {p: h.get_value_at_percentile(p) / 1000.0 for p in ps}

@@ -1,0 +1,196 @@
+"""Live monitor: follows one `running` run by reading the store (the store is the bus).
+
+Why a self-re-arming poll: each refresh reads only the samples and events
+newer than the last ones shown, in a worker thread; the next read is armed
+with a timer only when the previous result has been drawn, so reads never
+overlap and a slow store slows the refresh rather than piling up work.
+Works for runs started here or by `sagetui run` in another terminal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+
+from sagetui.tui import fmt
+from sagetui.tui.data import (
+    LiveState,
+    StoreUnavailable,
+    live_state,
+    parse_json,
+    running_runs,
+)
+from store.schema import TERMINAL_STATUSES
+
+HISTORY = 120  # samples kept for the sparkline (seconds)
+IDLE_POLL_S = 1.0  # when no run is running yet: look for one this often
+
+
+class LiveScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("x", "cancel_run", "Cancel run"),
+        Binding("enter", "details", "Details"),
+    ]
+    PALETTE = {"Cancel the monitored run": ("action_cancel_run", "SIGTERM, asks first"),
+               "Details of the monitored run": ("action_details", "Run detail screen")}
+
+    def __init__(self, run_id: int | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.follow_next = run_id is None
+        self.last_sample_id = 0
+        self.last_event_id = 0
+        self.samples: deque = deque(maxlen=HISTORY)
+        self.totals = {"errors": 0, "slo_met": 0, "done": 0}
+        self.polls = 0  # refreshes drawn (the benchmark reads this)
+        self.status = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("looking for a running run…", id="live-head", classes="statusline")
+        yield ProgressBar(total=None, show_eta=False, id="time-bar")
+        yield ProgressBar(total=None, show_eta=False, id="req-bar")
+        yield Static("", id="rates")
+        yield Sparkline([], id="spark")
+        yield DataTable(id="latency", cursor_type="none", show_cursor=False)
+        yield Static("", id="bars")
+        yield Static("", id="live-events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#latency", DataTable)
+        table.add_columns("class", "TTFT p50", "p95", "p99", "E2E p50", "p95", "p99", "queue")
+        self.poll()
+
+    # -- the poll loop --------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="live-poll")
+    def poll(self) -> None:
+        reader = self.app.reader
+        try:
+            if self.run_id is None:
+                running = running_runs(reader) if reader.exists() else []
+                if not running:
+                    self.app.call_from_thread(self._idle, None)
+                    return
+                self.app.call_from_thread(self._follow, running[0][0])
+            state = live_state(reader, self.run_id, self.last_sample_id, self.last_event_id)
+        except (StoreUnavailable, LookupError) as exc:
+            self.app.call_from_thread(self._idle, str(exc))
+            return
+        self.app.call_from_thread(self._apply, state)
+
+    def _follow(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.last_sample_id = self.last_event_id = 0
+        self.samples.clear()
+        self.totals = dict.fromkeys(self.totals, 0)
+
+    def _idle(self, error: str | None) -> None:
+        head = self.query_one("#live-head", Static)
+        if error:
+            head.update(f"[red]{error}[/]")
+        else:
+            head.update("No run is running. Press [b]l[/] to launch one, or start "
+                        "`sagetui run CONFIG` elsewhere; this screen attaches to it.")
+        self.set_timer(IDLE_POLL_S, self.poll)
+
+    def _apply(self, state: LiveState) -> None:
+        self.polls += 1
+        run = state.run
+        self.status = run.status
+        for s in state.new_samples:
+            self.samples.append(s)
+            self.last_sample_id = s.id
+            for key in self.totals:
+                self.totals[key] += getattr(s, key)
+        for e in state.events:
+            self.last_event_id = e.id
+        self._draw(state)
+        if run.status in TERMINAL_STATUSES:
+            if self.follow_next:  # watch whatever runs next (a sweep's next point)
+                self.run_id = None
+                self.set_timer(IDLE_POLL_S, self.poll)
+            return
+        self.set_timer(self.app.live_interval_s, self.poll)
+
+    # -- drawing ----------------------------------------------------------------
+
+    def _draw(self, state: LiveState) -> None:
+        run = state.run
+        cfg = parse_json(run.config_json, dict)
+        policy = (cfg.get("control_plane") or {}).get("policy", "")
+        sweep = (f" · sweep {state.sweep_done}/{state.sweep_total}"
+                 if state.sweep_total > 1 else "")
+        color = {"running": "green", "completed": "blue"}.get(run.status, "red")
+        self.query_one("#live-head", Static).update(
+            f"[b]#{run.id} {run.name}[/] · [{color}]{run.status}[/] · {run.mode} · "
+            f"{policy}{sweep}")
+        last = self.samples[-1] if self.samples else None
+        planned_s = run.warmup_s + run.duration_s
+        t_now = last.t_s + 1 if last else 0.0
+        time_bar = self.query_one("#time-bar", ProgressBar)
+        time_bar.update(total=planned_s or None, progress=min(t_now, planned_s or t_now))
+        done = max(run.requests_done, self.totals["done"])
+        self.query_one("#req-bar", ProgressBar).update(
+            total=run.requests_planned or None, progress=min(done, run.requests_planned or done))
+        slo = self.totals["slo_met"] / self.totals["done"] if self.totals["done"] else None
+        offered = last.offered_rps if last else None
+        achieved = last.achieved_rps if last else None
+        self.query_one("#rates", Static).update(
+            f"t {t_now:.0f}/{planned_s:.0f} s · req {done}/{run.requests_planned} · "
+            f"offered {fmt.num(offered)} · achieved {fmt.num(achieved)} r/s · "
+            f"in-flight {last.in_flight if last else 0} · SLO {fmt.pct(slo)} · "
+            f"errors {self.totals['errors']}")
+        self.query_one("#spark", Sparkline).data = [s.achieved_rps for s in self.samples]
+        self._draw_latency(last)
+        self._draw_bars(last, state)
+        if state.events:
+            lines = [f"{e.t_s:6.1f}s {e.kind} {e.subject} {e.message}" for e in state.events[-3:]]
+            self.query_one("#live-events", Static).update("\n".join(lines))
+
+    def _draw_latency(self, last) -> None:
+        table = self.query_one("#latency", DataTable)
+        table.clear()
+        if last is None:
+            return
+        latency = parse_json(last.latency_json, dict)
+        queues = parse_json(last.queue_depth_json, dict)
+        for cls in sorted(set(latency) | set(queues)):
+            lat = latency.get(cls) or {}
+            table.add_row(cls, *(fmt.num(lat.get(f"{m}_{p}"))
+                                 for m in ("ttft", "e2e") for p in ("p50", "p95", "p99")),
+                          queues.get(cls, 0))
+
+    def _draw_bars(self, last, state: LiveState) -> None:
+        per = parse_json(last.backends_json, dict) if last else {}
+        limits = {b.name: b.max_concurrency for b in state.backends}
+        lines = []
+        for name in sorted(set(per) | set(limits)):
+            b = per.get(name) or {}
+            util = b.get("util")
+            if util is None and limits.get(name):
+                util = (b.get("in_flight") or b.get("running") or 0) / limits[name]
+            kv = b.get("kv_use")
+            lines.append(f"{name[:10]:<10} {fmt.bar(util or 0.0, 20)} {fmt.pct(util):>6} "
+                         f"run {b.get('running', 0)} wait {b.get('waiting', 0)}"
+                         f"{' kv ' + fmt.pct(kv) if kv is not None else ''}")
+        self.query_one("#bars", Static).update("\n".join(lines))
+
+    # -- actions --------------------------------------------------------------
+
+    def action_cancel_run(self) -> None:
+        if self.run_id is None or self.status != "running":
+            self.notify("No running run to cancel here.", severity="warning")
+            return
+        self.app.confirm_cancel(self.run_id)
+
+    def action_details(self) -> None:
+        if self.run_id is not None:
+            self.app.open_detail(self.run_id)
