@@ -1,0 +1,298 @@
+"""The HTTP client: one ScheduledRequest → one RequestRecord.
+
+Why its own module: every way a request can go wrong must end as a record
+(failed/rejected with a reason) while the run goes on, and every stamp must
+be taken on the same monotonic clock as the pacer's deadlines.
+Reasons are `kind: detail`, kind one of http_<status>, timeout, connection,
+server_error, garbage, stream_closed, client_error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from .records import RequestRecord
+from .tokens import PromptMaker
+
+PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions", "embedding": "/v1/embeddings"}
+
+
+@dataclass
+class ClientConfig:
+    """targets: class → base URLs (one = a gateway; several = client-side
+    round-robin, for the vllm-only / separate-services baselines). A `pipeline`
+    entry is not needed: its stages go to the chat and embedding targets."""
+
+    targets: dict[str, list[str]]
+    concurrency: int = 256
+    timeout_s: float = 300.0
+    send_priority_field: bool = False  # vLLM's `priority` body field (lower = sooner)
+    ignore_eos: bool = True
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, str):
+            self.targets = {c: [self.targets] for c in PATHS}
+        for cls, urls in self.targets.items():
+            if cls not in PATHS:
+                raise ValueError(f"targets: unknown class {cls!r} (one of {', '.join(PATHS)})")
+            if isinstance(urls, str):
+                self.targets[cls] = urls = [urls]
+            if not urls:
+                raise ValueError(f"targets.{cls}: no URL")
+            for u in urls:
+                if not u.startswith(("http://", "https://")):
+                    raise ValueError(f"targets.{cls}: {u!r} is not an http(s) URL")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, status: str = "failed"):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def parse_sse_line(line: bytes) -> tuple[str, dict | None]:
+    """One line of an SSE stream → ("skip"|"done"|"data", obj).
+
+    Blank lines, comments (':') and other fields (event:, id:) are skipped;
+    `data: [DONE]` ends the stream; a data line that is not a JSON object
+    raises _Failure("garbage: ...").
+    """
+    s = line.strip()
+    if not s or s.startswith(b":"):
+        return "skip", None
+    if not s.startswith(b"data:"):
+        if s.split(b":", 1)[0] in (b"event", b"id", b"retry"):
+            return "skip", None
+        raise _Failure(f"garbage: not an SSE line: {s[:80]!r}")
+    payload = s[5:].strip()
+    if payload == b"[DONE]":
+        return "done", None
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        raise _Failure(f"garbage: bad JSON in stream: {payload[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise _Failure(f"garbage: stream chunk is not an object: {payload[:80]!r}")
+    return "data", obj
+
+
+def _chunk_text(obj: dict) -> str:
+    parts = []
+    for ch in obj.get("choices") or []:
+        delta = ch.get("delta")
+        if isinstance(delta, dict):
+            parts.append(delta.get("content") or delta.get("reasoning_content") or "")
+        else:
+            parts.append(ch.get("text") or "")
+    return "".join(parts)
+
+
+def _error_text(obj) -> str:
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err)[:200]
+    return str(err or obj.get("message", ""))[:200]
+
+
+class Client:
+    """Use as `async with Client(cfg, prompts, t0) as c: rec = await c.call(req)`.
+
+    t0 is the run's start on time.monotonic(); every stamp is relative to it.
+    """
+
+    def __init__(self, cfg: ClientConfig, prompts: PromptMaker | None = None, t0: float | None = None):
+        self.cfg = cfg
+        self.prompts = prompts or PromptMaker()
+        self.t0 = time.monotonic() if t0 is None else t0
+        self._rr = {cls: itertools.cycle(urls) for cls, urls in cfg.targets.items()}
+        self.session: aiohttp.ClientSession | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __aenter__(self) -> Client:
+        conn = aiohttp.TCPConnector(limit=self.cfg.concurrency, limit_per_host=0,
+                                    ttl_dns_cache=300, force_close=False)
+        self.session = aiohttp.ClientSession(
+            connector=conn, timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
+            read_bufsize=2**16,
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _url(self, cls: str) -> str:
+        it = self._rr.get(cls)
+        if it is None:
+            raise ValueError(f"targets: no URL for class {cls!r}")
+        return next(it) + PATHS[cls]
+
+    def headers(self, req) -> dict[str, str]:
+        h = {"X-Request-Id": req.id, "X-Client-Id": req.client_id, "X-Priority": str(req.priority),
+             **self.cfg.extra_headers}
+        if req.slo_ttft_ms is not None:
+            h["X-SLO-TTFT-Ms"] = f"{req.slo_ttft_ms:g}"
+        if req.slo_e2e_ms is not None:
+            h["X-SLO-E2E-Ms"] = f"{req.slo_e2e_ms:g}"
+        return h
+
+    def body(self, req, text: str | None = None, texts: list[str] | None = None) -> dict:
+        """The OpenAI request body; prompts come from the PromptMaker unless given."""
+        if req.cls == "embedding":
+            if texts is None:
+                texts = [self.prompts.text(req.text_tokens, f"{req.id}/{i}") for i in range(req.n_texts)]
+            return {"model": req.model, "input": texts}
+        if text is None:
+            text = self.prompts.text(req.prompt_tokens, req.id)
+        b: dict = {"model": req.model, "max_tokens": req.output_tokens, "stream": True,
+                   "stream_options": {"include_usage": True}}
+        if self.cfg.ignore_eos:
+            b["ignore_eos"] = True
+        if req.cls == "chat":
+            b["messages"] = [{"role": "user", "content": text}]
+        else:
+            b["prompt"] = text
+        if self.cfg.send_priority_field:
+            b["priority"] = req.priority
+        return b
+
+    async def call(self, req, *, text: str | None = None, texts: list[str] | None = None,
+                   body: dict | None = None, vectors: list | None = None) -> RequestRecord:
+        """Send now; never raises for a server's fault. `req.cls` is chat/completion/embedding.
+
+        `vectors`, when given, receives the embeddings of an embedding request.
+        """
+        if self.session is None:
+            raise RuntimeError("Client used outside `async with`")
+        if body is None:
+            body = self.body(req, text, texts)
+        rec = RequestRecord.from_scheduled(req)
+        url = self._url(req.cls)
+        rec.backend = url.split("/v1/")[0]
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        rec.t_sent = self.now()
+        try:
+            async with self.session.post(url, json=body, headers=self.headers(req)) as resp:
+                self._read_headers(resp, rec)
+                if resp.status >= 400:
+                    text_ = (await resp.text(errors="replace"))[:200].replace("\n", " ")
+                    status = "rejected" if resp.status == 429 else "failed"
+                    raise _Failure(f"http_{resp.status}: {text_}", status)
+                if req.cls == "embedding":
+                    await self._embedding(resp, rec, req, vectors)
+                else:
+                    await self._stream(resp, rec)
+            rec.status = "completed"
+        except _Failure as f:
+            rec.status, rec.reason = f.status, f.reason
+        except TimeoutError:
+            rec.status, rec.reason = "failed", f"timeout: no answer within {self.cfg.timeout_s:g} s"
+        except aiohttp.ClientPayloadError as e:
+            rec.status, rec.reason = "failed", f"stream_closed: {e}"[:200]
+        except aiohttp.ServerDisconnectedError as e:
+            rec.status, rec.reason = "failed", f"stream_closed: {e}"[:200]
+        except aiohttp.ClientConnectionError as e:
+            rec.status, rec.reason = "failed", f"connection: {e}"[:200]
+        except aiohttp.ClientError as e:
+            rec.status, rec.reason = "failed", f"client_error: {type(e).__name__}: {e}"[:200]
+        finally:
+            if rec.t_done is None:
+                rec.t_done = self.now()
+            self.in_flight -= 1
+        return rec
+
+    @staticmethod
+    def _read_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> None:
+        h = resp.headers
+        try:
+            if "x-sage-queue-ms" in h:
+                rec.queue_wait_ms = float(h["x-sage-queue-ms"])
+            if "x-sage-overhead-us" in h:
+                rec.overhead_us = float(h["x-sage-overhead-us"])
+        except ValueError:
+            raise _Failure(f"garbage: bad x-sage header {dict(h)!r}"[:200]) from None
+        if "x-sage-backend" in h:
+            rec.backend = h["x-sage-backend"]
+
+    async def _stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord) -> None:
+        chunks = rec.chunk_times
+        usage = None
+        done = False
+        async for line in resp.content:
+            kind, obj = parse_sse_line(line)
+            if kind == "skip":
+                continue
+            if kind == "done":
+                done = True
+                break
+            if "error" in obj:
+                raise _Failure(f"server_error: {_error_text(obj)}")
+            if _chunk_text(obj):
+                t = self.now()
+                if not chunks:
+                    rec.t_first_token = t
+                chunks.append(t)
+            if obj.get("usage"):
+                usage = obj["usage"]
+        rec.t_done = self.now()
+        if not done:
+            raise _Failure(f"stream_closed: ended after {len(chunks)} chunks without [DONE]")
+        if not chunks:
+            raise _Failure("garbage: stream had no content")
+        if usage:
+            rec.output_tokens = int(usage.get("completion_tokens", len(chunks)))
+            rec.prompt_tokens = int(usage.get("prompt_tokens", rec.prompt_tokens))
+        else:
+            rec.output_tokens = len(chunks)
+
+    async def _embedding(self, resp: aiohttp.ClientResponse, rec: RequestRecord, req, vectors) -> None:
+        raw = await resp.read()
+        rec.t_done = self.now()
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise _Failure(f"garbage: embeddings answer is not JSON: {raw[:80]!r}") from None
+        if not isinstance(obj, dict):
+            raise _Failure("garbage: embeddings answer is not an object")
+        if "error" in obj:
+            raise _Failure(f"server_error: {_error_text(obj)}")
+        data = obj.get("data")
+        if not isinstance(data, list) or len(data) != req.n_texts:
+            got = len(data) if isinstance(data, list) else "no"
+            raise _Failure(f"garbage: expected {req.n_texts} embeddings, got {got}")
+        rec.output_tokens = 0
+        usage = obj.get("usage") or {}
+        if "prompt_tokens" in usage:
+            rec.prompt_tokens = int(usage["prompt_tokens"])
+        if vectors is not None:
+            try:
+                vectors.extend(d["embedding"] for d in sorted(data, key=lambda d: d["index"]))
+            except (TypeError, KeyError):
+                raise _Failure("garbage: embeddings without `index`/`embedding`") from None
+
+
+def run_coro(coro):
+    """Run on uvloop when installed (faster pacing), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

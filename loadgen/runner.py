@@ -1,0 +1,299 @@
+"""Replays a workload against live servers with honest timing.
+
+Why this shape: open loop sends each request at t0 + its intended time —
+absolute deadlines on time.monotonic(), so a late send never pushes the
+following ones (no cumulative drift) — sleeping until just before the
+deadline and yielding the rest of the way. Closed loop runs one coroutine
+per client, so never more than N are in flight. The GC is frozen and off
+during measurement. Several worker processes can share one schedule and one
+start time (CLOCK_MONOTONIC is system-wide) for rates one process cannot hold.
+A progress callback gets one per-second sample (Sample columns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing as mp
+import queue as queue_mod
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .client import Client, ClientConfig, run_coro
+from .metrics import second_sample
+from .pipeline import Rag
+from .records import RequestRecord
+from .schedule import ScheduledRequest, Source
+from .spec import WorkloadSpec
+from .tokens import PromptMaker
+
+SPIN_S = 0.001  # sleep until this close to a deadline, then yield until it passes
+
+
+@dataclass
+class Tick:
+    """What one second of one worker saw; merged and turned into a sample."""
+
+    t_s: int
+    offered: int
+    in_flight: int
+    finished: list[RequestRecord] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    records: list[RequestRecord]
+    max_in_flight: int
+    workers: int
+
+
+class _Run:
+    def __init__(self, spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None,
+                 worker: int, workers: int, on_tick: Callable[[Tick], None] | None):
+        self.spec, self.cfg = spec, cfg
+        self.worker, self.workers = worker, workers
+        self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed)
+        self.source = Source(spec)
+        self.on_tick = on_tick
+        self.records: list[RequestRecord] = []
+        self.offered: dict[int, int] = defaultdict(int)
+        self.finished: dict[int, list[RequestRecord]] = defaultdict(list)
+        self.pending = 0
+        self.error: BaseException | None = None
+        self.rag: Rag | None = None
+
+    def _mine(self, reqs: list[ScheduledRequest]) -> list[ScheduledRequest]:
+        if self.workers == 1:
+            return reqs
+        if self.source.closed:
+            return [r for r in reqs if int(r.client_id[1:]) % self.workers == self.worker]
+        return reqs[self.worker::self.workers]
+
+    async def _dispatch(self, client: Client, req: ScheduledRequest, body: dict | None) -> list[RequestRecord]:
+        self.pending += 1
+        try:
+            if req.cls == "pipeline":
+                recs = await self.rag.run(client, req)
+            else:
+                recs = [await client.call(req, body=body)]
+        finally:
+            self.pending -= 1
+        for r in recs:
+            self.records.append(r)
+            if r.parent_id is None:
+                self.finished[int(r.t_done)].append(r)
+        return recs
+
+    async def _open(self, client: Client, schedule: list[ScheduledRequest]) -> None:
+        bodies = [None if r.cls == "pipeline" else client.body(r) for r in schedule]
+        tasks = set()
+        t0 = client.t0
+        mono = time.monotonic
+        for req, body in zip(schedule, bodies, strict=True):
+            deadline = t0 + req.t
+            delay = deadline - mono()
+            if delay > SPIN_S:
+                await asyncio.sleep(delay - SPIN_S)
+            while mono() < deadline:
+                await asyncio.sleep(0)
+            task = asyncio.create_task(self._dispatch(client, req, body))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.gather(*list(tasks))
+
+    async def _client_loop(self, client: Client, req: ScheduledRequest) -> None:
+        while True:
+            delay = client.t0 + req.t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.offered[int(req.t)] += 1
+            recs = await self._dispatch(client, req, None)
+            top = recs[-1]
+            nxt = self.source.on_done(top, client.now())
+            if not nxt:
+                return
+            req = nxt[0]
+
+    async def _progress(self, client: Client) -> None:
+        k = 1
+        while True:
+            delay = client.t0 + k - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tick = Tick(k - 1, self.offered.pop(k - 1, 0), client.in_flight, self.finished.pop(k - 1, []))
+            try:
+                self.on_tick(tick)
+            except Exception as e:  # reported after the run; the run itself goes on
+                self.error = e
+                return
+            k += 1
+
+    async def main(self, t0: float | None, ready: Callable[[], float] | None = None) -> RunResult:
+        cfg = self.cfg
+        async with Client(cfg, self.prompts) as client:
+            initial = self._mine(self.source.initial())
+            if self.spec.mix["pipeline"] > 0:
+                self.rag = Rag(self.spec.pipeline, model=self.spec.model,
+                               embedding_model=self.spec.embedding_model)
+                await self.rag.build(client)
+            if not self.source.closed:
+                for r in initial:
+                    self.offered[int(r.t)] += 1
+            if ready is not None:
+                t0 = ready()
+            client.t0 = time.monotonic() + 0.05 if t0 is None else t0
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            prog = asyncio.create_task(self._progress(client)) if self.on_tick else None
+            try:
+                if self.source.closed:
+                    await asyncio.gather(*(self._client_loop(client, r) for r in initial))
+                else:
+                    await self._open(client, initial)
+            finally:
+                gc.enable()
+                gc.unfreeze()
+                if prog is not None:
+                    prog.cancel()
+            if self.on_tick is not None and self.error is None:
+                for s in sorted(set(self.finished) | set(self.offered)):
+                    self.on_tick(Tick(s, self.offered.pop(s, 0), 0, self.finished.pop(s, [])))
+            if self.error is not None:
+                raise RuntimeError(f"progress callback failed: {self.error!r}") from self.error
+            return RunResult(self.records, client.max_in_flight, self.workers)
+
+
+class _Merger:
+    """Turns ticks from all workers into one sample per second, in order."""
+
+    def __init__(self, workers: int, on_progress: Callable[[dict], None]):
+        self.workers = workers
+        self.on_progress = on_progress
+        self.parts: dict[int, list[Tick]] = defaultdict(list)
+        self.done_total = 0
+
+    def add(self, tick: Tick) -> None:
+        self.parts[tick.t_s].append(tick)
+        if len(self.parts[tick.t_s]) == self.workers:
+            self._emit(tick.t_s)
+
+    def _emit(self, t_s: int) -> None:
+        ticks = self.parts.pop(t_s)
+        finished = [r for t in ticks for r in t.finished]
+        self.done_total += len(finished)
+        self.on_progress(second_sample(
+            t_s, offered=sum(t.offered for t in ticks), finished=finished,
+            in_flight=sum(t.in_flight for t in ticks), done_total=self.done_total))
+
+    def flush(self) -> None:
+        for t_s in sorted(self.parts):
+            self._emit(t_s)
+
+
+def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = None,
+        workers: int = 1, on_progress: Callable[[dict], None] | None = None) -> RunResult:
+    """Run the workload; records are sorted by intended time. Blocks until done."""
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    merger = _Merger(workers, on_progress) if on_progress else None
+    if workers == 1:
+        r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=0, workers=1,
+                 on_tick=merger.add if merger else None)
+        res = run_coro(r.main(None))
+        if merger:
+            merger.flush()
+        res.records.sort(key=lambda x: (x.t_intended, x.id))
+        return res
+    return _run_multi(spec, cfg, tokenizer_dir, workers, merger)
+
+
+def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, workers: int,
+            ready_q, go, t0_val, out_q, progress: bool) -> None:
+    try:
+        spec = WorkloadSpec.model_validate_json(spec_json)
+
+        def ready() -> float:
+            ready_q.put(worker)
+            go.wait()
+            return t0_val.value
+
+        on_tick = (lambda t: out_q.put(("tick", t))) if progress else None
+        r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers, on_tick=on_tick)
+        res = run_coro(r.main(None, ready))
+        out_q.put(("done", (res.records, res.max_in_flight)))
+    except BaseException as e:  # the parent must hear of it, not hang
+        ready_q.put(worker)
+        out_q.put(("error", f"worker {worker}: {e!r}"))
+
+
+def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: int,
+               merger: _Merger | None) -> RunResult:
+    ctx = mp.get_context("spawn")
+    ready_q, out_q = ctx.Queue(), ctx.Queue()
+    go, t0_val = ctx.Event(), ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_worker, daemon=True,
+                         args=(spec.model_dump_json(), cfg, tokenizer_dir, i, workers, ready_q, go,
+                               t0_val, out_q, merger is not None))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for _ in range(workers):
+            ready_q.get(timeout=120)
+        t0_val.value = time.monotonic() + 0.1
+        go.set()
+        records: list[RequestRecord] = []
+        max_if = 0
+        finished = 0
+        errors = []
+        while finished < workers:
+            try:
+                kind, payload = out_q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs) and out_q.empty():
+                    raise RuntimeError("load generator workers died without a result") from None
+                continue
+            if kind == "tick":
+                merger.add(payload)
+            elif kind == "done":
+                records.extend(payload[0])
+                max_if += payload[1]
+                finished += 1
+            else:
+                errors.append(payload)
+                finished += 1
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        if merger:
+            merger.flush()
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    records.sort(key=lambda x: (x.t_intended, x.id))
+    return RunResult(records, max_if, workers)
+
+
+def run_in_thread(*args, **kw) -> RunResult:
+    """run() from code that already has an event loop (the loop here is its own)."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["r"] = run(*args, **kw)
+        except BaseException as e:
+            box["e"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]
+    return box["r"]

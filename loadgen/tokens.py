@@ -1,0 +1,78 @@
+"""Prompt text of a given token length.
+
+Why: a prompt's length must be what the workload says, so prompts are built
+with the target model's own tokenizer when it is available (a local model
+directory, loaded with transformers' AutoTokenizer): random token ids are
+decoded, re-encoded and trimmed until the text encodes to exactly n tokens.
+Without a tokenizer the text is synthetic: n words from a small vocabulary,
+roughly one token per word for BPE tokenizers (the server's `usage` then
+gives the real count, which is what the records keep).
+Outputs are fixed separately with max_tokens + ignore_eos.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+WORDS = (
+    "time year people way day man thing woman life child world school state family "
+    "student group country problem hand part place case week company system program "
+    "question work government number night point home water room mother area money "
+    "story fact month lot right study book eye job word business issue side kind head"
+).split()
+
+
+class PromptMaker:
+    """texts of n tokens, different per key (a request id), repeatable."""
+
+    def __init__(self, tokenizer_dir: str | None = None, seed: int = 0):
+        self.seed = seed
+        self.tok = None
+        if tokenizer_dir is not None:
+            if not Path(tokenizer_dir, "tokenizer_config.json").is_file() and not Path(
+                tokenizer_dir, "tokenizer.json"
+            ).is_file():
+                raise ValueError(f"tokenizer_dir {tokenizer_dir}: no tokenizer files found")
+            from transformers import AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+            special = set(self.tok.all_special_ids)
+            self._ids = np.array([i for i in range(self.tok.vocab_size) if i not in special])
+
+    @property
+    def exact(self) -> bool:
+        return self.tok is not None
+
+    def _rng(self, key: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(key.encode())])
+
+    def text(self, n_tokens: int, key: str) -> str:
+        if n_tokens <= 0:
+            return ""
+        rng = self._rng(key)
+        if self.tok is None:
+            return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), n_tokens))
+        return self._exact(n_tokens, rng)
+
+    def count(self, text: str) -> int | None:
+        """Tokens in text by the model's tokenizer (None without one)."""
+        if self.tok is None:
+            return None
+        return len(self.tok.encode(text, add_special_tokens=False))
+
+    def _exact(self, n: int, rng: np.random.Generator) -> str:
+        enc = self.tok.encode
+        ids = rng.choice(self._ids, size=n + 8).tolist()
+        for _ in range(20):
+            text = self.tok.decode(ids[:n])
+            got = enc(text, add_special_tokens=False)
+            if len(got) == n:
+                return text
+            if len(got) > n:
+                ids = got[:n]
+            else:
+                ids = got + rng.choice(self._ids, size=n - len(got) + 4).tolist()
+        raise ValueError(f"could not build a prompt of exactly {n} tokens with this tokenizer")
