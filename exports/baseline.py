@@ -1,0 +1,75 @@
+"""The fair-baseline check: refuse comparisons across machines, engine versions or engine settings.
+
+Rules (docs/exports.md): every run compared must share
+- the hardware fingerprint of the machine that ran it;
+- per engine kind, the engine version (and software versions of vLLM, torch, CUDA);
+- per (engine kind, model, device kind), the engine parameters and launch arguments.
+Backends that differ on purpose (GPU vs CPU pools, 1 vs 8 backends) pass: only
+the same engine on the same device must be set up the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+
+from exports.errors import ExportError
+from exports.model import RunView
+
+_SOFTWARE_KEYS = ("vllm", "torch", "cuda", "sentence_transformers", "transformers")
+
+
+def find_mismatches(runs: Iterable[RunView]) -> list[str]:
+    """Human-readable differences that make these runs an unfair comparison (empty = fair)."""
+    runs = list(runs)
+    found: list[str] = []
+
+    def check(what: str, values: dict[str, list[int]]) -> None:
+        if len(values) > 1:
+            listed = "; ".join(f"{v} (runs {_ids(ids)})" for v, ids in values.items())
+            found.append(f"{what} differs: {listed}")
+
+    hw: dict[str, list[int]] = defaultdict(list)
+    for r in runs:
+        hw[r.hardware.fingerprint[:12] if r.hardware else "unknown"].append(r.id)
+    check("hardware fingerprint", hw)
+    for key in _SOFTWARE_KEYS:
+        vals: dict[str, list[int]] = defaultdict(list)
+        for r in runs:
+            if key in r.software:
+                vals[str(r.software[key])].append(r.id)
+        check(f"software version {key}", vals)
+    versions: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    params: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        seen_v, seen_p = set(), set()
+        for b in r.backends:
+            if b.engine_version and (b.engine_kind, b.engine_version) not in seen_v:
+                seen_v.add((b.engine_kind, b.engine_version))
+                versions[b.engine_kind][b.engine_version].append(r.id)
+            setting = json.dumps({"params": b.params, "args": b.launch_args}, sort_keys=True)
+            slot = f"{b.engine_kind} {b.model} on {b.device_kind or b.device}"
+            if (slot, setting) not in seen_p:
+                seen_p.add((slot, setting))
+                params[slot][setting].append(r.id)
+    for kind, vals in sorted(versions.items()):
+        check(f"engine version of {kind}", vals)
+    for slot, vals in sorted(params.items()):
+        check(f"engine parameters of {slot}", vals)
+    return found
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join(map(str, sorted(set(ids))))
+
+
+def enforce(runs: Iterable[RunView], what: str, allow_mismatch: bool) -> list[str]:
+    """Footnotes for `what` when mismatches are allowed; ExportError listing them otherwise."""
+    found = find_mismatches(runs)
+    if found and not allow_mismatch:
+        raise ExportError(
+            f"{what}: refusing an unfair comparison (pass --allow-mismatch to export anyway "
+            "with a footnote):\n  - " + "\n  - ".join(found)
+        )
+    return [f"Unfair comparison allowed with --allow-mismatch: {m}." for m in found]

@@ -1,0 +1,187 @@
+"""The results brief: quantitative claims computed from the data, honest when they fail.
+
+Each claim compares repetition groups with a Welch 95% interval on the
+difference of means, names the runs behind it and says whether it holds; with a
+single run per side it is reported as untested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exports.accessors import (
+    baseline,
+    latency,
+    need_summary,
+    overhead_pct,
+    pattern_label,
+    policy,
+    pool_label,
+    slo_pct,
+    workload_label,
+)
+from exports.context import ExportContext
+from exports.errors import ExportError
+from exports.figures.base import FigureResult
+from exports.groups import Group, group_runs, keyed, labels
+from exports.model import RunView
+from exports.saturation import rate_series, saturation
+from exports.stats import CI_METHOD, difference, estimate
+from exports.table import Table
+from exports.tables.heterogeneous import throughput_per_dollar_hour
+
+MAIN_PAPER = {"effectiveness", "policies", "scalability", "latency_vs_rate",
+              "throughput_vs_backends", "latency_cdf"}
+OVERHEAD_LIMIT_PCT = 1.0
+LINEAR_EFFICIENCY = 0.9
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    holds: bool | None  # None: cannot be tested (one run per side) or informational
+    runs: list[int]
+
+
+def _values(g: Group, fn: Callable[[RunView], float]) -> list[float]:
+    return [fn(r) for r in g.runs]
+
+
+def compare(better: str, g_new: Group, base: str, g_base: Group, fn: Callable[[RunView], float],
+            metric: str, where: str, lower_is_better: bool) -> Claim:
+    """"`better` improves `metric` against `base`": relative change with its 95% CI."""
+    a, b = _values(g_new, fn), _values(g_base, fn)
+    d = difference(a, b)
+    ref = estimate(b).mean
+    pct = 100.0 * d.mean / ref if ref else math.nan
+    verb = "lowers" if lower_is_better else "raises"
+    improved = d.mean < 0 if lower_is_better else d.mean > 0
+    size = abs(pct)
+    if math.isnan(d.half_width):
+        ci, holds = "no CI: one run per side", None
+    else:
+        half = 100.0 * d.half_width / ref if ref else math.nan
+        ci = f"95% CI of the change {pct - half:+.1f}% to {pct + half:+.1f}%"
+        significant = (d.high < 0) if lower_is_better else (d.low > 0)
+        holds = significant
+    text = f"{better} {verb} {metric} by {size:.1f}% against {base} {where} ({ci})"
+    if not improved:
+        text = (f"{better} does not {verb.rstrip('s')} {metric} against {base} {where}: it "
+                f"changes it by {pct:+.1f}% ({ci})")
+        holds = False
+    return Claim(text, holds, g_new.run_ids + g_base.run_ids)
+
+
+def _policy_claims(ctx: ExportContext) -> list[Claim]:
+    by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), policy(r)), "brief: policies")
+    claims = []
+    for (pat, pol), g in sorted(by.items()):
+        base = by.get((pat, "fifo"))
+        if pol == "fifo" or base is None:
+            continue
+        claims.append(compare(pol, g, "fifo", base, lambda r: latency(r, "chat", "ttft", "p99"),
+                              "chat p99 TTFT", f"under {pat}", True))
+        claims.append(compare(pol, g, "fifo", base, slo_pct, "SLO attainment", f"under {pat}", False))
+    return claims
+
+
+def _effectiveness_claims(ctx: ExportContext) -> list[Claim]:
+    by = keyed(group_runs(ctx.runs), lambda r: (workload_label(r), baseline(r)), "brief: effectiveness")
+    claims = []
+    for (wl, system), g in sorted(by.items()):
+        sage = by.get((wl, "sage"))
+        if system == "sage" or sage is None:
+            continue
+        claims.append(compare("SAGE", sage, system, g, lambda r: latency(r, "chat", "ttft", "p99"),
+                              "chat p99 TTFT", f"on {wl}", True))
+        claims.append(compare("SAGE", sage, system, g, slo_pct, "SLO attainment", f"on {wl}", False))
+    return claims
+
+
+def _scalability_claims(ctx: ExportContext) -> list[Claim]:
+    by = keyed(group_runs(ctx.runs), lambda r: r.n_backends, "brief: scalability")
+    if 1 not in by or len(by) < 2:
+        raise ExportError("brief: scalability needs a 1-backend run and at least one more size")
+    top = max(by)
+    thr = {n: estimate(_values(g, lambda r: need_summary(r, "all").throughput_rps)) for n, g in by.items()}
+    eff = thr[top].mean / thr[1].mean / top
+    over = estimate([v for g in by.values() for v in _values(g, overhead_pct)])
+    runs = sorted(r for g in by.values() for r in g.run_ids)
+    return [
+        Claim(f"Throughput scales near-linearly: {top} backends reach {thr[top].mean / thr[1].mean:.2f}× "
+              f"the 1-backend throughput (parallel efficiency {eff:.2f}; claim needs ≥ {LINEAR_EFFICIENCY})",
+              eff >= LINEAR_EFFICIENCY, runs),
+        Claim(f"Control-plane overhead stays below {OVERHEAD_LIMIT_PCT:g}% of mean E2E latency: mean "
+              f"{over.mean:.2f}% (95% CI upper bound {over.high:.2f}%, over all backend counts)",
+              over.high < OVERHEAD_LIMIT_PCT, runs),
+    ]
+
+
+def _saturation_claims(ctx: ExportContext) -> list[Claim]:
+    series = rate_series(ctx.runs)
+    if all(len(p) < 2 for _, p in series):
+        raise ExportError("brief: no rate sweep (configurations differing only in workload.rate)")
+    names = labels([g for g, _ in series], ignore=("workload.rate",))
+    claims = []
+    for name, (_, points) in zip(names, series, strict=True):
+        sat = saturation(points)
+        runs = sorted(r for p in points for r in p.group.run_ids)
+        if sat.point is None:
+            claims.append(Claim(f"{name}: no saturation up to {points[-1].rate:g} req/s", None, runs))
+        else:
+            claims.append(Claim(f"{name}: saturates at {sat.point.rate:g} req/s ({sat.reason} criterion; "
+                                f"p99 E2E {sat.point.p99.mean:.1f} ms there)", None, runs))
+    return claims
+
+
+def _heterogeneous_claims(ctx: ExportContext) -> list[Claim]:
+    by = keyed(group_runs(ctx.runs), pool_label, "brief: heterogeneous")
+    if "mixed" not in by or len(by) < 2:
+        raise ExportError("brief: heterogeneous needs a mixed pool and another pool")
+    return [compare("the mixed pool", by["mixed"], pool, g, throughput_per_dollar_hour,
+                    "throughput per dollar-hour", "for embeddings", False)
+            for pool, g in sorted(by.items()) if pool != "mixed"]
+
+
+SECTIONS = (
+    ("Control-plane effectiveness", _effectiveness_claims),
+    ("Scheduling policies", _policy_claims),
+    ("Scalability", _scalability_claims),
+    ("Saturation", _saturation_claims),
+    ("Heterogeneous hardware", _heterogeneous_claims),
+)
+
+
+def _mark(holds: bool | None) -> str:
+    return {True: "HOLDS", False: "DOES NOT HOLD", None: "UNTESTED"}[holds]
+
+
+def render(ctx: ExportContext, tables: dict[str, Table | str], figures: dict[str, FigureResult | str]) -> str:
+    """The brief as Markdown; `tables`/`figures` map names to built items or the reason they failed."""
+    lines = ["# Results brief", "",
+             f"Computed from {len(ctx.runs)} runs (ids {', '.join(map(str, [r.id for r in ctx.runs]))}). "
+             "Claims compare repetition means; a claim holds when the 95% Welch interval of the "
+             "difference excludes zero in the claimed direction. " + CI_METHOD, ""]
+    for title, fn in SECTIONS:
+        lines += [f"## {title}", ""]
+        try:
+            claims = fn(ctx)
+        except ExportError as exc:
+            lines += [f"Not available from these runs: {exc}", ""]
+            continue
+        if not claims:
+            lines += ["No comparable configurations in these runs.", ""]
+        for c in claims:
+            lines.append(f"- **{_mark(c.holds)}** — {c.text}. Runs: {', '.join(map(str, c.runs))}.")
+        lines.append("")
+    lines += ["## Candidate captions and placement", ""]
+    for kind, items in (("Table", tables), ("Figure", figures)):
+        for name, item in items.items():
+            place = "main paper" if name in MAIN_PAPER else "appendix"
+            if isinstance(item, str):
+                lines.append(f"- {kind} `{name}` — not produced: {item}")
+            else:
+                lines.append(f"- {kind} `{name}` ({place}): {item.full_caption()}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""Figures over offered load: latency vs rate (with saturation) and SLO attainment vs load."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from exports.accessors import slo_pct
+from exports.baseline import enforce
+from exports.context import ExportContext
+from exports.figures.base import FigureResult
+from exports.figures.style import DASHES, color, error_y, new_figure
+from exports.groups import labels
+from exports.saturation import RULE_TEXT, rate_series, saturation
+
+
+def latency_vs_rate(ctx: ExportContext) -> FigureResult:
+    footnotes = enforce(ctx.runs, "latency_vs_rate", ctx.allow_mismatch)
+    series = rate_series(ctx.runs)
+    names = labels([g for g, _ in series], ignore=("workload.rate",))
+    fig = new_figure("single")
+    data = []
+    for i, (name, (_, points)) in enumerate(zip(names, series, strict=True)):
+        rates = [p.rate for p in points]
+        for dash, stat in zip(DASHES, ("p50", "p95", "p99"), strict=False):
+            ests = [getattr(p, stat) for p in points]
+            label = stat if len(series) == 1 else f"{name} {stat}"
+            fig.add_trace(go.Scatter(
+                x=rates, y=[e.mean for e in ests], error_y=error_y(ests), name=label,
+                mode="lines+markers", line=dict(color=color(i), dash=dash, width=1.2),
+                marker=dict(size=4),
+            ))
+        sat = saturation(points)
+        for p in points:
+            data.append({"series": name, "offered_rps": p.rate, "throughput_rps": p.throughput.mean,
+                         "p50_ms": p.p50.mean, "p95_ms": p.p95.mean, "p99_ms": p.p99.mean,
+                         "p99_ci95_half_ms": p.p99.half_width, "n": p.p99.n,
+                         "saturation": sat.point is p, "runs": " ".join(map(str, p.group.run_ids))})
+        if sat.point is not None:
+            fig.add_vline(x=sat.point.rate, line=dict(color=color(i), dash="dot", width=1))
+            fig.add_trace(go.Scatter(
+                x=[sat.point.rate], y=[sat.point.p99.mean], mode="markers",
+                marker=dict(symbol="x", size=9, color=color(i)),
+                name="saturation" if len(series) == 1 else f"{name} saturation",
+            ))
+    fig.update_xaxes(title_text="Offered load (req/s)")
+    fig.update_yaxes(title_text="E2E latency (ms)", type="log")
+    return FigureResult(
+        "latency_vs_rate", fig, data,
+        "Latency vs request rate: p50, p95 and p99 end-to-end latency (measured from the "
+        "intended send time) of all requests; the cross and dotted line mark the saturation point. "
+        + RULE_TEXT,
+        [r.id for r in ctx.runs], footnotes=footnotes,
+    )
+
+
+def slo_vs_load(ctx: ExportContext) -> FigureResult:
+    footnotes = enforce(ctx.runs, "slo_vs_load", ctx.allow_mismatch)
+    series = rate_series(ctx.runs)
+    names = labels([g for g, _ in series], ignore=("workload.rate",))
+    fig = new_figure("single")
+    data = []
+    for i, (name, (_, points)) in enumerate(zip(names, series, strict=True)):
+        ests = [p.group.estimate(slo_pct, "SLO attainment") for p in points]
+        fig.add_trace(go.Scatter(
+            x=[p.rate for p in points], y=[e.mean for e in ests], error_y=error_y(ests),
+            name=name, mode="lines+markers", line=dict(color=color(i), width=1.2),
+            marker=dict(size=4),
+        ))
+        data += [{"series": name, "offered_rps": p.rate, "slo_attainment_pct": e.mean,
+                  "ci95_half": e.half_width, "n": e.n, "runs": " ".join(map(str, p.group.run_ids))}
+                 for p, e in zip(points, ests, strict=True)]
+    fig.update_xaxes(title_text="Offered load (req/s)")
+    fig.update_yaxes(title_text="SLO attainment (%)", range=[0, 105])
+    return FigureResult(
+        "slo_vs_load", fig, data,
+        "SLO attainment vs offered load: requests that met every SLO they carry over requests "
+        "issued (failures and rejections count as misses).",
+        [r.id for r in ctx.runs], footnotes=footnotes,
+    )

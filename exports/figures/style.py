@@ -1,0 +1,51 @@
+"""The publication template every figure uses.
+
+Why one place: papers need identical fonts, widths and colours across figures.
+Serif 8 pt text, one-column 3.5 in or two-column 7 in wide (Plotly lays out in
+CSS pixels, 96 per inch), Okabe–Ito colour-blind-safe palette, no chart title.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+PX_PER_INCH = 96
+WIDTHS_IN = {"single": 3.5, "double": 7.0}
+HEIGHT_IN = 2.4
+# Okabe & Ito (2008), yellow moved last: it is faint on white paper.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+DASHES = ("solid", "dash", "dot", "dashdot")
+FONT = "Times New Roman, Times, serif"
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font=dict(family=FONT, size=9, color="black"),
+        colorway=list(OKABE_ITO),
+        paper_bgcolor="white", plot_bgcolor="white",
+        margin=dict(l=48, r=8, t=8, b=40),
+        xaxis=dict(showline=True, linecolor="black", ticks="outside", mirror=True,
+                   showgrid=True, gridcolor="#e5e5e5", zeroline=False),
+        yaxis=dict(showline=True, linecolor="black", ticks="outside", mirror=True,
+                   showgrid=True, gridcolor="#e5e5e5", zeroline=False),
+        legend=dict(bgcolor="rgba(255,255,255,0.8)", font=dict(size=8)),
+    )
+)
+
+
+def size_px(width: str) -> tuple[int, int]:
+    """(width, height) in CSS pixels for a single- or double-column figure."""
+    return round(WIDTHS_IN[width] * PX_PER_INCH), round(HEIGHT_IN * PX_PER_INCH)
+
+
+def new_figure(width: str = "single") -> go.Figure:
+    w, h = size_px(width)
+    return go.Figure(layout=dict(template=TEMPLATE, width=w, height=h, title=None))
+
+
+def color(i: int) -> str:
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def error_y(estimates) -> dict:
+    """Plotly error bars from 95% CI half-widths."""
+    return dict(type="data", array=[e.half_width for e in estimates], visible=True, thickness=1)

@@ -1,0 +1,254 @@
+"""Typed views of store rows, so tables and figures never touch SQL.
+
+Why: the store's columns are JSON strings and foreign keys; tables want "chat
+TTFT p99 of run 7" and "the backends of run 7". Everything that reads the
+database for an export goes through `load_runs`, `load_histograms` and
+`load_samples`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from exports.errors import ExportError
+from exports.selection import Selection, matches_where
+from store.schema import Backend, Experiment, Hardware, Histogram, Run, Sample, Summary
+
+
+@dataclass(frozen=True)
+class BackendView:
+    name: str
+    role: str
+    engine_kind: str
+    device: str
+    device_kind: str
+    model: str
+    engine_version: str
+    price_per_hour: float
+    params: dict[str, Any]
+    launch_args: list[Any]
+
+
+@dataclass(frozen=True)
+class SummaryView:
+    """One request class of one run; latencies in ms."""
+
+    request_class: str
+    issued: int
+    completed: int
+    failed: int
+    rejected: int
+    throughput_rps: float
+    throughput_tok_s: float
+    slo_attainment: float | None
+    goodput_rps: float
+    target_rate_rps: float | None
+    metrics: dict[str, dict[str, float]]
+    extra: dict[str, Any]
+
+    def latency(self, metric: str, stat: str) -> float | None:
+        """`metric`'s `stat` (p50, p95, p99, mean...) in ms, or None when not recorded."""
+        value = self.metrics.get(metric, {}).get(stat)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class HardwareView:
+    fingerprint: str
+    cpu_model: str
+    cpu_cores_physical: int
+    cpu_cores_logical: int
+    memory_bytes: int
+    os: str
+    gpus: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    name: str
+    experiment: str
+    suite: str | None
+    mode: str
+    status: str
+    config: dict[str, Any]
+    config_hash: str
+    seed: int
+    repetition: int
+    sagetui_version: str
+    git_sha: str
+    software: dict[str, Any]
+    hardware: HardwareView | None
+    duration_s: float
+    warmup_s: float
+    backends: tuple[BackendView, ...]
+    summaries: dict[str, SummaryView] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section of the resolved config (`run`, `workload`, `control_plane`)."""
+        value = self.config.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    def summary(self, cls: str) -> SummaryView | None:
+        return self.summaries.get(cls)
+
+    @property
+    def offered_rate(self) -> float | None:
+        """Offered load in req/s: the summary's target rate, else the workload's rate."""
+        s = self.summaries.get("all")
+        if s is not None and s.target_rate_rps is not None:
+            return s.target_rate_rps
+        rate = self.section("workload").get("rate")
+        return float(rate) if isinstance(rate, int | float) else None
+
+    @property
+    def n_backends(self) -> int:
+        cfg = self.config.get("backends")
+        return len(cfg) if isinstance(cfg, list) and cfg else len(self.backends)
+
+
+def _loads(text: str | None, what: str, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"store column {what} is not valid JSON: {exc}") from exc
+
+
+def load_runs(engine: Engine, selection: Selection) -> list[RunView]:
+    """The completed, non-deleted runs the selection names, ordered by id.
+
+    Runs named explicitly by id that are not completed are an error, not skipped.
+    """
+    with Session(engine) as s:
+        q = select(Run, Experiment).join(Experiment, isouter=True).where(Run.deleted == False)  # noqa: E712
+        if selection.run_ids:
+            q = q.where(Run.id.in_(selection.run_ids))
+        if selection.suite:
+            q = q.where(Experiment.suite == selection.suite)
+        if selection.experiment:
+            exp = selection.experiment
+            q = q.where((Experiment.name == exp) | (Experiment.id == (int(exp) if exp.isdigit() else -1)))
+        rows = s.exec(q.order_by(Run.id)).all()
+        if selection.run_ids:
+            found = {r.id for r, _ in rows}
+            missing = sorted(set(selection.run_ids) - found)
+            if missing:
+                raise ExportError(f"--runs: no run with id {', '.join(map(str, missing))}")
+            bad = [f"{r.id} ({r.status})" for r, _ in rows if r.status != "completed"]
+            if bad:
+                raise ExportError(f"--runs: runs not completed: {', '.join(bad)}")
+        rows = [(r, e) for r, e in rows if r.status == "completed"]
+        ids = [r.id for r, _ in rows]
+        hardware = {h.id: h for h in s.exec(select(Hardware)).all()}
+        backends: dict[int, list[BackendView]] = defaultdict(list)
+        summaries: dict[int, dict[str, SummaryView]] = defaultdict(dict)
+        for chunk in _chunks(ids):
+            for b in s.exec(select(Backend).where(Backend.run_id.in_(chunk)).order_by(Backend.id)):
+                backends[b.run_id].append(_backend_view(b))
+            for m in s.exec(select(Summary).where(Summary.run_id.in_(chunk))):
+                summaries[m.run_id][m.request_class] = _summary_view(m)
+    views = [
+        _run_view(r, e, hardware.get(r.hardware_id), backends[r.id], summaries[r.id])
+        for r, e in rows
+    ]
+    if selection.where:
+        views = [v for v in views if matches_where(v, selection.where)]
+    if not views:
+        raise ExportError(f"no completed runs match {selection.describe()}")
+    return views
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def _backend_view(b: Backend) -> BackendView:
+    return BackendView(
+        name=b.name, role=b.role, engine_kind=b.engine_kind, device=b.device,
+        device_kind=b.device_kind, model=b.model, engine_version=b.engine_version,
+        price_per_hour=b.price_per_hour,
+        params=_loads(b.params_json, f"backend.params_json (run {b.run_id})", {}),
+        launch_args=_loads(b.launch_args_json, f"backend.launch_args_json (run {b.run_id})", []),
+    )
+
+
+def _summary_view(m: Summary) -> SummaryView:
+    return SummaryView(
+        request_class=m.request_class, issued=m.issued, completed=m.completed,
+        failed=m.failed, rejected=m.rejected, throughput_rps=m.throughput_rps,
+        throughput_tok_s=m.throughput_tok_s, slo_attainment=m.slo_attainment,
+        goodput_rps=m.goodput_rps, target_rate_rps=m.target_rate_rps,
+        metrics=_loads(m.metrics_json, f"summary.metrics_json (run {m.run_id})", {}),
+        extra=_loads(m.extra_json, f"summary.extra_json (run {m.run_id})", {}),
+    )
+
+
+def _run_view(r: Run, e: Experiment | None, h: Hardware | None, backends, summaries) -> RunView:
+    hw = None
+    if h is not None:
+        hw = HardwareView(
+            fingerprint=h.fingerprint, cpu_model=h.cpu_model,
+            cpu_cores_physical=h.cpu_cores_physical, cpu_cores_logical=h.cpu_cores_logical,
+            memory_bytes=h.memory_bytes, os=h.os,
+            gpus=_loads(h.gpus_json, f"hardware.gpus_json ({h.fingerprint[:12]})", []),
+        )
+    return RunView(
+        id=r.id, name=r.name, experiment=e.name if e else "", suite=e.suite if e else None,
+        mode=r.mode, status=r.status,
+        config=_loads(r.config_json, f"run.config_json (run {r.id})", {}),
+        config_hash=r.config_hash, seed=r.seed, repetition=r.repetition,
+        sagetui_version=r.sagetui_version, git_sha=r.git_sha,
+        software=_loads(r.software_json, f"run.software_json (run {r.id})", {}),
+        hardware=hw, duration_s=r.duration_s, warmup_s=r.warmup_s,
+        backends=tuple(backends), summaries=dict(summaries),
+    )
+
+
+def load_histograms(engine: Engine, run_ids: list[int], metric: str, cls: str) -> HdrHistogram | None:
+    """The whole-window histograms of `metric` × `cls` of these runs, merged (µs); None if absent."""
+    merged: HdrHistogram | None = None
+    with Session(engine) as s:
+        q = select(Histogram).where(
+            Histogram.run_id.in_(run_ids), Histogram.metric == metric,
+            Histogram.request_class == cls, Histogram.window_start_s == None,  # noqa: E711
+        )
+        for row in s.exec(q):
+            h = HdrHistogram.decode(row.encoded)
+            if merged is None:
+                merged = h
+            else:
+                merged.add(h)
+    return merged
+
+
+@dataclass(frozen=True)
+class SampleView:
+    t_s: float
+    offered_rps: float
+    achieved_rps: float
+    queue_depth: int  # every class together
+
+
+def load_samples(engine: Engine, run_ids: list[int]) -> dict[int, list[SampleView]]:
+    """Per-second samples of these runs, by run id, ordered by time."""
+    out: dict[int, list[SampleView]] = defaultdict(list)
+    with Session(engine) as s:
+        for chunk in _chunks(run_ids):
+            q = select(Sample).where(Sample.run_id.in_(chunk)).order_by(Sample.run_id, Sample.t_s)
+            for row in s.exec(q):
+                depth = _loads(row.queue_depth_json, f"sample.queue_depth_json (run {row.run_id})", {})
+                out[row.run_id].append(
+                    SampleView(row.t_s, row.offered_rps, row.achieved_rps,
+                               int(sum(v for v in depth.values() if isinstance(v, int | float))))
+                )
+    return out

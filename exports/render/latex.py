@@ -1,0 +1,51 @@
+"""LaTeX: a booktabs `tabular` inside a `table` float; no packages beyond booktabs."""
+
+from __future__ import annotations
+
+from exports.stats import Estimate
+from exports.table import Table, fmt_cell
+
+_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "×": r"$\times$", "–": "--", "√": r"$\surd$", "⁶": r"$^{6}$",
+    "≤": r"$\leq$", "≥": r"$\geq$", "·": r"$\cdot$", "<": r"$<$", ">": r"$>$", "→": r"$\to$",
+}
+
+
+def escape(text: str) -> str:
+    """Text safe for pdflatex: specials escaped, the few symbols we emit mapped to math."""
+    out = []
+    for ch in text:
+        if ch in _SPECIAL:
+            out.append(_SPECIAL[ch])
+        elif ord(ch) > 127:
+            raise ValueError(f"no LaTeX mapping for {ch!r} in {text!r}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render(table: Table) -> str:
+    numeric = [any(isinstance(r.get(c.key), int | float | Estimate) and not isinstance(r.get(c.key), bool)
+                   for r in table.rows) for c in table.columns]
+    spec = "".join("r" if n else "l" for n in numeric)
+    lines = [
+        f"% sagetui export: table {table.name}, runs {_ids(table.run_ids)}",
+        r"\begin{table}[t]", r"\centering",
+        r"\caption{" + escape(table.full_caption()) + "}",
+        r"\label{tab:" + table.name + "}",
+        r"\begin{tabular}{" + spec + "}", r"\toprule",
+        " & ".join(escape(c.header) for c in table.columns) + r" \\", r"\midrule",
+    ]
+    for row in table.rows:
+        lines.append(" & ".join(escape(fmt_cell(row.get(c.key), c)) for c in table.columns) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    for i, note in enumerate(table.footnotes, 1):
+        lines.append(r"\par\smallskip{\footnotesize " + f"({i}) " + escape(note) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join(map(str, ids))
