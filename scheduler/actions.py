@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from scheduler.request import Request
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Dispatch:
     """Send `requests` (one LLM request, or an embedding batch) to `backend`.
 
@@ -24,7 +24,7 @@ class Dispatch:
     requests: tuple[Request, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Reject:
     """Refused before dispatch (admission control): `queue_full`, `deadline_unmeetable`, ..."""
 
@@ -32,7 +32,7 @@ class Reject:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Fail:
     """Accepted but could not be served: `backend_down`, an engine error, `run_ended`."""
 
@@ -40,7 +40,7 @@ class Fail:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SetTimer:
     """Call `on_timer(now)` at (or just after) virtual/wall time `t`."""
 

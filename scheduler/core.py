@@ -245,7 +245,10 @@ class ControlPlane:
 
     def _pump(self, now: float, out: list[Action]) -> None:
         select = self.policy.select
+        queued = self.queued
         while True:
+            if not (queued["chat"] or queued["embedding"] or queued["completion"]):
+                return  # nothing waits: no selection, and no batch window to time
             choice = select(now)
             if choice is None:
                 break
