@@ -1,0 +1,30 @@
+"""Small helpers every command shares: error exit and one-line summaries."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print `message` on stderr and exit with `code` (2 = bad input)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def summary_line(summaries: dict) -> str:
+    """`chat p99 TTFT 123 ms | embedding p99 E2E 4 ms | SLO 97.1% | 199.8 req/s`."""
+    parts = []
+    chat = summaries.get("chat")
+    if chat and chat.get("metrics", {}).get("ttft"):
+        parts.append(f"chat p99 TTFT {chat['metrics']['ttft']['p99']:.0f} ms")
+    emb = summaries.get("embedding")
+    if emb and emb.get("metrics", {}).get("e2e"):
+        parts.append(f"embedding p99 E2E {emb['metrics']['e2e']['p99']:.1f} ms")
+    total = summaries.get("all")
+    if total:
+        if total.get("slo_attainment") is not None:
+            parts.append(f"SLO {100 * total['slo_attainment']:.1f}%")
+        parts.append(f"{total.get('throughput_rps', 0):.1f} req/s")
+    return " | ".join(parts)

@@ -1,0 +1,93 @@
+"""Run an experiment: every sweep point × repetition, each one stored as a run.
+
+Why a separate module: the CLI, the dashboard's child process and the suites
+all start runs the same way. A run's lifecycle in the store is
+created → running → completed | failed | cancelled; SIGTERM (the dashboard's
+cancel) and Ctrl-C mark it cancelled and keep what it measured.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from store import Store, open_store
+
+from ..config import Experiment, RunConfig
+
+
+class RunCancelled(Exception):
+    """Raised inside a run when the user or the dashboard cancels it."""
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    name: str
+    status: str
+    wall_s: float
+    summaries: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
+    raise RunCancelled("cancelled (SIGTERM)")
+
+
+def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
+                   suite: str | None = None, on_run: Callable[[RunReport], None] | None = None,
+                   on_start: Callable[[int, int, RunConfig], None] | None = None,
+                   stop_on_error: bool = False) -> list[RunReport]:
+    """Execute every run of `exp` and store it. Returns one report per run."""
+    store = open_store(db_path)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    reports: list[RunReport] = []
+    try:
+        exp_id = store.create_experiment(exp.name, kind=kind, suite=suite, spec=exp.spec_text)
+        for index, cfg in enumerate(exp.runs):
+            if on_start:
+                on_start(index, len(exp.runs), cfg)
+            report = run_one(store, exp_id, cfg)
+            reports.append(report)
+            if on_run:
+                on_run(report)
+            if report.status == "failed" and stop_on_error:
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        store.close()
+    return reports
+
+
+def run_one(store: Store, experiment_id: int | None, cfg: RunConfig) -> RunReport:
+    """One run, from `created` to a terminal status, whatever happens inside."""
+    w = cfg.workload
+    planned = int(round((w.target_rate() or w.rate) * w.end_s))
+    writer = store.create_run(
+        experiment_id=experiment_id, name=cfg.run.name, mode=cfg.run.mode,
+        config=cfg.resolved(), seed=w.seed, repetition=cfg.repetition, tags=cfg.run.tags,
+        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=planned)
+    t0 = time.perf_counter()
+    writer.start()
+    try:
+        if cfg.run.mode == "sim":
+            from .sim import backend_rows, run_sim
+
+            writer.add_backends(backend_rows(cfg))
+            summaries = run_sim(cfg, writer)
+        else:
+            from .live import run_live
+
+            summaries = run_live(cfg, writer)
+    except (KeyboardInterrupt, RunCancelled) as exc:
+        writer.finish("cancelled", str(exc) or "interrupted by user")
+        raise
+    except Exception as exc:  # the run fails, the experiment goes on
+        writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        return RunReport(writer.run_id, cfg.run.name, "failed", time.perf_counter() - t0,
+                         error=f"{type(exc).__name__}: {exc}")
+    writer.finish("completed")
+    return RunReport(writer.run_id, cfg.run.name, "completed", time.perf_counter() - t0,
+                     summaries=summaries)

@@ -1,0 +1,111 @@
+"""One run in virtual time: workload → control plane + simulated engines → store.
+
+The workload is the same generator live runs replay (loadgen.schedule), the
+control plane is the same core the gateway drives (scheduler.core, through
+scheduler.simrt), and the metrics are the same definitions (loadgen.metrics).
+"""
+
+from __future__ import annotations
+
+import json
+
+from loadgen.schedule import Source, build_schedule
+from scheduler.simrt import Fault, simulate
+from store import RunWriter
+
+from ..config import RunConfig
+from .convert import to_record, to_request
+from .pipeline_sim import PipelineDriver
+from .results import write_results
+
+# Requests still in the system this long after the last intended send are
+# failed with reason `run_ended` (accounted for, never silently dropped).
+DRAIN_S = 120.0
+
+
+def sim_faults(cfg: RunConfig) -> list[Fault]:
+    """Config faults as simulator faults: kill = down for good, pause = down then up."""
+    out = []
+    for f in cfg.faults:
+        out.append(Fault(t=f.at_s, backend=f.backend, up=False))
+        if f.action == "pause":
+            out.append(Fault(t=f.at_s + f.duration_s, backend=f.backend, up=True))
+    return out
+
+
+def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
+    """Simulate `cfg` and store its results. Returns the per-class summaries."""
+    w = cfg.workload
+    pipes = PipelineDriver(w) if w.mix.get("pipeline", 0) > 0 else None
+    closed = Source(w) if w.clients is not None else None
+    scheduled = closed.initial() if closed else build_schedule(w)
+
+    def admit(s):
+        return pipes.first_stage(s) if s.cls == "pipeline" else to_request(s)
+
+    def on_done(outcome, t):
+        if pipes is not None and pipes.owns(outcome):
+            new = pipes.on_stage_done(outcome, t)
+            if new or closed is None:  # embed stage -> chat stage, or open loop
+                return new
+            # The pipeline has ended (chat done or a stage failed): its client goes on.
+            return [admit(s) for s in closed.on_done(pipes.records[-1], t)]
+        if closed is None:
+            return []
+        return [admit(s) for s in closed.on_done(to_record(outcome), t)]
+
+    requests = [admit(s) for s in scheduled]
+    writer.heartbeat(requests_done=0)
+    result = simulate(cfg.control_plane, cfg.backends, requests, on_done=on_done,
+                      faults=sim_faults(cfg), horizon_s=w.end_s + DRAIN_S)
+    records = [to_record(o) for o in result.outcomes]
+    if pipes is not None:
+        records.extend(pipes.records)
+    for ev in result.events:
+        writer.add_event(ev.get("t_s", ev.get("t", 0.0)), ev.get("kind", "info"),
+                         subject=ev.get("backend", ev.get("subject", "")),
+                         message=ev.get("message", ""), data=ev)
+    decision = result.counters.get("decision", {})
+    extra = {
+        "control_plane": {
+            "decision_us": decision,
+            "overhead_us_per_request": _overhead_per_request(records),
+            "requeued": result.counters.get("requeued", 0),
+            "sim_wall_s": result.wall_s,
+            "sim_end_s": result.sim_end_s,
+        },
+    }
+    if pipes is not None:
+        extra["pipeline"] = {"search_s_measured": pipes.search_s}
+    summaries = write_results(
+        writer, records, warmup_s=w.warmup_s, duration_s=w.duration_s,
+        target_rate_rps=w.target_rate(), raw=cfg.run.raw, state_samples=result.samples,
+        extra=extra)
+    writer.heartbeat(requests_done=len(records))
+    return summaries
+
+
+def _overhead_per_request(records) -> float | None:
+    vals = [r.overhead_us for r in records if r.overhead_us is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def backend_rows(cfg: RunConfig) -> list[dict]:
+    """Backend table rows for a sim run (engine model parameters included)."""
+    from engine.sim.presets import get_preset
+
+    rows = []
+    for b in cfg.backends:
+        params = {}
+        if b.kind == "sim" and b.preset:
+            p = get_preset(b.preset)
+            params = json.loads(json.dumps(p, default=lambda o: getattr(o, "__dict__", str(o))))
+        rows.append({
+            "name": b.name,
+            "role": "embedding" if b.capabilities == ["embedding"] else (
+                "both" if "embedding" in b.capabilities else "llm"),
+            "engine_kind": b.kind, "device": b.device, "device_kind": b.device_kind,
+            "model": b.model, "url": b.url, "price_per_hour": b.price_per_hour,
+            "max_concurrency": b.max_concurrency, "params_json": params,
+        })
+    return rows
