@@ -75,7 +75,7 @@ class Upstream:
         body = await request.json()
         self.calls.append((request.path, body))
         chat = request.path.endswith("chat/completions")
-        n = body.get("max_completion_tokens") or body.get("max_tokens") or 16
+        n = min(64, body.get("max_completion_tokens") or body.get("max_tokens") or 16)
         self.running += 1
         self.max_running = max(self.max_running, self.running)
         try:

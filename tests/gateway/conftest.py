@@ -1,0 +1,59 @@
+"""Fixtures: real upstream servers and a gateway in front of them, on loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.gateway import GatewayOptions, parse_gateway_config, start_gateway
+from tests.gateway.upstream import Upstream
+
+
+def backend(name: str, up: Upstream, caps: list[str], model: str, conc: int = 4) -> dict:
+    return {"name": name, "kind": "openai", "capabilities": caps, "model": model,
+            "url": up.url, "max_concurrency": conc, "device": "cpu"}
+
+
+class Gateway:
+    """A started gateway: base `url`, its aiohttp app, and `close()`."""
+
+    def __init__(self, runner, url: str) -> None:
+        self.runner = runner
+        self.url = url
+        self.app = runner.app
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+@pytest.fixture
+async def make_gateway():
+    """make_gateway(backends, control_plane={}, **options) -> Gateway; torn down after."""
+    started: list[Gateway] = []
+
+    async def make(backends: list[dict], control_plane: dict | None = None,
+                   **options) -> Gateway:
+        cfg = parse_gateway_config({"control_plane": control_plane or {},
+                                    "backends": backends})
+        runner, url = await start_gateway(cfg, GatewayOptions(**options))
+        gw = Gateway(runner, url)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        await gw.close()
+
+
+@pytest.fixture
+async def upstreams():
+    """upstreams(name, **kw) -> started Upstream; all stopped after the test."""
+    made: list[Upstream] = []
+
+    async def make(name: str, **kw) -> Upstream:
+        u = await Upstream(name, **kw).start()
+        made.append(u)
+        return u
+
+    yield make
+    for u in made:
+        await u.stop()
