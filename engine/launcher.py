@@ -127,8 +127,9 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
             argv += ["--model", model]
         return argv + list(spec.extra_args), {"HF_HUB_OFFLINE": "1"}
     if spec.kind == "sim":
-        argv = [python, "-m", "engine.servers.sim_server", *net, "--preset", spec.preset,
-                "--role", "embedding" if embed_only else "llm", "--name", spec.name]
+        argv = [python, "-m", "engine.servers.sim_server", *net, "--preset", spec.preset]
+        if model:
+            argv += ["--served-name", model]
         return argv + list(spec.extra_args), {}
     raise LaunchError(f"backend {spec.name!r}: url: required for kind {spec.kind!r} "
                       "(sagetui cannot launch it)")

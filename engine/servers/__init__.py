@@ -1,0 +1,1 @@
+"""OpenAI-compatible engine servers: serve-embed (sentence-transformers) and serve-sim."""
