@@ -92,7 +92,8 @@ class PipelineDriver:
                 t_received=emb.t_received if emb else None,
                 t_dispatched=emb.t_dispatched if emb else None,
                 t_first_token=chat.t_first_token, chunk_times=list(chat.chunk_times),
-                t_done=chat.t_done, output_tokens=chat.output_tokens)
+                t_done=chat.t_done)
+            rec.output_tokens = chat.output_tokens
         self.records.append(rec)
 
     def unfinished(self) -> int:
