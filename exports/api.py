@@ -65,15 +65,15 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
             f = FIGURES[figure].build(ctx)
             figs[figure] = f
             files[f"{figure}.csv"] = figure_csv(f)
-        else:  # --format brief alone
-            files["brief.md"] = _brief(ctx)[0]
+        else:  # --format brief alone: one brief per experiment, as in the bundle
+            files["brief.md"] = "\n".join(_brief(sub)[0].replace("# Results brief", f"# Results brief: {exp}", 1)
+                                          for exp, sub in _per_experiment(ctx))
         image_fmt = fmt if fmt in imaging.IMAGE_FORMATS else ("pdf" if bundle else None)
-        prefix = "figures/" if bundle else ""
         browser = browser or imaging.find_browser()
         if image_fmt and figs and browser is None:
             result.messages.append(f"{image_fmt.upper()} not written: {imaging.NO_BROWSER_HINT}")
             image_fmt = None
-        _write_all(Path(out_dir), files, figs, prefix, image_fmt, browser, result)
+        _write_all(Path(out_dir), files, figs, image_fmt, browser, result)
         return result
     finally:
         engine.dispose()
@@ -110,7 +110,8 @@ def figure_csv(f: FigureResult) -> str:
     return buf.getvalue()
 
 
-def _brief(ctx: ExportContext) -> tuple[str, dict, dict]:
+def _build_all(ctx: ExportContext) -> tuple[dict[str, Table | str], dict[str, FigureResult | str]]:
+    """Every table and figure that these runs support; the reason for each one they do not."""
     tables: dict[str, Table | str] = {}
     figures: dict[str, FigureResult | str] = {}
     for name, spec in TABLES.items():
@@ -123,46 +124,76 @@ def _brief(ctx: ExportContext) -> tuple[str, dict, dict]:
             figures[name] = spec.build(ctx)
         except ExportError as exc:
             figures[name] = str(exc)
+    return tables, figures
+
+
+def _brief(ctx: ExportContext) -> tuple[str, dict, dict]:
+    tables, figures = _build_all(ctx)
     return brief.render(ctx, tables, figures), tables, figures
 
 
+def _per_experiment(ctx: ExportContext) -> list[tuple[str, ExportContext]]:
+    by_exp: dict[str, list] = {}
+    for r in ctx.runs:
+        by_exp.setdefault(r.experiment or "(no experiment)", []).append(r)
+    return [(exp, ExportContext(ctx.engine, runs, ctx.allow_mismatch)) for exp, runs in by_exp.items()]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
+
+
 def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: ExportResult) -> None:
+    """Per experiment of the selection: every table and figure it supports, figure data, brief."""
     # The fair-baseline rule covers the whole selection: refuse the bundle as a whole.
     footnotes = enforce(ctx.runs, "bundle", ctx.allow_mismatch)
-    text, tables, figures = _brief(ctx)
-    files["brief.md"] = text
+    image = fmt if fmt in imaging.IMAGE_FORMATS else "pdf"
     index = ["# Export bundle", "", f"Runs: {', '.join(str(r.id) for r in ctx.runs)}.", ""]
     index += [f"> {n}" for n in footnotes] + ([""] if footnotes else [])
-    index += ["## Tables", ""]
-    for name, t in tables.items():
-        if isinstance(t, str):
-            index.append(f"- `{name}` — not produced: {t}")
-            result.messages.append(f"table {name} skipped: {t}")
-            continue
-        for f_name, render in RENDERERS.items():
-            files[f"tables/{name}.{EXTENSIONS[f_name]}"] = render(t)
-        index.append(f"- `{name}` ([tex](tables/{name}.tex), [md](tables/{name}.md), "
-                     f"[csv](tables/{name}.csv), [json](tables/{name}.json)): {t.full_caption()}")
-    index += ["", "## Figures", ""]
-    image = fmt if fmt in imaging.IMAGE_FORMATS else "pdf"
-    for name, f in figures.items():
-        if isinstance(f, str):
-            index.append(f"- `{name}` — not produced: {f}")
-            result.messages.append(f"figure {name} skipped: {f}")
-            continue
-        figs[name] = f
-        files[f"data/{name}.csv"] = figure_csv(f)
-        index.append(f"- `{name}` ([html](figures/{name}.html), [{image}](figures/{name}.{image}), "
-                     f"[data](data/{name}.csv)): {f.full_caption()}")
-    if not any(not isinstance(x, str) for x in [*tables.values(), *figures.values()]):
+    repro = TABLES["reproducibility"].build(ctx)
+    for f_name, render in RENDERERS.items():
+        files[f"reproducibility.{EXTENSIONS[f_name]}"] = render(repro)
+    index += ["Reproducibility appendix (all runs): [tex](reproducibility.tex), "
+              "[md](reproducibility.md), [csv](reproducibility.csv), [json](reproducibility.json).", ""]
+    briefs = []
+    built = 0
+    for exp, sub in _per_experiment(ctx):
+        runs = sub.runs
+        text, tables, figures = _brief(sub)
+        d = _slug(exp)
+        briefs.append(text.replace("# Results brief", f"# Results brief: {exp}", 1))
+        index += [f"## {exp}", "", f"Runs: {', '.join(str(r.id) for r in runs)}.", ""]
+        for name, t in tables.items():
+            if isinstance(t, str):
+                index.append(f"- table `{name}` — not produced: {t}")
+                result.messages.append(f"{exp}: table {name} skipped: {t}")
+                continue
+            built += 1
+            for f_name, render in RENDERERS.items():
+                files[f"{d}/tables/{name}.{EXTENSIONS[f_name]}"] = render(t)
+            index.append(f"- table `{name}` ([tex]({d}/tables/{name}.tex), [md]({d}/tables/{name}.md), "
+                         f"[csv]({d}/tables/{name}.csv), [json]({d}/tables/{name}.json)): {t.full_caption()}")
+        for name, f in figures.items():
+            if isinstance(f, str):
+                index.append(f"- figure `{name}` — not produced: {f}")
+                result.messages.append(f"{exp}: figure {name} skipped: {f}")
+                continue
+            built += 1
+            figs[f"{d}/figures/{name}"] = f
+            files[f"{d}/data/{name}.csv"] = figure_csv(f)
+            index.append(f"- figure `{name}` ([html]({d}/figures/{name}.html), "
+                         f"[{image}]({d}/figures/{name}.{image}), [data]({d}/data/{name}.csv)): "
+                         f"{f.full_caption()}")
+        index.append("")
+    if not built:
         raise ExportError("bundle: no table or figure could be built from these runs:\n  - "
                           + "\n  - ".join(result.messages))
-    index.append("")
+    files["brief.md"] = "\n".join(briefs)
     files["index.md"] = "\n".join(index)
 
 
 def _write_all(out: Path, files: dict[str, str | bytes], figs: dict[str, FigureResult],
-               prefix: str, image_fmt: str | None, browser: str | None, result: ExportResult) -> None:
+               image_fmt: str | None, browser: str | None, result: ExportResult) -> None:
     created = _make_dir(out)
     tmp: Path | None = None
     try:
@@ -175,13 +206,13 @@ def _write_all(out: Path, files: dict[str, str | bytes], figs: dict[str, FigureR
             else:
                 p.write_text(content, encoding="utf-8")
         if figs:
-            (tmp / prefix).mkdir(parents=True, exist_ok=True)
-            for name, f in figs.items():
-                imaging.write_html(f.figure, tmp / f"{prefix}{name}.html")
+            for stem, f in figs.items():
+                (tmp / stem).parent.mkdir(parents=True, exist_ok=True)
+                imaging.write_html(f.figure, tmp / f"{stem}.html")
             if image_fmt:
                 try:
                     imaging.write_images(
-                        [(f.figure, tmp / f"{prefix}{n}.{image_fmt}") for n, f in figs.items()],
+                        [(f.figure, tmp / f"{stem}.{image_fmt}") for stem, f in figs.items()],
                         image_fmt, browser)
                 except Exception as exc:  # kaleido/choreographer raise their own types
                     raise ExportError(f"rendering {image_fmt.upper()} with {browser} failed: {exc}") from exc

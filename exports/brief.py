@@ -27,7 +27,7 @@ from exports.errors import ExportError
 from exports.figures.base import FigureResult
 from exports.groups import Group, group_runs, keyed, labels
 from exports.model import RunView
-from exports.saturation import rate_series, saturation
+from exports.saturation import rate_series, require_sweep, saturation
 from exports.stats import CI_METHOD, difference, estimate
 from exports.table import Table
 from exports.tables.heterogeneous import throughput_per_dollar_hour
@@ -121,8 +121,7 @@ def _scalability_claims(ctx: ExportContext) -> list[Claim]:
 
 def _saturation_claims(ctx: ExportContext) -> list[Claim]:
     series = rate_series(ctx.runs)
-    if all(len(p) < 2 for _, p in series):
-        raise ExportError("brief: no rate sweep (configurations differing only in workload.rate)")
+    require_sweep(series, "brief")
     names = labels([g for g, _ in series], ignore=("workload.rate",))
     claims = []
     for name, (_, points) in zip(names, series, strict=True):

@@ -119,7 +119,7 @@ def keyed(groups: list[Group], key: Callable[[RunView], Any], what: str) -> dict
         k = key(g.first)
         if k in out:
             diff = differences([out[k].first, g.first])
-            listed = "; ".join(f"{p}: {' vs '.join(map(str, v))}" for p, v in diff.items())
+            listed = "; ".join(f"{p}: {' vs '.join(short_value(p, x) for x in v)}" for p, v in diff.items())
             raise ExportError(
                 f"{what}: runs {out[k].run_ids} and {g.run_ids} share the row {k!r} but differ "
                 f"in {listed or 'config hash'}; narrow the selection (--where, --runs)"

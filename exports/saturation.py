@@ -77,6 +77,13 @@ def rate_series(runs: list[RunView], cls: str = "all") -> list[tuple[Group, list
     return out
 
 
+def require_sweep(series: list[tuple[Group, list[RatePoint]]], what: str) -> None:
+    """Refuse outputs over load when no configuration was run at two or more rates."""
+    if all(len(points) < 2 for _, points in series):
+        raise ExportError(f"{what}: no rate sweep in these runs (no configuration run at 2+ "
+                          "values of workload.rate)")
+
+
 def saturation(points: list[RatePoint]) -> Saturation:
     """Apply the documented rule to one sweep's points (sorted by rate)."""
     if not points:

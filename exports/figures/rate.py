@@ -10,12 +10,13 @@ from exports.context import ExportContext
 from exports.figures.base import FigureResult
 from exports.figures.style import DASHES, color, error_y, new_figure
 from exports.groups import labels
-from exports.saturation import RULE_TEXT, rate_series, saturation
+from exports.saturation import RULE_TEXT, rate_series, require_sweep, saturation
 
 
 def latency_vs_rate(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "latency_vs_rate", ctx.allow_mismatch)
     series = rate_series(ctx.runs)
+    require_sweep(series, "latency_vs_rate")
     names = labels([g for g, _ in series], ignore=("workload.rate",))
     fig = new_figure("single")
     data = []
@@ -56,6 +57,7 @@ def latency_vs_rate(ctx: ExportContext) -> FigureResult:
 def slo_vs_load(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "slo_vs_load", ctx.allow_mismatch)
     series = rate_series(ctx.runs)
+    require_sweep(series, "slo_vs_load")
     names = labels([g for g, _ in series], ignore=("workload.rate",))
     fig = new_figure("single")
     data = []

@@ -16,6 +16,8 @@ from exports.groups import group_runs, keyed
 def throughput_vs_backends(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "throughput_vs_backends", ctx.allow_mismatch)
     by_n = keyed(group_runs(ctx.runs), lambda r: r.n_backends, "throughput_vs_backends")
+    if len(by_n) < 2:
+        raise ExportError(f"throughput_vs_backends: needs runs with at least two numbers of backends; found {sorted(by_n)}")
     if 1 not in by_n:
         raise ExportError(f"throughput_vs_backends: the ideal line needs a 1-backend run; found {sorted(by_n)}")
     ns = sorted(by_n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.groups import labels
-from exports.saturation import RULE_TEXT, rate_series, saturation
+from exports.saturation import RULE_TEXT, rate_series, require_sweep, saturation
 from exports.table import Column, Table
 
 NAME = "saturation"
@@ -15,6 +15,7 @@ DESCRIPTION = "Per configuration: saturation point of the rate sweep, throughput
 def build(ctx: ExportContext) -> Table:
     footnotes = enforce(ctx.runs, NAME, ctx.allow_mismatch)
     series = rate_series(ctx.runs)
+    require_sweep(series, NAME)
     names = labels([g for g, _ in series], ignore=("workload.rate",))
     rows = []
     for name, (_, points) in sorted(zip(names, series, strict=True), key=lambda x: x[0]):

@@ -19,6 +19,8 @@ DESCRIPTION = "Throughput vs number of backends: throughput, speedup over 1 back
 def build(ctx: ExportContext) -> Table:
     footnotes = enforce(ctx.runs, NAME, ctx.allow_mismatch)
     by_n = keyed(group_runs(ctx.runs), lambda r: r.n_backends, NAME)
+    if len(by_n) < 2:
+        raise ExportError(f"{NAME}: needs runs with at least two numbers of backends; found {sorted(by_n)}")
     if 1 not in by_n:
         raise ExportError(f"{NAME}: speedup needs a run with 1 backend; found {sorted(by_n)}")
     thr = {n: g.estimate(lambda r: need_summary(r, "all").throughput_rps, "throughput")

@@ -1,0 +1,231 @@
+"""A fixed run store for export tests and the export benchmark.
+
+Why hand-built rows: exports must be tested on known numbers, independent of
+the simulator and load generator. Every value is a formula of the run's
+parameters, so tests can recompute what a table must show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from store.schema import Backend, Experiment, Hardware, Histogram, Run, Sample, Summary
+
+POLICIES = ("fifo", "priority", "slo", "hybrid")
+PATTERNS = ("poisson", "bursty")
+BASELINES = ("sage", "vllm-only", "separate")
+BACKEND_COUNTS = (1, 2, 4, 8)
+RATES = (10.0, 20.0, 40.0, 80.0, 160.0)
+POOLS = {"GPU-only": ("gpu",) * 2, "CPU-only": ("cpu",) * 4, "mixed": ("gpu", "cpu", "cpu")}
+STRATEGIES = ("react", "plan-execute")
+CLIENTS = (2, 4, 8)
+N_SAMPLES = 20
+
+
+def dist(p50: float, count: int = 1000) -> dict[str, float]:
+    """A latency distribution in ms derived from its median."""
+    return {"p50": p50, "p90": round(p50 * 1.8, 3), "p95": round(p50 * 2.2, 3),
+            "p99": round(p50 * 3.5, 3), "p999": round(p50 * 5, 3), "mean": round(p50 * 1.3, 3),
+            "count": count}
+
+
+def config(**kw) -> dict:
+    """A resolved config with the sections exports read; keyword paths like workload__rate."""
+    cfg = {
+        "run": {"name": "r", "mode": "sim", "seed": 0, "repetitions": 1},
+        "workload": {"arrival": "poisson", "rate": 50.0, "duration_s": 60, "warmup_s": 5,
+                     "mix": {"chat": 0.7, "embedding": 0.3},
+                     "sizes": {"prompt": "lognormal(256)", "output": "lognormal(128)"}},
+        "control_plane": {"baseline": "sage", "policy": "hybrid", "router": "least-loaded"},
+        "backends": [sim_backend(i) for i in range(2)],
+    }
+    for key, value in kw.items():
+        if key == "backends":
+            cfg["backends"] = value
+        else:
+            section, name = key.split("__")
+            cfg[section][name] = value
+    return cfg
+
+
+def sim_backend(i: int, device: str = "gpu", price: float = 0.0) -> dict:
+    kind = "H100" if device == "gpu" else "x86-64"
+    return {"name": f"b{i}", "kind": "sim", "device": device, "device_kind": kind,
+            "model": "llama-8b", "price_per_hour": price, "capabilities": ["chat", "embedding"]}
+
+
+def config_hash(cfg: dict) -> str:
+    c = json.loads(json.dumps(cfg))
+    c["run"].pop("seed", None)
+    c["run"].pop("repetition", None)
+    c["run"].pop("name", None)
+    return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()
+
+
+class Builder:
+    def __init__(self, path: Path):
+        self.engine = create_engine(f"sqlite:///{path}")
+        SQLModel.metadata.create_all(self.engine)
+        self.session = Session(self.engine)
+        self.hw = {h.fingerprint: h.id for h in self.session.exec(select(Hardware))}
+        for fp, cpu in (("hw-a", "AMD EPYC 7B13"), ("hw-b", "Intel Xeon 8480")):
+            if fp in self.hw:
+                continue
+            h = Hardware(fingerprint=fp, hostname=fp, os="Linux 6.1", cpu_model=cpu,
+                         cpu_cores_physical=2, cpu_cores_logical=2, memory_bytes=8 * 2**30)
+            self.session.add(h)
+            self.session.flush()
+            self.hw[fp] = h.id
+
+    def experiment(self, name: str, suite: str = "paper") -> int:
+        e = Experiment(name=name, kind="suite", suite=suite, created="2026-11-25T10:00:00Z")
+        self.session.add(e)
+        self.session.flush()
+        return e.id
+
+    def run(self, exp: int, name: str, cfg: dict, rep: int, summaries: dict[str, dict],
+            *, hw: str = "hw-a", engine_version: str = "sim-1.0", params: dict | None = None,
+            hist: dict[tuple[str, str], float] | None = None, depth: float | None = None,
+            status: str = "completed", software: dict | None = None) -> int:
+        cfg = json.loads(json.dumps(cfg))
+        cfg["run"]["name"] = name
+        cfg["run"]["seed"] = 100 + rep
+        r = Run(experiment_id=exp, name=name, mode="sim", status=status, config_json=json.dumps(cfg),
+                config_hash=config_hash(cfg), seed=100 + rep, repetition=rep,
+                created="2026-11-25T10:00:00Z", sagetui_version="0.1.0", git_sha="abc1234def5678",
+                software_json=json.dumps(software or {"python": "3.11.9", "vllm": "0.32.0", "torch": "2.13.0"}),
+                hardware_id=self.hw[hw], duration_s=60.0, warmup_s=5.0)
+        self.session.add(r)
+        self.session.flush()
+        for i, b in enumerate(cfg["backends"]):
+            self.session.add(Backend(
+                run_id=r.id, name=b["name"], role="both", engine_kind=b["kind"], device=b["device"],
+                device_kind=b["device_kind"], model=b["model"], engine_version=engine_version,
+                price_per_hour=b["price_per_hour"], max_concurrency=8,
+                params_json=json.dumps(params or {"max_num_seqs": 64}), launch_args_json="[]"))
+            del i
+        for cls, s in summaries.items():
+            s = dict(s)
+            self.session.add(Summary(run_id=r.id, request_class=cls,
+                                     metrics_json=json.dumps(s.pop("metrics")),
+                                     extra_json=json.dumps(s.pop("extra", {})), **s))
+        rng = random.Random(r.id)
+        for (metric, cls), median_ms in (hist or {}).items():
+            h = HdrHistogram(1, 3_600_000_000, 3)
+            for _ in range(400):
+                h.record_value(max(1, int(rng.lognormvariate(0, 0.6) * median_ms * 1000)))
+            self.session.add(Histogram(run_id=r.id, metric=metric, request_class=cls,
+                                       encoded=h.encode(), count=h.get_total_count(),
+                                       min_us=h.get_min_value(), max_us=h.get_max_value(),
+                                       mean_us=h.get_mean_value()))
+        if depth is not None:
+            for t in range(N_SAMPLES):
+                self.session.add(Sample(run_id=r.id, t_s=float(t), offered_rps=50.0, achieved_rps=49.0,
+                                        queue_depth_json=json.dumps({"chat": int(depth + (t % 5)), "embedding": 1})))
+        return r.id
+
+    def close(self) -> None:
+        self.session.commit()
+        self.session.close()
+        self.engine.dispose()
+
+
+def summary(throughput: float, *, ttft: float = 20.0, e2e: float = 200.0, slo: float = 0.95,
+            target: float | None = None, wait: float = 2.0, extra: dict | None = None,
+            embed_e2e: float | None = 15.0) -> dict[str, dict]:
+    """Summaries for the classes all/chat/embedding from a few headline numbers."""
+    out = {
+        "all": {"issued": 1000, "completed": 990, "throughput_rps": throughput, "slo_attainment": slo,
+                "goodput_rps": throughput * slo, "target_rate_rps": target,
+                "metrics": {"ttft": dist(ttft), "e2e": dist(e2e), "queue_wait": dist(wait)},
+                "extra": extra or {}},
+        "chat": {"issued": 700, "completed": 695, "throughput_rps": throughput * 0.7,
+                 "slo_attainment": slo, "metrics": {"ttft": dist(ttft), "e2e": dist(e2e)}},
+    }
+    if embed_e2e is not None:
+        out["embedding"] = {"issued": 300, "completed": 295, "throughput_rps": throughput * 0.3,
+                            "slo_attainment": slo, "metrics": {"e2e": dist(embed_e2e)}}
+    return out
+
+
+def build_store(path: Path, reps: int = 2, suite: str = "paper") -> Path:
+    """The fixed store: one experiment per paper table, `reps` repetitions of each point."""
+    b = Builder(path)
+    e = b.experiment("effectiveness", suite)
+    for wl_i, wl in enumerate(("mixed", "chat-heavy")):
+        for bl_i, bl in enumerate(BASELINES):
+            for rep in range(reps):
+                cfg = config(workload__name=wl, control_plane__baseline=bl)
+                b.run(e, f"eff-{wl}-{bl}-{rep}", cfg, rep,
+                      summary(100 - 10 * bl_i + rep, ttft=20 + 15 * bl_i + wl_i + rep * 0.5,
+                              e2e=200 + 40 * bl_i + rep, slo=0.97 - 0.1 * bl_i - 0.01 * rep,
+                              embed_e2e=None if wl == "chat-heavy" else 15 + 5 * bl_i + rep))
+    e = b.experiment("policies", suite)
+    for pat_i, pat in enumerate(PATTERNS):
+        for p_i, pol in enumerate(POLICIES):
+            for rep in range(reps):
+                cfg = config(workload__arrival=pat, workload__pattern=pat, control_plane__policy=pol)
+                ttft = 60 - 10 * p_i + 5 * pat_i + rep
+                b.run(e, f"pol-{pat}-{pol}-{rep}", cfg, rep,
+                      summary(80 + p_i, ttft=ttft, slo=0.80 + 0.04 * p_i - 0.005 * rep, wait=8 - p_i + 0.1 * rep),
+                      hist={("ttft", "chat"): ttft, ("queue_wait", "all"): 8 - p_i}, depth=6 - p_i)
+    e = b.experiment("scalability", suite)
+    for n in BACKEND_COUNTS:
+        for rep in range(reps):
+            cfg = config(backends=[sim_backend(i) for i in range(n)])
+            b.run(e, f"scale-{n}-{rep}", cfg, rep,
+                  summary(95.0 * n * (1 - 0.02 * (n - 1)) + rep, e2e=200.0,
+                          extra={"overhead_us": 150.0 + 10 * n + rep}))
+    e = b.experiment("saturation", suite)
+    for pol in ("fifo", "hybrid"):
+        knee = 60.0 if pol == "fifo" else 120.0
+        for rate in RATES:
+            for rep in range(reps):
+                cfg = config(workload__rate=rate, control_plane__policy=pol)
+                thr = min(rate, knee) - 0.2 * rep
+                p50 = 30.0 if rate < knee else 30.0 * (1 + (rate - knee) / 10)
+                b.run(e, f"sat-{pol}-{rate:g}-{rep}", cfg, rep,
+                      summary(thr, e2e=p50 + rep, target=rate, slo=0.99 if rate < knee else 0.5))
+    e = b.experiment("heterogeneous", suite)
+    prices = {"gpu": 4.0, "cpu": 0.5}
+    for p_i, (pool, devices) in enumerate(POOLS.items()):
+        for rep in range(reps):
+            cfg = config(backends=[sim_backend(i, d, prices[d]) for i, d in enumerate(devices)])
+            b.run(e, f"het-{pool}-{rep}", cfg, rep,
+                  summary(300 - 100 * p_i + rep, e2e=50 + 20 * p_i, embed_e2e=10 + 8 * p_i + rep))
+    e = b.experiment("agents", suite)
+    for s_i, strat in enumerate(STRATEGIES):
+        for rep in range(reps):
+            cfg = config(workload__agent_strategy=strat)
+            agent = {"strategy": strat, "metrics": {"task_success_pct": 70 + 10 * s_i + rep,
+                                                    "tool_calls_per_task": 3.0 + s_i,
+                                                    "latency_per_task_ms": 4000 - 500 * s_i + 10 * rep}}
+            b.run(e, f"agent-{strat}-{rep}", cfg, rep, summary(20, extra={"agent": agent}))
+    e = b.experiment("fairness", suite)
+    for n in CLIENTS:
+        for rep in range(reps):
+            cfg = config(workload__clients=n)
+            clients = {f"c{i}": {"e2e_mean_ms": 200.0 + 30 * i * (n / 8) + rep, "completed": 100 - i}
+                       for i in range(n)}
+            b.run(e, f"fair-{n}-{rep}", cfg, rep,
+                  summary(50, extra={"per_client": clients, "jain_fairness": 1 - 0.02 * n - 0.001 * rep}))
+    b.close()
+    return path
+
+
+def add_mismatch_experiment(path: Path) -> None:
+    """Scalability runs on two machines and engine versions: the fair-baseline check must refuse."""
+    b = Builder(path)
+    e = b.experiment("mismatch", "unfair")
+    for n, hw, ver in ((1, "hw-a", "sim-1.0"), (2, "hw-b", "sim-1.1")):
+        cfg = config(backends=[sim_backend(i) for i in range(n)])
+        b.run(e, f"mm-{n}", cfg, 0, summary(100.0 * n, extra={"overhead_us": 100.0}), hw=hw,
+              engine_version=ver)
+    b.run(e, "mm-failed", config(), 0, summary(1.0), status="failed")
+    b.close()
