@@ -194,6 +194,20 @@ async def _llm_answer(request: web.Request, slot: Slot, rt: Runtime,
             return await _relay(request, slot, st, ticket, rt, opt)
         except UpstreamUnavailable as exc:
             rt.upstream_unavailable(st, str(exc))  # the core may re-dispatch: loop
+        except _Stale:
+            pass  # re-queued by the core meanwhile: its next dispatch comes on slot.fut
+
+
+class _Stale(Exception):
+    """The answer came from a dispatch the core has dropped (its backend was taken
+    out and the request re-queued); like the core, the gateway ignores it."""
+
+
+def _check_current(slot: Slot, st: DispatchState) -> None:
+    if slot.closed:
+        raise Refused(slot.fail_reason or "backend_down", rejected=False)
+    if slot.dispatch_id != st.dispatch_id or slot not in st.slots:
+        raise _Stale
 
 
 async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ticket,
@@ -210,6 +224,7 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
                 if slot.closed:
                     raise Refused(slot.fail_reason or "backend_down", rejected=False) from None
                 raise UpstreamUnavailable(str(exc)) from None
+            _check_current(slot, st)
             return _finish_plain(slot, st, rt, resp.status, data, ticket)
         return await _stream(request, slot, st, rt, resp)
     except TimeoutError:
@@ -223,15 +238,13 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
 
 def _finish_plain(slot: Slot, st: DispatchState, rt: Runtime, status: int, data: bytes,
                   ticket: Ticket) -> web.Response:
-    current = rt.dispatches.get(slot.dispatch_id) if slot.dispatch_id is not None else None
-    target = current if current is not None and slot in current.slots else st
     if status == 200:
         rt.first_token(slot)
-        rt.part_done(target, slot, ok=True)
+        rt.part_done(st, slot, ok=True)
         rt.metrics.requests.labels(slot.req.cls, "completed").inc()
         return web.Response(status=200, body=data, content_type="application/json",
                             headers=_sage_headers(rt, slot))
-    rt.part_done(target, slot, ok=False, reason=f"upstream_{status}")
+    rt.part_done(st, slot, ok=False, reason=f"upstream_{status}")
     rt.metrics.requests.labels(slot.req.cls, "failed").inc()
     if 400 <= status < 500:  # the engine judged the request bad: the client's to fix
         return web.Response(status=status, body=data, content_type="application/json",
@@ -243,30 +256,43 @@ def _finish_plain(slot: Slot, st: DispatchState, rt: Runtime, status: int, data:
 
 async def _stream(request: web.Request, slot: Slot, st: DispatchState, rt: Runtime,
                   resp: aiohttp.ClientResponse) -> web.StreamResponse:
-    """Relay SSE bytes as they come; the first chunk is the first-token event."""
-    headers = _sage_headers(rt, slot)
-    headers["Content-Type"] = resp.headers.get("Content-Type", "text/event-stream")
-    headers["Cache-Control"] = "no-cache"
-    out = web.StreamResponse(status=200, headers=headers)
-    await out.prepare(request)
+    """Relay SSE bytes as they come; the first chunk is the first-token event.
+
+    The client's headers go out with the first chunk: until then the request
+    may still move to another backend (and `x-sage-backend` would change).
+    """
+    out = web.StreamResponse(status=200)
     first = True
     try:
         async for chunk in resp.content.iter_any():
             if first:
+                _check_current(slot, st)
                 first = False
                 rt.first_token(slot)
                 rt.metrics.ttft_s.labels(slot.req.cls).observe(_mono() - slot.received)
+                out.headers.update(_sage_headers(rt, slot))
+                out.headers["Content-Type"] = resp.headers.get("Content-Type",
+                                                               "text/event-stream")
+                out.headers["Cache-Control"] = "no-cache"
+                await out.prepare(request)
             await out.write(chunk)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         rt.client_gone(slot)
         rt.metrics.requests.labels(slot.req.cls, "client_disconnected").inc()
         return out
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        if first:  # nothing reached the client yet
+            _check_current(slot, st)
+            raise UpstreamUnavailable(str(exc)) from None
         if not slot.closed:
             rt.mark_down(slot.backend, "stream broken")  # started: the core fails it
         if not slot.closed:
             rt.part_done(st, slot, ok=False, reason="upstream_disconnected")
         return await _stream_error(out, slot, rt)
+    if first:  # an empty stream: still an answer
+        _check_current(slot, st)
+        out.headers.update(_sage_headers(rt, slot))
+        await out.prepare(request)
     if slot.fail_reason:  # the core failed it (backend down) and closed the stream
         return await _stream_error(out, slot, rt)
     rt.part_done(st, slot, ok=True)
@@ -346,7 +372,7 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
 
 def _deliver(rt: Runtime, st: DispatchState, s: Slot, ans: Answer, ok: bool,
              why: str = "") -> None:
-    if s.closed:
+    if s.closed or s not in st.slots:  # finished, or re-queued by the core: stale answer
         return
     rt.part_done(st, s, ok=ok, reason=why)
     rt.metrics.requests.labels("embedding", "completed" if ok else "failed").inc()
