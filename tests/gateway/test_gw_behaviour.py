@@ -4,11 +4,9 @@ disconnects, a backend killed mid-run, and hybrid embedding batches."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
-import pytest
 
 from scheduler.gateway.app import RUNTIME
 from tests.gateway.conftest import backend
