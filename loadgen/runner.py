@@ -113,7 +113,7 @@ class _Run:
             self.offered[int(req.t)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
-            nxt = self.source.on_done(top, client.now())
+            nxt = self.source.on_done(top, top.t_done)
             if not nxt:
                 return
             req = nxt[0]

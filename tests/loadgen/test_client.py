@@ -1,0 +1,122 @@
+"""The HTTP client against a real null server: SSE, pace, headers, failures."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from loadgen import metrics as m
+from loadgen.client import Client, ClientConfig, _Failure, parse_sse_line
+from loadgen.schedule import ScheduledRequest
+
+
+def req(cls="chat", i=0, out=20, **kw):
+    base = dict(id=f"r{i}", t=0.0, cls=cls, client_id="c7", priority=1, prompt_tokens=16,
+                output_tokens=out, n_texts=2 if cls == "embedding" else 0,
+                text_tokens=8 if cls == "embedding" else 0, slo_ttft_ms=250.0, slo_e2e_ms=None,
+                model="null")
+    base.update(kw)
+    return ScheduledRequest(**base)
+
+
+async def call(url, r, **cfg):
+    async with Client(ClientConfig(targets=url, **cfg)) as c:
+        rec = await c.call(r)
+    return rec
+
+
+def test_parse_sse_lines():
+    assert parse_sse_line(b"\n") == ("skip", None)
+    assert parse_sse_line(b": keep-alive\n") == ("skip", None)
+    assert parse_sse_line(b"event: message\n") == ("skip", None)
+    assert parse_sse_line(b"data: [DONE]\n") == ("done", None)
+    assert parse_sse_line(b'data:{"a": 1}\r\n') == ("data", {"a": 1})
+    for bad in (b"data: {oops\n", b"data: [1, 2]\n", b"<html>\n"):
+        with pytest.raises(_Failure, match="garbage"):
+            parse_sse_line(bad)
+
+
+@pytest.mark.parametrize("cls", ["chat", "completion"])
+async def test_stream_timing_matches_pace(null_server, cls):
+    url = null_server(ttft_ms=40, tpot_ms=10)
+    recs = [await call(url, req(cls, i)) for i in range(3)]
+    for rec in recs:
+        assert rec.status == "completed", rec.reason
+        assert rec.output_tokens == 20 and len(rec.chunk_times) == 20
+        assert rec.prompt_tokens == 16  # from the server's usage
+        assert 0.038 <= m.ttft_sent(rec) <= 0.060
+        assert m.tpot(rec) == pytest.approx(0.010, abs=0.002)
+        gaps = m.itl(rec)
+        assert np.median(gaps) == pytest.approx(0.010, abs=0.002)
+        assert rec.backend == "null"
+
+
+async def test_embeddings_and_vectors(null_server):
+    url = null_server()
+    async with Client(ClientConfig(targets=url)) as c:
+        vecs: list = []
+        rec = await c.call(req("embedding"), vectors=vecs)
+    assert rec.status == "completed", rec.reason
+    assert len(vecs) == 2 and len(vecs[0]) == 384
+    assert rec.t_first_token is None and m.e2e(rec) > 0
+
+
+def test_headers_and_body():
+    c = Client(ClientConfig(targets="http://x:1", send_priority_field=True))
+    h = c.headers(req(slo_e2e_ms=900.0))
+    assert h == {"X-Request-Id": "r0", "X-Client-Id": "c7", "X-Priority": "1",
+                 "X-SLO-TTFT-Ms": "250", "X-SLO-E2E-Ms": "900"}
+    b = c.body(req())
+    assert b["max_tokens"] == 20 and b["ignore_eos"] is True and b["priority"] == 1
+    assert b["stream_options"] == {"include_usage": True}
+    assert len(b["messages"][0]["content"].split()) == 16
+    e = c.body(req("embedding"))
+    assert len(e["input"]) == 2 and all(len(t.split()) == 8 for t in e["input"])
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ("garbage", "garbage: bad JSON"),
+    ("close", "stream_closed"),
+    ("http500", "http_500: "),
+    ("error_event", "server_error: engine overloaded"),
+])
+async def test_misbehaving_server_fails_with_reason(null_server, fault, reason):
+    url = null_server(ttft_ms=5, tpot_ms=2, fault=fault)
+    rec = await call(url, req())
+    assert rec.status == "failed"
+    assert rec.reason.startswith(reason), rec.reason
+    assert rec.t_done is not None and not rec.slo_met()
+
+
+async def test_embedding_garbage(null_server):
+    rec = await call(null_server(fault="garbage"), req("embedding"))
+    assert rec.status == "failed" and rec.reason.startswith("garbage: embeddings answer is not JSON")
+
+
+async def test_connection_refused_and_timeout(null_server):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rec = await call(f"http://127.0.0.1:{port}", req())
+    assert rec.status == "failed" and rec.reason.startswith("connection"), rec.reason
+    url = null_server(ttft_ms=500, tpot_ms=0)
+    rec = await call(url, req(out=2), timeout_s=0.1)
+    assert rec.status == "failed" and rec.reason.startswith("timeout"), rec.reason
+
+
+async def test_round_robin_targets(null_server):
+    a, b = null_server(), null_server()
+    async with Client(ClientConfig(targets={"chat": [a, b]})) as c:
+        recs = [await c.call(req(i=i)) for i in range(4)]
+        with pytest.raises(ValueError, match="no URL for class 'embedding'"):
+            await c.call(req("embedding"))
+    assert [r.status for r in recs] == ["completed"] * 4
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="targets: unknown class 'video'"):
+        ClientConfig(targets={"video": ["http://x"]})
+    with pytest.raises(ValueError, match="targets.chat"):
+        ClientConfig(targets={"chat": ["ftp://x"]})

@@ -1,0 +1,86 @@
+"""The runner against a real null server: closed loop bound, pipeline stages, progress."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from loadgen.client import ClientConfig
+from loadgen.metrics import aggregate
+from loadgen.runner import run
+from loadgen.spec import WorkloadSpec
+
+
+def _max_overlap(recs) -> int:
+    ev = sorted([(r.t_sent, 1) for r in recs] + [(r.t_done, -1) for r in recs], key=lambda e: (e[0], e[1]))
+    cur = best = 0
+    for _, d in ev:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def test_closed_loop_never_exceeds_n(null_server):
+    url = null_server(ttft_ms=5, tpot_ms=1)
+    spec = WorkloadSpec(duration_s=1.5, clients={"n": 4, "think_time_s": 0.01},
+                        sizes={"chat": {"output_tokens": {"kind": "uniform", "low": 2, "high": 20}}}, model="null")
+    res = run(spec, ClientConfig(targets=url))
+    assert res.max_in_flight <= 4
+    assert _max_overlap(res.records) == 4
+    per_client = Counter(r.client_id for r in res.records)
+    assert set(per_client) == {"c000", "c001", "c002", "c003"}
+    assert all(r.status == "completed" for r in res.records)
+    # each client's next request is intended think time after its previous finished
+    by = {}
+    for r in sorted(res.records, key=lambda r: r.t_intended):
+        if r.client_id in by:
+            assert r.t_intended == pytest.approx(by[r.client_id] + 0.01, abs=1e-9)
+        by[r.client_id] = r.t_done
+
+
+def test_open_loop_pipeline_records_every_stage(null_server):
+    url = null_server(ttft_ms=2, tpot_ms=1)
+    spec = WorkloadSpec(rate=40, duration_s=1.5, mix={"pipeline": 1.0}, model="null", embedding_model="null",
+                        pipeline={"top_k": 2, "corpus_size": 40, "passage_tokens": 8},
+                        slos={"pipeline": {"e2e_ms": 5000}})
+    samples = []
+    res = run(spec, ClientConfig(targets=url), on_progress=samples.append)
+    tops = [r for r in res.records if r.parent_id is None]
+    assert tops and all(r.cls == "pipeline" and r.status == "completed" for r in tops)
+    for top in tops:
+        kids = {r.cls: r for r in res.records if r.parent_id == top.id}
+        assert set(kids) == {"embedding", "chat"}
+        assert kids["embedding"].t_done <= kids["chat"].t_intended <= kids["chat"].t_sent
+        assert kids["chat"].prompt_tokens > top.prompt_tokens - 1  # question + passages
+        assert top.t_done == kids["chat"].t_done
+    a = aggregate(res.records, warmup_s=0, duration_s=1.5, target_rate_rps=40)
+    assert {"stage_embed", "stage_search", "stage_chat", "e2e"} <= set(a.summaries["pipeline"]["metrics"])
+    assert a.summaries["pipeline"]["slo_attainment"] == 1.0
+    assert [s["t_s"] for s in samples][:2] == [0.0, 1.0]
+    assert sum(s["offered_rps"] for s in samples) == len(tops)
+    assert samples[-1]["done"] == len(tops)
+
+
+def test_open_loop_pacing_and_failures_go_on(null_server):
+    url = null_server(fault="http500")
+    spec = WorkloadSpec(rate=200, duration_s=1.0, model="null")
+    res = run(spec, ClientConfig(targets=url))
+    assert len(res.records) > 150
+    assert all(r.status == "failed" and r.reason.startswith("http_500") for r in res.records)
+    late = sorted(r.t_sent - r.t_intended for r in res.records)
+    assert late[0] >= 0 and late[len(late) // 2] < 0.002
+
+
+@pytest.mark.slow
+def test_multi_process_workers_share_schedule(null_server):
+    url = null_server()
+    spec = WorkloadSpec(rate=300, duration_s=1.5, model="null")
+    samples = []
+    res = run(spec, ClientConfig(targets=url), workers=2, on_progress=samples.append)
+    from loadgen.schedule import build_schedule
+
+    assert [r.id for r in res.records] == [r.id for r in build_schedule(spec)]
+    assert all(r.status == "completed" for r in res.records)
+    assert sorted(r.t_sent - r.t_intended for r in res.records)[len(res.records) // 2] < 0.005
+    assert samples[-1]["done"] == len(res.records)
