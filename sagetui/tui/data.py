@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
+from store import RunNotFound, Store, StoreError, open_store
 from store.schema import (
     Backend,
     Event,
@@ -34,41 +35,62 @@ class StoreUnavailable(Exception):
 
 
 class StoreReader:
-    """Read-only access to one store file, shared by all worker threads."""
+    """Read-only access to one store file, shared by all worker threads.
+
+    Opened lazily with `store.open_store(readonly=True)`, which refuses
+    corrupt, foreign or newer files without touching them.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._engine = None
+        self._store: Store | None = None
+        self._lock = threading.Lock()
 
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _session(self) -> Session:
-        if not self.path.exists():
-            raise StoreUnavailable(f"{self.path}: no store here yet")
-        if self._engine is None:
-            uri = f"file:{self.path.resolve()}?mode=ro"
-            self._engine = create_engine(
-                "sqlite://",
-                creator=lambda: sqlite3.connect(uri, uri=True, timeout=2.0,
-                                                check_same_thread=False),
-            )
-        return Session(self._engine)
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                if not self.path.exists():
+                    raise StoreUnavailable(f"{self.path}: no store here yet")
+                try:
+                    self._store = open_store(self.path, readonly=True)
+                except StoreError as exc:
+                    raise StoreUnavailable(str(exc)) from exc
+            return self._store
 
     def run_query(self, fn):
         """Run `fn(session)` and turn SQLite trouble into StoreUnavailable."""
+        store = self.store
         try:
-            with self._session() as session:
+            with Session(store.engine) as session:
                 return fn(session)
-        except StoreUnavailable:
-            raise
         except Exception as exc:  # sqlite3/SQLAlchemy errors: locked, corrupt, not a store
+            if isinstance(exc, LookupError):
+                raise
+            raise StoreUnavailable(f"{self.path}: cannot read the store ({_cause(exc)})") from exc
+
+    def call(self, fn, *args, **kwargs):
+        """Run a `store.queries` function on this store, errors as StoreUnavailable."""
+        store = self.store
+        try:
+            return fn(store, *args, **kwargs)
+        except RunNotFound as exc:
+            raise LookupError(str(exc)) from exc
+        except StoreError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except Exception as exc:
+            if isinstance(exc, LookupError):
+                raise
             raise StoreUnavailable(f"{self.path}: cannot read the store ({_cause(exc)})") from exc
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
 
 def _cause(exc: BaseException) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from hdrh.histogram import HdrHistogram
 
+from store.histograms import decode
 
-def decode(encoded: bytes) -> HdrHistogram:
-    return HdrHistogram.decode(encoded)
+__all__ = ["bins_ms", "cdf_ms", "decode", "percentiles_ms", "points_ms"]
 
 
 def points_ms(h: HdrHistogram) -> list[tuple[float, int]]:

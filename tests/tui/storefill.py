@@ -14,8 +14,9 @@ from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 from sqlalchemy import event, insert
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
+from store import open_store
 from store.schema import (
     Backend,
     Event,
@@ -44,7 +45,6 @@ def engine_for(path: str | Path):
         cur.execute("PRAGMA busy_timeout=5000")
         cur.close()
 
-    SQLModel.metadata.create_all(eng)
     return eng
 
 
@@ -82,6 +82,7 @@ def fill(path: str | Path, n_runs: int = 6, *, detailed: int | None = None,
     """
     rng = random.Random(seed)
     detailed = n_runs if detailed is None else detailed
+    open_store(path).close()  # the real schema, migrations and meta rows
     eng = engine_for(path)
     ids: list[int] = []
     with Session(eng) as s:
@@ -170,6 +171,7 @@ def _detail(s: Session, rng: random.Random, rid: int, policy: str) -> None:
 
 
 def sample_row(rid: int, t: int, rng: random.Random, rate: float = 20.0) -> Sample:
+    """Second `t` of a run at `rate` r/s; `done` is the running total, as loadgen writes it."""
     return Sample(
         run_id=rid, t_s=float(t), offered_rps=rate, achieved_rps=rate * (0.9 + rng.random() / 10),
         in_flight=rng.randint(2, 9), errors=1 if t % 17 == 16 else 0,
@@ -181,7 +183,7 @@ def sample_row(rid: int, t: int, rng: random.Random, rate: float = 20.0) -> Samp
             "chat": {"ttft_p50": 20.0, "ttft_p95": 41.0, "ttft_p99": 55.5, "e2e_p50": 120.0,
                      "e2e_p95": 210.0, "e2e_p99": 260.0},
             "embedding": {"e2e_p50": 8.0, "e2e_p95": 15.0, "e2e_p99": 19.0}}),
-        slo_met=int(rate * 0.9), done=int(rate))
+        slo_met=int(rate * 0.9), done=int(rate) * (t + 1))
 
 
 def add_samples(s: Session, rid: int, t0: int, t1: int, rng: random.Random) -> None:

@@ -171,7 +171,7 @@ class DetailScreen(Screen):
 
     @on(Select.Changed, "#hist-choice")
     def _plot_latency(self, event: Select.Changed) -> None:
-        if self.detail is None or event.value is Select.BLANK:
+        if self.detail is None or event.value is Select.NULL:
             return
         metric, cls = str(event.value).split("|")
         h = histo.decode(self.detail.histograms[(metric, cls)])

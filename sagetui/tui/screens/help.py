@@ -7,6 +7,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Markdown
 
+from sagetui.tui import TEXTUAL_VERSION
+
 HELP = """\
 # sagetui dashboard
 
@@ -54,5 +56,5 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(f"{HELP}\n\n_textual {TEXTUAL_VERSION}_")
         yield Footer()

@@ -47,6 +47,8 @@ class LiveScreen(Screen):
         self.last_sample_id = 0
         self.last_event_id = 0
         self.samples: deque = deque(maxlen=HISTORY)
+        # Summed over the samples seen: errors and slo_met are per second in a
+        # sample, `done` is the run's running total (loadgen.metrics.second_sample).
         self.totals = {"errors": 0, "slo_met": 0, "done": 0}
         self.polls = 0  # refreshes drawn (the benchmark reads this)
         self.status = ""
@@ -108,8 +110,9 @@ class LiveScreen(Screen):
         for s in state.new_samples:
             self.samples.append(s)
             self.last_sample_id = s.id
-            for key in self.totals:
-                self.totals[key] += getattr(s, key)
+            self.totals["errors"] += s.errors
+            self.totals["slo_met"] += s.slo_met
+            self.totals["done"] = s.done
         for e in state.events:
             self.last_event_id = e.id
         self._draw(state)

@@ -1,0 +1,142 @@
+"""Launch: pick a built-in suite or a TOML file, adjust it, start it as a child process."""
+
+from __future__ import annotations
+
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from sagetui.config import ConfigError
+from sagetui.tui import launching
+from sagetui.tui.children import Child, LaunchError
+from sagetui.tui.data import StoreUnavailable, runs_of_pid
+
+FIND_RUN_TIMEOUT_S = 60.0
+
+
+class LaunchScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
+                Binding("ctrl+s", "start", "Start"),
+                Binding("ctrl+v", "validate", "Validate", show=False)]
+    PALETTE = {"Start the configured run": ("action_start", "Validate, then start a child"),
+               "Validate the launch config": ("action_validate", "Check TOML and overrides")}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child: Child | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="launch-form"):
+            options = [(label, str(path)) for label, path in launching.builtin_configs()]
+            yield Label("Built-in suite / example, or a TOML file below:")
+            yield Select(options, id="source", prompt="built-in config", compact=True)
+            yield Input(placeholder="path/to/config.toml", id="path", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("mode", classes="lbl")
+                yield Select([("sim", "sim"), ("live", "live")], id="mode",
+                             prompt="as in config", compact=True)
+                yield Label("policy", classes="lbl")
+                yield Input(placeholder="as in config", id="policy", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("rate r/s", classes="lbl")
+                yield Input(placeholder="as in config", id="rate", type="number", compact=True)
+                yield Label("duration s", classes="lbl")
+                yield Input(placeholder="as in config", id="duration", type="number",
+                            compact=True)
+            with Horizontal(classes="row"):
+                yield Label("repetitions", classes="lbl")
+                yield Input(placeholder="as in config", id="repetitions", type="integer",
+                            compact=True)
+                yield Label("backends", classes="lbl")
+                yield Input(placeholder="all (or names: gpu0,cpu0)", id="backends", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("more --set", classes="lbl")
+                yield Input(placeholder="path=value … (e.g. workload.warmup_s=2)", id="extra",
+                            compact=True)
+            with Horizontal(classes="buttons"):
+                yield Button("Validate", id="validate", compact=True)
+                yield Button("Start", variant="success", id="start", compact=True)
+            yield Static("", id="launch-msg")
+        yield Footer()
+
+    @on(Select.Changed, "#source")
+    def _source(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self.query_one("#path", Input).value = str(event.value)
+
+    def _form(self) -> tuple[str, dict[str, str]]:
+        form = {name: self.query_one(f"#{name}", Input).value
+                for name in ("policy", "rate", "duration", "repetitions", "backends", "extra")}
+        mode = self.query_one("#mode", Select).value
+        form["mode"] = "" if mode is Select.NULL else str(mode)
+        return self.query_one("#path", Input).value.strip(), form
+
+    def _message(self, text: str) -> None:
+        self.query_one("#launch-msg", Static).update(text)
+
+    @on(Button.Pressed, "#validate")
+    def action_validate(self) -> None:
+        path, form = self._form()
+        self._check(path, form, start=False)
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if self.child is not None and self.child.alive():
+            self._message(f"Run process {self.child.pid} is still going; watch it with "
+                          "[b]m[/] or cancel it there.")
+            return
+        path, form = self._form()
+        self._check(path, form, start=True)
+
+    @work(thread=True, exclusive=True, group="launch")
+    def _check(self, path: str, form: dict[str, str], start: bool) -> None:
+        """Validate in a worker (reads files), then start the child and find its run."""
+        say = lambda text: self.app.call_from_thread(self._message, text)  # noqa: E731
+        if not path:
+            say("[red]Choose a built-in config or give a TOML file path.[/]")
+            return
+        try:
+            sets = launching.build_sets(form, path)
+            exp = launching.validate(path, sets)
+        except ConfigError as exc:
+            say(f"[red]Invalid config:[/]\n{exc}")
+            return
+        plan = (f"{exp.name}: {len(exp.runs)} run(s), mode {exp.runs[0].run.mode}, "
+                f"policy {exp.runs[0].control_plane.policy}, rate {exp.runs[0].workload.rate:g}"
+                f" r/s\n--set " + " --set ".join(f"{k}={v[:40]}" for k, v in sets.items())
+                if sets else f"{exp.name}: {len(exp.runs)} run(s), as in the file")
+        if not start:
+            say(f"[green]Valid.[/] {plan}")
+            return
+        try:
+            child = self.app.call_from_thread(self.app.start_child, path, sets)
+        except LaunchError as exc:
+            say(f"[red]Could not start:[/] {exc}")
+            return
+        self.child = child
+        say(f"Started process {child.pid} ({plan}).\nLog: {child.log_path}\n"
+            "Waiting for its first run to appear in the store…")
+        deadline = time.monotonic() + FIND_RUN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                ids = runs_of_pid(self.app.reader, child.pid) if self.app.reader.exists() else []
+            except StoreUnavailable:
+                ids = []
+            if ids:
+                say(f"Run {ids[0]} started by process {child.pid}. Opening the live monitor…"
+                    f"\nLog: {child.log_path}")
+                self.app.call_from_thread(self.app.open_live, ids[0])
+                return
+            if not child.alive():
+                say(f"[red]The run process exited ({child.proc.returncode}) before writing a "
+                    f"run:[/]\n{child.log_tail()}")
+                return
+            time.sleep(0.25)
+        say(f"[yellow]Process {child.pid} has not written a run after "
+            f"{FIND_RUN_TIMEOUT_S:.0f} s; see {child.log_path}[/]")
