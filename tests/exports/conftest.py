@@ -1,0 +1,35 @@
+"""Fixtures for export tests: one fixed store per session, and the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixture_store import add_mismatch_experiment, build_store  # noqa: E402
+
+from sagetui.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Path:
+    """The fixed store (tests/exports/fixture_store.py) with 2 repetitions per point."""
+    path = tmp_path_factory.mktemp("store") / "fixed.db"
+    build_store(path, reps=2)
+    add_mismatch_experiment(path)
+    return path
+
+
+@pytest.fixture
+def cli(store):
+    """Run `sagetui --db STORE export ...`; returns the click Result."""
+    runner = CliRunner()
+
+    def run(*args: str, db: Path | None = None):
+        return runner.invoke(main, ["--db", str(db or store), "export", *args], catch_exceptions=False)
+
+    return run
