@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from engine.servers.common import (
     BadRequest,
@@ -33,6 +34,10 @@ def build_app(engine: STEngine, served_name: str | None = None) -> web.Applicati
     import sentence_transformers
 
     app = base_app([name], f"sentence-transformers {sentence_transformers.__version__}", metrics)
+    Gauge("sagetui:embed_batches", "encode() calls so far (dynamic batches).",
+          registry=metrics.registry).set_function(lambda: engine.batches)
+    Gauge("sagetui:embed_texts", "Texts embedded so far.",
+          registry=metrics.registry).set_function(lambda: engine.texts_done)
 
     async def embeddings(request: web.Request) -> web.Response:
         body = await read_json(request)
