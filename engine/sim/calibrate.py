@@ -1,0 +1,148 @@
+"""Fit simulator cost models to measurements and save them as named presets.
+
+Three sources:
+- per-step records (a profiling sweep, or vLLM step traces):
+  seconds = β0 + β1·prefill + β2·decode + β3·kv_read (+ α·new);
+- per-request records of a live run: TTFT − queue ≈ one prefill step
+  (β0 + α + β1·prompt + β2·(others decoding)) and TPOT ≈ one decode step
+  (β0 + β2·batch + β3·batch·context);
+- embedding batches: seconds = a + b·tokens.
+
+Coefficients are fitted by non-negative least squares on relative error (each
+row divided by its measured value) so short and long steps count alike; the
+fit reports R² and MAPE on the original scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import nnls
+
+from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
+
+STEP_FIELDS = ("prefill", "decode", "kv_read", "new", "seconds")
+REQUEST_FIELDS = ("prompt_tokens", "output_tokens", "ttft_s", "tpot_s")
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How well the fitted model explains the data it was fitted on."""
+
+    n: int
+    r2: float
+    mape: float  # mean absolute percentage error, in percent
+
+    def __str__(self) -> str:
+        return f"n={self.n} R²={self.r2:.4f} MAPE={self.mape:.2f}%"
+
+
+def _report(y: np.ndarray, pred: np.ndarray) -> FitReport:
+    ss_res = float(np.sum((y - pred) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+    mape = float(np.mean(np.abs(pred - y) / y) * 100.0)
+    return FitReport(n=len(y), r2=r2, mape=mape)
+
+
+def _field(rec: Mapping, name: str, i: int, default: float | None = None) -> float:
+    if name not in rec:
+        if default is not None:
+            return default
+        raise ValueError(f"record {i}: missing field {name!r}")
+    v = rec[name]
+    if not isinstance(v, int | float) or v != v:
+        raise ValueError(f"record {i}: field {name!r} must be a number, got {v!r}")
+    if v < 0:
+        raise ValueError(f"record {i}: field {name!r} must be >= 0, got {v}")
+    return float(v)
+
+
+def _solve(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if np.any(y <= 0):
+        raise ValueError("measured times must be > 0 to fit")
+    w = 1.0 / y
+    coef, _ = nnls(X * w[:, None], np.ones_like(y))
+    return coef
+
+
+def _need(rows: int, cols: int, what: str) -> None:
+    if rows < cols:
+        raise ValueError(f"{what}: need at least {cols} records to fit {cols} coefficients, got {rows}")
+
+
+def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[LLMCost, FitReport]:
+    """β (and optionally α) from per-step records with fields STEP_FIELDS."""
+    rows, y = [], []
+    for i, r in enumerate(records):
+        x = [1.0, _field(r, "prefill", i), _field(r, "decode", i), _field(r, "kv_read", i, 0.0)]
+        if fit_alpha:
+            x.append(_field(r, "new", i, 0.0))
+        rows.append(x)
+        y.append(_field(r, "seconds", i))
+    X, Y = np.array(rows, dtype=float), np.array(y, dtype=float)
+    _need(len(Y), X.shape[1] if len(Y) else 4, "steps")
+    coef = _solve(X, Y)
+    cost = LLMCost(
+        beta0=float(coef[0]), beta1=float(coef[1]), beta2=float(coef[2]), beta3=float(coef[3]),
+        alpha=float(coef[4]) if fit_alpha else 0.0,
+    )
+    return cost, _report(Y, X @ coef)
+
+
+def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitReport]:
+    """β and α from per-request records (a live run), returning TTFT and TPOT fit reports.
+
+    Fields: prompt_tokens, output_tokens, ttft_s, tpot_s; optional queue_s
+    (time before the engine saw it, default 0) and batch (mean sequences
+    running while it decoded, default 1). Records with one output token give
+    no TPOT row. Vary the load (batch) across records, or β0 and β2 cannot be
+    told apart.
+    """
+    ttft_rows, ttft_y, tpot_rows, tpot_y = [], [], [], []
+    for i, r in enumerate(records):
+        p = _field(r, "prompt_tokens", i)
+        o = _field(r, "output_tokens", i)
+        b = max(_field(r, "batch", i, 1.0), 1.0)
+        ttft = _field(r, "ttft_s", i) - _field(r, "queue_s", i, 0.0)
+        if ttft <= 0:
+            raise ValueError(f"record {i}: ttft_s - queue_s must be > 0")
+        # columns: beta0, beta1, beta2, beta3, alpha
+        ttft_rows.append([1.0, p, b - 1.0, 0.0, 1.0])
+        ttft_y.append(ttft)
+        if o > 1:
+            ctx = p + o / 2.0
+            tpot_rows.append([1.0, 0.0, b, b * ctx, 0.0])
+            tpot_y.append(_field(r, "tpot_s", i))
+    _need(len(ttft_y) + len(tpot_y), 5, "requests")
+    if not tpot_y:
+        raise ValueError("requests: no record has output_tokens > 1, so TPOT cannot be fitted")
+    X = np.array(ttft_rows + tpot_rows, dtype=float)
+    Y = np.array(ttft_y + tpot_y, dtype=float)
+    coef = _solve(X, Y)
+    cost = LLMCost(*(float(c) for c in coef[:4]), alpha=float(coef[4]))
+    pred = X @ coef
+    n1 = len(ttft_y)
+    return cost, _report(Y[:n1], pred[:n1]), _report(Y[n1:], pred[n1:])
+
+
+def fit_embedding(records: Iterable[Mapping]) -> tuple[EmbedCost, FitReport]:
+    """a, b from embedding batch records with fields tokens, seconds."""
+    rows, y = [], []
+    for i, r in enumerate(records):
+        rows.append([1.0, _field(r, "tokens", i)])
+        y.append(_field(r, "seconds", i))
+    _need(len(y), 2, "batches")
+    X, Y = np.array(rows, dtype=float), np.array(y, dtype=float)
+    coef = _solve(X, Y)
+    return EmbedCost(a=float(coef[0]), b=float(coef[1])), _report(Y, X @ coef)
+
+
+def calibrated(base: LLMPreset | EmbedPreset, cost: LLMCost | EmbedCost, name: str,
+               report: str) -> LLMPreset | EmbedPreset:
+    """A copy of `base` with the fitted cost, named and annotated with its fit error."""
+    if isinstance(base, LLMPreset) != isinstance(cost, LLMCost):
+        raise ValueError("cost: an LLM preset needs an LLMCost, an embedding preset an EmbedCost")
+    return replace(base, name=name, cost=cost, source=f"calibrated from {base.name}: {report}")
