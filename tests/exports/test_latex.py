@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 from scipy import stats
-
 from test_golden import SELECTIONS
 
 PDFLATEX = shutil.which("pdflatex")
