@@ -63,10 +63,10 @@ class SimEmbeddingEngine:
         while busy and busy[0][0] <= now:
             t_end, _, bid, n = heapq.heappop(busy)
             self._known.discard(bid)
-            if bid in self._aborted:
+            if bid in self._aborted:  # ran to its end; nobody hears of it
                 self._aborted.discard(bid)
-                continue
-            events.append(SimEvent("done", bid, n, t_end))
+            else:
+                events.append(SimEvent("done", bid, n, t_end))
             self._start(t_end)
         if self._wake is not None and self._wake <= now:
             self._start(self._wake)

@@ -1,0 +1,87 @@
+"""Calibration recovers known coefficients and reports its error."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine.sim import SimLLMEngine
+from engine.sim.calibrate import calibrated, fit_embedding, fit_requests, fit_steps
+from engine.sim.cost import LLMCost
+from engine.sim.presets import get_embed_preset, get_llm_preset, get_preset, save_preset
+
+TRUE = LLMCost(beta0=6e-3, beta1=18e-6, beta2=7e-6, beta3=5e-8, alpha=4e-4)
+
+
+def test_steps_fit_recovers_beta_within_2_percent_under_noise():
+    rng = random.Random(1)
+    recs = []
+    for _ in range(400):
+        p, d = rng.choice([0, rng.randint(1, 4096)]), rng.randint(0, 256)
+        kv = d * rng.randint(100, 4000)
+        t = TRUE.step_time(p, d, kv) * (1 + rng.gauss(0, 0.01))
+        recs.append({"prefill": p, "decode": d, "kv_read": kv, "seconds": t})
+    cost, rep = fit_steps(recs)
+    for f in ("beta0", "beta1", "beta2", "beta3"):
+        assert getattr(cost, f) == pytest.approx(getattr(TRUE, f), rel=0.02), f
+    assert rep.r2 > 0.99 and rep.mape < 2.0
+
+
+def test_steps_logged_by_the_simulator_give_back_its_preset():
+    base = get_llm_preset("7b-h100")
+    eng = SimLLMEngine(base, record_steps=True)
+    rng = random.Random(2)
+    t = 0.0
+    for i in range(300):
+        t += rng.expovariate(30)
+        eng.submit(i, rng.randint(16, 2048), rng.randint(2, 200), 2, t)
+        while (te := eng.next_event_time()) is not None and te <= t:
+            eng.advance(te)
+    while (te := eng.next_event_time()) is not None:
+        eng.advance(te)
+    cost, rep = fit_steps(eng.step_log, fit_alpha=True)
+    for f in ("beta0", "beta1", "beta2", "beta3", "alpha"):
+        assert getattr(cost, f) == pytest.approx(getattr(base.cost, f), rel=1e-6), f
+    assert rep.mape < 1e-6
+
+
+def test_request_fit_recovers_beta_from_ttft_and_tpot():
+    rng = random.Random(3)
+    recs = []
+    for _ in range(300):
+        p, o, b = rng.randint(16, 2048), rng.randint(2, 400), rng.randint(1, 64)
+        q = rng.uniform(0, 0.05)
+        ttft = q + TRUE.beta0 + TRUE.alpha + TRUE.beta1 * p + TRUE.beta2 * (b - 1)
+        tpot = TRUE.beta0 + TRUE.beta2 * b + TRUE.beta3 * b * (p + o / 2)
+        recs.append({"prompt_tokens": p, "output_tokens": o, "ttft_s": ttft, "tpot_s": tpot,
+                     "queue_s": q, "batch": b})
+    cost, r_ttft, r_tpot = fit_requests(recs)
+    for f in ("beta0", "beta1", "beta2", "beta3", "alpha"):
+        assert getattr(cost, f) == pytest.approx(getattr(TRUE, f), rel=0.02), f
+    assert r_ttft.r2 > 0.999 and r_tpot.mape < 0.1
+
+
+def test_embedding_fit_and_save_as_named_preset(tmp_path):
+    rng = random.Random(4)
+    recs = [{"tokens": (n := rng.randint(16, 8192)), "seconds": (5e-3 + 9e-5 * n)
+             * (1 + rng.gauss(0, 0.005))} for _ in range(60)]
+    cost, rep = fit_embedding(recs)
+    assert cost.a == pytest.approx(5e-3, rel=0.02) and cost.b == pytest.approx(9e-5, rel=0.02)
+    p = calibrated(get_embed_preset("minilm-cpu"), cost, "minilm-here", str(rep))
+    save_preset(p, tmp_path)
+    back = get_preset("minilm-here", directory=tmp_path)
+    assert back.cost == cost and "R²" in back.source
+    with pytest.raises(ValueError, match="LLMCost"):
+        calibrated(get_llm_preset("tiny-cpu"), cost, "x", "")
+
+
+def test_bad_records_name_the_field():
+    with pytest.raises(ValueError, match="record 1: missing field 'seconds'"):
+        fit_steps([{"prefill": 1, "decode": 1, "seconds": 1.0}, {"prefill": 1, "decode": 1}])
+    with pytest.raises(ValueError, match="field 'decode' must be >= 0"):
+        fit_steps([{"prefill": 1, "decode": -1, "seconds": 1.0}] * 5)
+    with pytest.raises(ValueError, match="need at least 4 records"):
+        fit_steps([{"prefill": 1, "decode": 1, "seconds": 1.0}])
+    with pytest.raises(ValueError, match="TPOT"):
+        fit_requests([{"prompt_tokens": 5, "output_tokens": 1, "ttft_s": 0.1, "tpot_s": 0}] * 6)

@@ -1,0 +1,79 @@
+"""SimEmbeddingEngine: batch time a + b·tokens, FIFO, bounded parallelism."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.sim import SimEmbeddingEngine
+from engine.sim.cost import EmbedCost, EmbedPreset
+
+A, B = 4e-3, 50e-6
+
+
+def preset(par: int = 1) -> EmbedPreset:
+    return EmbedPreset(name="e", model="m", device_kind="X", device="cpu",
+                       cost=EmbedCost(A, B), parallelism=par)
+
+
+def drain(eng, t: float = 0.0) -> list:
+    out = []
+    while (te := eng.next_event_time()) is not None:
+        out += eng.advance(te)
+    return out
+
+
+def test_batches_run_one_at_a_time_in_order():
+    eng = SimEmbeddingEngine(preset())
+    eng.submit("a", 8, 512, 0.0)
+    eng.submit("b", 1, 64, 0.0)
+    assert eng.stats().waiting == 2
+    evs = drain(eng)
+    assert [(e.kind, e.req_id, e.tokens) for e in evs] == [("done", "a", 8), ("done", "b", 1)]
+    ta = A + B * 512
+    assert evs[0].t == pytest.approx(ta)
+    assert evs[1].t == pytest.approx(ta + A + B * 64)
+    assert eng.stats().running == 0
+
+
+def test_parallelism_serves_batches_side_by_side():
+    eng = SimEmbeddingEngine(preset(par=2))
+    for i in range(3):
+        eng.submit(i, 4, 100, 0.0)
+    eng.advance(0.0)
+    assert eng.stats().running == 2 and eng.stats().waiting == 1
+    evs = drain(eng)
+    d = A + B * 100
+    assert [e.t for e in evs] == pytest.approx([d, d, 2 * d])
+
+
+def test_arrival_while_busy_waits_for_the_worker():
+    eng = SimEmbeddingEngine(preset())
+    eng.submit("a", 1, 100, 0.0)
+    eng.advance(0.0)
+    eng.submit("b", 1, 100, 0.001)
+    evs = drain(eng)
+    d = A + B * 100
+    assert [e.t for e in evs] == pytest.approx([d, 2 * d])
+
+
+def test_abort_drops_queued_and_running_batches():
+    eng = SimEmbeddingEngine(preset())
+    for i in range(3):
+        eng.submit(i, 1, 10, 0.0)
+    eng.advance(0.0)
+    eng.abort(0)
+    eng.abort(1)
+    assert [e.req_id for e in drain(eng)] == [2]
+
+
+def test_bad_batches_are_refused():
+    eng = SimEmbeddingEngine(preset())
+    with pytest.raises(ValueError, match="n_texts"):
+        eng.submit("x", 0, 10, 0.0)
+    with pytest.raises(ValueError, match="total_tokens"):
+        eng.submit("x", 1, -1, 0.0)
+    eng.submit("x", 1, 1, 0.0)
+    with pytest.raises(ValueError, match="batch_id"):
+        eng.submit("x", 1, 1, 0.0)
+    with pytest.raises(ValueError, match="parallelism"):
+        SimEmbeddingEngine(preset(par=0))
