@@ -69,7 +69,8 @@ def config_hash(cfg: dict) -> str:
 
 
 class Builder:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, n_samples: int = N_SAMPLES):
+        self.n_samples = n_samples
         self.engine = create_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(self.engine)
         self.session = Session(self.engine)
@@ -125,7 +126,7 @@ class Builder:
                                        min_us=h.get_min_value(), max_us=h.get_max_value(),
                                        mean_us=h.get_mean_value()))
         if depth is not None:
-            for t in range(N_SAMPLES):
+            for t in range(self.n_samples):
                 self.session.add(Sample(run_id=r.id, t_s=float(t), offered_rps=50.0, achieved_rps=49.0,
                                         queue_depth_json=json.dumps({"chat": int(depth + (t % 5)), "embedding": 1})))
         return r.id
@@ -154,9 +155,10 @@ def summary(throughput: float, *, ttft: float = 20.0, e2e: float = 200.0, slo: f
     return out
 
 
-def build_store(path: Path, reps: int = 2, suite: str = "paper") -> Path:
+def build_store(path: Path, reps: int = 2, suite: str = "paper",
+                rates: tuple[float, ...] = RATES, n_samples: int = N_SAMPLES) -> Path:
     """The fixed store: one experiment per paper table, `reps` repetitions of each point."""
-    b = Builder(path)
+    b = Builder(path, n_samples)
     e = b.experiment("effectiveness", suite)
     for wl_i, wl in enumerate(("mixed", "chat-heavy")):
         for bl_i, bl in enumerate(BASELINES):
@@ -185,7 +187,7 @@ def build_store(path: Path, reps: int = 2, suite: str = "paper") -> Path:
     e = b.experiment("saturation", suite)
     for pol in ("fifo", "hybrid"):
         knee = 60.0 if pol == "fifo" else 120.0
-        for rate in RATES:
+        for rate in rates:
             for rep in range(reps):
                 cfg = config(workload__rate=rate, control_plane__policy=pol)
                 thr = min(rate, knee) - 0.2 * rep
