@@ -39,6 +39,7 @@ class RunSection(BaseModel):
     tags: list[str] = Field(default_factory=list)
     raw: bool = False  # keep per-request records in the store
     experiment: str | None = None  # experiment name; defaults to the run name
+    part: str = ""  # the suite part this run belongs to (set by suites)
 
 
 class FaultSpec(BaseModel):
@@ -108,22 +109,32 @@ class Experiment(BaseModel):
 
 # -- loading ------------------------------------------------------------------
 
-def load_experiment(path: str | Path, *, overrides: list[str] = (), mode: str | None = None,
-                    text: str | None = None) -> Experiment:
+def read_toml(path: str | Path) -> tuple[dict, str]:
+    """Parse a TOML file; errors name the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_experiment(path: str | Path, *, overrides: list[str] = (), mode: str | None = None
+                    ) -> Experiment:
     """Read a TOML config, apply `--set` overrides and `--mode`, expand the sweep.
 
     Every point of the sweep is validated here, before anything runs.
     """
-    source = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    raw, text = read_toml(path)
+    return expand_raw(raw, source=str(path), spec_text=text, overrides=overrides, mode=mode)
+
+
+def expand_raw(raw: dict, *, source: str, spec_text: str, overrides: list[str] = (),
+               mode: str | None = None, name: str | None = None) -> Experiment:
+    """A parsed config (dict) → an Experiment with every sweep point × repetition."""
+    raw = copy.deepcopy(raw)
     sweep = raw.pop("sweep", {}) or {}
     if not isinstance(sweep, dict):
         raise ConfigError(f"{source}: sweep: must be a table of 'path = [values]'")
@@ -143,9 +154,13 @@ def load_experiment(path: str | Path, *, overrides: list[str] = (), mode: str | 
     runs: list[RunConfig] = []
     for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
         point = copy.deepcopy(raw)
+        labels = []
         for key, value in zip(keys, combo, strict=True):
-            _set_path(point, key, value, source, what="sweep")
-        label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, combo, strict=True))
+            for path_s, v in _axis_values(key, value, source):
+                _set_path(point, path_s, v, source, what=f"sweep.{key}")
+                labels.append(f"{path_s.rsplit('.', 1)[-1]}={v}")
+        label = ",".join(labels)
+        _expand_replicas(point, source)
         cfg = _validate(point, source)
         if label:
             cfg.run.name = f"{cfg.run.name}[{label}]"
@@ -153,9 +168,42 @@ def load_experiment(path: str | Path, *, overrides: list[str] = (), mode: str | 
             workload = cfg.workload.model_copy(update={"seed": cfg.run.seed + rep})
             runs.append(cfg.model_copy(update={"repetition": rep, "workload": workload},
                                        deep=True))
-    name = (raw.get("run", {}) or {}).get("experiment") or (raw.get("run", {}) or {}).get(
-        "name") or Path(source).stem
-    return Experiment(name=name, source=source, spec_text=text, runs=runs, sweep=sweep)
+    run_section = raw.get("run", {}) or {}
+    name = name or run_section.get("experiment") or run_section.get("name") or Path(source).stem
+    return Experiment(name=name, source=source, spec_text=spec_text, runs=runs, sweep=sweep)
+
+
+def _axis_values(key: str, value: Any, source: str) -> list[tuple[str, Any]]:
+    """A sweep axis is one path, or paths joined by `+` swept together (zipped):
+    `"backends.0.replicas+workload.rate" = [[1, 150], [2, 300]]`."""
+    paths = [p.strip() for p in key.split("+")]
+    if len(paths) == 1:
+        return [(paths[0], value)]
+    if not isinstance(value, list) or len(value) != len(paths):
+        raise ConfigError(f"{source}: sweep.{key}: each value must be a list of {len(paths)} "
+                          f"items (one per path), got {value!r}")
+    return list(zip(paths, value, strict=True))
+
+
+def _expand_replicas(data: dict, source: str) -> None:
+    """`replicas = N` in a [[backends]] entry stands for N identical backends
+    named NAME0..NAME{N-1} (how scalability sweeps vary the pool size)."""
+    backends = data.get("backends")
+    if not isinstance(backends, list):
+        return
+    out = []
+    for i, b in enumerate(backends):
+        if not isinstance(b, dict) or "replicas" not in b:
+            out.append(b)
+            continue
+        n = b["replicas"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"{source}: backends.{i}.replicas: must be an integer >= 1, "
+                              f"got {n!r}")
+        base = {k: v for k, v in b.items() if k != "replicas"}
+        for j in range(n):
+            out.append({**copy.deepcopy(base), "name": f"{base.get('name', 'b')}{j}"})
+    data["backends"] = out
 
 
 def _validate(data: dict, source: str) -> RunConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from store.errors import StoreError
@@ -74,11 +75,25 @@ def percentile_ms(h: HdrHistogram, pct: float) -> float | None:
     return h.get_value_at_percentile(pct) / 1000.0
 
 
+def mean_value(h: HdrHistogram) -> float:
+    """Mean in recorded units, as HdrHistogram defines it (median-equivalent value of
+    each bucket), summed over non-empty buckets only: the library's own
+    get_mean_value walks every bucket in Python and costs ~0.1 s per call."""
+    n = h.get_total_count()
+    if n == 0:
+        return 0.0
+    counts = np.ctypeslib.as_array(h.counts, shape=(h.counts_len,))
+    idx = np.flatnonzero(counts)
+    vals = np.fromiter((h._hdr_median_equiv_value(h.get_value_from_index(int(i))) for i in idx),
+                       dtype=np.float64, count=len(idx))
+    return float(vals @ counts[idx].astype(np.float64)) / n
+
+
 def distribution_ms(h: HdrHistogram) -> dict:
     """The summary shape of one metric (see Summary.metrics_json): ms, plus count."""
     n = h.get_total_count()
     out: dict = {k: percentile_ms(h, p) for k, p in PERCENTILES.items()}
-    out["mean"] = h.get_mean_value() / 1000.0 if n else None
+    out["mean"] = mean_value(h) / 1000.0 if n else None
     out["max"] = h.get_max_value() / 1000.0 if n else None
     out["count"] = n
     return out
@@ -89,4 +104,4 @@ def stats(h: HdrHistogram) -> tuple[int, int, int, float]:
     n = h.get_total_count()
     if n == 0:
         return 0, 0, 0, 0.0
-    return n, h.get_min_value(), h.get_max_value(), h.get_mean_value()
+    return n, h.get_min_value(), h.get_max_value(), mean_value(h)

@@ -1,0 +1,110 @@
+"""`sagetui suite list|show|run`: the paper's experiments as built-in suites."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..config import ConfigError
+from .common import fail, summary_line
+
+
+@click.group(name="suite")
+def command() -> None:
+    """Built-in experiment suites (categories A–E and simulator fidelity)."""
+
+
+@command.command(name="list")
+def list_cmd() -> None:
+    """Name, category and title of every built-in suite."""
+    from ..suites import list_suites
+
+    for s in list_suites():
+        click.echo(f"{s.name:16} {s.category:9} {s.title}")
+
+
+@command.command(name="show")
+@click.argument("name")
+@click.option("--quick", is_flag=True, help="Show the CI-sized version.")
+def show_cmd(name: str, quick: bool) -> None:
+    """What a suite runs: parts, sweeps, run count and expected time."""
+    from ..suites import estimate_seconds, expand_suite, find_suite
+
+    try:
+        suite = find_suite(name)
+        exp = expand_suite(suite, quick=quick)
+    except ConfigError as exc:
+        fail(str(exc))
+    click.echo(f"{suite.name} ({suite.category}): {suite.title}")
+    click.echo(suite.description.strip())
+    click.echo(f"file: {suite.path}")
+    first = exp.runs[0].workload
+    click.echo(f"warm-up {first.warmup_s:g} s, measurement {first.duration_s:g} s, "
+               f"repetitions {exp.runs[0].run.repetitions}, seeds from {exp.runs[0].run.seed}")
+    for part in suite.raw["parts"]:
+        runs = [r for r in exp.runs if r.run.part == part["name"]]
+        if runs:
+            axes = ", ".join(f"{k}={v}" for k, v in exp.sweep.items()
+                             if k.startswith(part["name"] + ":"))
+            click.echo(f"  part {part['name']}: {len(runs)} runs  {axes}")
+    for entry in suite.exports:
+        what = f"table {entry['table']}" if "table" in entry else f"figure {entry.get('figure')}"
+        click.echo(f"  exports {what} from parts {', '.join(entry.get('parts', []))}")
+    for mode in ("sim", "live"):
+        est = estimate_seconds(expand_suite(suite, quick=quick, mode=mode))
+        click.echo(f"expected run time ({mode}): ~{_fmt_s(est)}")
+
+
+@command.command(name="run")
+@click.argument("name")
+@click.option("--mode", type=click.Choice(["sim", "live"]), default=None)
+@click.option("--quick", is_flag=True, help="The CI-sized version of the suite.")
+@click.option("--backends", "backends_file", type=click.Path(dir_okay=False), default=None,
+              help="A TOML file of [[backends]] replacing the suite's (your own engines).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field in every run of the suite.")
+@click.pass_context
+def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
+            backends_file: str | None, overrides: tuple[str, ...]) -> None:
+    """Run suite NAME; one experiment in the store; prints run ids at the end."""
+    from ..orchestrate.runner import RunCancelled, run_experiment
+    from ..suites import estimate_seconds, expand_suite, find_suite
+
+    try:
+        suite = find_suite(name)
+        exp = expand_suite(suite, quick=quick, mode=mode, overrides=list(overrides),
+                           backends_file=backends_file)
+        if any(c.run.mode == "live" for c in exp.runs):
+            from ..orchestrate.live import preflight
+
+            preflight(exp)
+    except ConfigError as exc:
+        fail(str(exc))
+    modes = sorted({c.run.mode for c in exp.runs})
+    click.echo(f"suite {suite.name}{' (quick)' if quick else ''}: {len(exp.runs)} runs, "
+               f"mode {'/'.join(modes)}, expected ~{_fmt_s(estimate_seconds(exp))}", err=True)
+
+    def on_start(i, n, cfg):
+        click.echo(f"[{i + 1}/{n}] {cfg.run.name} rep {cfg.repetition} ...", err=True)
+
+    def on_run(report):
+        detail = summary_line(report.summaries) if report.status == "completed" else report.error
+        click.echo(f"      run {report.run_id} {report.status} in {report.wall_s:.1f}s  "
+                   f"{detail}", err=True)
+
+    try:
+        reports = run_experiment(exp, ctx.obj["db"], kind="suite", suite=suite.name,
+                                 on_start=on_start, on_run=on_run)
+    except (KeyboardInterrupt, RunCancelled):
+        click.echo("cancelled; finished runs are kept", err=True)
+        sys.exit(130)
+    click.echo(" ".join(str(r.run_id) for r in reports))
+    click.echo(f"export: sagetui export --bundle --suite {suite.name} --format pdf -o out/",
+               err=True)
+    if any(r.status != "completed" for r in reports):
+        sys.exit(1)
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -1,0 +1,158 @@
+"""Built-in suites: the paper's experiments as declarative TOML files.
+
+A suite file (one per experiment category, shipped in this folder) has:
+
+- `[suite]` name, category, title, description, and `[[suite.exports]]`
+  entries saying which table or figure is built from which parts;
+- `[base]` a run config (the same tables as examples/*.toml) shared by all parts;
+- `[[parts]]` each with a `name`, optional `set` (dotted overrides), `sweep`
+  (dotted path → values) and `backends` (replaces the base's);
+- `[quick]` the CI-sized version: `set` for every part, `sweep` axes that
+  replace the same axes in every part, and optionally `parts` to keep.
+
+A suite becomes ONE experiment in the store (kind "suite"); each run carries
+its part in `run.part`, and the stored experiment spec is the suite file, so
+exports can find which runs feed which table.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..config import ConfigError, Experiment, RunConfig, _set_path, expand_raw, read_toml
+
+SIM_REQUESTS_PER_WALL_S = 40_000  # measured simulator speed (docs/benchmarks.md), for estimates
+LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
+
+
+@dataclass
+class Suite:
+    name: str
+    category: str
+    title: str
+    description: str
+    path: str
+    text: str
+    raw: dict
+    exports: list[dict] = field(default_factory=list)
+
+    @property
+    def parts(self) -> list[str]:
+        return [p["name"] for p in self.raw.get("parts", [])]
+
+
+def suite_dir() -> Path:
+    return Path(str(resources.files("sagetui.suites")))
+
+
+def list_suites() -> list[Suite]:
+    return [load_suite(p) for p in sorted(suite_dir().glob("*.toml"))]
+
+
+def find_suite(name: str) -> Suite:
+    """A built-in suite by name, or a suite file by path."""
+    path = Path(name)
+    if path.suffix == ".toml" and path.exists():
+        return load_suite(path)
+    known = {s.name: s for s in list_suites()}
+    if name not in known:
+        raise ConfigError(f"suite: unknown suite {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def load_suite(path: str | Path) -> Suite:
+    raw, text = read_toml(path)
+    head = raw.get("suite")
+    if not isinstance(head, dict) or not head.get("name"):
+        raise ConfigError(f"{path}: suite.name: a suite file needs a [suite] table with a name")
+    for key in raw:
+        if key not in ("suite", "base", "parts", "quick"):
+            raise ConfigError(f"{path}: {key}: unknown section; a suite has "
+                              "[suite], [base], [[parts]] and [quick]")
+    if not raw.get("parts"):
+        raise ConfigError(f"{path}: parts: a suite needs at least one [[parts]]")
+    names = [p.get("name") for p in raw["parts"]]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise ConfigError(f"{path}: parts.name: every part needs a unique name, got {names}")
+    for entry in head.get("exports", []):
+        unknown = set(entry.get("parts", [])) - set(names)
+        if unknown:
+            raise ConfigError(f"{path}: suite.exports: unknown parts {sorted(unknown)}")
+    return Suite(name=head["name"], category=head.get("category", ""),
+                 title=head.get("title", ""), description=head.get("description", ""),
+                 path=str(path), text=text, raw=raw, exports=head.get("exports", []))
+
+
+def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
+                 overrides: list[str] = (), backends_file: str | None = None) -> Experiment:
+    """Every run of the suite, validated, as one Experiment (nothing runs yet)."""
+    raw = suite.raw
+    quick_t = raw.get("quick", {}) if quick else {}
+    keep = quick_t.get("parts")
+    user_backends = _read_backends(backends_file) if backends_file else None
+    runs: list[RunConfig] = []
+    sweep_all: dict = {}
+    for part in raw["parts"]:
+        if keep and part["name"] not in keep:
+            continue
+        cfg = copy.deepcopy(raw.get("base", {}))
+        if "backends" in part:
+            cfg["backends"] = copy.deepcopy(part["backends"])
+        if user_backends is not None:
+            cfg["backends"] = copy.deepcopy(user_backends)
+        where = f"{suite.path} [part {part['name']}]"
+        for dotted, value in {**part.get("set", {}), **quick_t.get("set", {})}.items():
+            _set_path(cfg, dotted, copy.deepcopy(value), where, what="set")
+        sweep = dict(part.get("sweep", {}))
+        for dotted, values in quick_t.get("sweep", {}).items():
+            if dotted in sweep:
+                sweep[dotted] = values
+        cfg["sweep"] = sweep
+        run_t = cfg.setdefault("run", {})
+        run_t["part"] = part["name"]
+        run_t["name"] = f"{suite.name}/{part['name']}"
+        run_t.setdefault("tags", [])
+        run_t["tags"] = [*run_t["tags"], f"suite:{suite.name}"] + (["quick"] if quick else [])
+        exp = expand_raw(cfg, source=where, spec_text="", overrides=overrides, mode=mode)
+        runs.extend(exp.runs)
+        sweep_all.update({f"{part['name']}:{k}": v for k, v in exp.sweep.items()})
+    if not runs:
+        raise ConfigError(f"{suite.path}: quick.parts: no part selected")
+    return Experiment(name=suite.name + (" (quick)" if quick else ""), source=suite.path,
+                      spec_text=suite.text, runs=runs, sweep=sweep_all)
+
+
+def _read_backends(path: str) -> list[dict]:
+    raw, _ = read_toml(path)
+    backends = raw.get("backends")
+    if not isinstance(backends, list) or not backends:
+        raise ConfigError(f"{path}: backends: expected one or more [[backends]] tables")
+    extra = set(raw) - {"backends"}
+    if extra:
+        raise ConfigError(f"{path}: {sorted(extra)[0]}: a backends file holds only [[backends]]")
+    return backends
+
+
+def estimate_seconds(exp: Experiment) -> float:
+    """Expected wall time: simulated requests at the measured sim speed; live in real time."""
+    total = 0.0
+    for cfg in exp.runs:
+        w = cfg.workload
+        if cfg.run.mode == "sim":
+            n = (w.target_rate() or w.rate) * w.end_s
+            total += 0.3 + n / SIM_REQUESTS_PER_WALL_S
+        else:
+            total += w.end_s + 5
+    if any(c.run.mode == "live" for c in exp.runs):
+        total += LIVE_ENGINE_START_S * len({(b.kind, b.preset, b.model) for c in exp.runs
+                                            for b in c.backends if not b.url})
+    return total
+
+
+def parse_suite_text(text: str) -> dict:
+    """The stored spec of a suite experiment (for readers of the store)."""
+    return tomllib.loads(text)
