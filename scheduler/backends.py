@@ -57,7 +57,7 @@ class BackendState:
     __slots__ = (
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
-        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha",
+        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -81,6 +81,7 @@ class BackendState:
         self.emb_est = LinearEstimator(alpha)
         self.stats: EngineStats | None = None
         self.dispatched = 0  # total dispatches, for tests and samples
+        self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
 
     @property
     def free(self) -> bool:

@@ -27,6 +27,10 @@ from scheduler.routers import make_router
 _QUEUED, _IN_FLIGHT, _DONE = 0, 1, 2
 
 
+def _by_idx(b: BackendState) -> int:
+    return b.idx
+
+
 class _InFlight:
     __slots__ = ("id", "backend", "requests", "t", "group", "started", "tokens")
 
@@ -54,6 +58,10 @@ class ControlPlane:
                              for i, s in enumerate(backends)]
         self.backends = {b.name: b for b in self.backend_list}
         self.capable = pools_for(config.baseline, self.backend_list)
+        for b in self.backend_list:
+            b.pool_classes = tuple(c for c in REQUEST_CLASSES if b in self.capable[c])
+        self._free: dict[str, list[BackendState]] = {}
+        self._recompute_free()
         self.router = make_router(config)
         if config.baseline == "sage":
             self.policy = make_policy(config.policy, self)
@@ -86,8 +94,14 @@ class ControlPlane:
         return group_of(cls)
 
     def free_for(self, cls: str) -> list[BackendState]:
-        """Up, capable backends with a free slot, in config order."""
-        return [b for b in self.capable[cls] if b.up and b.in_flight < b.max_conc]
+        """Up, capable backends with a free slot, in config order (kept up to date on
+        every dispatch/release/up/down, so a decision does not rescan backends).
+        Callers must not modify the list."""
+        return self._free[cls]
+
+    def _recompute_free(self) -> None:
+        self._free = {c: [b for b in self.capable[c] if b.up and b.in_flight < b.max_conc]
+                      for c in REQUEST_CLASSES}
 
     @property
     def queue_depth(self) -> dict[str, int]:
@@ -176,6 +190,7 @@ class ControlPlane:
                     self.queued[r.cls] += 1
                     self.requeued += 1
                     self.policy.requeue(r, now)
+        self._recompute_free()
         self._pump(now, out)
         self._account(t0)
         return out
@@ -184,6 +199,7 @@ class ControlPlane:
         t0 = perf_counter_ns()
         b = self._backend(backend)
         b.up = True
+        self._recompute_free()
         out: list[Action] = []
         self._pump(now, out)
         self._account(t0)
@@ -285,6 +301,11 @@ class ControlPlane:
             for r in reqs_t:
                 self._by_req[r.id] = d
         b.in_flight += 1
+        if b.in_flight == b.max_conc:
+            for c in b.pool_classes:
+                free = self._free[c]
+                if b in free:
+                    free.remove(b)
         b.outstanding += len(reqs_t)
         b.in_flight_group[group] += 1
         b.dispatched += 1
@@ -293,6 +314,12 @@ class ControlPlane:
     def _release(self, d: _InFlight) -> None:
         b = d.backend
         b.in_flight -= 1
+        if b.in_flight == b.max_conc - 1 and b.up:
+            for c in b.pool_classes:
+                free = self._free[c]
+                if b not in free:
+                    free.append(b)
+                    free.sort(key=_by_idx)
         b.outstanding -= len(d.requests)
         b.in_flight_group[d.group] -= 1
         if d.group == "llm":

@@ -113,21 +113,29 @@ class HybridPolicy(Policy):
     # -- selection ----------------------------------------------------------
     def select(self, now: float) -> Selection:
         cp = self.cp
-        ready = [m for m, dq in self.emb.items() if dq and self._ready(m, now)]
-        llm_waiting = any(self.llm.values())
-        emb_waiting = bool(ready)
+        max_texts, wait_s, texts = self.max_texts, self.wait_s, self.emb_texts
+        ready = [m for m, dq in self.emb.items()
+                 if dq and (texts[m] >= max_texts or now >= dq[0].arrival + wait_s)]
+        llm = self.llm
+        llm_waiting = bool(llm["chat"] or llm["completion"])
+        if not (ready or llm_waiting):
+            return None  # only open batch windows: nothing to decide until a timer or arrival
 
         best_llm, llm_cands = None, None
-        for cls, heap in self.llm.items():
-            if heap and (best_llm is None or heap[0] < best_llm):
-                cands = [b for b in cp.free_for(cls) if self._allowed(b, "llm", emb_waiting)]
-                if cands:
-                    best_llm, llm_cands = heap[0], cands
+        if llm_waiting:
+            for cls, heap in llm.items():
+                if heap and (best_llm is None or heap[0] < best_llm):
+                    cands = cp.free_for(cls)
+                    if ready and cands:
+                        cands = [b for b in cands if self._allowed(b, "llm", True)]
+                    if cands:
+                        best_llm, llm_cands = heap[0], cands
 
         best_model, best_emb_key, emb_cands = None, INF, None
         if ready:
-            cands = [b for b in cp.free_for("embedding")
-                     if self._allowed(b, "embedding", llm_waiting)]
+            cands = cp.free_for("embedding")
+            if llm_waiting and cands:
+                cands = [b for b in cands if self._allowed(b, "embedding", True)]
             if cands:
                 emb_cands = cands
                 for m in ready:
@@ -141,7 +149,7 @@ class HybridPolicy(Policy):
             deadline = min(r.deadline for r in batch)
             return batch, cheapest_meeting_deadline(emb_cands, "embedding", tokens, deadline, now)
         if best_llm is not None:
-            req = heapq.heappop(self.llm[best_llm[2].cls])[2]
+            req = heapq.heappop(llm[best_llm[2].cls])[2]
             b = cp.router.pick(req.cls, llm_cands, "llm", req.prompt_tokens, req.deadline, now)
             return [req], b
         return None

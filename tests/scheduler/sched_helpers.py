@@ -121,6 +121,8 @@ class Ledger:
         assert cp.completed == sum(1 for v in self.left.values() if v == "completed")
         assert cp.rejected == sum(1 for v in self.left.values() if v.startswith("rejected"))
         assert cp.failed == sum(1 for v in self.left.values() if v.startswith("failed"))
+        for c, pool in cp.capable.items():  # the cached free lists match a rescan
+            assert cp.free_for(c) == [b for b in pool if b.up and b.in_flight < b.max_conc]
         for b in cp.backend_list:
             if cp.config.baseline == "sage":
                 assert 0 <= b.in_flight <= b.max_conc, (b.name, b.in_flight)

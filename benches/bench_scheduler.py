@@ -1,0 +1,169 @@
+"""Scheduler benchmarks: sim throughput, the scalability grid, decision time.
+
+    .venv/bin/python benches/bench_scheduler.py [throughput|grid|decision|all] [--repeat N]
+
+Targets (issue 3): >= 50,000 simulated requests per wall second (8 backends,
+7B-on-H100 preset, 1000 req/s, 70% chat / 30% embedding); the whole grid
+(backends {1,2,4,8} x rates {10,100,500,1000} x 4 policies x 60 sim-s) in
+<= 2 min; policy decision time p99 <= 50 us at a queue depth of 1000.
+Workload generation is outside the timed region; everything simulate() does
+(core, engines, outcomes, samples) is inside. Figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.spec import BackendSpec  # noqa: E402
+from scheduler.config import POLICIES, ControlPlaneConfig  # noqa: E402
+from scheduler.core import ControlPlane  # noqa: E402
+from scheduler.request import Request  # noqa: E402
+from scheduler.simrt import simulate  # noqa: E402
+
+
+def backends(n: int, conc: int = 64) -> list[BackendSpec]:
+    """n 7B-on-H100 sim backends, each serving chat and embeddings (prefill-only)."""
+    return [BackendSpec(name=f"b{i}", kind="sim", capabilities=["chat", "embedding"],
+                        preset="7b-h100", max_concurrency=conc, price_per_hour=2.5)
+            for i in range(n)]
+
+
+def workload(rate: float, duration: float, seed: int) -> list[Request]:
+    """Poisson arrivals, 70% chat (32-256 in, 16-96 out), 30% embedding (1-8 texts)."""
+    rng = random.Random(seed)
+    out, t, i = [], 0.0, 0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration:
+            return out
+        i += 1
+        if rng.random() < 0.7:
+            out.append(Request(id=f"r{i}", cls="chat", arrival=t, t=t,
+                               priority=rng.randint(0, 4), prompt_tokens=rng.randint(32, 256),
+                               output_tokens=rng.randint(16, 96), slo_ttft_ms=500,
+                               slo_e2e_ms=5000))
+        else:
+            n = rng.randint(1, 8)
+            out.append(Request(id=f"r{i}", cls="embedding", arrival=t, t=t, n_texts=n,
+                               text_tokens=n * rng.randint(16, 64), slo_e2e_ms=200,
+                               model="minilm"))
+
+
+def throughput(repeat: int) -> None:
+    reqs_n = len(workload(1000, 60, 1))
+    print(f"## throughput: 8 x 7b-h100, 1000 req/s, 70/30, 60 sim-s ({reqs_n} requests)")
+    print("| policy | best wall s | req/s (best) | req/s (median) | CPU s | completed |")
+    print("|---|---|---|---|---|---|")
+    for policy in POLICIES:
+        walls, cpus = [], []
+        for _ in range(repeat):
+            reqs = workload(1000, 60, 1)
+            c0 = time.process_time()
+            res = simulate(ControlPlaneConfig(policy=policy), backends(8), reqs)
+            cpus.append(time.process_time() - c0)
+            walls.append(res.wall_s)
+        walls.sort()
+        done = res.counters["completed"]
+        print(f"| {policy} | {walls[0]:.2f} | {reqs_n / walls[0]:,.0f} | "
+              f"{reqs_n / walls[len(walls) // 2]:,.0f} | {min(cpus):.2f} | {done}/{reqs_n} |")
+
+
+def grid() -> None:
+    print("## grid: backends {1,2,4,8} x rates {10,100,500,1000} x 4 policies x 60 sim-s")
+    print("(horizon 60 s: whatever is still queued or running then fails `run_ended`)")
+    t0 = time.perf_counter()
+    total, rows = 0, []
+    for nb in (1, 2, 4, 8):
+        for rate in (10, 100, 500, 1000):
+            for policy in POLICIES:
+                reqs = workload(rate, 60, 2)
+                w0 = time.perf_counter()
+                res = simulate(ControlPlaneConfig(policy=policy), backends(nb), reqs,
+                               horizon_s=60.0)
+                total += len(reqs)
+                rows.append((nb, rate, policy, len(reqs), res.counters["completed"],
+                             time.perf_counter() - w0))
+    wall = time.perf_counter() - t0
+    print("| backends | rate | policy | requests | completed | wall s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.2f} |")
+    print(f"\ngrid total: {len(rows)} runs, {total} requests, {wall:.1f} s wall")
+
+
+class _DepthDriver:
+    """Holds a control plane at a fixed queue depth: all slots busy, `depth` waiting."""
+
+    def __init__(self, policy: str, depth: int) -> None:
+        self.rng = random.Random(3)
+        self.cp = ControlPlane(ControlPlaneConfig(policy=policy,
+                                                  hybrid={"batch_max_wait_ms": 0}),
+                               backends(8, conc=4))
+        self.flying: list = []
+        self.now, self.n, self.depth = 0.0, 0, depth
+
+    def _take(self, actions) -> None:
+        self.flying.extend(a for a in actions if hasattr(a, "dispatch_id"))
+
+    def arrive(self) -> None:
+        rng, self.n = self.rng, self.n + 1
+        self.now += 1e-4
+        if rng.random() < 0.7:
+            r = Request(id=f"r{self.n}", cls="chat", arrival=self.now,
+                        priority=rng.randint(0, 4), prompt_tokens=100, output_tokens=50,
+                        slo_ttft_ms=rng.choice([200, 2000]))
+        else:
+            r = Request(id=f"r{self.n}", cls="embedding", arrival=self.now,
+                        n_texts=rng.randint(1, 8), text_tokens=64, slo_e2e_ms=200, model="m")
+        self._take(self.cp.on_arrival(r, self.now))
+
+    def fill(self) -> None:
+        while sum(self.cp.queued.values()) < self.depth:
+            self.arrive()
+
+    def complete_one(self) -> None:
+        d = self.flying.pop(self.rng.randrange(len(self.flying)))
+        self.now += 1e-4
+        self._take(self.cp.on_completion(d.backend, d.dispatch_id, self.now))
+
+
+def decision(events: int = 20_000, depth: int = 1000) -> None:
+    print(f"## decision time at queue depth {depth} (8 backends x 4 slots, all busy)")
+    print("| policy | decisions | p50 us | p99 us | max us | depth min..max |")
+    print("|---|---|---|---|---|---|")
+    for policy in POLICIES:
+        drv = _DepthDriver(policy, depth)
+        drv.fill()
+        drv.cp.decision_times_us.clear()
+        depths = []
+        while len(drv.cp.decision_times_us) < events:
+            drv.complete_one()  # frees a slot: the policy picks from `depth` waiting
+            drv.fill()  # arrivals that only queue
+            depths.append(sum(drv.cp.queued.values()))
+        st = drv.cp.decision_stats()
+        print(f"| {policy} | {st['count']} | {st['p50']:.1f} | {st['p99']:.1f} | "
+              f"{st['max']:.0f} | {min(depths)}..{max(depths)} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="?", default="all",
+                    choices=["throughput", "grid", "decision", "all"])
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    if a.what in ("throughput", "all"):
+        throughput(a.repeat)
+    if a.what in ("decision", "all"):
+        decision()
+    if a.what in ("grid", "all"):
+        grid()
+
+
+if __name__ == "__main__":
+    main()
