@@ -77,16 +77,22 @@ def percentile_ms(h: HdrHistogram, pct: float) -> float | None:
 
 def mean_value(h: HdrHistogram) -> float:
     """Mean in recorded units, as HdrHistogram defines it (median-equivalent value of
-    each bucket), summed over non-empty buckets only: the library's own
-    get_mean_value walks every bucket in Python and costs ~0.1 s per call."""
+    each bucket), computed in numpy over the non-empty buckets: the library's
+    get_mean_value walks every bucket in Python (~0.1 s per call)."""
     n = h.get_total_count()
     if n == 0:
         return 0.0
     counts = np.ctypeslib.as_array(h.counts, shape=(h.counts_len,))
     idx = np.flatnonzero(counts)
-    vals = np.fromiter((h._hdr_median_equiv_value(h.get_value_from_index(int(i))) for i in idx),
-                       dtype=np.float64, count=len(idx))
-    return float(vals @ counts[idx].astype(np.float64)) / n
+    # hdrh's get_value_from_index and median-equivalent value, vectorised.
+    bucket = (idx >> h.sub_bucket_half_count_magnitude) - 1
+    sub = (idx & (h.sub_bucket_half_count - 1)) + h.sub_bucket_half_count
+    first = bucket < 0
+    sub[first] -= h.sub_bucket_half_count
+    bucket[first] = 0
+    shift = bucket + h.unit_magnitude
+    median_equiv = (sub << shift) + ((1 << shift) >> 1)
+    return float(median_equiv.astype(np.float64) @ counts[idx].astype(np.float64)) / n
 
 
 def distribution_ms(h: HdrHistogram) -> dict:

@@ -39,6 +39,7 @@ def test_roundtrip_preserves_distribution(values):
     for p in (50, 90, 99, 99.9, 100):
         assert back.get_value_at_percentile(p) == h.get_value_at_percentile(p)
     assert back.get_min_value() == h.get_min_value()
+    assert hg.mean_value(back) == pytest.approx(h.get_mean_value(), rel=1e-12)
     # 3 significant digits: the p100 is within 0.1% of the true max.
     assert abs(back.get_max_value() - max(values)) <= max(values) * 1e-3 + 1
 
