@@ -30,7 +30,7 @@ from .schedule import ScheduledRequest, Source
 from .spec import WorkloadSpec
 from .tokens import PromptMaker
 
-SPIN_S = 0.001  # sleep until this close to a deadline, then yield until it passes
+SPIN_S = 0.0  # > 0: sleep until this close to a deadline, then yield until it passes (burns a core)
 
 
 @dataclass
@@ -52,8 +52,10 @@ class RunResult:
 
 class _Run:
     def __init__(self, spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None,
-                 worker: int, workers: int, on_tick: Callable[[Tick], None] | None):
+                 worker: int, workers: int, on_tick: Callable[[Tick], None] | None,
+                 preflight: int = 8):
         self.spec, self.cfg = spec, cfg
+        self.preflight = preflight
         self.worker, self.workers = worker, workers
         self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed)
         self.source = Source(spec)
@@ -87,8 +89,7 @@ class _Run:
                 self.finished[int(r.t_done)].append(r)
         return recs
 
-    async def _open(self, client: Client, schedule: list[ScheduledRequest]) -> None:
-        bodies = [None if r.cls == "pipeline" else client.body(r) for r in schedule]
+    async def _open(self, client: Client, schedule: list[ScheduledRequest], bodies: list) -> None:
         tasks = set()
         t0 = client.t0
         mono = time.monotonic
@@ -132,10 +133,34 @@ class _Run:
                 return
             k += 1
 
+    async def _preflight(self, client: Client, n: int) -> None:
+        """Before t0: n concurrent 1-token requests per target URL of each class used.
+
+        Opens the pooled connections and warms lazy imports, so the first
+        measured second is not paying for them; a dead target stops the run
+        here with its URL and reason.
+        """
+        classes = {"pipeline": ("embedding", "chat")}
+        used = {c for cls, w in self.spec.mix.items() if w > 0 for c in classes.get(cls, (cls,))}
+        for cls in sorted(used):
+            model = self.spec.embedding_model if cls == "embedding" else self.spec.model
+            for _ in self.cfg.targets.get(cls, [None]):
+                reqs = [ScheduledRequest(
+                    id=f"preflight-{cls}-{i}", t=0.0, cls=cls, client_id="preflight", priority=2,
+                    prompt_tokens=4, output_tokens=1, n_texts=1 if cls == "embedding" else 0,
+                    text_tokens=4, slo_ttft_ms=None, slo_e2e_ms=None, model=model) for i in range(n)]
+                recs = await asyncio.gather(*(client.call(r) for r in reqs))
+                bad = [r for r in recs if r.status != "completed"]
+                if bad:
+                    raise RuntimeError(f"preflight to {bad[0].backend} ({cls}) failed: {bad[0].reason}")
+        client.max_in_flight = 0
+
     async def main(self, t0: float | None, ready: Callable[[], float] | None = None) -> RunResult:
         cfg = self.cfg
         async with Client(cfg, self.prompts) as client:
             initial = self._mine(self.source.initial())
+            if self.preflight > 0:
+                await self._preflight(client, self.preflight)
             if self.spec.mix["pipeline"] > 0:
                 self.rag = Rag(self.spec.pipeline, model=self.spec.model,
                                embedding_model=self.spec.embedding_model)
@@ -143,18 +168,20 @@ class _Run:
             if not self.source.closed:
                 for r in initial:
                     self.offered[int(r.t)] += 1
-            if ready is not None:
-                t0 = ready()
-            client.t0 = time.monotonic() + 0.05 if t0 is None else t0
+            bodies = [] if self.source.closed else [
+                None if r.cls == "pipeline" else client.body(r) for r in initial]
             gc.collect()
             gc.freeze()
             gc.disable()
+            if ready is not None:
+                t0 = ready()
+            client.t0 = time.monotonic() + 0.05 if t0 is None else t0
             prog = asyncio.create_task(self._progress(client)) if self.on_tick else None
             try:
                 if self.source.closed:
                     await asyncio.gather(*(self._client_loop(client, r) for r in initial))
                 else:
-                    await self._open(client, initial)
+                    await self._open(client, initial, bodies)
             finally:
                 gc.enable()
                 gc.unfreeze()
@@ -196,24 +223,28 @@ class _Merger:
 
 
 def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = None,
-        workers: int = 1, on_progress: Callable[[dict], None] | None = None) -> RunResult:
-    """Run the workload; records are sorted by intended time. Blocks until done."""
+        workers: int = 1, on_progress: Callable[[dict], None] | None = None,
+        preflight: int = 8) -> RunResult:
+    """Run the workload; records are sorted by intended time. Blocks until done.
+
+    preflight: warm-up requests per target before t0 (0 = none; see _Run._preflight).
+    """
     if workers < 1:
         raise ValueError("workers must be >= 1")
     merger = _Merger(workers, on_progress) if on_progress else None
     if workers == 1:
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=0, workers=1,
-                 on_tick=merger.add if merger else None)
+                 on_tick=merger.add if merger else None, preflight=preflight)
         res = run_coro(r.main(None))
         if merger:
             merger.flush()
         res.records.sort(key=lambda x: (x.t_intended, x.id))
         return res
-    return _run_multi(spec, cfg, tokenizer_dir, workers, merger)
+    return _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight)
 
 
 def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, workers: int,
-            ready_q, go, t0_val, out_q, progress: bool) -> None:
+            ready_q, go, t0_val, out_q, progress: bool, preflight: int) -> None:
     try:
         spec = WorkloadSpec.model_validate_json(spec_json)
 
@@ -223,7 +254,8 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
             return t0_val.value
 
         on_tick = (lambda t: out_q.put(("tick", t))) if progress else None
-        r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers, on_tick=on_tick)
+        r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers,
+                 on_tick=on_tick, preflight=preflight)
         res = run_coro(r.main(None, ready))
         out_q.put(("done", (res.records, res.max_in_flight)))
     except BaseException as e:  # the parent must hear of it, not hang
@@ -232,13 +264,13 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
 
 
 def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: int,
-               merger: _Merger | None) -> RunResult:
+               merger: _Merger | None, preflight: int) -> RunResult:
     ctx = mp.get_context("spawn")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go, t0_val = ctx.Event(), ctx.Value("d", 0.0)
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=(spec.model_dump_json(), cfg, tokenizer_dir, i, workers, ready_q, go,
-                               t0_val, out_q, merger is not None))
+                               t0_val, out_q, merger is not None, preflight))
              for i in range(workers)]
     for p in procs:
         p.start()

@@ -1,0 +1,165 @@
+"""Load generator accuracy and ceiling against the null server on loopback.
+
+Why: every number in the paper comes from the load generator, so it must hold
+its target rate without drift and say how late it sent. This drives the null
+server (instant answers) with:
+  1. Poisson at --rate for --duration, one process (target: achieved within 1%,
+     lateness p99 <= 2 ms);
+  2. the same with --workers processes sharing one schedule and start time;
+  3. the ceilings: closed loop, 64 clients, no think time, 1 and N processes;
+  4. vLLM's own serving benchmark (vllm.benchmarks.serve, in-process) at the
+     same rate and sizes against the same server,
+and prints both tools side by side. Figures go to docs/benchmarks.md (## loadgen).
+
+    .venv/bin/python benches/bench_loadgen.py [--rate 1000] [--duration 30] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loadgen.client import ClientConfig  # noqa: E402
+from loadgen.metrics import aggregate  # noqa: E402
+from loadgen.runner import run  # noqa: E402
+from loadgen.spec import WorkloadSpec  # noqa: E402
+
+PROMPT, OUTPUT = 32, 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_null() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "loadgen.null_server", "--port", str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=0.5).read()
+            return p, url
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("null server did not start")
+
+
+def spec(rate: float, duration: float, **kw) -> WorkloadSpec:
+    return WorkloadSpec(rate=rate, duration_s=duration, model="null", mix={"completion": 1.0},
+                        sizes={"completion": {"prompt_tokens": PROMPT, "output_tokens": OUTPUT}}, **kw)
+
+
+def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
+    s = spec(rate, duration)
+    res = run(s, ClientConfig(targets=url, concurrency=512), workers=workers)
+    a = aggregate(res.records, warmup_s=0, duration_s=duration, target_rate_rps=rate)
+    al = a.summaries["all"]
+    m, p = al["metrics"], al["extra"]["pacing"]
+    span = max(r.t_done for r in res.records)
+    return {
+        "tool": f"sagetui loadgen ({workers} proc)", "target_rps": rate,
+        "sent_rps": p["achieved_rps"], "sent_over_target": p["achieved_over_target"],
+        "sent_over_offered": p["achieved_over_offered"],
+        "completed_over_span_rps": al["completed"] / span,
+        "lateness_p50_ms": p["lateness_p50_ms"], "lateness_p99_ms": p["lateness_p99_ms"],
+        "lateness_max_ms": p["lateness_max_ms"], "gap_cv_actual": p["gap_cv_actual"],
+        "gap_cv_intended": p["gap_cv_intended"], "failed": al["failed"],
+        "ttft_p50_ms": m["ttft"]["p50"], "ttft_p99_ms": m["ttft"]["p99"],
+        "ttft_sent_p50_ms": m["ttft_sent"]["p50"], "ttft_sent_p99_ms": m["ttft_sent"]["p99"],
+        "e2e_p50_ms": m["e2e"]["p50"], "e2e_p99_ms": m["e2e"]["p99"],
+        "e2e_sent_p50_ms": m["e2e_sent"]["p50"], "e2e_sent_p99_ms": m["e2e_sent"]["p99"],
+    }
+
+
+def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0) -> dict:
+    s = spec(1, duration, clients={"n": clients, "think_time_s": 0.0})
+    res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
+    done = [r for r in res.records if r.status == "completed"]
+    return {"workers": workers, "clients": clients, "req_s": len(done) / duration,
+            "failed": len(res.records) - len(done)}
+
+
+def vllm_bench(url: str, rate: float, duration: float, tokenizer: str) -> dict:
+    from vllm.benchmarks import serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    p = FlexibleArgumentParser()
+    serve.add_cli_args(p)
+    n = int(rate * duration)
+    args = p.parse_args([
+        "--backend", "vllm", "--base-url", url, "--model", "null", "--tokenizer", tokenizer,
+        "--dataset-name", "random", "--random-input-len", str(PROMPT),
+        "--random-output-len", str(OUTPUT), "--num-prompts", str(n), "--request-rate", str(rate),
+        "--ignore-eos", "--seed", "0", "--percentile-metrics", "ttft,tpot,itl,e2el",
+        "--metric-percentiles", "50,99", "--disable-tqdm",
+    ])
+    r = serve.main(args)
+    return {
+        "tool": "vllm bench serve", "target_rps": rate, "num_prompts": n,
+        "completed_over_span_rps": r["request_throughput"], "duration_s": r["duration"],
+        "failed": r["failed"], "ttft_sent_p50_ms": r["p50_ttft_ms"], "ttft_sent_p99_ms": r["p99_ttft_ms"],
+        "e2e_sent_p50_ms": r["p50_e2el_ms"], "e2e_sent_p99_ms": r["p99_e2el_ms"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    a = ap.parse_args()
+    out: dict = {"load_before": os.getloadavg(), "cores": os.cpu_count(),
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    server, url = start_null()
+    try:
+        out["open_1"] = ours_open(url, a.rate, a.duration, 1)
+        print(json.dumps(out["open_1"], indent=1), flush=True)
+        out["open_n"] = ours_open(url, a.rate, a.duration, a.workers)
+        print(json.dumps(out["open_n"], indent=1), flush=True)
+        out["ceiling_1"] = ours_ceiling(url, 1)
+        out["ceiling_n"] = ours_ceiling(url, a.workers)
+        print(json.dumps([out["ceiling_1"], out["ceiling_n"]]), flush=True)
+        if not a.skip_vllm:
+            sys.path.insert(0, str(ROOT))
+            from engine.tiny_model import ensure_tiny_model
+
+            out["vllm"] = vllm_bench(url, a.rate, a.duration, str(ensure_tiny_model()))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    out["load_after"] = os.getloadavg()
+    rows = [out["open_1"], out["open_n"]] + ([out["vllm"]] if "vllm" in out else [])
+    keys = ["target_rps", "sent_over_target", "completed_over_span_rps", "lateness_p50_ms",
+            "lateness_p99_ms", "ttft_sent_p50_ms", "ttft_sent_p99_ms", "ttft_p99_ms",
+            "e2e_sent_p50_ms", "e2e_sent_p99_ms", "e2e_p99_ms", "failed"]
+    print(f"\n{'metric':<26}" + "".join(f"{r['tool']:>28}" for r in rows))
+    for k in keys:
+        cells = []
+        for r in rows:
+            v = r.get(k)
+            cells.append(f"{'n/a' if v is None else (f'{v:.4g}' if isinstance(v, float) else v):>28}")
+        print(f"{k:<26}" + "".join(cells))
+    print(f"ceiling (closed loop, 64 clients): 1 proc {out['ceiling_1']['req_s']:.0f} req/s, "
+          f"{a.workers} proc {out['ceiling_n']['req_s']:.0f} req/s")
+    print(f"load average before {out['load_before']}, after {out['load_after']}")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
