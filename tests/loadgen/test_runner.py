@@ -65,7 +65,9 @@ def test_open_loop_pipeline_records_every_stage(null_server):
 def test_open_loop_pacing_and_failures_go_on(null_server):
     url = null_server(fault="http500")
     spec = WorkloadSpec(rate=200, duration_s=1.0, model="null")
-    res = run(spec, ClientConfig(targets=url))
+    with pytest.raises(RuntimeError, match=f"preflight to {url} \\(chat\\) failed: http_500"):
+        run(spec, ClientConfig(targets=url))
+    res = run(spec, ClientConfig(targets=url), preflight=0)
     assert len(res.records) > 150
     assert all(r.status == "failed" and r.reason.startswith("http_500") for r in res.records)
     late = sorted(r.t_sent - r.t_intended for r in res.records)
