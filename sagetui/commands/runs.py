@@ -77,15 +77,6 @@ def command() -> None:
 
 
 _LIST_COLS = ["id", "name", "experiment", "status", "mode", "started", "tags"]
-_SUMMARY_COLS = ("issued", "completed", "failed", "rejected", "throughput_rps",
-                 "throughput_tok_s", "goodput_rps", "slo_attainment")
-
-
-def _summary_view(per_class: dict) -> dict:
-    return {cls: {**{k: s.get(k) for k in _SUMMARY_COLS}, "metrics": s["metrics"]}
-            for cls, s in per_class.items()}
-
-
 @command.command(name="list")
 @click.option("--status", help="created|running|completed|failed|cancelled|interrupted")
 @click.option("--tag", help="Only runs carrying this tag.")
@@ -98,38 +89,23 @@ def _summary_view(per_class: dict) -> dict:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.pass_context
 def list_cmd(ctx, status, tag, suite, since, last, where, fmt) -> None:
-    """List runs, oldest first."""
+    """List runs, oldest first. JSON: objects with id, name, experiment, status, mode,
+    started, config (resolved) and summary per class; CSV: summaries flattened."""
+    filters = dict(status=status, tag=tag, suite=suite, since=since, last=last,
+                   where=list(where))
     with _store(ctx) as store:
-        runs = queries.list_runs(store, status=status, tag=tag, suite=suite, since=since,
-                                 last=last, where=list(where), with_config=(fmt == "json"))
+        if fmt == "json":
+            click.echo(queries.list_runs_json(store, **filters))
+            return
+        runs = queries.list_runs(store, **filters)
         if fmt == "table":
             click.echo(_table(_LIST_COLS, [[r[c] for c in _LIST_COLS] for r in runs]))
             return
-        summ = queries.summaries_for(store, [r["id"] for r in runs])
-    if fmt == "json":
-        click.echo(_json([{**{k: r[k] for k in ("id", "name", "experiment", "status", "mode",
-                                                "started", "ended", "seed", "repetition",
-                                                "tags", "config_hash")},
-                           "config": r["config"], "summary": _summary_view(summ[r["id"]])}
-                          for r in runs]))
-        return
-    flat = [_flatten(summ[r["id"]]) for r in runs]
-    extra = sorted({k for f in flat for k in f})
-    click.echo(_csv(_LIST_COLS + ["ended", "config_hash"] + extra,
-                    [[r[c] for c in _LIST_COLS + ["ended", "config_hash"]]
-                     + [f.get(k) for k in extra] for r, f in zip(runs, flat, strict=True)]))
-
-
-def _flatten(per_class: dict) -> dict:
-    """{cls: summary} -> {"chat.throughput_rps": .., "chat.ttft.p99": ..} for CSV."""
-    out = {}
-    for cls, s in per_class.items():
-        for k in _SUMMARY_COLS:
-            out[f"{cls}.{k}"] = s.get(k)
-        for metric, dist in s["metrics"].items():
-            for stat in ("p50", "p99"):
-                out[f"{cls}.{metric}.{stat}_ms"] = (dist or {}).get(stat)
-    return out
+        flat = queries.flat_summaries(store, **filters)
+    extra = sorted({k for f in flat.values() for k in f})
+    base = _LIST_COLS + ["ended", "config_hash"]
+    click.echo(_csv(base + extra, [[r[c] for c in base] + [flat.get(r["id"], {}).get(k)
+                                                         for k in extra] for r in runs]))
 
 
 @command.command()
