@@ -1,0 +1,255 @@
+"""Gateway overhead and throughput: engines direct vs a bare proxy vs the gateway.
+
+Why: the control plane must add almost nothing to latency (issue 5). In one
+run, against the same upstream engines (the load generator's null server, one
+process for LLM traffic and one for embeddings, fixed pace), the load
+generator (loadgen.runner) sends the same schedule
+
+  1. straight to the engines,
+  2. through a bare aiohttp pass-through proxy (written here: the floor any
+     Python HTTP hop costs on this machine),
+  3. through the gateway (`sagetui gateway`, policy fifo: no batching wait),
+
+and reports the added latency at p50/p99 and the gateway's overhead as a ratio
+to the proxy's. Then small embedding requests in a closed loop measure the
+gateway's sustained req/s (policy fifo and hybrid).
+
+    .venv/bin/python benches/bench_gateway.py [--rate 500] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loadgen.client import ClientConfig  # noqa: E402
+from loadgen.runner import run  # noqa: E402
+from loadgen.spec import WorkloadSpec  # noqa: E402
+
+PY = sys.executable
+
+
+# -- the bare proxy (runs as `bench_gateway.py --proxy PORT LLM_URL EMB_URL`) -----------------
+
+def serve_proxy(port: int, llm_url: str, emb_url: str) -> None:
+    """A pass-through proxy: no parsing, no policy; streams bytes both ways."""
+    import aiohttp
+    import uvloop
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                        auto_decompress=False)
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            base = emb_url if request.path == "/v1/embeddings" else llm_url
+            body = await request.read()
+            async with session.post(base + request.path, data=body,
+                                    headers={"Content-Type": "application/json"}) as up:
+                out = web.StreamResponse(status=up.status, headers={
+                    "Content-Type": up.headers.get("Content-Type", "application/json")})
+                await out.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await out.write(chunk)
+                await out.write_eof()
+                return out
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", handle)
+        app.router.add_get("/health", lambda r: web.Response(text="ok"))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+# -- harness ----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_health(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not healthy after {timeout} s")
+
+
+def start(args: list[str], url: str) -> subprocess.Popen:
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_health(url, proc)
+    return proc
+
+
+def gateway_config(path: Path, llm: str, emb: str, policy: str) -> None:
+    path.write_text(
+        f'[control_plane]\npolicy = "{policy}"\nrouter = "least-outstanding"\n'
+        f'[control_plane.hybrid]\nbatch_max_texts = 32\nbatch_max_wait_ms = 2\n'
+        f'[[backends]]\nname = "llm"\nkind = "openai"\ncapabilities = ["chat"]\n'
+        f'model = "tiny"\nurl = "{llm}"\nmax_concurrency = 512\ndevice = "cpu"\n'
+        f'[[backends]]\nname = "emb"\nkind = "openai"\ncapabilities = ["embedding"]\n'
+        f'model = "mini"\nurl = "{emb}"\nmax_concurrency = 64\ndevice = "cpu"\n')
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def cpu_s(proc: subprocess.Popen | None) -> float:
+    """User+system CPU seconds a server process has used so far."""
+    if proc is None:
+        return 0.0
+    t = psutil.Process(proc.pid).cpu_times()
+    return t.user + t.system
+
+
+def measure_mixed(target: str | dict, rate: float, duration: float, warmup: float,
+                  hop: subprocess.Popen | None = None) -> dict:
+    """Open-loop Poisson, 70% streamed chat / 30% embeddings; latencies from the actual
+    send (the same schedule for every path, so differences are the hop's cost)."""
+    spec = WorkloadSpec(rate=rate, duration_s=duration, warmup_s=warmup, seed=7,
+                        mix={"chat": 0.7, "completion": 0.0, "embedding": 0.3, "pipeline": 0.0},
+                        sizes={"chat": {"prompt_tokens": 32, "output_tokens": 8},
+                               "embedding": {"n_texts": 1, "text_tokens": 16}},
+                        model="tiny", embedding_model="mini")
+    targets = target if isinstance(target, dict) else {"chat": [target], "embedding": [target]}
+    c0 = cpu_s(hop)
+    res = run(spec, ClientConfig(targets=targets, concurrency=2048))
+    hop_cpu = cpu_s(hop) - c0
+    recs = [r for r in res.records if r.t_intended >= warmup]
+    ok = [r for r in recs if r.status == "completed"]
+    e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
+    ttft = [(r.t_first_token - r.t_sent) * 1000 for r in ok if r.cls == "chat"]
+    late = [(r.t_sent - r.t_intended) * 1000 for r in recs if r.t_sent is not None]
+    return {"n": len(recs), "failed": len(recs) - len(ok),
+            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99),
+            "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99),
+            "lateness_p99": pct(late, 99),
+            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
+
+
+def measure_embed_throughput(target: str, clients: int, duration: float,
+                             hop: subprocess.Popen | None = None) -> dict:
+    """Closed loop: `clients` concurrent callers of small embedding requests."""
+    spec = WorkloadSpec(clients={"n": clients, "think_time_s": 0.0}, duration_s=duration,
+                        warmup_s=1.0, seed=3,
+                        mix={"chat": 0.0, "completion": 0.0, "embedding": 1.0, "pipeline": 0.0},
+                        sizes={"embedding": {"n_texts": 1, "text_tokens": 8}},
+                        model="tiny", embedding_model="mini")
+    c0 = cpu_s(hop)
+    res = run(spec, ClientConfig(targets={"embedding": [target]}, concurrency=clients))
+    hop_cpu = cpu_s(hop) - c0
+    ok = [r for r in res.records if r.status == "completed" and r.t_done is not None]
+    t_first = min(r.t_sent for r in ok)
+    t_last = max(r.t_done for r in ok)
+    e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
+    return {"rps": len(ok) / (t_last - t_first), "failed": len(res.records) - len(ok),
+            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99),
+            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=500.0)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--json", type=Path, default=None, help="write the results here too")
+    ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
+                    help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.proxy:
+        serve_proxy(int(a.proxy[0]), a.proxy[1], a.proxy[2])
+        return
+    procs: list[subprocess.Popen] = []
+    results: dict = {"machine": f"{os.cpu_count()} cores", "rate": a.rate,
+                     "duration_s": a.duration}
+    try:
+        ports = {k: free_port() for k in ("llm", "emb", "proxy", "gw")}
+        url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
+        procs.append(start([PY, "-m", "loadgen.null_server", "--port", str(ports["llm"]),
+                            "--ttft-ms", "5", "--tpot-ms", "1"], url["llm"]))
+        procs.append(start([PY, "-m", "loadgen.null_server", "--port", str(ports["emb"]),
+                            "--ttft-ms", "2"], url["emb"]))
+        procs.append(start([PY, __file__, "--proxy", str(ports["proxy"]), url["llm"],
+                            url["emb"]], url["proxy"]))
+        tmp = Path(tempfile.mkdtemp(prefix="bench_gw_"))
+
+        def gateway(policy: str) -> subprocess.Popen:
+            cfg = tmp / f"{policy}.toml"
+            gateway_config(cfg, url["llm"], url["emb"], policy)
+            return start([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
+                          str(ports["gw"])], url["gw"])
+
+        gw = gateway("fifo")
+        procs.append(gw)
+        proxy = procs[2]
+        warm = min(2.0, a.duration / 4)
+        direct_t = {"chat": [url["llm"]], "embedding": [url["emb"]]}
+        for name, tgt, hop in (("direct", direct_t, None), ("proxy", url["proxy"], proxy),
+                               ("gateway", url["gw"], gw)):
+            results[f"mixed_{name}"] = measure_mixed(tgt, a.rate, a.duration, warm, hop)
+            print(name, json.dumps(results[f"mixed_{name}"]), flush=True)
+        for name, tgt, hop in (("direct", url["emb"], None), ("proxy", url["proxy"], proxy),
+                               ("gateway_fifo", url["gw"], gw)):
+            results[f"embed_{name}"] = measure_embed_throughput(tgt, a.clients, a.duration, hop)
+            print("embed", name, json.dumps(results[f"embed_{name}"]), flush=True)
+        gw.terminate()
+        gw.wait(10)
+        gw = gateway("hybrid")
+        procs.append(gw)
+        results["embed_gateway_hybrid"] = measure_embed_throughput(url["gw"], a.clients,
+                                                                   a.duration, gw)
+        print("embed gateway_hybrid", json.dumps(results["embed_gateway_hybrid"]), flush=True)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    d, p_, g = (results[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
+    summary = {}
+    for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
+        add_gw, add_px = g[q] - d[q], p_[q] - d[q]
+        summary[q] = {"gateway_adds_ms": round(add_gw, 3), "proxy_adds_ms": round(add_px, 3),
+                      "ratio_to_proxy": round(add_gw / add_px, 2) if add_px > 0 else None}
+    pc, gc_ = p_["hop_cpu_us_per_req"], g["hop_cpu_us_per_req"]
+    summary["hop_cpu_us_per_req"] = {"gateway": round(gc_, 1), "proxy": round(pc, 1),
+                                     "ratio_to_proxy": round(gc_ / pc, 2)}
+    results["summary"] = summary
+    print(json.dumps(summary, indent=2))
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
