@@ -8,6 +8,7 @@ cancel) and Ctrl-C mark it cancelled and keep what it measured.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -44,6 +45,11 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
     store = open_store(db_path)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     reports: list[RunReport] = []
+    stack = contextlib.ExitStack()
+    if any(cfg.run.mode == "live" for cfg in exp.runs):
+        from .live import engine_session
+
+        stack.enter_context(engine_session())  # engines shared by consecutive runs
     try:
         exp_id = store.create_experiment(exp.name, kind=kind, suite=suite, spec=exp.spec_text)
         for index, cfg in enumerate(exp.runs):
@@ -56,6 +62,7 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
             if report.status == "failed" and stop_on_error:
                 break
     finally:
+        stack.close()
         signal.signal(signal.SIGTERM, previous)
         store.close()
     return reports
