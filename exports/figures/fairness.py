@@ -56,7 +56,7 @@ def fairness(ctx: ExportContext) -> FigureResult:
                              line=dict(color=color(1), width=1.5), marker=dict(size=5)), row=1, col=2)
     data += [{"clients": n, "jain_fairness": e.mean, "ci95_half": e.half_width, "n": e.n}
              for n, e in zip(ns, ests, strict=True)]
-    fig.update_xaxes(title_text="Clients", row=1, col=1)
+    fig.update_xaxes(title_text="Clients", tickvals=ns, row=1, col=1)
     fig.update_xaxes(title_text="Clients", tickvals=ns, row=1, col=2)
     fig.update_yaxes(title_text="Per-client mean E2E (ms)", row=1, col=1)
     fig.update_yaxes(title_text="Jain fairness index", range=[0, 1.05], row=1, col=2)

@@ -20,15 +20,22 @@ def latency_vs_rate(ctx: ExportContext) -> FigureResult:
     names = labels([g for g, _ in series], ignore=("workload.rate",))
     fig = new_figure("single")
     data = []
+    # Colour = configuration, dash = percentile; the legend lists each once (compact for 3.5 in).
+    for dash, stat in zip(DASHES, ("p50", "p95", "p99"), strict=False):
+        fig.add_trace(_legend_entry(stat, dict(color="black", dash=dash, width=1.2), "lines"))
+    if len(series) > 1:
+        for i, name in enumerate(names):
+            fig.add_trace(_legend_entry(name, dict(color=color(i), width=3), "lines"))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="saturation",
+                             marker=dict(symbol="x", size=7, color="black")))
     for i, (name, (_, points)) in enumerate(zip(names, series, strict=True)):
         rates = [p.rate for p in points]
         for dash, stat in zip(DASHES, ("p50", "p95", "p99"), strict=False):
             ests = [getattr(p, stat) for p in points]
-            label = stat if len(series) == 1 else f"{name} {stat}"
             fig.add_trace(go.Scatter(
-                x=rates, y=[e.mean for e in ests], error_y=error_y(ests), name=label,
+                x=rates, y=[e.mean for e in ests], error_y=error_y(ests), name=f"{name} {stat}",
                 mode="lines+markers", line=dict(color=color(i), dash=dash, width=1.2),
-                marker=dict(size=4),
+                marker=dict(size=4), showlegend=False,
             ))
         sat = saturation(points)
         for p in points:
@@ -39,9 +46,8 @@ def latency_vs_rate(ctx: ExportContext) -> FigureResult:
         if sat.point is not None:
             fig.add_vline(x=sat.point.rate, line=dict(color=color(i), dash="dot", width=1))
             fig.add_trace(go.Scatter(
-                x=[sat.point.rate], y=[sat.point.p99.mean], mode="markers",
-                marker=dict(symbol="x", size=9, color=color(i)),
-                name="saturation" if len(series) == 1 else f"{name} saturation",
+                x=[sat.point.rate], y=[sat.point.p99.mean], mode="markers", showlegend=False,
+                marker=dict(symbol="x", size=9, color=color(i)), name=f"{name} saturation",
             ))
     fig.update_xaxes(title_text="Offered load (req/s)")
     fig.update_yaxes(title_text="E2E latency (ms)", type="log")
@@ -52,6 +58,11 @@ def latency_vs_rate(ctx: ExportContext) -> FigureResult:
         + RULE_TEXT,
         [r.id for r in ctx.runs], footnotes=footnotes,
     )
+
+
+def _legend_entry(name: str, line: dict, mode: str) -> go.Scatter:
+    """A trace that only draws its legend item."""
+    return go.Scatter(x=[None], y=[None], mode=mode, name=name, line=line)
 
 
 def slo_vs_load(ctx: ExportContext) -> FigureResult:

@@ -27,7 +27,10 @@ TEMPLATE = go.layout.Template(
                    showgrid=True, gridcolor="#e5e5e5", zeroline=False),
         yaxis=dict(showline=True, linecolor="black", ticks="outside", mirror=True,
                    showgrid=True, gridcolor="#e5e5e5", zeroline=False),
-        legend=dict(bgcolor="rgba(255,255,255,0.8)", font=dict(size=8)),
+        # Above the plot, horizontal: a one-column figure has no room beside it.
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom",
+                    bgcolor="rgba(255,255,255,0)", font=dict(size=7), tracegroupgap=0,
+                    itemwidth=30, entrywidth=0.33, entrywidthmode="fraction"),
     )
 )
 
