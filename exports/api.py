@@ -50,9 +50,9 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
            allow_mismatch: bool = False, browser: str | None = None) -> ExportResult:
     """Build what was asked and write it under `out_dir`; ExportError on bad input."""
     _check_request(fmt, table, figure, bundle)
-    engine = open_readonly(db)
+    store = open_readonly(db)
     try:
-        ctx = ExportContext(engine, load_runs(engine, selection), allow_mismatch)
+        ctx = ExportContext(store, load_runs(store, selection), allow_mismatch)
         files: dict[str, str | bytes] = {}
         figs: dict[str, FigureResult] = {}
         result = ExportResult()
@@ -76,7 +76,7 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
         _write_all(Path(out_dir), files, figs, image_fmt, browser, result)
         return result
     finally:
-        engine.dispose()
+        store.close()
 
 
 def _check_request(fmt: str, table: str | None, figure: str | None, bundle: bool) -> None:
@@ -136,7 +136,7 @@ def _per_experiment(ctx: ExportContext) -> list[tuple[str, ExportContext]]:
     by_exp: dict[str, list] = {}
     for r in ctx.runs:
         by_exp.setdefault(r.experiment or "(no experiment)", []).append(r)
-    return [(exp, ExportContext(ctx.engine, runs, ctx.allow_mismatch)) for exp, runs in by_exp.items()]
+    return [(exp, ExportContext(ctx.store, runs, ctx.allow_mismatch)) for exp, runs in by_exp.items()]
 
 
 def _slug(name: str) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
-from sqlalchemy.engine import Engine
 
 from exports.model import RunView, SampleView, load_histograms, load_samples
+from store import Store
 
 
 @dataclass
 class ExportContext:
-    engine: Engine
+    store: Store
     runs: list[RunView]
     allow_mismatch: bool = False
     _samples: dict[int, list[SampleView]] | None = field(default=None, repr=False)
@@ -20,8 +20,8 @@ class ExportContext:
     def samples(self, run_id: int) -> list[SampleView]:
         """Per-second samples of one run (loaded once for every selected run)."""
         if self._samples is None:
-            self._samples = load_samples(self.engine, [r.id for r in self.runs])
+            self._samples = load_samples(self.store, [r.id for r in self.runs])
         return self._samples.get(run_id, [])
 
     def histogram(self, run_ids: list[int], metric: str, cls: str) -> HdrHistogram | None:
-        return load_histograms(self.engine, run_ids, metric, cls)
+        return load_histograms(self.store, run_ids, metric, cls)

@@ -1,33 +1,21 @@
 """Open a run store read-only for exporting.
 
-Why here and not store.open_store: exports must never write (no migrations, no
-interrupt recovery) and must fail with a message naming the file when it is not
-a sagetui store.
+Why a wrapper: exports never write (store.open_store with readonly=True takes
+no lock, runs no migration) and report a bad file as an ExportError, so the
+CLI prints one line naming the file and exits non-zero.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import Engine
-
 from exports.errors import ExportError
+from store import Store, StoreError, open_store
 
-_REQUIRED_TABLES = ("experiment", "run", "summary", "backend", "hardware")
 
-
-def open_readonly(path: str | Path) -> Engine:
-    """An SQLAlchemy engine on the store at `path`, opened with SQLite's read-only mode."""
-    p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"run store {p}: no such file (pass --db or set SAGETUI_DB)")
-    engine = create_engine(f"sqlite:///file:{p.resolve()}?mode=ro&uri=true")
+def open_readonly(path: str | Path) -> Store:
+    """The store at `path`, read-only; ExportError naming the file when it is not one."""
     try:
-        tables = set(inspect(engine).get_table_names())
-    except Exception as exc:  # sqlite raises DatabaseError for a non-database file
-        raise ExportError(f"run store {p}: not an SQLite database ({exc})") from exc
-    missing = [t for t in _REQUIRED_TABLES if t not in tables]
-    if missing:
-        raise ExportError(f"run store {p}: not a sagetui store (missing tables {missing})")
-    return engine
+        return open_store(path, readonly=True)
+    except StoreError as exc:
+        raise ExportError(f"run store {exc} (pass --db or set SAGETUI_DB)") from exc

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from exports.errors import ExportError
 from exports.selection import Selection, matches_where
-from store.schema import Backend, Experiment, Hardware, Histogram, Run, Sample, Summary
+from store import Store, queries
+from store.schema import Backend, Experiment, Hardware, Run, Sample, Summary
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,12 @@ def _loads(text: str | None, what: str, default: Any) -> Any:
         raise ExportError(f"store column {what} is not valid JSON: {exc}") from exc
 
 
-def load_runs(engine: Engine, selection: Selection) -> list[RunView]:
+def load_runs(store: Store, selection: Selection) -> list[RunView]:
     """The completed, non-deleted runs the selection names, ordered by id.
 
     Runs named explicitly by id that are not completed are an error, not skipped.
     """
-    with Session(engine) as s:
+    with Session(store.engine) as s:
         q = select(Run, Experiment).join(Experiment, isouter=True).where(Run.deleted == False)  # noqa: E712
         if selection.run_ids:
             q = q.where(Run.id.in_(selection.run_ids))
@@ -214,21 +214,10 @@ def _run_view(r: Run, e: Experiment | None, h: Hardware | None, backends, summar
     )
 
 
-def load_histograms(engine: Engine, run_ids: list[int], metric: str, cls: str) -> HdrHistogram | None:
-    """The whole-window histograms of `metric` × `cls` of these runs, merged (µs); None if absent."""
-    merged: HdrHistogram | None = None
-    with Session(engine) as s:
-        q = select(Histogram).where(
-            Histogram.run_id.in_(run_ids), Histogram.metric == metric,
-            Histogram.request_class == cls, Histogram.window_start_s == None,  # noqa: E711
-        )
-        for row in s.exec(q):
-            h = HdrHistogram.decode(row.encoded)
-            if merged is None:
-                merged = h
-            else:
-                merged.add(h)
-    return merged
+def load_histograms(store: Store, run_ids: list[int], metric: str, cls: str) -> HdrHistogram | None:
+    """The whole-window histograms of `metric` x `cls` of these runs, merged (µs); None if absent."""
+    merged = queries.merged_histogram(store, run_ids, metric, cls)
+    return merged if merged.get_total_count() else None
 
 
 @dataclass(frozen=True)
@@ -239,10 +228,10 @@ class SampleView:
     queue_depth: int  # every class together
 
 
-def load_samples(engine: Engine, run_ids: list[int]) -> dict[int, list[SampleView]]:
+def load_samples(store: Store, run_ids: list[int]) -> dict[int, list[SampleView]]:
     """Per-second samples of these runs, by run id, ordered by time."""
     out: dict[int, list[SampleView]] = defaultdict(list)
-    with Session(engine) as s:
+    with Session(store.engine) as s:
         for chunk in _chunks(run_ids):
             q = select(Sample).where(Sample.run_id.in_(chunk)).order_by(Sample.run_id, Sample.t_s)
             for row in s.exec(q):

@@ -7,14 +7,14 @@ parameters, so tests can recompute what a table must show.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
 
-from hdrh.histogram import HdrHistogram
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
+from store import config_hash, open_store
+from store.histograms import encode, new_histogram
 from store.schema import Backend, Experiment, Hardware, Histogram, Run, Sample, Summary
 
 POLICIES = ("fifo", "priority", "slo", "hybrid")
@@ -60,19 +60,11 @@ def sim_backend(i: int, device: str = "gpu", price: float = 0.0) -> dict:
             "model": "llama-8b", "price_per_hour": price, "capabilities": ["chat", "embedding"]}
 
 
-def config_hash(cfg: dict) -> str:
-    c = json.loads(json.dumps(cfg))
-    c["run"].pop("seed", None)
-    c["run"].pop("repetition", None)
-    c["run"].pop("name", None)
-    return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()
-
-
 class Builder:
     def __init__(self, path: Path, n_samples: int = N_SAMPLES):
         self.n_samples = n_samples
+        open_store(path).close()  # create (or upgrade) it the way sagetui does
         self.engine = create_engine(f"sqlite:///{path}")
-        SQLModel.metadata.create_all(self.engine)
         self.session = Session(self.engine)
         self.hw = {h.fingerprint: h.id for h in self.session.exec(select(Hardware))}
         for fp, cpu in (("hw-a", "AMD EPYC 7B13"), ("hw-b", "Intel Xeon 8480")):
@@ -95,7 +87,7 @@ class Builder:
             hist: dict[tuple[str, str], float] | None = None, depth: float | None = None,
             status: str = "completed", software: dict | None = None) -> int:
         cfg = json.loads(json.dumps(cfg))
-        cfg["run"]["name"] = name
+        cfg["run"]["name"] = name.rsplit("-", 1)[0]  # the sweep point; `name` adds the repetition
         cfg["run"]["seed"] = 100 + rep
         r = Run(experiment_id=exp, name=name, mode="sim", status=status, config_json=json.dumps(cfg),
                 config_hash=config_hash(cfg), seed=100 + rep, repetition=rep,
@@ -118,11 +110,11 @@ class Builder:
                                      extra_json=json.dumps(s.pop("extra", {})), **s))
         rng = random.Random(r.id)
         for (metric, cls), median_ms in (hist or {}).items():
-            h = HdrHistogram(1, 3_600_000_000, 3)
+            h = new_histogram()
             for _ in range(400):
                 h.record_value(max(1, int(rng.lognormvariate(0, 0.6) * median_ms * 1000)))
             self.session.add(Histogram(run_id=r.id, metric=metric, request_class=cls,
-                                       encoded=h.encode(), count=h.get_total_count(),
+                                       encoded=encode(h), count=h.get_total_count(),
                                        min_us=h.get_min_value(), max_us=h.get_max_value(),
                                        mean_us=h.get_mean_value()))
         if depth is not None:

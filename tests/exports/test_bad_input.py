@@ -41,7 +41,7 @@ def test_unknown_format_is_refused_by_the_option(cli, tmp_path):
 
 def test_missing_store_names_the_file(cli, tmp_path):
     result = cli("--format", "latex", "--table", "scalability", db=tmp_path / "none.db")
-    assert result.exit_code == 2 and "none.db: no such file" in result.output
+    assert result.exit_code == 2 and "none.db" in result.output and "run store" in result.output
 
 
 def test_not_a_store_names_the_file(cli, tmp_path):

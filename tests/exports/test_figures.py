@@ -31,7 +31,7 @@ def built(store):
         ctx = ExportContext(engine, load_runs(engine, Selection(experiment=exp)))
         out[name] = FIGURES[name].build(ctx)
     yield out
-    engine.dispose()
+    engine.close()
 
 
 def test_every_figure_is_covered():

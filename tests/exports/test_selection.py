@@ -29,7 +29,7 @@ def test_where_filters_on_config_paths_and_run_fields(store):
     assert {r.offered_rate for r in runs} == {80.0, 160.0}
     runs = load_runs(engine, Selection(experiment="scalability", where=parse_where("backends>2,repetition=1")))
     assert sorted(r.n_backends for r in runs) == [4, 8]
-    engine.dispose()
+    engine.close()
 
 
 def test_failed_runs_are_left_out_of_a_suite_but_refused_by_id(store):
@@ -39,4 +39,4 @@ def test_failed_runs_are_left_out_of_a_suite_but_refused_by_id(store):
     failed = max(r.id for r in runs) + 1
     with pytest.raises(ExportError, match=rf"not completed: {failed} \(failed\)"):
         load_runs(engine, Selection(run_ids=(failed,)))
-    engine.dispose()
+    engine.close()
