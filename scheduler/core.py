@@ -63,7 +63,9 @@ class ControlPlane:
         self._free: dict[str, list[BackendState]] = {}
         self._recompute_free()
         self.router = make_router(config)
-        if config.baseline == "sage":
+        # Under sage the slots bound dispatch; the baselines forward regardless.
+        self._slot_limited = config.baseline == "sage"
+        if self._slot_limited:
             self.policy = make_policy(config.policy, self)
         else:
             self.policy = ImmediatePolicy(self, config.baseline)
@@ -261,10 +263,14 @@ class ControlPlane:
 
     def _pump(self, now: float, out: list[Action]) -> None:
         select = self.policy.select
-        queued = self.queued
+        queued, free, limited = self.queued, self._free, self._slot_limited
         while True:
-            if not (queued["chat"] or queued["embedding"] or queued["completion"]):
+            qc, qe, qo = queued["chat"], queued["embedding"], queued["completion"]
+            if not (qc or qe or qo):
                 return  # nothing waits: no selection, and no batch window to time
+            if limited and not ((qc and free["chat"]) or (qe and free["embedding"])
+                                or (qo and free["completion"])):
+                break  # work waits but no slot can take it: only the timer may change
             choice = select(now)
             if choice is None:
                 break
@@ -283,6 +289,7 @@ class ControlPlane:
 
     def _dispatch(self, reqs: list[Request], b: BackendState, now: float) -> Dispatch:
         state = self._state
+        touched = self._touched
         group = "embedding" if reqs[0].cls == "embedding" else "llm"
         tokens = 0
         for r in reqs:
@@ -291,7 +298,8 @@ class ControlPlane:
             state[r.id] = _IN_FLIGHT
             self.queued[r.cls] -= 1
             tokens += (r.text_tokens or r.n_texts) if group == "embedding" else r.prompt_tokens
-            self._touched.append(r.id)
+            if not touched or touched[-1] != r.id:
+                touched.append(r.id)
         did = self._next_dispatch
         self._next_dispatch += 1
         reqs_t = tuple(reqs)
@@ -343,9 +351,14 @@ class ControlPlane:
         us = (perf_counter_ns() - t0) / 1000.0
         self.decision_times_us.append(us)
         touched = self._touched
-        if touched:
+        if not touched:
+            return
+        ov = self.overhead_us
+        if len(touched) == 1:
+            rid = touched[0]
+            ov[rid] = ov.get(rid, 0.0) + us
+        else:
             share = us / len(touched)
-            ov = self.overhead_us
             for rid in touched:
                 ov[rid] = ov.get(rid, 0.0) + share
-            touched.clear()
+        touched.clear()

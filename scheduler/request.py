@@ -24,7 +24,7 @@ class Request:
     id: str
     cls: str
     arrival: float
-    t: float = 0.0  # intended send time from the schedule
+    t: float | None = None  # intended send time from the schedule (None: = arrival)
     client_id: str = ""
     priority: int = 2
     prompt_tokens: int = 0
@@ -45,6 +45,9 @@ class Request:
             )
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority: must be 0..4, got {self.priority}")
+        for name in ("prompt_tokens", "output_tokens", "n_texts", "text_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.cls == "embedding" and self.n_texts < 1:
             raise ValueError(f"n_texts: an embedding request needs >= 1 text, got {self.n_texts}")
 

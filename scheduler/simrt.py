@@ -144,18 +144,17 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         heapq.heappush(heap, (f.t, seq, _FAULT, f))
 
     def finish(o: RequestOutcome, now: float) -> None:
-        if on_done is not None:
-            nonlocal seq
-            for r in on_done(o, now):
-                seq += 1
-                heapq.heappush(heap, (max(r.arrival, now), seq, _ARRIVAL, r))
+        nonlocal seq
+        for r in on_done(o, now):
+            seq += 1
+            heapq.heappush(heap, (max(r.arrival, now), seq, _ARRIVAL, r))
 
     def outcome_of(r: Request) -> RequestOutcome:
-        o = RequestOutcome(
-            id=r.id, cls=r.cls, client_id=r.client_id, priority=r.priority,
-            t_intended=r.t if r.t else r.arrival, t_sent=r.arrival, t_received=r.arrival,
-            prompt_tokens=r.prompt_tokens, output_tokens=r.output_tokens, n_texts=r.n_texts,
-            slo_ttft_ms=r.slo_ttft_ms, slo_e2e_ms=r.slo_e2e_ms, parent_id=r.parent_id)
+        a = r.arrival
+        t_int = a if r.t is None else r.t
+        o = RequestOutcome(r.id, r.cls, r.client_id, r.priority, "", "", "", t_int, a, a,
+                           None, None, [], None, r.prompt_tokens, r.output_tokens, r.n_texts,
+                           r.slo_ttft_ms, r.slo_e2e_ms, None, r.parent_id)
         outcomes[r.id] = o
         return o
 
@@ -169,21 +168,21 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                 heapq.heappush(heap, (t, seq, _ENGINE, name))
 
     def apply(actions: list, now: float) -> None:
-        if not actions:
-            return
         nonlocal seq
-        touched = set()
         for a in actions:
-            if type(a) is Dispatch:
+            ta = type(a)
+            if ta is Dispatch:
                 name = a.backend
                 eng = engines[name]
                 reqs = a.requests
-                for r in reqs:
-                    o = outcomes[r.id]
-                    o.t_dispatched, o.backend = now, name
-                if reqs[0].cls == "embedding":
-                    texts = sum(r.n_texts for r in reqs)
-                    tokens = sum(r.text_tokens or r.n_texts for r in reqs)
+                r = reqs[0]
+                if r.cls == "embedding":
+                    texts = tokens = 0
+                    for q in reqs:
+                        o = outcomes[q.id]
+                        o.t_dispatched, o.backend = now, name
+                        texts += q.n_texts
+                        tokens += q.text_tokens or q.n_texts
                     if emb_engine[name]:
                         key = a.dispatch_id
                         eng.submit(key, texts, tokens, now)
@@ -192,48 +191,48 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                         eng.submit(key, max(tokens, 1), 1, 2, now)
                     batch_of[key] = a
                 else:
-                    r = reqs[0]
+                    o = outcomes[r.id]
+                    o.t_dispatched, o.backend = now, name
                     llm_did[r.id] = a.dispatch_id
-                    eng.submit(r.id, max(r.prompt_tokens, 1), max(r.output_tokens, 1),
-                               r.priority, now)
-                touched.add(name)
-            elif type(a) is SetTimer:
+                    eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
+                resched(name)
+            elif ta is SetTimer:
                 seq += 1
                 heapq.heappush(heap, (a.t, seq, _TIMER, None))
             else:  # Reject | Fail
                 o = outcomes[a.request.id]
-                o.status = "rejected" if type(a) is Reject else "failed"
+                o.status = "rejected" if ta is Reject else "failed"
                 o.reason = a.reason
-                finish(o, now)
-        for name in touched:
-            resched(name)
+                if on_done is not None:
+                    finish(o, now)
 
     def engine_step(name: str, now: float) -> None:
-        eng = engines[name]
-        for ev in eng.advance(now):
-            kind, key, t = ev.kind, ev.req_id, ev.t
+        for kind, key, ntok, t, rids in engines[name].advance(now):
             if kind == "done":
                 if type(key) is str:
                     o = outcomes[key]
-                    o.t_done, o.status = t, "completed"
-                    o.output_tokens = ev.tokens
+                    o.t_done, o.status, o.output_tokens = t, "completed", ntok
                     if o.t_first_token is None:
                         o.t_first_token = t
-                    finish(o, t)
-                    apply(cp.on_completion(name, llm_did.pop(key), t), t)
+                    if on_done is not None:
+                        finish(o, t)
+                    acts = cp.on_completion(name, llm_did.pop(key), t)
                 else:
                     d = batch_of.pop(key)
                     for r in d.requests:
                         o = outcomes[r.id]
                         o.t_done, o.status = t, "completed"
-                        finish(o, t)
-                    apply(cp.on_completion(name, d.dispatch_id, t), t)
+                        if on_done is not None:
+                            finish(o, t)
+                    acts = cp.on_completion(name, d.dispatch_id, t)
+                if acts:
+                    apply(acts, t)
             elif kind == "first_token":
                 if type(key) is str:
                     outcomes[key].t_first_token = t
                     cp.on_progress(name, key, t, True)
             elif kind == "tokens":
-                for k in ev.req_ids:
+                for k in rids:
                     if type(k) is str:
                         outcomes[k].chunk_times.append(t)
         resched(name)
@@ -267,7 +266,9 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
             r = arrivals[i]
             i += 1
             outcome_of(r)
-            apply(cp.on_arrival(r, t), t)
+            acts = cp.on_arrival(r, t)
+            if acts:
+                apply(acts, t)
             continue
         _, _, kind, payload = heapq.heappop(heap)
         if kind == _ENGINE:
