@@ -1,7 +1,8 @@
 """Per-client latency and Jain fairness vs number of clients.
 
-Reads summary 'all' extra_json: `per_client` {client_id: {"e2e_mean_ms", "completed"}}
-and `jain_fairness` (docs/exports.md).
+Reads what loadgen.metrics.aggregate writes into summary 'all' extra_json:
+`clients` {client_id: {"issued", "completed", "e2e_p50_ms", "e2e_p99_ms", ...}} and
+`fairness_jain` (Jain's index over completed requests per client).
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ from exports.model import RunView
 
 def per_client(run: RunView) -> dict[str, dict]:
     s = run.summary("all")
-    block = s.extra.get("per_client") if s else None
+    block = s.extra.get("clients") if s else None
     if not isinstance(block, dict) or not block:
-        raise ExportError(f"run {run.id} ({run.name}): summary 'all' has no extra_json.per_client")
+        raise ExportError(f"run {run.id} ({run.name}): summary 'all' has no extra_json.clients")
     return block
 
 
 def jain(run: RunView) -> float:
     s = run.summary("all")
-    value = s.extra.get("jain_fairness") if s else None
+    value = s.extra.get("fairness_jain") if s else None
     if not isinstance(value, int | float):
-        raise ExportError(f"run {run.id} ({run.name}): summary 'all' has no extra_json.jain_fairness")
+        raise ExportError(f"run {run.id} ({run.name}): summary 'all' has no extra_json.fairness_jain")
     return float(value)
 
 
@@ -44,13 +45,15 @@ def fairness(ctx: ExportContext) -> FigureResult:
     data = []
     for n in ns:
         g = by_n[n]
-        lat = [c["e2e_mean_ms"] for r in g.runs for c in per_client(r).values()]
+        lat = [c["e2e_p50_ms"] for r in g.runs for c in per_client(r).values()
+               if c.get("e2e_p50_ms") is not None]
         fig.add_trace(go.Box(x=[n] * len(lat), y=lat, marker_color=color(0), boxpoints="all",
                              jitter=0.4, pointpos=0, marker=dict(size=3), line=dict(width=1)),
                       row=1, col=1)
         for r in g.runs:
-            data += [{"clients": n, "run": r.id, "client": cid, "e2e_mean_ms": c["e2e_mean_ms"],
-                      "completed": c.get("completed")} for cid, c in per_client(r).items()]
+            data += [{"clients": n, "run": r.id, "client": cid, "e2e_p50_ms": c.get("e2e_p50_ms"),
+                      "e2e_p99_ms": c.get("e2e_p99_ms"), "completed": c.get("completed")}
+                     for cid, c in per_client(r).items()]
     ests = [by_n[n].estimate(jain, "Jain fairness") for n in ns]
     fig.add_trace(go.Scatter(x=ns, y=[e.mean for e in ests], error_y=error_y(ests), mode="lines+markers",
                              line=dict(color=color(1), width=1.5), marker=dict(size=5)), row=1, col=2)
@@ -58,11 +61,11 @@ def fairness(ctx: ExportContext) -> FigureResult:
              for n, e in zip(ns, ests, strict=True)]
     fig.update_xaxes(title_text="Clients", tickvals=ns, row=1, col=1)
     fig.update_xaxes(title_text="Clients", tickvals=ns, row=1, col=2)
-    fig.update_yaxes(title_text="Per-client mean E2E (ms)", row=1, col=1)
+    fig.update_yaxes(title_text="Per-client median E2E (ms)", row=1, col=1)
     fig.update_yaxes(title_text="Jain fairness index", range=[0, 1.05], row=1, col=2)
     return FigureResult(
         "fairness", fig, data,
-        "Left: mean end-to-end latency of each client (one point per client and run). Right: "
-        "Jain's fairness index over clients' service, (Σx)²/(n·Σx²), 1 = perfectly fair.",
+        "Left: median end-to-end latency of each client (one point per client and run). Right: "
+        "Jain's fairness index over completed requests per client, (Σx)²/(n·Σx²), 1 = perfectly fair.",
         [r.id for r in ctx.runs], width="double", footnotes=footnotes,
     )

@@ -175,7 +175,7 @@ def build_store(path: Path, reps: int = 2, suite: str = "paper",
             cfg = config(backends=[sim_backend(i) for i in range(n)])
             b.run(e, f"scale-{n}-{rep}", cfg, rep,
                   summary(95.0 * n * (1 - 0.02 * (n - 1)) + rep, e2e=200.0,
-                          extra={"overhead_us": 150.0 + 10 * n + rep}))
+                          extra={"control_plane": {"overhead_us_per_request": 150.0 + 10 * n + rep}}))
     e = b.experiment("saturation", suite)
     for pol in ("fifo", "hybrid"):
         knee = 60.0 if pol == "fifo" else 120.0
@@ -205,10 +205,10 @@ def build_store(path: Path, reps: int = 2, suite: str = "paper",
     for n in CLIENTS:
         for rep in range(reps):
             cfg = config(workload__clients=n)
-            clients = {f"c{i}": {"e2e_mean_ms": 200.0 + 30 * i * (n / 8) + rep, "completed": 100 - i}
-                       for i in range(n)}
+            clients = {f"c{i}": {"issued": 100, "completed": 100 - i, "e2e_p50_ms": 200.0 + 30 * i * (n / 8) + rep,
+                                 "e2e_p99_ms": 600.0 + 30 * i} for i in range(n)}
             b.run(e, f"fair-{n}-{rep}", cfg, rep,
-                  summary(50, extra={"per_client": clients, "jain_fairness": 1 - 0.02 * n - 0.001 * rep}))
+                  summary(50, extra={"clients": clients, "fairness_jain": 1 - 0.02 * n - 0.001 * rep}))
     b.close()
     return path
 

@@ -62,7 +62,8 @@ def test_scalability_numbers_equal_the_store(cli, tmp_path, store):
     by_n: dict[int, list] = {}
     for cfg, thr, metrics, extra in db.execute(q):
         n = len(json.loads(cfg)["backends"])
-        over = json.loads(extra)["overhead_us"] / 1000 / json.loads(metrics)["e2e"]["mean"] * 100
+        over_us = json.loads(extra)["control_plane"]["overhead_us_per_request"]
+        over = over_us / 1000 / json.loads(metrics)["e2e"]["mean"] * 100
         by_n.setdefault(n, []).append((thr, over))
     db.close()
     assert [int(r[0]) for r in rows] == sorted(by_n)
