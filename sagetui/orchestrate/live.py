@@ -111,7 +111,7 @@ def preflight(exp: Experiment) -> None:
 
 def run_live(cfg: RunConfig, writer: RunWriter) -> dict:
     """Run `cfg` on real engines and store it. Returns the per-class summaries."""
-    run_dir = runs_dir() / f"run-{writer.run_id}"
+    run_dir = runs_dir() / f"run-{writer.run_id}-{time.strftime('%Y%m%dT%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     own_session = _session is None
     session = _session or EngineSession()

@@ -1,0 +1,1 @@
+"""Run configs shipped with the package (the demo's live run)."""
