@@ -6,6 +6,7 @@ milliseconds as (value, count) points.
 
 from __future__ import annotations
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from store.histograms import decode
@@ -14,9 +15,15 @@ __all__ = ["bins_ms", "cdf_ms", "decode", "percentiles_ms", "points_ms"]
 
 
 def points_ms(h: HdrHistogram) -> list[tuple[float, int]]:
-    """Recorded (value in ms, count) pairs, ascending."""
-    return [(it.value_iterated_to / 1000.0, it.count_at_value_iterated_to)
-            for it in h.get_recorded_iterator()]
+    """Recorded (value in ms, count) pairs, ascending.
+
+    Reads the counts array with numpy: hdrh's recorded iterator steps through
+    every sub-bucket in Python (~0.3 s per histogram), too slow for a UI.
+    Values are each bucket's highest equivalent value, as the iterator gives.
+    """
+    counts = np.ctypeslib.as_array(h.counts)[: h.counts_len]
+    return [(h.get_highest_equivalent_value(h.get_value_from_index(int(i))) / 1000.0,
+             int(counts[i])) for i in np.flatnonzero(counts)]
 
 
 def cdf_ms(h: HdrHistogram) -> tuple[list[float], list[float]]:

@@ -9,6 +9,7 @@ Works for runs started here or by `sagetui run` in another terminal.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from textual import work
@@ -52,6 +53,7 @@ class LiveScreen(Screen):
         self.totals = {"errors": 0, "slo_met": 0, "done": 0}
         self.polls = 0  # refreshes drawn (the benchmark reads this)
         self.status = ""
+        self._poll_started = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -72,8 +74,18 @@ class LiveScreen(Screen):
 
     # -- the poll loop --------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="live-poll")
     def poll(self) -> None:
+        """One refresh: read in a worker; `_apply` arms the next one when it is drawn."""
+        self._poll_started = time.monotonic()
+        self._read()
+
+    def _rearm(self, period_s: float) -> None:
+        """Next poll `period_s` after this one began (never before this one is drawn)."""
+        elapsed = time.monotonic() - self._poll_started
+        self.set_timer(max(period_s - elapsed, 0.02), self.poll)
+
+    @work(thread=True, exclusive=True, group="live-poll")
+    def _read(self) -> None:
         reader = self.app.reader
         try:
             if self.run_id is None:
@@ -101,7 +113,7 @@ class LiveScreen(Screen):
         else:
             head.update("No run is running. Press [b]l[/] to launch one, or start "
                         "`sagetui run CONFIG` elsewhere; this screen attaches to it.")
-        self.set_timer(IDLE_POLL_S, self.poll)
+        self._rearm(IDLE_POLL_S)
 
     def _apply(self, state: LiveState) -> None:
         self.polls += 1
@@ -119,9 +131,9 @@ class LiveScreen(Screen):
         if run.status in TERMINAL_STATUSES:
             if self.follow_next:  # watch whatever runs next (a sweep's next point)
                 self.run_id = None
-                self.set_timer(IDLE_POLL_S, self.poll)
+                self._rearm(IDLE_POLL_S)
             return
-        self.set_timer(self.app.live_interval_s, self.poll)
+        self._rearm(self.app.live_interval_s)
 
     # -- drawing ----------------------------------------------------------------
 

@@ -174,8 +174,12 @@ class RunsScreen(Screen):
         if empty_store:
             self._show_first_steps(self._first_steps_text())
         else:
-            self.query_one("#first-steps").display = False
+            panel = self.query_one("#first-steps", Static)
+            refocus = panel.has_focus
+            panel.display = False
             table.display = True
+            if refocus:
+                table.focus()
         self._render_status()
 
     def _first_steps_text(self) -> str:
@@ -192,7 +196,11 @@ class RunsScreen(Screen):
         panel = self.query_one("#first-steps", Static)
         panel.update(text)
         panel.display = True
-        self.query_one("#runs", DataTable).display = False
+        table = self.query_one("#runs", DataTable)
+        table.display = False
+        panel.can_focus = True  # keep keys off the filter box while there is nothing to filter
+        if not self.query_one("#filter", Input).value:  # not while the user is typing a filter
+            panel.focus()
 
     def action_page(self, step: int) -> None:
         new = min(max(self.page + step, 0), self.pages - 1)
