@@ -39,8 +39,15 @@ class PromptMaker:
             from transformers import AutoTokenizer
 
             self.tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+            # tokens that decode to printable text and re-encode to themselves
+            # splice back together far more predictably than arbitrary ids
             special = set(self.tok.all_special_ids)
-            self._ids = np.array([i for i in range(self.tok.vocab_size) if i not in special])
+            self._ids = np.array([
+                i for i in range(self.tok.vocab_size) if i not in special
+                and self.tok.decode([i]).isprintable()
+                and self.tok.encode(self.tok.decode([i]), add_special_tokens=False) == [i]])
+            if self._ids.size == 0:
+                raise ValueError(f"tokenizer_dir {tokenizer_dir}: no usable tokens in the vocabulary")
 
     @property
     def exact(self) -> bool:
@@ -64,15 +71,14 @@ class PromptMaker:
         return len(self.tok.encode(text, add_special_tokens=False))
 
     def _exact(self, n: int, rng: np.random.Generator) -> str:
+        """Fresh random ids per attempt; within one, trim or extend a few times."""
         enc = self.tok.encode
-        ids = rng.choice(self._ids, size=n + 8).tolist()
-        for _ in range(20):
-            text = self.tok.decode(ids[:n])
-            got = enc(text, add_special_tokens=False)
-            if len(got) == n:
-                return text
-            if len(got) > n:
-                ids = got[:n]
-            else:
-                ids = got + rng.choice(self._ids, size=n - len(got) + 4).tolist()
+        for _ in range(50):
+            ids = rng.choice(self._ids, size=n).tolist()
+            for _ in range(4):
+                text = self.tok.decode(ids)
+                got = enc(text, add_special_tokens=False)
+                if len(got) == n:
+                    return text
+                ids = got[:n] if len(got) > n else got + rng.choice(self._ids, size=n - len(got)).tolist()
         raise ValueError(f"could not build a prompt of exactly {n} tokens with this tokenizer")

@@ -120,3 +120,19 @@ def test_config_errors():
         ClientConfig(targets={"video": ["http://x"]})
     with pytest.raises(ValueError, match="targets.chat"):
         ClientConfig(targets={"chat": ["ftp://x"]})
+
+
+@pytest.mark.slow
+def test_exact_prompt_lengths_with_a_real_tokenizer():
+    tiny = pytest.importorskip("engine.tiny_model")
+    d = tiny.default_dir()
+    if not tiny.is_valid(d):
+        pytest.skip("tiny model not built here (engine.tiny_model.ensure_tiny_model)")
+    from loadgen.tokens import PromptMaker
+
+    p = PromptMaker(str(d), seed=3)
+    for n in [1, 2, 3, 4, 5, 17, 64, 300]:
+        for k in range(3):
+            text = p.text(n, f"r{k}")
+            assert p.count(text) == n
+    assert p.text(16, "a") == PromptMaker(str(d), seed=3).text(16, "a") != p.text(16, "b")
