@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import sqlite3
 
 import click
 
@@ -35,6 +36,8 @@ def _store(ctx: click.Context):
         yield store
     except StoreError as exc:
         raise RunsError(str(exc)) from None
+    except sqlite3.DatabaseError as exc:  # damage deeper in the file than open_store reads
+        raise RunsError(f"{ctx.obj['db']}: {exc}") from None
     finally:
         store.close()
 
@@ -77,6 +80,8 @@ def command() -> None:
 
 
 _LIST_COLS = ["id", "name", "experiment", "status", "mode", "started", "tags"]
+
+
 @command.command(name="list")
 @click.option("--status", help="created|running|completed|failed|cancelled|interrupted")
 @click.option("--tag", help="Only runs carrying this tag.")

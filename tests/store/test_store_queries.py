@@ -143,3 +143,20 @@ def test_run_sql_read_only(populated, db_path):
     assert queries.list_runs(store)[0]["name"] == "h1"
     with pytest.raises(StoreError, match="sql"):
         queries.run_sql(db_path, "SELEC nonsense")
+
+
+def test_list_runs_json_matches_structured_reads(populated):
+    import json
+
+    store, ids = populated
+    queries.tag_run(store, ids["h1"], ['quote"d'])
+    data = json.loads(queries.list_runs_json(store, where=["control_plane.policy=hybrid"]))
+    assert [d["name"] for d in data] == ["h1", "x"]
+    full = queries.get_run(store, ids["h1"])
+    assert data[0]["config"] == full["config"] and data[0]["tags"] == ["paper", 'quote"d']
+    chat = data[0]["summary"]["chat"]
+    assert chat["metrics"] == full["summary"]["chat"]["metrics"]
+    assert chat["throughput_rps"] == 10.0 and chat["slo_attainment"] is None
+    flat = queries.flat_summaries(store)
+    assert flat[ids["h1"]]["chat.ttft.p99_ms"] == full["summary"]["chat"]["metrics"]["ttft"]["p99"]
+    assert queries.list_runs_json(store, status="cancelled") == "[]"
