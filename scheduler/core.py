@@ -12,6 +12,7 @@ the paper reports.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter
 from time import perf_counter_ns
 
@@ -326,8 +327,7 @@ class ControlPlane:
             for c in b.pool_classes:
                 free = self._free[c]
                 if b not in free:
-                    free.append(b)
-                    free.sort(key=_by_idx)
+                    insort(free, b, key=_by_idx)
         b.outstanding -= len(d.requests)
         b.in_flight_group[d.group] -= 1
         if d.group == "llm":
