@@ -33,6 +33,14 @@ def show_cmd(name: str, quick: bool) -> None:
 
     try:
         suite = find_suite(name)
+        if suite.kind == "fidelity":
+            from ..suites.fidelity import plan
+
+            p = plan(suite, quick=quick)
+            click.echo(f"{suite.name}: {suite.title}\n{suite.description.strip()}\n"
+                       f"file: {suite.path}\nprofile run then loads {p.loads} live and "
+                       f"simulated (presets {p.llm_preset}, {p.embed_preset})")
+            return
         exp = expand_suite(suite, quick=quick)
     except ConfigError as exc:
         fail(str(exc))
@@ -73,6 +81,12 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
 
     try:
         suite = find_suite(name)
+    except ConfigError as exc:
+        fail(str(exc))
+    if suite.kind == "fidelity":
+        _run_fidelity(ctx, suite, quick, mode, backends_file, overrides)
+        return
+    try:
         exp = expand_suite(suite, quick=quick, mode=mode, overrides=list(overrides),
                            backends_file=backends_file)
         if any(c.run.mode == "live" for c in exp.runs):
@@ -102,6 +116,39 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
     click.echo(" ".join(str(r.run_id) for r in reports))
     click.echo(f"export: sagetui export --bundle --suite {suite.name} --format pdf -o out/",
                err=True)
+    if any(r.status != "completed" for r in reports):
+        sys.exit(1)
+
+
+def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:
+    """Profile live, calibrate, then compare live vs sim (sagetui/suites/fidelity.py)."""
+    from ..suites.fidelity import plan, run_fidelity
+
+    if mode == "sim":
+        fail("suite fidelity: --mode sim: this suite compares live runs with simulation; "
+             "it needs the live engines")
+    try:
+        p = plan(suite, quick=quick, overrides=list(overrides), backends_file=backends_file)
+    except ConfigError as exc:
+        fail(str(exc))
+    est = (p.profile.workload.end_s + sum(p.live_base.get("workload", {}).get("duration_s", 20)
+           + 5 for _ in p.loads) + 60)
+    click.echo(f"suite fidelity{' (quick)' if quick else ''}: profile + {len(p.loads)} loads "
+               f"live and simulated, expected ~{_fmt_s(est)}", err=True)
+
+    def on_run(report):
+        click.echo(f"      run {report.run_id} {report.status} in {report.wall_s:.1f}s "
+                   f"{summary_line(report.summaries) if report.status == 'completed' else report.error}",
+                   err=True)
+
+    try:
+        reports = run_fidelity(suite, ctx.obj["db"], quick=quick, overrides=list(overrides),
+                               backends_file=backends_file, on_run=on_run)
+    except ConfigError as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        fail(f"suite fidelity: {exc}", code=1)
+    click.echo(" ".join(str(r.run_id) for r in reports))
     if any(r.status != "completed" for r in reports):
         sys.exit(1)
 

@@ -41,6 +41,11 @@ class Suite:
     exports: list[dict] = field(default_factory=list)
 
     @property
+    def kind(self) -> str:
+        """`sweeps` (parts × sweeps) or `fidelity` (profile, calibrate, compare)."""
+        return self.raw["suite"].get("kind", "sweeps")
+
+    @property
     def parts(self) -> list[str]:
         return [p["name"] for p in self.raw.get("parts", [])]
 
@@ -70,7 +75,7 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(head, dict) or not head.get("name"):
         raise ConfigError(f"{path}: suite.name: a suite file needs a [suite] table with a name")
     for key in raw:
-        if key not in ("suite", "base", "parts", "quick"):
+        if key not in ("suite", "base", "parts", "quick", "fidelity"):
             raise ConfigError(f"{path}: {key}: unknown section; a suite has "
                               "[suite], [base], [[parts]] and [quick]")
     if not raw.get("parts"):
