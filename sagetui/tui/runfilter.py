@@ -27,14 +27,16 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _TERM = re.compile(r"^([A-Za-z_][\w.\-]*)(!=|<=|>=|=|<|>)(.*)$")
 
-# Table columns: (key, header, RunRow attribute).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "id"), ("name", "name"), ("status", "status"), ("policy", "policy"),
-    ("baseline", "baseline"), ("offered_rps", "offered"), ("throughput_rps", "thr r/s"),
-    ("chat_ttft_p99_ms", "chat p99 TTFT"), ("slo_attainment", "SLO"), ("mode", "mode"),
-    ("experiment", "exp/suite"), ("backends", "be"), ("started", "started"), ("tags", "tags"),
+# Table columns: (RunRow attribute, header, width). Fixed widths: the table
+# never measures cells, which keeps a page of runs cheap to draw.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("id", "id", 5), ("name", "name", 20), ("status", "status", 11), ("policy", "policy", 9),
+    ("baseline", "baseline", 8), ("offered_rps", "offered", 7), ("throughput_rps", "thr r/s", 7),
+    ("chat_ttft_p99_ms", "chatTTFT99", 10), ("slo_attainment", "SLO", 6), ("mode", "mode", 4),
+    ("experiment", "exp/suite", 12), ("backends", "be", 2), ("started", "started", 11),
+    ("tags", "tags", 12),
 )
-_COLUMN_KEYS = {key for key, _ in COLUMNS} | {"tag"}
+_COLUMN_KEYS = {key for key, _, _ in COLUMNS} | {"tag"}
 _TEXT_FIELDS = ("name", "experiment", "mode", "policy", "baseline", "status")
 
 

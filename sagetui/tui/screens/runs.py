@@ -7,6 +7,7 @@ screen opens in well under a second and stays responsive.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from sagetui.tui import fmt, runfilter
 from sagetui.tui.data import RunRow, StoreUnavailable, list_runs, store_fingerprint
 
-PAGE_SIZE = 500
+PAGE_SIZE = 200
 WATCH_INTERVAL_S = 2.0
 
 
@@ -26,11 +27,18 @@ _FORMAT = {
 }
 
 
-def _cells(row: RunRow, marked: bool) -> list:
-    cells: list = ["●" if marked else " "]
-    for key, _ in runfilter.COLUMNS:
+_NUMERIC = {"id", "offered_rps", "throughput_rps", "chat_ttft_p99_ms", "slo_attainment",
+            "backends"}
+
+
+def _cells(row: RunRow, marked: bool) -> list[Text]:
+    """Cells as rich Text: no markup parsing per cell (names are not markup either)."""
+    cells = [Text("●" if marked else " ")]
+    for key, _, _ in runfilter.COLUMNS:
         value = getattr(row, key)
-        cells.append(_FORMAT[key](value) if key in _FORMAT else value)
+        value = _FORMAT[key](value) if key in _FORMAT else value
+        cells.append(Text(str(value), justify="right" if key in _NUMERIC else "left",
+                          no_wrap=True, overflow="ellipsis"))
     return cells
 
 
@@ -62,6 +70,7 @@ class RunsScreen(Screen):
         self.sort_reverse = True
         self._fingerprint: tuple | None = None
         self._loaded_once = False
+        self.partial = False  # only the newest page is loaded so far
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -76,8 +85,8 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.add_column(" ", key="mark", width=1)
-        for key, label in runfilter.COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, width in runfilter.COLUMNS:
+            table.add_column(label, key=key, width=width)
         self.query_one("#first-steps").display = False
         table.focus()
         self.load()
@@ -89,20 +98,29 @@ class RunsScreen(Screen):
         reader = self.app.reader
         try:
             fingerprint = store_fingerprint(reader) if reader.exists() else None
+            if not self._loaded_once and fingerprint and fingerprint[0][0] > PAGE_SIZE:
+                # Paint the newest page first; the full list follows for sort/filter/paging.
+                first = list_runs(reader, limit=PAGE_SIZE)
+                self.app.call_from_thread(self._loaded, first, None, True)
             rows = list_runs(reader) if reader.exists() else []
         except StoreUnavailable as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self._loaded, rows, fingerprint)
 
-    def _loaded(self, rows: list[RunRow], fingerprint: tuple | None) -> None:
+    def _loaded(self, rows: list[RunRow], fingerprint: tuple | None,
+                partial: bool = False) -> None:
         self.rows = rows
+        self.partial = partial
+        if partial:
+            self._refilter()
+            return
         self._fingerprint = fingerprint
         known = {r.id for r in rows}
         self.marked &= known
         first = not self._loaded_once
         self._loaded_once = True
-        self._refilter(keep_page=not first)
+        self._refilter(keep_page=True)
         if first:
             self.set_timer(WATCH_INTERVAL_S, self._watch)
 
@@ -223,7 +241,7 @@ class RunsScreen(Screen):
 
     def action_sort_cursor(self) -> None:
         table = self.query_one("#runs", DataTable)
-        keys = ["mark"] + [k for k, _ in runfilter.COLUMNS]
+        keys = ["mark"] + [k for k, _, _ in runfilter.COLUMNS]
         key = keys[table.cursor_column] if table.cursor_column < len(keys) else "id"
         self.sort_by("id" if key == "mark" else key)
 
@@ -259,7 +277,7 @@ class RunsScreen(Screen):
         self.marked.symmetric_difference_update({row.id})
         table = self.query_one("#runs", DataTable)
         cursor = table.cursor_row
-        table.update_cell_at((cursor, 0), "●" if row.id in self.marked else " ")
+        table.update_cell_at((cursor, 0), Text("●" if row.id in self.marked else " "))
         table.move_cursor(row=cursor + 1)
         self._render_status()
 
@@ -267,8 +285,9 @@ class RunsScreen(Screen):
         arrow = "↓" if self.sort_reverse else "↑"
         page = f" · page {self.page + 1}/{self.pages} ([ ])" if self.pages > 1 else ""
         marked = f" · {len(self.marked)} marked" if self.marked else ""
+        total = "loading all runs…" if self.partial else f"{len(self.rows)} runs"
         self.query_one("#status", Static).update(
-            f"{len(self.shown)} of {len(self.rows)} runs · sort {self.sort_key}{arrow}"
+            f"{len(self.shown)} of {total} · sort {self.sort_key}{arrow}"
             f"{page}{marked} · ? help")
 
     def action_compare(self) -> None:
