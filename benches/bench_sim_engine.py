@@ -78,15 +78,15 @@ def bench_engine(args) -> None:
     # engines 0..per-1 take LLM work, per.. take embeddings
     llm_arr = [a for a in arrivals if a[1] == "llm"]
     emb_arr = [a for a in arrivals if a[1] == "emb"]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     d1 = drive(engines[:per], llm_arr)
     d2 = drive(engines[per:], emb_arr)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     steps = sum(e.steps for e in engines[:per])
     pre = sum(e.preemptions for e in engines[:per])
     print(f"preset={args.preset} backends={args.backends} rate={args.rate}/s "
           f"sim={args.seconds}s requests={len(arrivals)} done={d1 + d2} "
-          f"wall={wall:.3f}s -> {len(arrivals) / wall:,.0f} sim requests/wall s "
+          f"wall={wall:.3f}s cpu={cpu:.3f}s -> {len(arrivals) / wall:,.0f} sim requests/wall s "
           f"(llm steps={steps}, preemptions={pre})")
 
 
@@ -112,18 +112,22 @@ def bench_minilm(args) -> None:
     for n_words in WORDS:  # warm-up: the first call of each shape is much slower
         for bsz in BATCHES:
             model.encode([text(n_words) for _ in range(bsz)], batch_size=bsz)
-    records = []
-    # texts of ~16, ~64 (loadgen's default text_tokens) and ~128 tokens
+    # texts of ~16, ~64 (loadgen's default text_tokens) and ~128 tokens; repetitions
+    # sweep the whole grid in turn so a burst of load from elsewhere hits one
+    # repetition of many configurations, not every repetition of one
+    grid = []
     for n_words in WORDS:
         for bsz in BATCHES:
             batch = [text(n_words) for _ in range(bsz)]
             padded = max(len(tok(t)["input_ids"]) for t in batch) * bsz
-            reps = max(3, 32 // bsz)
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                model.encode(batch, batch_size=bsz)
-                dt = time.perf_counter() - t0
-                records.append({"tokens": padded, "seconds": dt, "n": bsz, "words": n_words})
+            grid.append((n_words, bsz, batch, padded))
+    records = []
+    for _ in range(args.reps):
+        for n_words, bsz, batch, padded in grid:
+            t0 = time.perf_counter()
+            model.encode(batch, batch_size=bsz)
+            dt = time.perf_counter() - t0
+            records.append({"tokens": padded, "seconds": dt, "n": bsz, "words": n_words})
     med = {}
     print("n_words batch tokens  min_ms  texts/s")
     for n_words in WORDS:
@@ -155,6 +159,7 @@ def main() -> None:
     e.add_argument("--rate", type=float, default=1000.0)
     e.add_argument("--seconds", type=float, default=60.0)
     m = sub.add_parser("minilm")
+    m.add_argument("--reps", type=int, default=8)
     m.add_argument("--save", action="store_true", help="write the fit as user preset minilm-cpu")
     args = ap.parse_args()
     bench_engine(args) if args.cmd == "engine" else bench_minilm(args)
