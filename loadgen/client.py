@@ -99,6 +99,15 @@ def _chunk_text(obj: dict) -> str:
     return "".join(parts)
 
 
+def _is_token_chunk(obj: dict) -> bool:
+    """A chunk that carries output: text, or the finishing chunk (a token whose
+    bytes do not decode alone comes with empty text). A chat role-only first
+    chunk is not output."""
+    choices = obj.get("choices") or []
+    return bool(choices) and bool(_chunk_text(obj) or any(
+        isinstance(ch, dict) and ch.get("finish_reason") for ch in choices))
+
+
 def _error_text(obj) -> str:
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict):
@@ -245,7 +254,7 @@ class Client:
                 break
             if "error" in obj:
                 raise _Failure(f"server_error: {_error_text(obj)}")
-            if _chunk_text(obj):
+            if _is_token_chunk(obj):
                 t = self.now()
                 if not chunks:
                     rec.t_first_token = t
@@ -256,7 +265,7 @@ class Client:
         if not done:
             raise _Failure(f"stream_closed: ended after {len(chunks)} chunks without [DONE]")
         if not chunks:
-            raise _Failure("garbage: stream had no content")
+            raise _Failure("garbage: stream had no output chunk")
         if usage:
             rec.output_tokens = int(usage.get("completion_tokens", len(chunks)))
             rec.prompt_tokens = int(usage.get("prompt_tokens", rec.prompt_tokens))

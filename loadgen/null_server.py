@@ -24,6 +24,13 @@ FAULTS = ("none", "garbage", "close", "http500", "error_event")
 EMBED_DIM = 384
 
 
+def _role_chunk(rid: str, model: str) -> bytes:
+    """vLLM's first chat chunk: the role, no output yet."""
+    obj = {"id": rid, "object": "chat.completion.chunk", "model": model,
+           "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
 def _chunk(kind: str, rid: str, model: str, text: str | None, usage: dict | None = None) -> bytes:
     if kind == "chat":
         choices = [] if text is None else [{"index": 0, "delta": {"content": text}, "finish_reason": None}]
@@ -103,6 +110,7 @@ class NullServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-sage-backend": "null"})
         await resp.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        head = _role_chunk(rid, model) if kind == "chat" else b""
         if self.fault == "garbage":
             await resp.write(b"data: {not json at all\n\n")
             return resp
@@ -110,11 +118,13 @@ class NullServer:
             await resp.write(b'data: {"error": {"message": "engine overloaded", "code": 503}}\n\n')
             return resp
         if self.ttft == 0 and self.tpot == 0:
-            parts = [_chunk(kind, rid, model, "tok ") for _ in range(n)]
+            parts = [head] + [_chunk(kind, rid, model, "tok ") for _ in range(n)]
             if include_usage:
                 parts.append(_chunk(kind, rid, model, None, usage))
             await resp.write(b"".join(parts) + b"data: [DONE]\n\n")
             return resp
+        if head:
+            await resp.write(head)
         for i in range(n):
             delay = t_start + self.ttft + i * self.tpot - time.monotonic()
             if delay > 0:

@@ -136,3 +136,13 @@ def test_exact_prompt_lengths_with_a_real_tokenizer():
             text = p.text(n, f"r{k}")
             assert p.count(text) == n
     assert p.text(16, "a") == PromptMaker(str(d), seed=3).text(16, "a") != p.text(16, "b")
+
+
+def test_token_chunks():
+    from loadgen.client import _is_token_chunk
+
+    assert not _is_token_chunk({"choices": [{"delta": {"role": "assistant", "content": ""}}]})
+    assert not _is_token_chunk({"choices": [], "usage": {"completion_tokens": 3}})
+    assert _is_token_chunk({"choices": [{"delta": {"content": "a"}}]})
+    assert _is_token_chunk({"choices": [{"delta": {"content": ""}, "finish_reason": "length"}]})
+    assert _is_token_chunk({"choices": [{"text": "x", "finish_reason": None}]})
