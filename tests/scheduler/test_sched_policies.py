@@ -166,3 +166,28 @@ def test_hybrid_shares_keep_embeddings_alive_under_a_chat_flood():
         return p99([o.t_dispatched - o.t_received for o in res.outcomes if o.cls == "embedding"])
     assert all(o.status == "completed" for o in hy.outcomes)
     assert emb_wait(hy) < 0.2 * emb_wait(fi)
+
+
+def test_every_policy_and_router_switch_changes_behaviour():
+    # Upstream defect to avoid: a setting that silently does nothing.
+    reqs = poisson(30, 4.0, 21, lambda i, t, rng: (
+        chat(i, t, prio=rng.randint(0, 4), slo_ttft_ms=rng.choice([200, 3000]),
+             prompt=rng.randint(64, 256), out=rng.randint(16, 64)) if rng.random() < 0.8
+        else embed(i, t, texts=rng.randint(1, 4), slo_e2e_ms=rng.choice([50, 500]))))
+    be = [llm("g0", conc=2),
+          llm("g1", conc=3, caps=("chat", "embedding"), device="cpu", preset="tiny-cpu",
+              price_per_hour=0.1),
+          llm("g2", conc=2, price_per_hour=3.0), emb("e0", conc=1)]
+
+    def signature(res):
+        return tuple(sorted((o.id, o.backend, round(o.t_dispatched, 9)) for o in res.outcomes))
+
+    policies = {p: signature(run(be, reqs, policy=p))
+                for p in ("fifo", "priority", "slo", "hybrid")}
+    assert len(set(policies.values())) == 4
+    routers = {r: signature(run(be, reqs, policy="fifo", router=r))
+               for r in ("round-robin", "least-outstanding", "p2c", "cost-aware")}
+    assert len(set(routers.values())) == 4
+    baselines = {b: signature(run(be, reqs, baseline=b)) for b in ("sage", "vllm-only",
+                                                                    "separate")}
+    assert len(set(baselines.values())) == 3
