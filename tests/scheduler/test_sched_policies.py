@@ -174,10 +174,12 @@ def test_every_policy_and_router_switch_changes_behaviour():
         chat(i, t, prio=rng.randint(0, 4), slo_ttft_ms=rng.choice([200, 3000]),
              prompt=rng.randint(64, 256), out=rng.randint(16, 64)) if rng.random() < 0.8
         else embed(i, t, texts=rng.randint(1, 4), slo_e2e_ms=rng.choice([50, 500]))))
-    be = [llm("g0", conc=2),
-          llm("g1", conc=3, caps=("chat", "embedding"), device="cpu", preset="tiny-cpu",
-              price_per_hour=0.1),
-          llm("g2", conc=2, price_per_hour=3.0), emb("e0", conc=1)]
+    be = [llm("g0", conc=2), llm("g1", conc=2, caps=("chat", "embedding")), emb("e0", conc=1)]
+    # Routers need a real choice: three LLM backends, one cheap CPU among them.
+    hetero = [llm("g0", conc=2),
+              llm("g1", conc=3, caps=("chat", "embedding"), device="cpu", preset="tiny-cpu",
+                  price_per_hour=0.1),
+              llm("g2", conc=2, price_per_hour=3.0), emb("e0", conc=1)]
 
     def signature(res):
         return tuple(sorted((o.id, o.backend, round(o.t_dispatched, 9)) for o in res.outcomes))
@@ -185,7 +187,7 @@ def test_every_policy_and_router_switch_changes_behaviour():
     policies = {p: signature(run(be, reqs, policy=p))
                 for p in ("fifo", "priority", "slo", "hybrid")}
     assert len(set(policies.values())) == 4
-    routers = {r: signature(run(be, reqs, policy="fifo", router=r))
+    routers = {r: signature(run(hetero, reqs, policy="fifo", router=r))
                for r in ("round-robin", "least-outstanding", "p2c", "cost-aware")}
     assert len(set(routers.values())) == 4
     baselines = {b: signature(run(be, reqs, baseline=b)) for b in ("sage", "vllm-only",
