@@ -80,26 +80,41 @@ def _validate(path: Path) -> int | None:
     return version
 
 
-def _pid_alive(pid: int) -> bool:
+def _writer_alive(pid: int, started: str | None) -> bool:
+    """Is the process that started the run still there? A zombie is dead; a live pid
+    whose process began after the run started is a reused pid, so dead too."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
     except psutil.NoSuchProcess:
         return False
+    if started:
+        from datetime import datetime
+
+        return created <= datetime.fromisoformat(started).timestamp() + 1.0
+    return True
 
 
 def recover_interrupted(conn: sqlite3.Connection, now: float | None = None) -> list[int]:
     """Mark `running` runs whose writer is gone as `interrupted`; returns their ids.
 
-    Gone = the pid no longer exists on this host, or (any host) the heartbeat
-    is older than STALE_HEARTBEAT_S. Everything the run wrote is kept.
+    Gone = on this host, the writer's pid no longer exists (or is a zombie, or
+    was reused by a newer process); on another host, where no pid can be
+    checked, the heartbeat is older than STALE_HEARTBEAT_S. A live writer on
+    this host is never interrupted, even during a long phase without samples
+    (engine start-up, a big simulation). Everything the run wrote is kept.
     """
     now = time.time() if now is None else now
     host = socket.gethostname()
     dead: list[tuple[int, str]] = []
-    rows = conn.execute("SELECT id, pid, host, heartbeat FROM run WHERE status = 'running'")
-    for run_id, pid, run_host, heartbeat in rows.fetchall():
-        if run_host == host and pid and pid != os.getpid() and not _pid_alive(pid):
-            dead.append((run_id, f"writer process {pid} on {host} is gone"))
+    rows = conn.execute("SELECT id, pid, host, heartbeat, started FROM run "
+                        "WHERE status = 'running'")
+    for run_id, pid, run_host, heartbeat, started in rows.fetchall():
+        if run_host == host and pid:
+            if pid != os.getpid() and not _writer_alive(pid, started):
+                dead.append((run_id, f"writer process {pid} on {host} is gone"))
         elif heartbeat is None or now - heartbeat > STALE_HEARTBEAT_S:
             age = "never" if heartbeat is None else f"{now - heartbeat:.0f} s ago"
             dead.append((run_id, f"no heartbeat from {run_host or '?'}:{pid} ({age})"))

@@ -84,6 +84,29 @@ def test_stale_heartbeat_from_another_host_is_interrupted(store):
     assert queries.get_run(store, fresh.run_id)["status"] == "running"
 
 
+def test_same_host_judged_by_pid_not_heartbeat(store):
+    """A live writer here survives a stale heartbeat; a reused pid does not."""
+    import socket
+
+    from store.db import utc_now
+
+    live = store.create_run(experiment_id=None, name="slow-start", mode="live", config={},
+                            seed=0, repetition=0)
+    reused = store.create_run(experiment_id=None, name="reused", mode="live", config={},
+                              seed=0, repetition=0)
+    now = time.time()
+    with store.transaction() as c:
+        c.execute("UPDATE run SET status='running', host=?, pid=?, heartbeat=?, started=? "
+                  "WHERE id=?", (socket.gethostname(), os.getppid(), now - 600, utc_now(),
+                                 live.run_id))
+        c.execute("UPDATE run SET status='running', host=?, pid=?, heartbeat=?, started=? "
+                  "WHERE id=?", (socket.gethostname(), os.getppid(), now,
+                                 "2000-01-01T00:00:00.000+00:00", reused.run_id))
+    with store.connection() as c:
+        assert recover_interrupted(c, now=now) == [reused.run_id]
+    assert queries.get_run(store, live.run_id)["status"] == "running"
+
+
 def test_live_writer_is_not_interrupted_by_another_open(store, db_path):
     w = store.create_run(experiment_id=None, name="alive", mode="live", config={}, seed=0,
                          repetition=0)
