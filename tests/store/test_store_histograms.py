@@ -30,7 +30,7 @@ def test_blob_is_standard_compressed_v2():
     assert base64.b64decode(latency_hist([5, 500, 50_000]).encode()) == blob
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=hg.HIGHEST_US), min_size=1, max_size=300))
 def test_roundtrip_preserves_distribution(values):
     h = latency_hist(values)

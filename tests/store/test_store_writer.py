@@ -97,7 +97,7 @@ def test_start_twice_refused(store):
 
 def test_add_requests_bulk_roundtrip(store):
     w = _run(store)
-    n = 250_001  # crosses the 100k commit chunk twice
+    n = 120_001  # crosses the 100k commit chunk
     recs = ({"request_id": str(i), "request_class": "chat" if i % 2 else "embedding",
              "t_intended": i * 0.001, "t_done": i * 0.001 + 0.05, "output_tokens": i % 7,
              "slo_met": i % 3 == 0} for i in range(n))
