@@ -13,20 +13,29 @@ def order_of(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
+def arrival_label(run: RunView) -> str:
+    """The arrival process's name: `workload.arrival` as text, or its `kind` when a table."""
+    arrival = run.section("workload").get("arrival", "?")
+    if isinstance(arrival, dict):
+        return str(arrival.get("kind", "?"))
+    return str(arrival)
+
+
 def workload_label(run: RunView) -> str:
     """`workload.name` when set, else the arrival process and its rate."""
     w = run.section("workload")
     if w.get("name"):
         return str(w["name"])
-    arrival = w.get("arrival", "?")
     rate = run.offered_rate
-    return f"{arrival} {rate:g} req/s" if rate is not None else str(arrival)
+    return f"{arrival_label(run)} {rate:g} req/s" if rate is not None else arrival_label(run)
 
 
 def pattern_label(run: RunView) -> str:
-    """The traffic pattern of a policy comparison: `workload.pattern`, else the workload label."""
+    """A policy comparison's traffic pattern: `workload.pattern`, else the suite part, else the arrival."""
     w = run.section("workload")
-    return str(w["pattern"]) if w.get("pattern") else workload_label(run)
+    if w.get("pattern"):
+        return str(w["pattern"])
+    return run.part or arrival_label(run)
 
 
 def baseline(run: RunView) -> str:

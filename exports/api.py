@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exports import brief, imaging
-from exports.baseline import enforce
+from exports import bundle as bundling
+from exports import imaging, manifest
 from exports.context import ExportContext
 from exports.db import open_readonly
 from exports.errors import ExportError
@@ -25,7 +25,6 @@ from exports.figures.base import FigureResult
 from exports.model import load_runs
 from exports.render import EXTENSIONS, RENDERERS
 from exports.selection import Selection
-from exports.table import Table
 from exports.tables import TABLES
 
 TABLE_FORMATS = tuple(RENDERERS)
@@ -58,16 +57,20 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
         result = ExportResult()
         if bundle:
             _bundle(ctx, fmt, files, figs, result)
-        elif table:
-            t = TABLES[table].build(ctx)
-            files[f"{table}.{EXTENSIONS[fmt]}"] = RENDERERS[fmt](t)
-        elif figure:
-            f = FIGURES[figure].build(ctx)
-            figs[figure] = f
-            files[f"{figure}.csv"] = figure_csv(f)
-        else:  # --format brief alone: one brief per experiment, as in the bundle
-            files["brief.md"] = "\n".join(_brief(sub)[0].replace("# Results brief", f"# Results brief: {exp}", 1)
-                                          for exp, sub in _per_experiment(ctx))
+        elif table or figure:
+            kind, name = ("table", table) if table else ("figure", figure)
+            runs, note = manifest.runs_for(ctx.runs, kind, name)
+            if note:
+                result.messages.append(note)
+            sub = ExportContext(store, runs, allow_mismatch)
+            if table:
+                files[f"{table}.{EXTENSIONS[fmt]}"] = RENDERERS[fmt](TABLES[table].build(sub))
+            else:
+                f = FIGURES[figure].build(sub)
+                figs[figure] = f
+                files[f"{figure}.csv"] = figure_csv(f)
+        else:  # --format brief alone: the briefs a bundle would hold
+            files["brief.md"] = _briefs(ctx)
         image_fmt = fmt if fmt in imaging.IMAGE_FORMATS else ("pdf" if bundle else None)
         browser = browser or imaging.find_browser()
         if image_fmt and figs and browser is None:
@@ -110,73 +113,38 @@ def figure_csv(f: FigureResult) -> str:
     return buf.getvalue()
 
 
-def _build_all(ctx: ExportContext) -> tuple[dict[str, Table | str], dict[str, FigureResult | str]]:
-    """Every table and figure that these runs support; the reason for each one they do not."""
-    tables: dict[str, Table | str] = {}
-    figures: dict[str, FigureResult | str] = {}
-    for name, spec in TABLES.items():
-        try:
-            tables[name] = spec.build(ctx)
-        except ExportError as exc:
-            tables[name] = str(exc)
-    for name, spec in FIGURES.items():
-        try:
-            figures[name] = spec.build(ctx)
-        except ExportError as exc:
-            figures[name] = str(exc)
-    return tables, figures
-
-
-def _brief(ctx: ExportContext) -> tuple[str, dict, dict]:
-    tables, figures = _build_all(ctx)
-    return brief.render(ctx, tables, figures), tables, figures
-
-
-def _per_experiment(ctx: ExportContext) -> list[tuple[str, ExportContext]]:
-    by_exp: dict[str, list] = {}
-    for r in ctx.runs:
-        by_exp.setdefault(r.experiment or "(no experiment)", []).append(r)
-    return [(exp, ExportContext(ctx.store, runs, ctx.allow_mismatch)) for exp, runs in by_exp.items()]
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
-
-
 def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: ExportResult) -> None:
-    """Per experiment of the selection: every table and figure it supports, figure data, brief."""
-    # The fair-baseline rule covers the whole selection: refuse the bundle as a whole.
-    footnotes = enforce(ctx.runs, "bundle", ctx.allow_mismatch)
+    """Per unit (suite part or experiment): its tables and figures, figure data, brief; an index."""
     image = fmt if fmt in imaging.IMAGE_FORMATS else "pdf"
-    index = ["# Export bundle", "", f"Runs: {', '.join(str(r.id) for r in ctx.runs)}.", ""]
-    index += [f"> {n}" for n in footnotes] + ([""] if footnotes else [])
+    index = ["# Export bundle", "", f"Runs: {', '.join(str(r.id) for r in ctx.runs)}.", "",
+             "Reproducibility appendix (all runs): [tex](reproducibility.tex), [md](reproducibility.md), "
+             "[csv](reproducibility.csv), [json](reproducibility.json).", ""]
     repro = TABLES["reproducibility"].build(ctx)
     for f_name, render in RENDERERS.items():
         files[f"reproducibility.{EXTENSIONS[f_name]}"] = render(repro)
-    index += ["Reproducibility appendix (all runs): [tex](reproducibility.tex), "
-              "[md](reproducibility.md), [csv](reproducibility.csv), [json](reproducibility.json).", ""]
-    briefs = []
-    built = 0
-    for exp, sub in _per_experiment(ctx):
-        runs = sub.runs
-        text, tables, figures = _brief(sub)
-        d = _slug(exp)
-        briefs.append(text.replace("# Results brief", f"# Results brief: {exp}", 1))
-        index += [f"## {exp}", "", f"Runs: {', '.join(str(r.id) for r in runs)}.", ""]
-        for name, t in tables.items():
+    built_units, built = [], 0
+    for unit in bundling.units(ctx.runs):
+        b = bundling.build(ctx, unit)
+        built_units.append(b)
+        d = unit.path
+        index += [f"## {unit.label}", "",
+                  f"Runs: {', '.join(str(r.id) for r in unit.runs)}"
+                  + (" (outputs named by the suite manifest)." if unit.from_manifest else "."), ""]
+        index += [f"> {n}" for n in b.footnotes] + ([""] if b.footnotes else [])
+        for name, t in b.tables.items():
             if isinstance(t, str):
                 index.append(f"- table `{name}` — not produced: {t}")
-                result.messages.append(f"{exp}: table {name} skipped: {t}")
+                result.messages.append(f"{unit.label}: table {name} not produced: {t}")
                 continue
             built += 1
             for f_name, render in RENDERERS.items():
                 files[f"{d}/tables/{name}.{EXTENSIONS[f_name]}"] = render(t)
             index.append(f"- table `{name}` ([tex]({d}/tables/{name}.tex), [md]({d}/tables/{name}.md), "
                          f"[csv]({d}/tables/{name}.csv), [json]({d}/tables/{name}.json)): {t.full_caption()}")
-        for name, f in figures.items():
+        for name, f in b.figures.items():
             if isinstance(f, str):
                 index.append(f"- figure `{name}` — not produced: {f}")
-                result.messages.append(f"{exp}: figure {name} skipped: {f}")
+                result.messages.append(f"{unit.label}: figure {name} not produced: {f}")
                 continue
             built += 1
             figs[f"{d}/figures/{name}"] = f
@@ -188,8 +156,12 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
     if not built:
         raise ExportError("bundle: no table or figure could be built from these runs:\n  - "
                           + "\n  - ".join(result.messages))
-    files["brief.md"] = "\n".join(briefs)
+    files["brief.md"] = bundling.briefs(ctx, built_units)
     files["index.md"] = "\n".join(index)
+
+
+def _briefs(ctx: ExportContext) -> str:
+    return bundling.briefs(ctx, [bundling.build(ctx, unit) for unit in bundling.units(ctx.runs)])
 
 
 def _write_all(out: Path, files: dict[str, str | bytes], figs: dict[str, FigureResult],

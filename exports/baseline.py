@@ -3,14 +3,14 @@
 Rules (docs/exports.md): every run compared must share
 - the hardware fingerprint of the machine that ran it;
 - per engine kind, the engine version (and software versions of vLLM, torch, CUDA);
-- per (engine kind, model, device kind), the engine parameters and launch arguments.
+- per (engine kind, model — or simulator preset — and device kind), the engine
+  parameters and launch arguments.
 Backends that differ on purpose (GPU vs CPU pools, 1 vs 8 backends) pass: only
 the same engine on the same device must be set up the same way.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -48,8 +48,9 @@ def find_mismatches(runs: Iterable[RunView]) -> list[str]:
             if b.engine_version and (b.engine_kind, b.engine_version) not in seen_v:
                 seen_v.add((b.engine_kind, b.engine_version))
                 versions[b.engine_kind][b.engine_version].append(r.id)
-            setting = json.dumps({"params": b.params, "args": b.launch_args}, sort_keys=True)
-            slot = f"{b.engine_kind} {b.model} on {b.device_kind or b.device}"
+            setting = f"params {b.params} args {b.launch_args}"
+            model = b.model or (f"preset {b.preset}" if b.preset else "(model not recorded)")
+            slot = f"{b.engine_kind} {model} on {b.device_kind or b.device}"
             if (slot, setting) not in seen_p:
                 seen_p.add((slot, setting))
                 params[slot][setting].append(r.id)

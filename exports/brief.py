@@ -60,7 +60,10 @@ def compare(better: str, g_new: Group, base: str, g_base: Group, fn: Callable[[R
     improved = d.mean < 0 if lower_is_better else d.mean > 0
     size = abs(pct)
     if math.isnan(d.half_width):
-        ci, holds = "no CI: one run per side", None
+        # One run per side: no interval, so the claim is untested whatever the direction.
+        text = (f"{better} changes {metric} by {pct:+.1f}% against {base} {where} "
+                "(no CI: one run per side)")
+        return Claim(text, None, g_new.run_ids + g_base.run_ids)
     else:
         half = 100.0 * d.half_width / ref if ref else math.nan
         ci = f"95% CI of the change {pct - half:+.1f}% to {pct + half:+.1f}%"
@@ -157,30 +160,52 @@ def _mark(holds: bool | None) -> str:
     return {True: "HOLDS", False: "DOES NOT HOLD", None: "UNTESTED"}[holds]
 
 
-def render(ctx: ExportContext, tables: dict[str, Table | str], figures: dict[str, FigureResult | str]) -> str:
-    """The brief as Markdown; `tables`/`figures` map names to built items or the reason they failed."""
-    lines = ["# Results brief", "",
-             f"Computed from {len(ctx.runs)} runs (ids {', '.join(map(str, [r.id for r in ctx.runs]))}). "
-             "Claims compare repetition means; a claim holds when the 95% Welch interval of the "
-             "difference excludes zero in the claimed direction. " + CI_METHOD, ""]
+def claims(ctx: ExportContext) -> tuple[list[str], list[str]]:
+    """Markdown lines of the claims these runs support, and why the other sections are absent."""
+    lines: list[str] = []
+    missing: list[str] = []
     for title, fn in SECTIONS:
-        lines += [f"## {title}", ""]
         try:
-            claims = fn(ctx)
+            found = fn(ctx)
         except ExportError as exc:
-            lines += [f"Not available from these runs: {exc}", ""]
+            missing.append(f"- {title}: {exc}")
             continue
-        if not claims:
-            lines += ["No comparable configurations in these runs.", ""]
-        for c in claims:
-            lines.append(f"- **{_mark(c.holds)}** — {c.text}. Runs: {', '.join(map(str, c.runs))}.")
+        if not found:
+            missing.append(f"- {title}: no comparable configurations")
+            continue
+        lines += [f"### {title}", ""]
+        lines += [f"- **{_mark(c.holds)}** — {c.text}. Runs: {', '.join(map(str, c.runs))}." for c in found]
         lines.append("")
+    return lines, missing
+
+
+def render(title: str, claim_sets: list[tuple[str, ExportContext]],
+           items: list[tuple[str, dict[str, Table | str], dict[str, FigureResult | str]]]) -> str:
+    """One brief: claims per run set, then a caption and placement for every output.
+
+    `items` maps, per unit label, table/figure names to the built item or why it was not built.
+    """
+    run_ids = sorted({r.id for _, ctx in claim_sets for r in ctx.runs})
+    lines = [f"# Results brief: {title}", "",
+             f"Computed from {len(run_ids)} runs (ids {', '.join(map(str, run_ids))}). Claims compare "
+             "repetition means; a claim holds when the 95% Welch interval of the difference "
+             "excludes zero in the claimed direction; with one run per side it is untested. "
+             + CI_METHOD, ""]
+    missing_all: list[str] = []
+    for label, ctx in claim_sets:
+        found, missing = claims(ctx)
+        if found:
+            lines += [f"## Claims: {label}", "", *found]
+        missing_all += [m.replace("- ", f"- {label} — ", 1) for m in missing]
     lines += ["## Candidate captions and placement", ""]
-    for kind, items in (("Table", tables), ("Figure", figures)):
-        for name, item in items.items():
-            place = "main paper" if name in MAIN_PAPER else "appendix"
-            if isinstance(item, str):
-                lines.append(f"- {kind} `{name}` — not produced: {item}")
-            else:
-                lines.append(f"- {kind} `{name}` ({place}): {item.full_caption()}")
+    for label, tables, figures in items:
+        for kind, group in (("Table", tables), ("Figure", figures)):
+            for name, item in group.items():
+                place = "main paper" if name in MAIN_PAPER else "appendix"
+                if isinstance(item, str):
+                    lines.append(f"- {kind} `{name}` ({label}) — not produced: {item}")
+                else:
+                    lines.append(f"- {kind} `{name}` ({label}, {place}): {item.full_caption()}")
+    if missing_all:
+        lines += ["", "## Claims not computed from these runs", "", *missing_all]
     return "\n".join(lines) + "\n"

@@ -108,7 +108,7 @@ def labels(groups: list[Group], ignore: tuple[str, ...] = ()) -> list[str]:
     for g in groups:
         flat = flatten(g.first.config)
         parts = [f"{k.split('.')[-1]}={short_value(k, flat.get(k))}" for k in diff]
-        out.append(", ".join(parts) or "all runs")
+        out.append(", ".join(parts) or "this configuration")
     return out
 
 

@@ -25,6 +25,7 @@ from store.schema import Backend, Experiment, Hardware, Run, Sample, Summary
 @dataclass(frozen=True)
 class BackendView:
     name: str
+    preset: str  # the simulator preset from the run config ("" for real engines)
     role: str
     engine_kind: str
     device: str
@@ -32,8 +33,8 @@ class BackendView:
     model: str
     engine_version: str
     price_per_hour: float
-    params: dict[str, Any]
-    launch_args: list[Any]
+    params: str  # params_json as stored: compared as text, never interpreted
+    launch_args: str  # launch_args_json as stored
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class RunView:
     name: str
     experiment: str
     suite: str | None
+    experiment_spec: str  # the TOML the experiment was started from (suites: the suite file)
+    part: str  # `run.part` of the config: the suite part this run belongs to ("" outside suites)
     mode: str
     status: str
     config: dict[str, Any]
@@ -149,11 +152,11 @@ def load_runs(store: Store, selection: Selection) -> list[RunView]:
         rows = [(r, e) for r, e in rows if r.status == "completed"]
         ids = [r.id for r, _ in rows]
         hardware = {h.id: h for h in s.exec(select(Hardware)).all()}
-        backends: dict[int, list[BackendView]] = defaultdict(list)
+        backends: dict[int, list[Backend]] = defaultdict(list)
         summaries: dict[int, dict[str, SummaryView]] = defaultdict(dict)
         for chunk in _chunks(ids):
             for b in s.exec(select(Backend).where(Backend.run_id.in_(chunk)).order_by(Backend.id)):
-                backends[b.run_id].append(_backend_view(b))
+                backends[b.run_id].append(b)
             for m in s.exec(select(Summary).where(Summary.run_id.in_(chunk))):
                 summaries[m.run_id][m.request_class] = _summary_view(m)
     views = [
@@ -172,13 +175,12 @@ def _chunks(ids: list[int], size: int = 500):
         yield ids[i : i + size]
 
 
-def _backend_view(b: Backend) -> BackendView:
+def _backend_view(b: Backend, presets: dict[str, str]) -> BackendView:
     return BackendView(
-        name=b.name, role=b.role, engine_kind=b.engine_kind, device=b.device,
+        name=b.name, preset=presets.get(b.name, ""), role=b.role, engine_kind=b.engine_kind, device=b.device,
         device_kind=b.device_kind, model=b.model, engine_version=b.engine_version,
         price_per_hour=b.price_per_hour,
-        params=_loads(b.params_json, f"backend.params_json (run {b.run_id})", {}),
-        launch_args=_loads(b.launch_args_json, f"backend.launch_args_json (run {b.run_id})", []),
+        params=b.params_json or "", launch_args=b.launch_args_json or "",
     )
 
 
@@ -194,6 +196,10 @@ def _summary_view(m: Summary) -> SummaryView:
 
 
 def _run_view(r: Run, e: Experiment | None, h: Hardware | None, backends, summaries) -> RunView:
+    config = _loads(r.config_json, f"run.config_json (run {r.id})", {})
+    presets = {str(b.get("name")): str(b.get("preset") or "") for b in config.get("backends", [])
+               if isinstance(b, dict)} if isinstance(config.get("backends"), list) else {}
+    run_section = config.get("run") if isinstance(config.get("run"), dict) else {}
     hw = None
     if h is not None:
         hw = HardwareView(
@@ -204,13 +210,13 @@ def _run_view(r: Run, e: Experiment | None, h: Hardware | None, backends, summar
         )
     return RunView(
         id=r.id, name=r.name, experiment=e.name if e else "", suite=e.suite if e else None,
-        mode=r.mode, status=r.status,
-        config=_loads(r.config_json, f"run.config_json (run {r.id})", {}),
+        experiment_spec=e.spec if e else "", part=str(run_section.get("part") or ""),
+        mode=r.mode, status=r.status, config=config,
         config_hash=r.config_hash, seed=r.seed, repetition=r.repetition,
         sagetui_version=r.sagetui_version, git_sha=r.git_sha,
         software=_loads(r.software_json, f"run.software_json (run {r.id})", {}),
         hardware=hw, duration_s=r.duration_s, warmup_s=r.warmup_s,
-        backends=tuple(backends), summaries=dict(summaries),
+        backends=tuple(_backend_view(b, presets) for b in backends), summaries=dict(summaries),
     )
 
 

@@ -39,9 +39,13 @@ class Table:
 
 
 def fmt_number(value: float | int, decimals: int) -> str:
+    """Fixed decimals; a non-zero value that would print as zero shows as "<0.01" instead."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return f"{value:.{decimals}f}"
+    text = f"{value:.{decimals}f}"
+    if value != 0 and float(text) == 0:
+        return ("<" if value > 0 else ">-") + f"{10 ** -decimals:.{decimals}f}"
+    return text
 
 
 def fmt_cell(cell: Cell, col: Column, pm: str = "±") -> str:

@@ -44,7 +44,7 @@ def build(ctx: ExportContext) -> Table:
         ("Models", _distinct(b.model for r in runs for b in r.backends)),
         ("Devices", _distinct(f"{b.device}/{b.device_kind}" for r in runs for b in r.backends)),
         ("Mode", _distinct(r.mode for r in runs)),
-        ("Arrival process", _distinct(x.get("arrival") for x in w)),
+        ("Arrival process", _distinct(_compact(x.get("arrival")) for x in w)),
         ("Offered rates (req/s)", _distinct(sorted({r.offered_rate for r in runs if r.offered_rate is not None}))),
         ("Request mix", _distinct(_compact(x.get("mix")) for x in w)),
         ("Length distributions", _distinct(_compact(x.get("sizes")) for x in w)),

@@ -11,7 +11,8 @@ from exports.model import RunView, SummaryView
 
 def run_with(metrics: dict, extra: dict) -> RunView:
     s = SummaryView("all", 10, 10, 0, 0, 1.0, 1.0, 1.0, 1.0, None, metrics, extra)
-    return RunView(id=1, name="r", experiment="e", suite=None, mode="sim", status="completed",
+    return RunView(id=1, name="r", experiment="e", suite=None, experiment_spec="", part="",
+                   mode="sim", status="completed",
                    config={}, config_hash="h", seed=0, repetition=0, sagetui_version="",
                    git_sha="", software={}, hardware=None, duration_s=1, warmup_s=0,
                    backends=(), summaries={"all": s})

@@ -21,7 +21,8 @@ def test_brief_claims_hold_or_not_from_the_data(cli, tmp_path):
     lines = [ln for ln in text.splitlines() if ln.startswith("- ") and "the mixed pool" in ln]
     assert lines and all("DOES NOT HOLD" in ln and "does not raise" in ln for ln in lines)
     assert "saturates at 80 req/s (throughput criterion" in text
-    assert "Table `scalability` (main paper)" in text and "Table `reproducibility` (appendix)" in text
+    assert "Table `scalability` (scalability, main paper)" in text
+    assert "Table `reproducibility` (scalability, appendix)" in text
 
 
 def test_bundle_without_a_browser_has_tables_data_index(cli, tmp_path, monkeypatch):

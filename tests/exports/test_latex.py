@@ -47,10 +47,16 @@ def _mean_ci(values: list[float]) -> tuple[float, float]:
     return mean, stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
 
 
-def _cell(text: str) -> tuple[float, float]:
-    m = re.fullmatch(r"([\d.]+)(?:\$\\times\$)? \$\\pm\$ ([\d.]+)", text)
+def _cell(text: str) -> tuple[str, str]:
+    """(mean, half-width) as printed: digits, or "<0.01" for a non-zero value below resolution."""
+    m = re.fullmatch(r"((?:\$<\$)?[\d.]+)(?:\$\\times\$)? \$\\pm\$ ((?:\$<\$)?[\d.]+)", text)
     assert m, text
-    return float(m.group(1)), float(m.group(2))
+    return m.group(1).replace("$<$", "<"), m.group(2).replace("$<$", "<")
+
+
+def _printed(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return f"<{10 ** -decimals:.{decimals}f}" if value > 0 and float(text) == 0 else text
 
 
 def test_scalability_numbers_equal_the_store(cli, tmp_path, store):
@@ -72,9 +78,9 @@ def test_scalability_numbers_equal_the_store(cli, tmp_path, store):
         vals = by_n[int(row[0])]
         thr, thr_ci = _mean_ci([t for t, _ in vals])
         over, over_ci = _mean_ci([o for _, o in vals])
-        assert _cell(row[1]) == (round(thr, 1), round(thr_ci, 1))
+        assert _cell(row[1]) == (_printed(thr, 1), _printed(thr_ci, 1))
         assert row[2] == f"{thr / base:.2f}$\\times$"
-        assert _cell(row[3]) == (round(over, 2), round(over_ci, 2))
+        assert _cell(row[3]) == (_printed(over, 2), _printed(over_ci, 2))
 
 
 def test_effectiveness_latencies_equal_the_store(cli, tmp_path, store):
@@ -101,4 +107,4 @@ def test_effectiveness_latencies_equal_the_store(cli, tmp_path, store):
                 assert row[i] == "--"
                 continue
             mean, half = _mean_ci(values[key])
-            assert _cell(row[i]) == (round(mean, 1), round(half, 1)), (key, row[i])
+            assert _cell(row[i]) == (_printed(mean, 1), _printed(half, 1)), (key, row[i])
