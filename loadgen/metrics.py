@@ -111,23 +111,49 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(HIST_MIN_US, HIST_MAX_US, HIST_DIGITS)
 
 
+def lowest_equivalent_us(us: np.ndarray) -> np.ndarray:
+    """The value HDR (1 µs, 3 digits: 2048 sub-buckets) files each value under.
+
+    Recording these instead of the raw values gives the same histogram, and
+    lets equal ones be recorded once with a count (aggregation of 30k requests
+    in well under a second instead of seconds).
+    """
+    us = us.astype(np.int64)
+    shift = np.zeros_like(us)
+    big = us >= 2048
+    shift[big] = np.floor(np.log2(us[big])).astype(np.int64) - 10
+    return (us >> shift) << shift
+
+
 class _Hists:
-    """Histograms keyed by (metric, cls, window index | None); counts clamped values."""
+    """Values (s) by (metric, cls, window); histograms are built once at the end,
+    the whole-window ones and class `all` from the same values."""
 
     def __init__(self) -> None:
+        self.values: dict[tuple[str, str, int], list[float]] = defaultdict(list)
         self.h: dict[tuple[str, str, int | None], HdrHistogram] = {}
         self.clamped = 0
 
-    def add(self, metric: str, cls: str, win: int | None, seconds: float) -> None:
-        us = round(seconds * 1e6)
-        if us < 0 or us > HIST_MAX_US:
-            self.clamped += 1
-            us = min(max(us, 0), HIST_MAX_US)
-        for key in ((metric, cls, None), (metric, cls, win)):
-            h = self.h.get(key)
-            if h is None:
-                h = self.h[key] = new_histogram()
-            h.record_value(us)
+    def add(self, metric: str, cls: str, win: int, seconds: float) -> None:
+        self.values[(metric, cls, win)].append(seconds)
+
+    def build(self) -> None:
+        groups: dict[tuple[str, str, int | None], list[np.ndarray]] = defaultdict(list)
+        for (metric, cls, win), vals in self.values.items():
+            arr = np.rint(np.asarray(vals) * 1e6)
+            self.clamped += int(((arr < 0) | (arr > HIST_MAX_US)).sum())
+            arr = lowest_equivalent_us(np.clip(arr, 0, HIST_MAX_US))
+            for key in ((metric, cls, win), (metric, cls, None)):
+                groups[key].append(arr)
+            if cls != "all" and not metric.startswith("stage_"):
+                for key in ((metric, "all", win), (metric, "all", None)):
+                    groups[key].append(arr)
+        for key, parts in groups.items():
+            h = new_histogram()
+            vals, counts = np.unique(np.concatenate(parts), return_counts=True)
+            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+                h.record_value(v, c)
+            self.h[key] = h
 
 
 def _mean_us(h: HdrHistogram) -> float:
@@ -143,9 +169,27 @@ def _mean_us(h: HdrHistogram) -> float:
     return float(vals @ counts[idx].astype(np.float64)) / n
 
 
+def percentiles_us(h: HdrHistogram, qs: Sequence[float]) -> list[int]:
+    """h.get_value_at_percentile(q) for each q, in one numpy pass over the
+    non-empty buckets (the library walks every bucket in Python per call)."""
+    n = h.get_total_count()
+    if n == 0:
+        return [0 for _ in qs]
+    counts = np.ctypeslib.as_array(h.counts, shape=(h.counts_len,))
+    idx = np.flatnonzero(counts)
+    cum = np.cumsum(counts[idx])
+    out = []
+    for q in qs:
+        target = max(1, int(min(q, 100.0) / 100 * n + 0.5))
+        j = int(np.searchsorted(cum, target))
+        out.append(h.get_highest_equivalent_value(h.get_value_from_index(int(idx[j]))))
+    return out
+
+
 def distribution_ms(h: HdrHistogram) -> dict:
     """p50..p999, mean, max (ms) and count of a microsecond histogram."""
-    out = {name: h.get_value_at_percentile(p) / 1000 for name, p in PERCENTILES}
+    values = percentiles_us(h, [p for _, p in PERCENTILES])
+    out = {name: v / 1000 for (name, _), v in zip(PERCENTILES, values, strict=True)}
     out["mean"] = _mean_us(h) / 1000
     out["max"] = h.get_max_value() / 1000
     out["count"] = h.get_total_count()
@@ -286,16 +330,18 @@ def aggregate(
 
     for r in issued:
         win = int((r.t_intended - w0) // window_s)
-        for cls in (r.cls, "all"):
-            for name, fn in SCALAR_METRICS.items():
-                v = fn(r)
-                if v is not None:
-                    hists.add(name, cls, win, v)
-            for g in itl(r):
-                hists.add("itl", cls, win, g)
-            if r.overhead_us is not None:
-                hists.add("overhead", cls, win, r.overhead_us / 1e6)
+        cls = r.cls
+        for name, fn in SCALAR_METRICS.items():
+            v = fn(r)
+            if v is not None:
+                hists.add(name, cls, win, v)
+        gaps = itl(r)
+        if gaps:
+            hists.values[("itl", cls, win)].extend(gaps)
+        if r.overhead_us is not None:
+            hists.add("overhead", cls, win, r.overhead_us / 1e6)
     _stage_hists(stages, hists, w0, w1, window_s)
+    hists.build()
 
     out = Aggregate()
     for (metric, cls, win), h in sorted(hists.h.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):

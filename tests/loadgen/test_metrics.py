@@ -138,3 +138,33 @@ def test_pipeline_stages():
 def test_aggregate_bad_args():
     with pytest.raises(ValueError, match="duration_s"):
         m.aggregate([], warmup_s=0, duration_s=0, target_rate_rps=None)
+
+
+def test_batched_recording_equals_raw_recording():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    raw = np.concatenate([rng.integers(0, 5000, 2000), rng.lognormal(10, 3, 5000).astype(np.int64) % m.HIST_MAX_US])
+    a = m.new_histogram()
+    for v in raw.tolist():
+        a.record_value(v)
+    b = m.new_histogram()
+    vals, counts = np.unique(m.lowest_equivalent_us(raw), return_counts=True)
+    for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+        b.record_value(v, c)
+    assert a.get_total_count() == b.get_total_count()
+    for q in (0, 10, 50, 90, 99, 99.9, 100):
+        assert a.get_value_at_percentile(q) == b.get_value_at_percentile(q)
+    assert a.encode() == b.encode()
+
+
+def test_fast_percentiles_equal_the_library():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    h = m.new_histogram()
+    for v in rng.lognormal(8, 2, 3000).astype(np.int64).tolist():
+        h.record_value(v)
+    qs = [0, 0.1, 1, 25, 50, 90, 95, 99, 99.9, 100]
+    assert m.percentiles_us(h, qs) == [h.get_value_at_percentile(q) for q in qs]
+    assert m.percentiles_us(m.new_histogram(), [50]) == [0]
