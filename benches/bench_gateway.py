@@ -74,7 +74,7 @@ def serve_proxy(port: int, llm_url: str, emb_url: str) -> None:
         app.router.add_get("/health", lambda r: web.Response(text="ok"))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()  # as the gateway
         await asyncio.Event().wait()
 
     uvloop.run(main())

@@ -297,7 +297,10 @@ async def _stream(request: web.Request, slot: Slot, st: DispatchState, rt: Runti
         return await _stream_error(out, slot, rt)
     rt.part_done(st, slot, ok=True)
     rt.metrics.requests.labels(slot.req.cls, "completed").inc()
-    await out.write_eof()
+    try:
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass  # served in full; the client left before the final empty chunk
     return out
 
 
@@ -308,8 +311,11 @@ async def _stream_error(out: web.StreamResponse, slot: Slot,
     reason = slot.fail_reason or "upstream_disconnected"
     err = error_body(f"Backend {slot.backend} failed mid-stream: {reason}.", "upstream_error",
                      None, reason)
-    await out.write(b"data: " + json.dumps(err).encode() + b"\n\n")
-    await out.write_eof()
+    try:
+        await out.write(b"data: " + json.dumps(err).encode() + b"\n\n")
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass  # the client is gone too
     return out
 
 
@@ -489,7 +495,9 @@ async def start_gateway(cfg: GatewayConfig, options: GatewayOptions | None = Non
     app = build_app(cfg, options)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # A deep accept queue: a burst of new client connections while the loop is busy
+    # must wait, not be dropped (aiohttp's default of 128 overflowed at 500 req/s).
+    site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()
     sock = site._server.sockets[0]  # type: ignore[union-attr]
     real_port = sock.getsockname()[1]

@@ -29,6 +29,9 @@ class GatewayOptions:
     max_body_bytes: int = 1 << 20  # 413 above this
     health_interval_s: float = 0.25  # probe period: a dead backend is out within 1 s
     health_timeout_s: float = 0.5
+    # Consecutive failed probes that take a backend out: 2 keeps one slow probe on a
+    # busy machine from failing every stream (a refused call takes it out at once).
+    health_failures: int = 2
     scrape_interval_s: float = 1.0  # /metrics scrape feeding engine_state events
     connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 600.0

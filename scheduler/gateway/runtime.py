@@ -369,7 +369,7 @@ class Runtime:
                 self.mark_up(name)
             else:
                 fails += 1
-                if fails >= 1:
+                if fails >= self.opt.health_failures:
                     self.mark_down(name, "health probe failed")
             await asyncio.sleep(self.opt.health_interval_s)
 

@@ -47,10 +47,10 @@ async def test_openai_chat_plain_and_streaming(gateway):
                 texts.append(chunk.choices[0].delta.content)
             if chunk.usage is not None:
                 usage = chunk.usage
-        assert texts == ["tok "] * 7 and usage.completion_tokens == 7
+        assert "".join(t or "" for t in texts) == "tok " * 7 and usage.completion_tokens == 7
         comp = await c.completions.create(model="tiny", prompt="a b c", max_tokens=3,
                                           stream=True)
-        assert [ch.choices[0].text async for ch in comp if ch.choices] == ["tok "] * 3
+        assert "".join([ch.choices[0].text async for ch in comp if ch.choices]) == "tok " * 3
 
 
 async def test_openai_embeddings_float_and_base64(gateway):
