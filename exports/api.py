@@ -28,8 +28,8 @@ from exports.selection import Selection
 from exports.tables import TABLES
 
 TABLE_FORMATS = tuple(RENDERERS)
-FIGURE_FORMATS = ("html", *imaging.IMAGE_FORMATS)
-FORMATS = (*TABLE_FORMATS, *FIGURE_FORMATS, "brief")
+FIGURE_FORMATS = ("html", *imaging.IMAGE_FORMATS, "csv")  # csv: the figure's data alone
+FORMATS = tuple(dict.fromkeys((*TABLE_FORMATS, *FIGURE_FORMATS, "brief")))
 
 
 @dataclass
@@ -67,7 +67,8 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
                 files[f"{table}.{EXTENSIONS[fmt]}"] = RENDERERS[fmt](TABLES[table].build(sub))
             else:
                 f = FIGURES[figure].build(sub)
-                figs[figure] = f
+                if fmt != "csv":
+                    figs[figure] = f
                 files[f"{figure}.csv"] = figure_csv(f)
         else:  # --format brief alone: the briefs a bundle would hold
             files["brief.md"] = _briefs(ctx)

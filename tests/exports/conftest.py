@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixture_store import add_mismatch_experiment, build_store  # noqa: E402
+from fixture_store import add_mismatch_experiment, add_suite_experiment, build_store  # noqa: E402
 
 from sagetui.cli import main  # noqa: E402
 
@@ -21,6 +21,7 @@ def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("store") / "fixed.db"
     build_store(path, reps=2)
     add_mismatch_experiment(path)
+    add_suite_experiment(path)
     return path
 
 

@@ -76,8 +76,8 @@ class Builder:
             self.session.flush()
             self.hw[fp] = h.id
 
-    def experiment(self, name: str, suite: str = "paper") -> int:
-        e = Experiment(name=name, kind="suite", suite=suite, created="2026-11-25T10:00:00Z")
+    def experiment(self, name: str, suite: str = "paper", spec: str = "") -> int:
+        e = Experiment(name=name, kind="suite", suite=suite, spec=spec, created="2026-11-25T10:00:00Z")
         self.session.add(e)
         self.session.flush()
         return e.id
@@ -222,4 +222,38 @@ def add_mismatch_experiment(path: Path) -> None:
         b.run(e, f"mm-{n}", cfg, 0, summary(100.0 * n, extra={"overhead_us": 100.0}), hw=hw,
               engine_version=ver)
     b.run(e, "mm-failed", config(), 0, summary(1.0), status="failed")
+    b.close()
+
+
+SUITE_SPEC = """
+[suite]
+name = "scal"
+category = "C"
+
+[[suite.exports]]
+table = "scalability"
+parts = ["backends"]
+
+[[suite.exports]]
+figure = "latency_vs_rate"
+parts = ["rate"]
+
+[[parts]]
+name = "backends"
+
+[[parts]]
+name = "rate"
+"""
+
+
+def add_suite_experiment(path: Path) -> None:
+    """A built-in-suite-like experiment: two parts in one experiment, a manifest naming outputs."""
+    b = Builder(path)
+    e = b.experiment("scal (quick)", "scal", spec=SUITE_SPEC)
+    for n in (1, 2):
+        cfg = config(backends=[sim_backend(i) for i in range(n)], run__part="backends")
+        b.run(e, f"scal/backends-{n}-0", cfg, 0, summary(90.0 * n, extra={"overhead_us": 50.0}))
+    for rate in (10.0, 20.0, 40.0):
+        cfg = config(workload__rate=rate, run__part="rate")
+        b.run(e, f"scal/rate-{rate:g}-0", cfg, 0, summary(min(rate, 25.0), target=rate))
     b.close()
