@@ -175,11 +175,19 @@ def measure_embed_throughput(target: str, clients: int, duration: float,
             "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
 
 
+def median_of(rounds: list[dict]) -> dict:
+    """Per-key median over rounds (the machine is shared: rounds interleave paths so
+    a busy moment hits all of them)."""
+    return {k: float(np.median([r[k] for r in rounds if r.get(k) is not None]))
+            for k in rounds[0] if isinstance(rounds[0][k], int | float)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
                     help=argparse.SUPPRESS)
@@ -189,44 +197,41 @@ def main() -> None:
         return
     procs: list[subprocess.Popen] = []
     results: dict = {"machine": f"{os.cpu_count()} cores", "rate": a.rate,
-                     "duration_s": a.duration}
+                     "duration_s": a.duration, "load_avg_start": os.getloadavg()}
+    rounds: dict[str, list[dict]] = {}
     try:
-        ports = {k: free_port() for k in ("llm", "emb", "proxy", "gw")}
+        ports = {k: free_port() for k in ("llm", "emb", "proxy", "fifo", "hybrid")}
         url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
         procs.append(start([PY, "-m", "loadgen.null_server", "--port", str(ports["llm"]),
                             "--ttft-ms", "5", "--tpot-ms", "1"], url["llm"]))
         procs.append(start([PY, "-m", "loadgen.null_server", "--port", str(ports["emb"]),
                             "--ttft-ms", "2"], url["emb"]))
-        procs.append(start([PY, __file__, "--proxy", str(ports["proxy"]), url["llm"],
-                            url["emb"]], url["proxy"]))
+        proxy = start([PY, __file__, "--proxy", str(ports["proxy"]), url["llm"], url["emb"]],
+                      url["proxy"])
+        procs.append(proxy)
         tmp = Path(tempfile.mkdtemp(prefix="bench_gw_"))
-
-        def gateway(policy: str) -> subprocess.Popen:
+        gws = {}
+        for policy in ("fifo", "hybrid"):
             cfg = tmp / f"{policy}.toml"
             gateway_config(cfg, url["llm"], url["emb"], policy)
-            return start([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
-                          str(ports["gw"])], url["gw"])
-
-        gw = gateway("fifo")
-        procs.append(gw)
-        proxy = procs[2]
+            gws[policy] = start([PY, "-m", "sagetui", "gateway", "--config", str(cfg),
+                                 "--port", str(ports[policy])], url[policy])
+            procs.append(gws[policy])
         warm = min(2.0, a.duration / 4)
         direct_t = {"chat": [url["llm"]], "embedding": [url["emb"]]}
-        for name, tgt, hop in (("direct", direct_t, None), ("proxy", url["proxy"], proxy),
-                               ("gateway", url["gw"], gw)):
-            results[f"mixed_{name}"] = measure_mixed(tgt, a.rate, a.duration, warm, hop)
-            print(name, json.dumps(results[f"mixed_{name}"]), flush=True)
-        for name, tgt, hop in (("direct", url["emb"], None), ("proxy", url["proxy"], proxy),
-                               ("gateway_fifo", url["gw"], gw)):
-            results[f"embed_{name}"] = measure_embed_throughput(tgt, a.clients, a.duration, hop)
-            print("embed", name, json.dumps(results[f"embed_{name}"]), flush=True)
-        gw.terminate()
-        gw.wait(10)
-        gw = gateway("hybrid")
-        procs.append(gw)
-        results["embed_gateway_hybrid"] = measure_embed_throughput(url["gw"], a.clients,
-                                                                   a.duration, gw)
-        print("embed gateway_hybrid", json.dumps(results["embed_gateway_hybrid"]), flush=True)
+        for i in range(a.rounds):
+            for name, tgt, hop in (("direct", direct_t, None), ("proxy", url["proxy"], proxy),
+                                   ("gateway", url["fifo"], gws["fifo"])):
+                r = measure_mixed(tgt, a.rate, a.duration, warm, hop)
+                rounds.setdefault(f"mixed_{name}", []).append(r)
+                print(f"round {i} mixed {name}", json.dumps(r), flush=True)
+            for name, tgt, hop in (("direct", url["emb"], None),
+                                   ("proxy", url["proxy"], proxy),
+                                   ("gateway_fifo", url["fifo"], gws["fifo"]),
+                                   ("gateway_hybrid", url["hybrid"], gws["hybrid"])):
+                r = measure_embed_throughput(tgt, a.clients, a.duration, hop)
+                rounds.setdefault(f"embed_{name}", []).append(r)
+                print(f"round {i} embed {name}", json.dumps(r), flush=True)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -236,7 +241,11 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-    d, p_, g = (results[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
+    results["load_avg_end"] = os.getloadavg()
+    results["rounds"] = rounds
+    med = {k: median_of(v) for k, v in rounds.items()}
+    results["median"] = med
+    d, p_, g = (med[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
     summary = {}
     for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
         add_gw, add_px = g[q] - d[q], p_[q] - d[q]
@@ -245,6 +254,8 @@ def main() -> None:
     pc, gc_ = p_["hop_cpu_us_per_req"], g["hop_cpu_us_per_req"]
     summary["hop_cpu_us_per_req"] = {"gateway": round(gc_, 1), "proxy": round(pc, 1),
                                      "ratio_to_proxy": round(gc_ / pc, 2)}
+    summary["embed_rps"] = {k.removeprefix("embed_"): round(v["rps"], 1)
+                            for k, v in med.items() if k.startswith("embed_")}
     results["summary"] = summary
     print(json.dumps(summary, indent=2))
     if a.json:

@@ -141,9 +141,16 @@ def _admit(request: web.Request, cls: str, raw: bytes) -> Slot:
     return rt.admit(req, meta.request_id)
 
 
+_TIMEOUTS: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+
+
 def _upstream_timeout(opt: GatewayOptions) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=None, sock_connect=opt.connect_timeout_s,
-                                 sock_read=opt.upstream_timeout_s)
+    key = (opt.connect_timeout_s, opt.upstream_timeout_s)
+    t = _TIMEOUTS.get(key)
+    if t is None:
+        t = _TIMEOUTS[key] = aiohttp.ClientTimeout(total=None, sock_connect=key[0],
+                                                   sock_read=key[1])
+    return t
 
 
 async def _handle(request: web.Request, cls: str) -> web.StreamResponse:
