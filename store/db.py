@@ -189,10 +189,16 @@ class Store:
 
         return create_experiment(self, name, kind=kind, suite=suite, spec=spec)
 
-    def create_run(self, **kwargs):
+    def create_run(self, *, experiment_id: int | None, name: str, mode: str, config: dict,
+                   seed: int, repetition: int, tags=(), duration_s: float = 0,
+                   warmup_s: float = 0, requests_planned: int = 0):
+        """Insert a run in state `created`; returns its RunWriter (store/writer.py)."""
         from store.writer import create_run
 
-        return create_run(self, **kwargs)
+        return create_run(self, experiment_id=experiment_id, name=name, mode=mode,
+                          config=config, seed=seed, repetition=repetition, tags=tags,
+                          duration_s=duration_s, warmup_s=warmup_s,
+                          requests_planned=requests_planned)
 
 
 def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:

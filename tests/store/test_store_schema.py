@@ -117,3 +117,15 @@ def test_readonly_store_refuses_writes(store, db_path):
     with pytest.raises(StoreError, match="read-only"):
         ro.create_experiment("x")
     ro.close()
+
+
+def test_sqlmodel_session_reads_through_the_engine(store):
+    from sqlmodel import Session, select
+
+    from store.schema import Run
+
+    w = store.create_run(experiment_id=None, name="orm", mode="sim", config={"a": 1}, seed=4,
+                         repetition=1)
+    with Session(store.engine) as session:
+        [run] = session.exec(select(Run)).all()
+    assert (run.id, run.name, run.seed, run.status) == (w.run_id, "orm", 4, "created")
