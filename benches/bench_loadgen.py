@@ -77,6 +77,7 @@ def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
         "lateness_p50_ms": p["lateness_p50_ms"], "lateness_p99_ms": p["lateness_p99_ms"],
         "lateness_max_ms": p["lateness_max_ms"], "gap_cv_actual": p["gap_cv_actual"],
         "gap_cv_intended": p["gap_cv_intended"], "failed": al["failed"],
+        "failure_reasons": al["extra"]["failure_reasons"],
         "ttft_p50_ms": m["ttft"]["p50"], "ttft_p99_ms": m["ttft"]["p99"],
         "ttft_sent_p50_ms": m["ttft_sent"]["p50"], "ttft_sent_p99_ms": m["ttft_sent"]["p99"],
         "e2e_p50_ms": m["e2e"]["p50"], "e2e_p99_ms": m["e2e"]["p99"],
