@@ -97,9 +97,14 @@ def overhead_pct(run: RunView) -> float:
     return 100.0 * overhead_ms(run) / latency(run, "all", "e2e", "mean")
 
 
+def serving_backends(run: RunView) -> list:
+    """The backends serving embeddings (role embedding/both); all of them when none is marked."""
+    return [b for b in run.backends if b.role in ("embedding", "both")] or list(run.backends)
+
+
 def pool_label(run: RunView) -> str:
-    """GPU-only / CPU-only / mixed, judged on the backends serving embeddings (else all)."""
-    serving = [b for b in run.backends if b.role in ("embedding", "both")] or list(run.backends)
+    """GPU-only / CPU-only / mixed, judged on the backends serving embeddings."""
+    serving = serving_backends(run)
     if not serving:
         raise ExportError(f"run {run.id} ({run.name}) has no backend rows")
     devices = {b.device for b in serving}
@@ -112,14 +117,16 @@ def pool_label(run: RunView) -> str:
 
 def pool_detail(run: RunView) -> str:
     counts: dict[str, int] = {}
-    for b in run.backends:
+    for b in serving_backends(run):
         kind = b.device_kind or b.device
         counts[kind] = counts.get(kind, 0) + 1
     return " + ".join(f"{n}×{k}" for k, n in counts.items())
 
 
 def cost_per_hour(run: RunView) -> float:
-    total = sum(b.price_per_hour for b in run.backends)
+    """Price per hour of the backends serving embeddings (the part that differs between pools)."""
+    total = sum(b.price_per_hour for b in serving_backends(run))
     if total <= 0:
-        raise ExportError(f"run {run.id} ({run.name}): backends have no price_per_hour")
+        raise ExportError(f"run {run.id} ({run.name}): the embedding backends have no "
+                          "price_per_hour (backend rows say 0)")
     return total

@@ -96,7 +96,9 @@ def differences(runs: Iterable[RunView], ignore: tuple[str, ...] = ()) -> dict[s
 def short_value(key: str, value: Any) -> str:
     if key == "backends" and isinstance(value, str):
         items = json.loads(value)
-        kinds = sorted({f"{b.get('kind', '?')}/{b.get('device', '?')}" for b in items})
+        kinds = sorted({"/".join(str(x) for x in (b.get("kind", "?"), b.get("device", "?"),
+                                                  b.get("preset") or b.get("model")) if x)
+                        for b in items})
         return f"{len(items)}×{'+'.join(kinds)}"
     return str(value)
 

@@ -53,6 +53,6 @@ def build(ctx: ExportContext) -> Table:
                  Column("cost", "Cost per 1M requests ($)", 2),
                  Column("per_dollar", "Throughput per $/h (req/s)", 2)],
         rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
-        notes=["Cost uses the backends' configured price per hour; cost per 1M requests = "
-               "price per hour / (throughput × 3600) × 10⁶."],
+        notes=["Backends and cost are those serving embeddings (the LLM backends are the same in "
+               "every pool); cost per 1M requests = their price per hour / (throughput × 3600) × 10⁶."],
     )
