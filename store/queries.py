@@ -524,7 +524,25 @@ def compare(store: Store, run_ids: list[int], *, metrics: tuple[str, ...] | None
                 row["marks"].append(_mark(change, p))
                 row["test"].append(test)
             rows.append(row)
-    return {"runs": list(run_ids), "groups": groups, "rows": rows}
+    return {"runs": list(run_ids), "groups": groups, "rows": rows,
+            "warnings": _mix_warnings(store, all_ids)}
+
+
+def _mix_warnings(store: Store, run_ids: list[int]) -> list[str]:
+    """Say when compared runs come from different machines or software versions."""
+    marks = ",".join("?" * len(run_ids))
+    with store.connection() as conn:
+        rows = conn.execute(f"SELECT id, hardware_id, software_json FROM run WHERE id IN ({marks})",
+                            run_ids).fetchall()
+    out = []
+    if len({hw for _, hw, _ in rows}) > 1:
+        out.append("runs come from different hardware (see `sagetui runs show`)")
+    versions = [json.loads(sw or "{}") for _, _, sw in rows]
+    keys = sorted({k for v in versions for k in v})
+    differ = [k for k in keys if len({v.get(k) for v in versions}) > 1]
+    if differ:
+        out.append(f"runs differ in software versions: {', '.join(differ)}")
+    return out
 
 
 def _value(summary: dict | None, metric: str, stat: str | None) -> float | None:

@@ -202,6 +202,8 @@ def compare(ctx, runs, metrics, fmt) -> None:
         rows.append(cells)
     sizes = ", ".join(f"run {rid}: {len(g)}" for rid, g in zip(runs, result["groups"],
                                                                 strict=True))
+    for warning in result["warnings"]:
+        click.echo(f"note: {warning}")
     click.echo(f"repetitions per side: {sizes}")
     click.echo(_table(headers, rows))
 

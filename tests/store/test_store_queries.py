@@ -105,6 +105,10 @@ def test_compare_single_runs_uses_histograms(store):
     assert row["changes"][0] == pytest.approx(0.5, abs=0.01)
     thr = next(r for r in res["rows"] if r["metric"] == "throughput_rps")
     assert thr["marks"] == ["", ""]  # one run per side, no distribution: untestable
+    assert res["warnings"] == []
+    with store.transaction() as conn:
+        conn.execute("UPDATE run SET software_json = '{\"vllm\": \"0.1\"}' WHERE id = ?", (c,))
+    assert "vllm" in queries.compare(store, [a, c])["warnings"][0]
 
 
 def test_compare_repetitions_uses_welch(store):
