@@ -34,7 +34,7 @@ class CompareScreen(Screen):
                      f"(baseline #{self.run_ids[0]}) — loading…", id="cmp-head",
                      classes="statusline")
         yield DataTable(id="cmp", cursor_type="row", zebra_stripes=True)
-        yield Select([], id="cdf-choice", prompt="CDF of metric / class")
+        yield Select([], id="cdf-choice", prompt="CDF of metric / class", compact=True)
         yield PlotextPlot(id="cmp-cdf")
         yield Footer()
 

@@ -50,7 +50,7 @@ class DetailScreen(Screen):
             with TabPane("Summary", id="tab-summary"):
                 yield DataTable(id="percentiles", cursor_type="row", zebra_stripes=True)
             with TabPane("Latency", id="tab-latency"):
-                yield Select([], id="hist-choice", prompt="metric / class", allow_blank=True)
+                yield Select([], id="hist-choice", prompt="metric / class", compact=True)
                 with Horizontal(classes="plots"):
                     yield PlotextPlot(id="hist")
                     yield PlotextPlot(id="cdf")
@@ -181,6 +181,9 @@ class DetailScreen(Screen):
         plt.clear_data()
         plt.clear_figure()
         plt.bar(xs, counts, width=0.9)
+        if xs:
+            ticks = xs[:: max(len(xs) // 4, 1)]
+            plt.xticks(ticks, [f"{t:.3g}" for t in ticks])
         plt.title(f"{metric} {cls} histogram")
         plt.xlabel("ms")
         plot.refresh()

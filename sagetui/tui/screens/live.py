@@ -15,8 +15,17 @@ from collections import deque
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    ProgressBar,
+    Sparkline,
+    Static,
+)
 
 from sagetui.tui import fmt
 from sagetui.tui.data import (
@@ -58,9 +67,14 @@ class LiveScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("looking for a running run…", id="live-head", classes="statusline")
-        yield ProgressBar(total=None, show_eta=False, id="time-bar")
-        yield ProgressBar(total=None, show_eta=False, id="req-bar")
+        with Horizontal(classes="barrow"):
+            yield Label("time", classes="barlabel")
+            yield ProgressBar(total=None, show_eta=False, id="time-bar")
+        with Horizontal(classes="barrow"):
+            yield Label("requests", classes="barlabel")
+            yield ProgressBar(total=None, show_eta=False, id="req-bar")
         yield Static("", id="rates")
+        yield Label("achieved req/s, last 2 min", id="spark-label")
         yield Sparkline([], id="spark")
         yield DataTable(id="latency", cursor_type="none", show_cursor=False)
         yield Static("", id="bars")
@@ -84,8 +98,10 @@ class LiveScreen(Screen):
         elapsed = time.monotonic() - self._poll_started
         self.set_timer(max(period_s - elapsed, 0.02), self.poll)
 
-    @work(thread=True, exclusive=True, group="live-poll")
+    @work(thread=True, group="live-poll")
     def _read(self) -> None:
+        # Not `exclusive`: cancelling a read would drop its re-arm and stop the loop;
+        # the chain itself guarantees one read at a time.
         reader = self.app.reader
         try:
             if self.run_id is None:
@@ -97,6 +113,9 @@ class LiveScreen(Screen):
             state = live_state(reader, self.run_id, self.last_sample_id, self.last_event_id)
         except (StoreUnavailable, LookupError) as exc:
             self.app.call_from_thread(self._idle, str(exc))
+            return
+        except Exception as exc:  # keep the loop alive whatever the store returned
+            self.app.call_from_thread(self._idle, f"{type(exc).__name__}: {exc}")
             return
         self.app.call_from_thread(self._apply, state)
 
@@ -127,7 +146,11 @@ class LiveScreen(Screen):
             self.totals["done"] = s.done
         for e in state.events:
             self.last_event_id = e.id
-        self._draw(state)
+        try:
+            self._draw(state)
+        except (TypeError, ValueError, AttributeError) as exc:  # odd sample shapes
+            self.query_one("#live-head", Static).update(
+                f"[red]run {run.id}: cannot show its samples ({exc})[/]")
         if run.status in TERMINAL_STATUSES:
             if self.follow_next:  # watch whatever runs next (a sweep's next point)
                 self.run_id = None

@@ -45,6 +45,8 @@ def _cells(row: RunRow, marked: bool) -> list[Text]:
 class RunsScreen(Screen):
     """Start screen: the table of runs, or a first-steps page for an empty store."""
 
+    AUTO_FOCUS = "#runs"  # single-key bindings must not land in the filter box
+
     BINDINGS = [
         Binding("enter", "open_run", "Details", show=False),
         Binding("space", "toggle_mark", "Mark"),
