@@ -28,7 +28,8 @@ _BULK_CHUNK = 100_000
 
 
 def _columns(model) -> list[str]:
-    return [c.name for c in getattr(model, "__table__", model).columns if c.name not in ("id", "run_id")]
+    table = getattr(model, "__table__", model)
+    return [c.name for c in table.columns if c.name not in ("id", "run_id")]
 
 
 def _defaults(model) -> dict:
@@ -43,7 +44,13 @@ def _defaults(model) -> dict:
 
 
 def _jsonify(value, what: str) -> str:
+    """JSON text for a `*_json` column: dicts/lists are dumped, text must already parse
+    (readers splice stored JSON text into their output as is)."""
     if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            raise StoreError(f"{what}: not valid JSON text ({exc})") from None
         return value
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)

@@ -84,6 +84,8 @@ def test_bad_record_fields_are_named(store):
         w.add_summaries({"chat": {"p99": 3}})
     with pytest.raises(StoreError, match="request record 1.*'cls'"):
         w.add_requests([{"request_id": "a"}, {"request_id": "b", "cls": "chat"}])
+    with pytest.raises(StoreError, match=r"sample\.backends_json: not valid JSON"):
+        w.add_sample({"t_s": 0, "backends_json": "{oops"})
     with pytest.raises(StoreError, match="not terminal"):
         w.finish("running")
 
