@@ -502,6 +502,7 @@ def compare(store: Store, run_ids: list[int], *, metrics: tuple[str, ...] | None
     base_ids = groups[0]
     classes = sorted({c for rid in base_ids for c in summ[rid]})
     rows = []
+    cache: dict = {}  # (cls, metric, group index) -> histogram sample, shared by p50/p99
     for cls in classes:
         keys = [(m, None) for m in SCALAR_METRICS]
         lat = sorted({m for rid in all_ids for m in summ[rid].get(cls, {}).get("metrics", {})})
@@ -518,8 +519,8 @@ def compare(store: Store, run_ids: list[int], *, metrics: tuple[str, ...] | None
                    "marks": [], "test": []}
             for i in range(1, len(groups)):
                 change = _rel(means[0], means[i])
-                p, test = _test(store, per_group[0], per_group[i], groups[0], groups[i], cls,
-                                metric, stat)
+                p, test = _test(store, per_group[0], per_group[i], groups, i, cls, metric,
+                                stat, cache)
                 row["changes"].append(change)
                 row["marks"].append(_mark(change, p))
                 row["test"].append(test)
@@ -559,7 +560,9 @@ def _rel(base: float | None, value: float | None) -> float | None:
     return (value - base) / abs(base)
 
 
-def _test(store, a_vals, b_vals, a_ids, b_ids, cls, metric, stat) -> tuple[float | None, str]:
+def _test(store, a_vals, b_vals, groups, i, cls, metric, stat,
+          cache: dict) -> tuple[float | None, str]:
+    """p-value of group 0 vs group i and the test's name; (None, "") when untestable."""
     from scipy import stats as sps  # imported here: scipy costs ~0.3 s at CLI start
 
     if len(a_vals) >= 2 and len(b_vals) >= 2:
@@ -568,8 +571,14 @@ def _test(store, a_vals, b_vals, a_ids, b_ids, cls, metric, stat) -> tuple[float
         return float(sps.ttest_ind(a_vals, b_vals, equal_var=False).pvalue), "welch"
     if stat is None:
         return None, ""
-    a = _hist_sample(merged_histogram(store, a_ids, metric, cls))
-    b = _hist_sample(merged_histogram(store, b_ids, metric, cls))
+
+    def sample(g: int) -> np.ndarray:
+        key = (cls, metric, g)
+        if key not in cache:
+            cache[key] = _hist_sample(merged_histogram(store, groups[g], metric, cls))
+        return cache[key]
+
+    a, b = sample(0), sample(i)
     if len(a) < 2 or len(b) < 2:
         return None, ""
     return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue), "mann-whitney"
