@@ -144,3 +144,13 @@ def test_integrity_after_writes(store, db_path):
     w.start()
     w.finish()
     assert sqlite3.connect(db_path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_add_samples_bulk_is_all_or_nothing(store):
+    w = _run(store)
+    assert w.add_samples({"t_s": float(t), "done": t} for t in range(100)) == 100
+    assert [s["done"] for s in queries.samples(store, w.run_id)] == list(range(100))
+    with pytest.raises(StoreError, match=r"sample\[1\].t_s"):
+        w.add_samples([{"t_s": 100.0}, {"done": 1}])
+    assert len(queries.samples(store, w.run_id)) == 100
+    assert [s["t_s"] for s in queries.samples(store, w.run_id, after_t=97)] == [98.0, 99.0]
