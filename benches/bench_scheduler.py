@@ -13,6 +13,7 @@ Workload generation is outside the timed region; everything simulate() does
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -77,7 +78,7 @@ def throughput(repeat: int) -> None:
 def grid() -> None:
     print("## grid: backends {1,2,4,8} x rates {10,100,500,1000} x 4 policies x 60 sim-s")
     print("(horizon 60 s: whatever is still queued or running then fails `run_ended`)")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     total, rows = 0, []
     for nb in (1, 2, 4, 8):
         for rate in (10, 100, 500, 1000):
@@ -89,12 +90,13 @@ def grid() -> None:
                 total += len(reqs)
                 rows.append((nb, rate, policy, len(reqs), res.counters["completed"],
                              time.perf_counter() - w0))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print("| backends | rate | policy | requests | completed | wall s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.2f} |")
-    print(f"\ngrid total: {len(rows)} runs, {total} requests, {wall:.1f} s wall")
+    print(f"\ngrid total: {len(rows)} runs, {total} requests, {wall:.1f} s wall, "
+          f"{cpu:.1f} s CPU")
 
 
 class _DepthDriver:
@@ -157,6 +159,7 @@ def main() -> None:
                     choices=["throughput", "grid", "decision", "all"])
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (2-core machine shared with others)")
     if a.what in ("throughput", "all"):
         throughput(a.repeat)
     if a.what in ("decision", "all"):
