@@ -182,16 +182,22 @@ class Client:
             b["priority"] = req.priority
         return b
 
+    @staticmethod
+    def encode(body: dict) -> bytes:
+        return json.dumps(body, separators=(",", ":")).encode()
+
     async def call(self, req, *, text: str | None = None, texts: list[str] | None = None,
-                   body: dict | None = None, vectors: list | None = None) -> RequestRecord:
+                   body: bytes | None = None, vectors: list | None = None) -> RequestRecord:
         """Send now; never raises for a server's fault. `req.cls` is chat/completion/embedding.
 
-        `vectors`, when given, receives the embeddings of an embedding request.
+        `body`: the JSON body already encoded (`encode(body(req))`, built before
+        the clock starts); `vectors`, when given, receives the embeddings of an
+        embedding request.
         """
         if self.session is None:
             raise RuntimeError("Client used outside `async with`")
         if body is None:
-            body = self.body(req, text, texts)
+            body = self.encode(self.body(req, text, texts))
         rec = RequestRecord.from_scheduled(req)
         url = self._url(req.cls)
         rec.backend = url.split("/v1/")[0]
@@ -199,7 +205,9 @@ class Client:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         rec.t_sent = self.now()
         try:
-            async with self.session.post(url, json=body, headers=self.headers(req)) as resp:
+            headers = self.headers(req)
+            headers["Content-Type"] = "application/json"
+            async with self.session.post(url, data=body, headers=headers) as resp:
                 self._read_headers(resp, rec)
                 if resp.status >= 400:
                     text_ = (await resp.text(errors="replace"))[:200].replace("\n", " ")

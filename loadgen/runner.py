@@ -169,7 +169,7 @@ class _Run:
                 for r in initial:
                     self.offered[int(r.t)] += 1
             bodies = [] if self.source.closed else [
-                None if r.cls == "pipeline" else client.body(r) for r in initial]
+                None if r.cls == "pipeline" else client.encode(client.body(r)) for r in initial]
             gc.collect()
             gc.freeze()
             gc.disable()
