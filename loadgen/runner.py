@@ -108,9 +108,8 @@ class _Run:
 
     async def _client_loop(self, client: Client, req: ScheduledRequest) -> None:
         while True:
-            delay = client.t0 + req.t - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            while (delay := client.t0 + req.t - time.monotonic()) > 0:
+                await asyncio.sleep(delay)  # never early: timers may fire a little before
             self.offered[int(req.t)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
@@ -122,9 +121,10 @@ class _Run:
     async def _progress(self, client: Client) -> None:
         k = 1
         while True:
-            delay = client.t0 + k - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # every record finished before the boundary is filed when this runs
+            # (stamp and filing happen in one loop step); timers may fire early
+            while (delay := client.t0 + k - time.monotonic()) > 0:
+                await asyncio.sleep(delay + 0.0005)
             tick = Tick(k - 1, self.offered.pop(k - 1, 0), client.in_flight, self.finished.pop(k - 1, []))
             try:
                 self.on_tick(tick)
