@@ -25,7 +25,7 @@ from scheduler.policies import make_policy
 from scheduler.request import REQUEST_CLASSES, Request
 from scheduler.routers import make_router
 
-_QUEUED, _IN_FLIGHT, _DONE = 0, 1, 2
+_QUEUED, _IN_FLIGHT = 0, 1  # ids leave the table when their request leaves the core
 
 
 def _by_idx(b: BackendState) -> int:
@@ -118,7 +118,8 @@ class ControlPlane:
     def on_arrival(self, req: Request, now: float) -> list[Action]:
         t0 = perf_counter_ns()
         if req.id in self._state:
-            raise ValueError(f"request id {req.id!r} arrived twice")
+            raise ValueError(f"request id {req.id!r} arrived twice (it is still queued or "
+                             f"in flight)")
         self.arrived += 1
         self._touched.append(req.id)
         out: list[Action] = []
@@ -162,8 +163,9 @@ class ControlPlane:
                 b.emb_est.observe(d.tokens, now - d.t)
             elif not d.started:
                 b.observe_ttft(now - d.t)
+            state = self._state
             for r in d.requests:
-                self._state[r.id] = _DONE
+                del state[r.id]
             self.completed += len(d.requests)
         else:
             for r in d.requests:
@@ -335,13 +337,13 @@ class ControlPlane:
                 self._by_req.pop(r.id, None)
 
     def _reject(self, r: Request, reason: str, out: list[Action]) -> None:
-        self._state[r.id] = _DONE
+        self._state.pop(r.id, None)  # an arrival rejected at admission never entered it
         self.rejected += 1
         self.reasons["rejected:" + reason] += 1
         out.append(Reject(r, reason))
 
     def _fail(self, r: Request, reason: str, out: list[Action]) -> None:
-        self._state[r.id] = _DONE
+        del self._state[r.id]
         self.failed += 1
         self.reasons["failed:" + reason] += 1
         out.append(Fail(r, reason))
