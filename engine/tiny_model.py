@@ -155,6 +155,9 @@ def _build(out: Path) -> None:
         model = LlamaForCausalLM(config).to(torch.bfloat16)
     finally:
         torch.random.set_rng_state(state)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the CLI prints one line, not a shard progress bar
     model.save_pretrained(str(out), safe_serialization=True)
     files = {p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file()}
     (out / MARKER).write_text(json.dumps(
