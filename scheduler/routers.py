@@ -16,6 +16,8 @@ from scheduler.config import ROUTERS, ControlPlaneConfig
 
 class Router:
     name = ""
+    uses_estimates = False  # reads group/tokens/deadline (else the caller may skip them)
+    stateful = False  # must see every pick, even when there is one candidate
 
     def pick(self, cls: str, cands: list[BackendState], group: str, tokens: float,
              deadline: float, now: float) -> BackendState:
@@ -26,6 +28,7 @@ class RoundRobin(Router):
     """Rotate over backends in config order, skipping busy ones."""
 
     name = "round-robin"
+    stateful = True
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
@@ -104,6 +107,7 @@ class CostAware(Router):
     to the cheapest free backend."""
 
     name = "cost-aware"
+    uses_estimates = True
 
     def pick(self, cls, cands, group, tokens, deadline, now):
         return cheapest_meeting_deadline(cands, group, tokens, deadline, now)

@@ -19,6 +19,7 @@ from scheduler.request import REQUEST_CLASSES, Request
 if TYPE_CHECKING:
     from scheduler.core import ControlPlane
 
+INF = float("inf")
 Selection = tuple[list[Request], BackendState] | Reject | None
 
 
@@ -27,6 +28,19 @@ def tokens_of(req: Request) -> float:
     if req.cls == "embedding":
         return req.text_tokens or req.n_texts
     return req.prompt_tokens
+
+
+def router_pick(cp: ControlPlane, req: Request, cands: list[BackendState],
+                now: float) -> BackendState:
+    """The configured router's choice; the sizes and deadline are computed only for
+    routers that read them, and a lone candidate skips a stateless router."""
+    router = cp.router
+    if len(cands) == 1 and not router.stateful:
+        return cands[0]
+    if router.uses_estimates:
+        return router.pick(req.cls, cands, cp.group_of(req.cls), tokens_of(req), req.deadline,
+                           now)
+    return router.pick(req.cls, cands, "", 0, INF, now)
 
 
 class Policy:
@@ -93,8 +107,7 @@ class HeapPolicy(Policy):
         return [req], choice
 
     def route(self, req: Request, cands: list[BackendState], now: float) -> BackendState | Reject:
-        return self.cp.router.pick(req.cls, cands, self.cp.group_of(req.cls), tokens_of(req),
-                                   req.deadline, now)
+        return router_pick(self.cp, req, cands, now)
 
     def drain(self) -> list[Request]:
         out = [e[2] for heap in self.heaps.values() for e in heap]

@@ -28,7 +28,7 @@ import math
 from collections import deque
 
 from scheduler.backends import BackendState
-from scheduler.policies.base import Policy, Selection
+from scheduler.policies.base import Policy, Selection, router_pick
 from scheduler.request import LLM_CLASSES, Request
 from scheduler.routers import cheapest_meeting_deadline
 
@@ -150,8 +150,7 @@ class HybridPolicy(Policy):
             return batch, cheapest_meeting_deadline(emb_cands, "embedding", tokens, deadline, now)
         if best_llm is not None:
             req = heapq.heappop(llm[best_llm[2].cls])[2]
-            b = cp.router.pick(req.cls, llm_cands, "llm", req.prompt_tokens, req.deadline, now)
-            return [req], b
+            return [req], router_pick(cp, req, llm_cands, now)
         return None
 
     def drain(self) -> list[Request]:
