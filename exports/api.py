@@ -125,9 +125,17 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
         files[f"reproducibility.{EXTENSIONS[f_name]}"] = render(repro)
     built_units, built = [], 0
     for unit in bundling.units(ctx.runs):
+        if not (unit.tables or unit.figures):
+            index += [f"## {unit.label}", "", f"Runs: {', '.join(str(r.id) for r in unit.runs)}: "
+                      "the suite manifest names no output for this part.", ""]
+            result.messages.append(f"{unit.label}: the suite manifest names no output for this part")
+            continue
         b = bundling.build(ctx, unit)
         built_units.append(b)
         d = unit.path
+        skipped = [n for n, x in [*b.tables.items(), *b.figures.items()] if isinstance(x, str)]
+        if skipped:
+            result.messages.append(f"{unit.label}: not produced (reasons in index.md): {', '.join(skipped)}")
         index += [f"## {unit.label}", "",
                   f"Runs: {', '.join(str(r.id) for r in unit.runs)}"
                   + (" (outputs named by the suite manifest)." if unit.from_manifest else "."), ""]
@@ -135,7 +143,6 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
         for name, t in b.tables.items():
             if isinstance(t, str):
                 index.append(f"- table `{name}` — not produced: {t}")
-                result.messages.append(f"{unit.label}: table {name} not produced: {t}")
                 continue
             built += 1
             for f_name, render in RENDERERS.items():
@@ -145,7 +152,6 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
         for name, f in b.figures.items():
             if isinstance(f, str):
                 index.append(f"- figure `{name}` — not produced: {f}")
-                result.messages.append(f"{unit.label}: figure {name} not produced: {f}")
                 continue
             built += 1
             figs[f"{d}/figures/{name}"] = f
@@ -155,8 +161,11 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
                          f"{f.full_caption()}")
         index.append("")
     if not built:
+        reasons = [f"{b.unit.label}: {kind} {n}: {x}" for b in built_units
+                   for kind, items in (("table", b.tables), ("figure", b.figures))
+                   for n, x in items.items() if isinstance(x, str)]
         raise ExportError("bundle: no table or figure could be built from these runs:\n  - "
-                          + "\n  - ".join(result.messages))
+                          + "\n  - ".join(reasons or result.messages))
     files["brief.md"] = bundling.briefs(ctx, built_units)
     files["index.md"] = "\n".join(index)
 

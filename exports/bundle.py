@@ -61,6 +61,9 @@ def units(runs: list[RunView]) -> list[Unit]:
         for part, rs in by_part.items():
             if part in covered:
                 continue
+            if named:  # a suite manifest is the authority: parts it does not name export nothing
+                out.append(Unit(f"{exp} / {part or '(no part)'}", "", rs, [], [], True))
+                continue
             label = f"{exp} / {part}" if part else exp
             path = f"{slug(exp)}/{slug(part)}" if part else slug(exp)
             out.append(Unit(label, path, rs, list(TABLES), list(FIGURES), False))

@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from exports.figures.style import fit_legend
 from exports.stats import CI_METHOD
 
 
@@ -20,6 +21,9 @@ class FigureResult:
     width: str = "single"
     footnotes: list[str] = field(default_factory=list)
     error_bars: bool = True
+
+    def __post_init__(self) -> None:
+        fit_legend(self.figure)
 
     def full_caption(self) -> str:
         parts = [self.caption]

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from exports.accessors import POLICY_ORDER, order_of, pattern_label, policy
+from exports.accessors import POLICY_ORDER, order_of, pattern_label
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
 from exports.figures.base import FigureResult
 from exports.figures.style import DASHES, color, new_figure
-from exports.groups import Group, group_runs, keyed
+from exports.groups import Group, group_runs, labels
 
 
 def _policy_groups(ctx: ExportContext, what: str) -> list[tuple[str, Group]]:
-    by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), policy(r)), what)
-    patterns = {p for p, _ in by}
-    items = sorted(by.items(), key=lambda kv: (kv[0][0], order_of(kv[0][1], POLICY_ORDER)))
-    return [(pol if len(patterns) == 1 else f"{pat} / {pol}", g) for (pat, pol), g in items]
+    """One series per configuration, named by what differs (usually the policy), policies in order."""
+    groups = group_runs(ctx.runs)
+    names = labels(groups)
+    del what
+
+    def key(item: tuple[str, Group]) -> tuple:
+        pol = item[1].first.section("control_plane").get("policy", "")
+        return (pattern_label(item[1].first), order_of(str(pol), POLICY_ORDER), item[0])
+
+    return sorted(zip(names, groups, strict=True), key=key)
 
 
 def _histogram(ctx: ExportContext, g: Group, metric: str, cls: str, what: str):

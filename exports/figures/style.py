@@ -30,7 +30,7 @@ TEMPLATE = go.layout.Template(
         # Above the plot, horizontal: a one-column figure has no room beside it.
         legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom",
                     bgcolor="rgba(255,255,255,0)", font=dict(size=7), tracegroupgap=0,
-                    itemwidth=30, entrywidth=0.33, entrywidthmode="fraction"),
+                    itemwidth=30),
     )
 )
 
@@ -52,3 +52,28 @@ def color(i: int) -> str:
 def error_y(estimates) -> dict:
     """Plotly error bars from 95% CI half-widths."""
     return dict(type="data", array=[e.half_width for e in estimates], visible=True, thickness=1)
+
+
+LEGEND_ROW_PX = 19  # one legend row at 7 pt, measured on exported PDFs/PNGs
+LEGEND_CHAR_PX = 4.2  # mean width of a 7 pt serif character
+LEGEND_ITEM_PAD_PX = 46  # symbol (itemwidth 30) and gaps
+
+
+def fit_legend(fig: go.Figure) -> None:
+    """Grow the figure's height by the legend rows above the plot, so the plot keeps its size.
+
+    Plotly takes the legend's room out of the plot area; with long series names on a
+    3.5 in figure that would squash the axes.
+    """
+    names = [t.name for t in fig.data if t.showlegend is not False and t.name]
+    if not names or fig.layout.showlegend is False:
+        return
+    width = (fig.layout.width or 336) - 56
+    rows, used = 1, 0.0
+    for name in names:
+        w = LEGEND_ITEM_PAD_PX + LEGEND_CHAR_PX * len(name)
+        if used and used + w > width:
+            rows, used = rows + 1, 0.0
+        used += w
+    base = round(HEIGHT_IN * PX_PER_INCH)
+    fig.update_layout(height=base + rows * LEGEND_ROW_PX + 6)
