@@ -13,7 +13,7 @@ the paper reports.
 from __future__ import annotations
 
 from bisect import insort
-from collections import Counter
+from collections import Counter, defaultdict
 from time import perf_counter_ns
 
 from engine.spec import BackendSpec, EngineStats
@@ -88,7 +88,7 @@ class ControlPlane:
         self.stale_completions = 0
         self.reasons: Counter[str] = Counter()
         self.decision_times_us: list[float] = []
-        self.overhead_us: dict[str, float] = {}
+        self.overhead_us: defaultdict[str, float] = defaultdict(float)
         self._touched: list[str] = []
 
     # -- helpers the policies use ---------------------------------------------
@@ -357,10 +357,9 @@ class ControlPlane:
             return
         ov = self.overhead_us
         if len(touched) == 1:
-            rid = touched[0]
-            ov[rid] = ov.get(rid, 0.0) + us
+            ov[touched[0]] += us
         else:
             share = us / len(touched)
             for rid in touched:
-                ov[rid] = ov.get(rid, 0.0) + share
+                ov[rid] += share
         touched.clear()
