@@ -96,8 +96,9 @@ def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitRep
     """β and α from per-request records (a live run), returning TTFT and TPOT fit reports.
 
     Fields: prompt_tokens, output_tokens, ttft_s, tpot_s; optional queue_s
-    (time before the engine saw it, default 0) and batch (mean sequences
-    running while it decoded, default 1). Records with one output token give
+    (time before the engine saw it, default 0), batch (mean sequences
+    running while it decoded, default 1) and prefill_per_step (others' prompt
+    tokens prefilled per step of its decode, default 0). Records with one output token give
     no TPOT row. Vary the load (batch) across records, or β0 and β2 cannot be
     told apart.
     """
@@ -114,7 +115,8 @@ def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitRep
         ttft_y.append(ttft)
         if o > 1:
             ctx = p + o / 2.0
-            tpot_rows.append([1.0, 0.0, b, b * ctx, 0.0])
+            pps = _field(r, "prefill_per_step", i, 0.0)
+            tpot_rows.append([1.0, pps, b, b * ctx, 0.0])
             tpot_y.append(_field(r, "tpot_s", i))
     _need(len(ttft_y) + len(tpot_y), 5, "requests")
     if not tpot_y:
@@ -146,3 +148,51 @@ def calibrated(base: LLMPreset | EmbedPreset, cost: LLMCost | EmbedCost, name: s
     if isinstance(base, LLMPreset) != isinstance(cost, LLMCost):
         raise ValueError("cost: an LLM preset needs an LLMCost, an embedding preset an EmbedCost")
     return replace(base, name=name, cost=cost, source=f"calibrated from {base.name}: {report}")
+
+
+def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
+    """Fit records (for `fit_requests`) from a run's raw per-request rows.
+
+    Rows carry the store's `request` columns (t_dispatched, t_first_token,
+    t_done, prompt_tokens, output_tokens, status, backend). TTFT is measured
+    from dispatch, so the control plane's queue is out; `batch` is the mean
+    number of the same backend's requests decoding during this one's decode
+    (from the rows themselves), and `prefill_per_step` the prompt tokens of
+    requests whose prefill finished during its decode, per decode step. Rows
+    that did not complete, or lack stamps, are skipped.
+    """
+    done = [r for r in rows if r.get("status", "completed") == "completed"
+            and r.get("t_dispatched") is not None and r.get("t_first_token") is not None
+            and r.get("t_done") is not None and r.get("prompt_tokens", 0) > 0
+            and r.get("output_tokens", 0) > 0]
+    by_backend: dict[str, list[Mapping]] = {}
+    for r in done:
+        by_backend.setdefault(str(r.get("backend", "")), []).append(r)
+    out = []
+    for group in by_backend.values():
+        starts = np.array([r["t_first_token"] for r in group], dtype=float)
+        ends = np.array([r["t_done"] for r in group], dtype=float)
+        # integral of the number of decoding requests over time, piecewise linear
+        t = np.concatenate([starts, ends])
+        step = np.concatenate([np.ones_like(starts), -np.ones_like(ends)])
+        order = np.argsort(t, kind="stable")
+        t, count = t[order], np.cumsum(step[order])
+        integral = np.concatenate([[0.0], np.cumsum(count[:-1] * np.diff(t))])
+        # prompt tokens whose prefill completed by time x: searchsorted on first tokens
+        f_order = np.argsort(starts, kind="stable")
+        f_t = starts[f_order]
+        f_cum = np.concatenate([[0.0], np.cumsum(
+            np.array([group[j]["prompt_tokens"] for j in f_order], dtype=float))])
+        for r, a, b in zip(group, starts, ends, strict=True):
+            o = int(r["output_tokens"])
+            span = b - a
+            batch = (np.interp(b, t, integral) - np.interp(a, t, integral)) / span if span > 0 else 1.0
+            others = f_cum[np.searchsorted(f_t, b, "right")] - f_cum[np.searchsorted(f_t, a, "right")]
+            out.append({
+                "prefill_per_step": float(others) / (o - 1) if o > 1 else 0.0,
+                "prompt_tokens": int(r["prompt_tokens"]), "output_tokens": o,
+                "ttft_s": r["t_first_token"] - r["t_dispatched"],
+                "tpot_s": span / (o - 1) if o > 1 else 0.0,
+                "batch": max(float(batch), 1.0),
+            })
+    return out

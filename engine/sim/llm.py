@@ -116,6 +116,8 @@ class SimLLMEngine:
         """Queue a request; a step starts at `now` if the engine is idle."""
         if req_id in self._reqs:
             raise ValueError(f"req_id: {req_id!r} already submitted")
+        if self._t_end is not None and now > self._t_end:
+            raise ValueError(f"now: {now} is past the step ending at {self._t_end}; advance first")
         if prompt_tokens < 1:
             raise ValueError(f"prompt_tokens: must be >= 1, got {prompt_tokens}")
         if output_tokens < 1:

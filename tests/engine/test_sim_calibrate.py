@@ -7,7 +7,13 @@ import random
 import pytest
 
 from engine.sim import SimLLMEngine
-from engine.sim.calibrate import calibrated, fit_embedding, fit_requests, fit_steps
+from engine.sim.calibrate import (
+    calibrated,
+    fit_embedding,
+    fit_requests,
+    fit_steps,
+    records_from_requests,
+)
 from engine.sim.cost import LLMCost
 from engine.sim.presets import get_embed_preset, get_llm_preset, get_preset, save_preset
 
@@ -35,9 +41,9 @@ def test_steps_logged_by_the_simulator_give_back_its_preset():
     t = 0.0
     for i in range(300):
         t += rng.expovariate(30)
-        eng.submit(i, rng.randint(16, 2048), rng.randint(2, 200), 2, t)
         while (te := eng.next_event_time()) is not None and te <= t:
             eng.advance(te)
+        eng.submit(i, rng.randint(16, 2048), rng.randint(2, 200), 2, t)
     while (te := eng.next_event_time()) is not None:
         eng.advance(te)
     cost, rep = fit_steps(eng.step_log, fit_alpha=True)
@@ -85,3 +91,45 @@ def test_bad_records_name_the_field():
         fit_steps([{"prefill": 1, "decode": 1, "seconds": 1.0}])
     with pytest.raises(ValueError, match="TPOT"):
         fit_requests([{"prompt_tokens": 5, "output_tokens": 1, "ttft_s": 0.1, "tpot_s": 0}] * 6)
+
+
+def _simulated_run_rows(base, rates, n=200):
+    """Per-request rows (store `request` columns) of simulated runs at several loads."""
+    rows = []
+    for rate in rates:
+        eng = SimLLMEngine(base)
+        rng = random.Random(rate)
+        sub: dict = {}
+
+        def adv(upto, eng=eng, sub=sub):
+            while (te := eng.next_event_time()) is not None and te <= upto:
+                for ev in eng.advance(te):
+                    if ev.kind in ("first_token", "done"):
+                        sub[ev.req_id]["t_" + ev.kind] = ev.t
+
+        t = 0.0
+        for i in range(n):
+            t += rng.expovariate(rate)
+            adv(t)
+            p, o = rng.randint(16, 1024), rng.randint(2, 200)
+            eng.submit(i, p, o, 2, t)
+            sub[i] = {"t_dispatched": t, "prompt_tokens": p, "output_tokens": o,
+                      "backend": f"b{rate}", "status": "completed"}
+        adv(float("inf"))
+        rows += sub.values()
+    return rows
+
+
+def test_request_records_of_a_run_give_beta0_and_beta1():
+    """From TTFT/TPOT alone (no step log): fixed and prefill costs come back within 10 %."""
+    base = get_llm_preset("8b-h100")
+    rows = _simulated_run_rows(base, (1, 5, 15))
+    rows.append({"status": "failed", "t_dispatched": 0.0, "t_first_token": None, "t_done": None,
+                 "prompt_tokens": 5, "output_tokens": 0, "backend": "b1"})
+    recs = records_from_requests(rows)
+    assert len(recs) == 600
+    assert all(r["batch"] >= 1.0 and r["prefill_per_step"] >= 0 for r in recs)
+    cost, r_ttft, r_tpot = fit_requests(recs)
+    assert cost.beta0 == pytest.approx(base.cost.beta0, rel=0.10)
+    assert cost.beta1 == pytest.approx(base.cost.beta1, rel=0.10)
+    assert r_tpot.r2 > 0.9 and r_tpot.mape < 5.0
