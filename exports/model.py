@@ -17,8 +17,8 @@ from hdrh.histogram import HdrHistogram
 from sqlmodel import Session, select
 
 from exports.errors import ExportError
-from exports.selection import Selection, matches_where
-from store import Store, queries
+from exports.selection import Selection
+from store import Store, StoreError, queries
 from store.schema import Backend, Experiment, Hardware, Run, Sample, Summary
 
 
@@ -126,31 +126,64 @@ def _loads(text: str | None, what: str, default: Any) -> Any:
         raise ExportError(f"store column {what} is not valid JSON: {exc}") from exc
 
 
-def load_runs(store: Store, selection: Selection) -> list[RunView]:
-    """The completed, non-deleted runs the selection names, ordered by id.
+def select_run_ids(store: Store, selection: Selection) -> list[int]:
+    """Ids of the completed, non-deleted runs the selection names (store.queries does the filtering).
 
-    Runs named explicitly by id that are not completed are an error, not skipped.
+    Runs named explicitly by id that are missing or not completed are an error, not skipped.
     """
-    with Session(store.engine) as s:
-        q = select(Run, Experiment).join(Experiment, isouter=True).where(Run.deleted == False)  # noqa: E712
+    where = list(selection.where)
+    try:
         if selection.run_ids:
-            q = q.where(Run.id.in_(selection.run_ids))
-        if selection.suite:
-            q = q.where(Experiment.suite == selection.suite)
-        if selection.experiment:
-            exp = selection.experiment
-            q = q.where((Experiment.name == exp) | (Experiment.id == (int(exp) if exp.isdigit() else -1)))
-        rows = s.exec(q.order_by(Run.id)).all()
-        if selection.run_ids:
-            found = {r.id for r, _ in rows}
-            missing = sorted(set(selection.run_ids) - found)
+            with Session(store.engine) as s:
+                found = {r.id: r.status for r in s.exec(select(Run).where(Run.id.in_(selection.run_ids),
+                                                                         Run.deleted == False))}  # noqa: E712
+            missing = sorted(set(selection.run_ids) - set(found))
             if missing:
                 raise ExportError(f"--runs: no run with id {', '.join(map(str, missing))}")
-            bad = [f"{r.id} ({r.status})" for r, _ in rows if r.status != "completed"]
+            bad = [f"{i} ({st})" for i, st in sorted(found.items()) if st != "completed"]
             if bad:
                 raise ExportError(f"--runs: runs not completed: {', '.join(bad)}")
-        rows = [(r, e) for r, e in rows if r.status == "completed"]
-        ids = [r.id for r, _ in rows]
+            ids = sorted(found)
+            if where or selection.suite:
+                keep = {r["id"] for r in queries.list_runs(store, where=where, suite=selection.suite)}
+                ids = [i for i in ids if i in keep]
+        else:
+            exp_ids: list[int | None] = [None]
+            if selection.experiment:
+                exp_ids = _experiment_ids(store, selection.experiment)
+            ids = sorted({r["id"] for e in exp_ids for r in queries.list_runs(
+                store, status="completed", suite=selection.suite, where=where, experiment_id=e)})
+    except StoreError as exc:
+        msg = str(exc)
+        raise ExportError("--" + msg if msg.startswith("where:") else msg) from exc
+    if selection.experiment and selection.run_ids:
+        allowed = {i for e in _experiment_ids(store, selection.experiment)
+                   for i in (r["id"] for r in queries.list_runs(store, experiment_id=e))}
+        ids = [i for i in ids if i in allowed]
+    if not ids:
+        raise ExportError(f"no completed runs match {selection.describe()}")
+    return ids
+
+
+def _experiment_ids(store: Store, name_or_id: str) -> list[int]:
+    with Session(store.engine) as s:
+        q = select(Experiment.id).where((Experiment.name == name_or_id) | (
+            Experiment.id == (int(name_or_id) if name_or_id.isdigit() else -1)))
+        ids = list(s.exec(q))
+    if not ids:
+        raise ExportError(f"--experiment: no experiment named {name_or_id!r}")
+    return ids
+
+
+def load_runs(store: Store, selection: Selection) -> list[RunView]:
+    """Typed views of the selected runs (see select_run_ids), ordered by id."""
+    ids = select_run_ids(store, selection)
+    with Session(store.engine) as s:
+        rows = []
+        for chunk in _chunks(ids):
+            q = select(Run, Experiment).join(Experiment, isouter=True).where(Run.id.in_(chunk))
+            rows += list(s.exec(q))
+        rows.sort(key=lambda re_: re_[0].id)
         hardware = {h.id: h for h in s.exec(select(Hardware)).all()}
         backends: dict[int, list[Backend]] = defaultdict(list)
         summaries: dict[int, dict[str, SummaryView]] = defaultdict(dict)
@@ -159,15 +192,8 @@ def load_runs(store: Store, selection: Selection) -> list[RunView]:
                 backends[b.run_id].append(b)
             for m in s.exec(select(Summary).where(Summary.run_id.in_(chunk))):
                 summaries[m.run_id][m.request_class] = _summary_view(m)
-    views = [
-        _run_view(r, e, hardware.get(r.hardware_id), backends[r.id], summaries[r.id])
-        for r, e in rows
-    ]
-    if selection.where:
-        views = [v for v in views if matches_where(v, selection.where)]
-    if not views:
-        raise ExportError(f"no completed runs match {selection.describe()}")
-    return views
+    return [_run_view(r, e, hardware.get(r.hardware_id), backends[r.id], summaries[r.id])
+            for r, e in rows]
 
 
 def _chunks(ids: list[int], size: int = 500):

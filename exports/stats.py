@@ -1,4 +1,4 @@
-"""Repetition statistics: mean with a Student-t 95% confidence interval, Jain's index.
+"""Repetition statistics: mean with a Student-t 95% confidence interval, Welch differences.
 
 Why t and not normal: papers run 3-5 repetitions; with so few samples a normal
 interval is too narrow. The method string goes into every caption.
@@ -46,16 +46,6 @@ def estimate(values: Sequence[float]) -> Estimate:
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(_st.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return Estimate(mean, half, n)
-
-
-def jain_index(values: Sequence[float]) -> float:
-    """Jain's fairness index (Σx)² / (n·Σx²): 1 = perfectly fair, 1/n = one client served."""
-    if not values:
-        raise ValueError("jain_index() needs at least one value")
-    sq = math.fsum(v * v for v in values)
-    if sq == 0:
-        return 1.0
-    return math.fsum(values) ** 2 / (len(values) * sq)
 
 
 def difference(a: Sequence[float], b: Sequence[float]) -> Estimate:

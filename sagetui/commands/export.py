@@ -6,7 +6,7 @@ import click
 
 from exports.api import FORMATS, catalogue, export
 from exports.errors import ExportError
-from exports.selection import Selection, parse_run_ids, parse_where
+from exports.selection import Selection, parse_run_ids
 
 
 @click.command("export")
@@ -18,7 +18,8 @@ from exports.selection import Selection, parse_run_ids, parse_where
 @click.option("--suite", help="Runs of experiments of this suite.")
 @click.option("--experiment", help="Runs of this experiment (name or id).")
 @click.option("--runs", "run_ids", help="Run ids, e.g. 1,2,5-8.")
-@click.option("--where", help="Filter, e.g. 'control_plane.policy=hybrid,workload.rate>=10'.")
+@click.option("--where", multiple=True,
+              help="Config filter PATH OP VALUE, e.g. control_plane.policy=hybrid (repeatable).")
 @click.option("-o", "--output", "out", default="exports-out", show_default=True,
               type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--allow-mismatch", is_flag=True,
@@ -38,7 +39,7 @@ def command(ctx: click.Context, fmt, table, figure, bundle, suite, experiment, r
         selection = Selection(
             suite=suite, experiment=experiment,
             run_ids=parse_run_ids(run_ids) if run_ids else (),
-            where=parse_where(where) if where else (),
+            where=tuple(where),
         )
         result = export(ctx.obj["db"], fmt=fmt, selection=selection, out_dir=out, table=table,
                         figure=figure, bundle=bundle, allow_mismatch=allow_mismatch)

@@ -16,7 +16,7 @@ import pytest
          "no completed runs match --suite nosuch"),
         (("--format", "latex", "--table", "scalability", "--runs", "9999"), "no run with id 9999"),
         (("--format", "latex", "--table", "scalability", "--runs", "x"), "--runs: 'x'"),
-        (("--format", "latex", "--table", "scalability", "--where", "rate"), "--where: cannot read 'rate'"),
+        (("--format", "latex", "--table", "scalability", "--where", "rate"), "--where: 'rate' is not PATH=VALUE"),
         (("--format", "latex", "--table", "agents", "--experiment", "policies"),
          "has no extra_json.agent"),
         (("--format", "latex", "--table", "scalability", "--experiment", "heterogeneous"),

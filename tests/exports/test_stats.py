@@ -1,4 +1,4 @@
-"""Confidence intervals, Jain's index and Welch differences on samples with known answers."""
+"""Confidence intervals and Welch differences on samples with known answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from exports.stats import difference, estimate, jain_index
+from exports.stats import difference, estimate
 
 
 def test_t_interval_on_known_sample():
@@ -29,12 +29,6 @@ def test_single_value_has_no_interval():
     assert (e.mean, e.half_width, e.n) == (7.5, 0.0, 1)
     with pytest.raises(ValueError):
         estimate([])
-
-
-def test_jain_index_extremes():
-    assert jain_index([5, 5, 5, 5]) == pytest.approx(1.0)
-    assert jain_index([1, 0, 0, 0]) == pytest.approx(0.25)
-    assert jain_index([1, 2, 3]) == pytest.approx(36 / (3 * 14))
 
 
 def test_welch_difference_matches_scipy():
