@@ -45,7 +45,7 @@ def table_ids(screen: RunsScreen) -> list[int]:
 async def runs_ready(pilot) -> RunsScreen:
     screen = pilot.app.screen
     assert isinstance(screen, RunsScreen)
-    await wait_for(pilot, lambda: screen.rows)
+    await wait_for(pilot, lambda: screen.rows and not screen.partial)
     return screen
 
 

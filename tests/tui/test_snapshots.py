@@ -25,7 +25,8 @@ async def _until(pilot, predicate, timeout=40.0):
 
 
 async def _runs_loaded(pilot):
-    await _until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.rows)
+    await _until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen)
+                 and pilot.app.screen.rows and not pilot.app.screen.partial)
 
 
 def test_runs_screen(snap_compare, store_path, app_factory):

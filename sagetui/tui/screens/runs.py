@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from sagetui.tui import fmt, runfilter
 from sagetui.tui.data import RunRow, StoreUnavailable, list_runs, store_fingerprint
 
-PAGE_SIZE = 200
+PAGE_SIZE = 100
 WATCH_INTERVAL_S = 2.0
 
 
@@ -73,6 +73,8 @@ class RunsScreen(Screen):
         self._fingerprint: tuple | None = None
         self._loaded_once = False
         self.partial = False  # only the newest page is loaded so far
+        self._drawn: tuple | None = None  # (rows, marks) on the table now
+        self._page_ids: list[int] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -181,15 +183,18 @@ class RunsScreen(Screen):
 
     def _render_page(self) -> None:
         table = self.query_one("#runs", DataTable)
-        cursor = table.cursor_row
-        table.clear()
         start = self.page * PAGE_SIZE
         page_rows = self.shown[start:start + PAGE_SIZE]
-        table.add_rows(_cells(r, r.id in self.marked) for r in page_rows)
-        # Row index -> run id for this page (the table itself holds only text).
-        self._page_ids = [r.id for r in page_rows]
-        if page_rows:
-            table.move_cursor(row=min(cursor, len(page_rows) - 1))
+        drawn = (page_rows, frozenset(self.marked))
+        if drawn != self._drawn:  # a reload that changed nothing on this page redraws nothing
+            self._drawn = drawn
+            cursor = table.cursor_row
+            table.clear()
+            table.add_rows(_cells(r, r.id in self.marked) for r in page_rows)
+            # Row index -> run id for this page (the table itself holds only text).
+            self._page_ids = [r.id for r in page_rows]
+            if page_rows:
+                table.move_cursor(row=min(cursor, len(page_rows) - 1))
         empty_store = not self.rows
         if empty_store:
             self._show_first_steps(self._first_steps_text())
@@ -257,7 +262,7 @@ class RunsScreen(Screen):
 
     def cursor_run(self) -> RunRow | None:
         table = self.query_one("#runs", DataTable)
-        ids = getattr(self, "_page_ids", [])
+        ids = self._page_ids
         if not ids or table.cursor_row >= len(ids):
             return None
         rid = ids[table.cursor_row]
@@ -280,6 +285,7 @@ class RunsScreen(Screen):
         table = self.query_one("#runs", DataTable)
         cursor = table.cursor_row
         table.update_cell_at((cursor, 0), Text("●" if row.id in self.marked else " "))
+        self._drawn = (self._drawn[0], frozenset(self.marked)) if self._drawn else None
         table.move_cursor(row=cursor + 1)
         self._render_status()
 
