@@ -43,3 +43,10 @@ def test_figures_are_refused_too(cli, tmp_path):
     result = cli("--format", "html", "--figure", "throughput_vs_backends", "--suite", "unfair",
                  "-o", str(tmp_path))
     assert result.exit_code == 2 and "refusing an unfair comparison" in result.output
+
+
+def test_bundle_refuses_a_unit_mixing_setups(cli, tmp_path):
+    out = tmp_path / "b"
+    result = cli("--format", "pdf", "--bundle", "--suite", "unfair", "-o", str(out))
+    assert result.exit_code == 2 and "mismatch: refusing an unfair comparison" in result.output
+    assert not out.exists()

@@ -25,6 +25,10 @@ def _latex(cli, tmp_path, table, *selection):
 @pytest.mark.skipif(PDFLATEX is None, reason="pdflatex not installed (scripts/ensure_system_packages.sh installs texlive)")
 def test_every_table_compiles_in_a_minimal_document(cli, tmp_path):
     bodies = [_latex(cli, tmp_path / name, name, *sel) for name, sel in SELECTIONS.items()]
+    result = cli("--format", "latex", "--table", "scalability", "--suite", "unfair", "--allow-mismatch",
+                 "-o", str(tmp_path / "footnoted"))
+    assert result.exit_code == 0, result.output
+    bodies.append((tmp_path / "footnoted" / "scalability.tex").read_text())  # with footnotes
     doc = tmp_path / "paper.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
                    + "\n\\clearpage\n".join(bodies) + "\n\\end{document}\n")
