@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", choices=("all", "mixed", "embed"), default="all")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
                     help=argparse.SUPPRESS)
@@ -219,16 +220,19 @@ def main() -> None:
             procs.append(gws[policy])
         warm = min(2.0, a.duration / 4)
         direct_t = {"chat": [url["llm"]], "embedding": [url["emb"]]}
+        mixed = () if a.only == "embed" else (
+            ("direct", direct_t, None), ("proxy", url["proxy"], proxy),
+            ("gateway", url["fifo"], gws["fifo"]))
+        embed = () if a.only == "mixed" else (
+            ("direct", url["emb"], None), ("proxy", url["proxy"], proxy),
+            ("gateway_fifo", url["fifo"], gws["fifo"]),
+            ("gateway_hybrid", url["hybrid"], gws["hybrid"]))
         for i in range(a.rounds):
-            for name, tgt, hop in (("direct", direct_t, None), ("proxy", url["proxy"], proxy),
-                                   ("gateway", url["fifo"], gws["fifo"])):
+            for name, tgt, hop in mixed:
                 r = measure_mixed(tgt, a.rate, a.duration, warm, hop)
                 rounds.setdefault(f"mixed_{name}", []).append(r)
                 print(f"round {i} mixed {name}", json.dumps(r), flush=True)
-            for name, tgt, hop in (("direct", url["emb"], None),
-                                   ("proxy", url["proxy"], proxy),
-                                   ("gateway_fifo", url["fifo"], gws["fifo"]),
-                                   ("gateway_hybrid", url["hybrid"], gws["hybrid"])):
+            for name, tgt, hop in embed:
                 r = measure_embed_throughput(tgt, a.clients, a.duration, hop)
                 rounds.setdefault(f"embed_{name}", []).append(r)
                 print(f"round {i} embed {name}", json.dumps(r), flush=True)
@@ -245,15 +249,17 @@ def main() -> None:
     results["rounds"] = rounds
     med = {k: median_of(v) for k, v in rounds.items()}
     results["median"] = med
-    d, p_, g = (med[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
-    summary = {}
-    for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
-        add_gw, add_px = g[q] - d[q], p_[q] - d[q]
-        summary[q] = {"gateway_adds_ms": round(add_gw, 3), "proxy_adds_ms": round(add_px, 3),
-                      "ratio_to_proxy": round(add_gw / add_px, 2) if add_px > 0 else None}
-    pc, gc_ = p_["hop_cpu_us_per_req"], g["hop_cpu_us_per_req"]
-    summary["hop_cpu_us_per_req"] = {"gateway": round(gc_, 1), "proxy": round(pc, 1),
-                                     "ratio_to_proxy": round(gc_ / pc, 2)}
+    summary: dict = {}
+    if mixed:
+        d, p_, g = (med[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
+        for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
+            add_gw, add_px = g[q] - d[q], p_[q] - d[q]
+            summary[q] = {"gateway_adds_ms": round(add_gw, 3),
+                          "proxy_adds_ms": round(add_px, 3),
+                          "ratio_to_proxy": round(add_gw / add_px, 2) if add_px > 0 else None}
+        pc, gc_ = p_["hop_cpu_us_per_req"], g["hop_cpu_us_per_req"]
+        summary["hop_cpu_us_per_req"] = {"gateway": round(gc_, 1), "proxy": round(pc, 1),
+                                         "ratio_to_proxy": round(gc_ / pc, 2)}
     summary["embed_rps"] = {k.removeprefix("embed_"): round(v["rps"], 1)
                             for k, v in med.items() if k.startswith("embed_")}
     results["summary"] = summary
