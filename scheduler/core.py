@@ -128,10 +128,23 @@ class ControlPlane:
         elif self.queued[req.cls] >= self.capacity[req.cls]:
             self._reject(req, "queue_full", out)
         else:
+            queued = self.queued
+            idle = not (queued["chat"] or queued["embedding"] or queued["completion"])
             self._state[req.id] = _QUEUED
-            self.queued[req.cls] += 1
-            self.policy.push(req, now)
-            self._pump(now, out)
+            queued[req.cls] += 1
+            cands = self._free[req.cls] if idle and self._slot_limited else None
+            if cands and req.cls in self.policy.direct_classes:
+                # Empty queues and a free slot: the policy's order is moot, only its
+                # routing applies, so skip the queue round trip.
+                choice = self.policy.route(req, cands, now)
+                if isinstance(choice, Reject):
+                    queued[req.cls] -= 1
+                    self._reject(req, choice.reason, out)
+                else:
+                    out.append(self._dispatch([req], choice, now))
+            else:
+                self.policy.push(req, now)
+                self._pump(now, out)
         self._account(t0)
         return out
 

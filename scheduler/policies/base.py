@@ -44,9 +44,12 @@ def router_pick(cp: ControlPlane, req: Request, cands: list[BackendState],
 
 
 class Policy:
-    """Interface: push / requeue / select / next_timer / drain."""
+    """Interface: push / requeue / select / route / next_timer / drain."""
 
     name = ""
+    # Classes an arrival may be routed straight away when every queue is empty
+    # and a slot is free (the order cannot matter then); hybrid holds embeddings.
+    direct_classes: frozenset[str] = frozenset()
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
@@ -60,6 +63,10 @@ class Policy:
 
     def select(self, now: float) -> Selection:
         raise NotImplementedError
+
+    def route(self, req: Request, cands: list[BackendState], now: float) -> BackendState | Reject:
+        """Where a request chosen to go now goes (a Reject where the policy rejects)."""
+        return router_pick(self.cp, req, cands, now)
 
     def next_timer(self, now: float) -> float | None:
         """Earliest future time at which select() could answer differently."""
@@ -77,6 +84,8 @@ class HeapPolicy(Policy):
     Keys must not depend on `now` (aging is folded into a static key), so a
     heap stays valid and a decision costs O(log n) at any queue depth.
     """
+
+    direct_classes = frozenset(REQUEST_CLASSES)
 
     def __init__(self, cp: ControlPlane) -> None:
         super().__init__(cp)
@@ -105,9 +114,6 @@ class HeapPolicy(Policy):
         if isinstance(choice, Reject):
             return choice
         return [req], choice
-
-    def route(self, req: Request, cands: list[BackendState], now: float) -> BackendState | Reject:
-        return router_pick(self.cp, req, cands, now)
 
     def drain(self) -> list[Request]:
         out = [e[2] for heap in self.heaps.values() for e in heap]

@@ -37,6 +37,7 @@ INF = float("inf")
 
 class HybridPolicy(Policy):
     name = "hybrid"
+    direct_classes = frozenset(LLM_CLASSES)  # embeddings wait for their batch window
 
     def __init__(self, cp) -> None:
         super().__init__(cp)
