@@ -136,7 +136,9 @@ class HybridPolicy(Policy):
         if ready:
             cands = cp.free_for("embedding")
             if llm_waiting and cands:
-                cands = [b for b in cands if self._allowed(b, "embedding", True)]
+                waiting = [c for c, h in llm.items() if h]
+                cands = [b for b in cands if self._allowed(
+                    b, "embedding", any(c in b.caps for c in waiting))]
             if cands:
                 emb_cands = cands
                 for m in ready:
