@@ -57,7 +57,7 @@ class BackendState:
     __slots__ = (
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
-        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes",
+        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -82,6 +82,7 @@ class BackendState:
         self.stats: EngineStats | None = None
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
+        self.cost_rank = idx  # position in routers.cost_order (set by the core)
 
     @property
     def free(self) -> bool:

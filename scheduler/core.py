@@ -23,7 +23,7 @@ from scheduler.baselines import ImmediatePolicy, pools_for
 from scheduler.config import ControlPlaneConfig
 from scheduler.policies import make_policy
 from scheduler.request import REQUEST_CLASSES, Request
-from scheduler.routers import make_router
+from scheduler.routers import cost_order, make_router
 
 _QUEUED, _IN_FLIGHT = 0, 1  # ids leave the table when their request leaves the core
 
@@ -61,6 +61,8 @@ class ControlPlane:
         self.capable = pools_for(config.baseline, self.backend_list)
         for b in self.backend_list:
             b.pool_classes = tuple(c for c in REQUEST_CLASSES if b in self.capable[c])
+        for rank, b in enumerate(sorted(self.backend_list, key=cost_order)):
+            b.cost_rank = rank
         self._free: dict[str, list[BackendState]] = {}
         self._recompute_free()
         self.router = make_router(config)

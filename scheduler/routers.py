@@ -8,7 +8,7 @@ embeddings) reuse `cheapest_meeting_deadline`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from operator import attrgetter
 
 from scheduler.backends import BackendState
 from scheduler.config import ROUTERS, ControlPlaneConfig
@@ -84,13 +84,15 @@ def cost_order(b: BackendState) -> tuple:
     return (not b.dedicated_embedding, b.device != "cpu", b.price, b.idx)
 
 
+_by_cost_rank = attrgetter("cost_rank")
+
+
 def cheapest_meeting_deadline(cands: list[BackendState], group: str, tokens: float,
-                              deadline: float, now: float,
-                              order: Callable[[BackendState], tuple] = cost_order
-                              ) -> BackendState:
-    """First backend in cost order whose estimated completion meets the deadline;
-    when none does, the one with the earliest estimated completion (spill)."""
-    ranked = sorted(cands, key=order) if len(cands) > 1 else cands
+                              deadline: float, now: float) -> BackendState:
+    """First backend in cost order (`cost_order`, precomputed as `cost_rank`) whose
+    estimated completion meets the deadline; when none does, the one with the
+    earliest estimated completion (spill)."""
+    ranked = sorted(cands, key=_by_cost_rank) if len(cands) > 1 else cands
     best, best_t = ranked[0], float("inf")
     for b in ranked:
         done = now + b.estimate(group, tokens)

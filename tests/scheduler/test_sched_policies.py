@@ -193,3 +193,21 @@ def test_every_policy_and_router_switch_changes_behaviour():
     baselines = {b: signature(run(be, reqs, baseline=b)) for b in ("sage", "vllm-only",
                                                                     "separate")}
     assert len(set(baselines.values())) == 3
+
+
+def test_hybrid_orders_llm_by_deadline_plus_priority_offset():
+    cp = make_cp([llm("g", conc=1)], policy="hybrid", hybrid={"aging_s": 1.0})
+    led = Ledger(cp)
+    led.arrive(chat(0, 0.0), 0.0)  # takes the only slot
+    led.arrive(chat(1, 0.01, prio=4, slo_ttft_ms=100), 0.01)  # key 0.01 + 0.1 + 4
+    led.arrive(chat(2, 0.02, prio=0, slo_ttft_ms=3000), 0.02)  # key 0.02 + 3 + 0
+    led.arrive(chat(3, 0.03, prio=0, slo_ttft_ms=500), 0.03)  # key 0.03 + 0.5 + 0
+    order = []
+    now = 0.1
+    while led.in_flight:
+        for a in led.complete(min(led.in_flight), now):
+            if isinstance(a, Dispatch):
+                order.append(a.requests[0].id)
+        now += 0.1
+    assert order == ["c3", "c2", "c1"]
+    led.check(final=True)
