@@ -55,8 +55,15 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
         files: dict[str, str | bytes] = {}
         figs: dict[str, FigureResult] = {}
         result = ExportResult()
+        # Images: the format asked for; a bundle asked for as tables or a brief gets PDFs.
+        image_fmt = fmt if fmt in imaging.IMAGE_FORMATS else (
+            "pdf" if bundle and fmt not in ("html", "csv") else None)
+        browser = browser or imaging.find_browser()
+        if image_fmt and (bundle or figure) and browser is None:
+            result.messages.append(f"{image_fmt.upper()} not written: {imaging.NO_BROWSER_HINT}")
+            image_fmt = None
         if bundle:
-            _bundle(ctx, fmt, files, figs, result)
+            _bundle(ctx, image_fmt, files, figs, result)
         elif table or figure:
             kind, name = ("table", table) if table else ("figure", figure)
             runs, note = manifest.runs_for(ctx.runs, kind, name)
@@ -72,11 +79,6 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
                 files[f"{figure}.csv"] = figure_csv(f)
         else:  # --format brief alone: the briefs a bundle would hold
             files["brief.md"] = _briefs(ctx)
-        image_fmt = fmt if fmt in imaging.IMAGE_FORMATS else ("pdf" if bundle else None)
-        browser = browser or imaging.find_browser()
-        if image_fmt and figs and browser is None:
-            result.messages.append(f"{image_fmt.upper()} not written: {imaging.NO_BROWSER_HINT}")
-            image_fmt = None
         _write_all(Path(out_dir), files, figs, image_fmt, browser, result)
         return result
     finally:
@@ -114,9 +116,8 @@ def figure_csv(f: FigureResult) -> str:
     return buf.getvalue()
 
 
-def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: ExportResult) -> None:
+def _bundle(ctx: ExportContext, image: str | None, files: dict, figs: dict, result: ExportResult) -> None:
     """Per unit (suite part or experiment): its tables and figures, figure data, brief; an index."""
-    image = fmt if fmt in imaging.IMAGE_FORMATS else "pdf"
     index = ["# Export bundle", "", f"Runs: {', '.join(str(r.id) for r in ctx.runs)}.", "",
              "Reproducibility appendix (all runs): [tex](reproducibility.tex), [md](reproducibility.md), "
              "[csv](reproducibility.csv), [json](reproducibility.json).", ""]
@@ -156,9 +157,10 @@ def _bundle(ctx: ExportContext, fmt: str, files: dict, figs: dict, result: Expor
             built += 1
             figs[f"{d}/figures/{name}"] = f
             files[f"{d}/data/{name}.csv"] = figure_csv(f)
-            index.append(f"- figure `{name}` ([html]({d}/figures/{name}.html), "
-                         f"[{image}]({d}/figures/{name}.{image}), [data]({d}/data/{name}.csv)): "
-                         f"{f.full_caption()}")
+            links = [f"[html]({d}/figures/{name}.html)", f"[data]({d}/data/{name}.csv)"]
+            if image:
+                links.insert(1, f"[{image}]({d}/figures/{name}.{image})")
+            index.append(f"- figure `{name}` ({', '.join(links)}): {f.full_caption()}")
         index.append("")
     if not built:
         reasons = [f"{b.unit.label}: {kind} {n}: {x}" for b in built_units

@@ -13,11 +13,10 @@ from exports.figures.style import DASHES, color, new_figure
 from exports.groups import Group, group_runs, labels
 
 
-def _policy_groups(ctx: ExportContext, what: str) -> list[tuple[str, Group]]:
+def _policy_groups(ctx: ExportContext) -> list[tuple[str, Group]]:
     """One series per configuration, named by what differs (usually the policy), policies in order."""
     groups = group_runs(ctx.runs)
     names = labels(groups)
-    del what
 
     def key(item: tuple[str, Group]) -> tuple:
         pol = item[1].first.section("control_plane").get("policy", "")
@@ -37,7 +36,7 @@ def latency_cdf(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "latency_cdf", ctx.allow_mismatch)
     fig = new_figure("single")
     data = []
-    for i, (name, g) in enumerate(_policy_groups(ctx, "latency_cdf")):
+    for i, (name, g) in enumerate(_policy_groups(ctx)):
         h = _histogram(ctx, g, "ttft", "chat", "latency_cdf")
         total = h.get_total_count()
         xs, ys, seen = [], [], 0
@@ -63,7 +62,7 @@ def wait_distribution(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "wait_distribution", ctx.allow_mismatch)
     fig = new_figure("single")
     data = []
-    for i, (name, g) in enumerate(_policy_groups(ctx, "wait_distribution")):
+    for i, (name, g) in enumerate(_policy_groups(ctx)):
         h = _histogram(ctx, g, "queue_wait", "all", "wait_distribution")
         q = {p: h.get_value_at_percentile(p) / 1000.0 for p in (1, 25, 50, 75, 99)}
         fig.add_trace(go.Box(
@@ -87,7 +86,7 @@ def queue_depth(ctx: ExportContext) -> FigureResult:
     footnotes = enforce(ctx.runs, "queue_depth", ctx.allow_mismatch)
     fig = new_figure("double")
     data = []
-    for i, (name, g) in enumerate(_policy_groups(ctx, "queue_depth")):
+    for i, (name, g) in enumerate(_policy_groups(ctx)):
         by_t: dict[float, list[int]] = {}
         for r in g.runs:
             for s in ctx.samples(r.id):

@@ -50,3 +50,12 @@ def test_bundle_with_pdf_figures(cli, tmp_path):
     pdfs = sorted(tmp_path.glob("*/figures/*.pdf"))
     assert len(pdfs) == 8
     assert all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
+
+
+def test_html_bundle_renders_no_images(cli, tmp_path):
+    result = cli("--format", "html", "--bundle", "--experiment", "scalability", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "scalability/figures/throughput_vs_backends.html").is_file()
+    assert not list(tmp_path.rglob("*.pdf"))
+    index = (tmp_path / "index.md").read_text()
+    assert "[html](scalability/figures/throughput_vs_backends.html), [data]" in index
