@@ -231,6 +231,9 @@ def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = No
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
+    if spec.clients is not None and cfg.concurrency * workers < spec.clients.n:
+        raise ValueError(f"concurrency: {cfg.concurrency} connections x {workers} worker(s) "
+                         f"cannot carry clients.n = {spec.clients.n} closed-loop clients")
     merger = _Merger(workers, on_progress) if on_progress else None
     if workers == 1:
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=0, workers=1,

@@ -71,7 +71,7 @@ def test_open_loop_pacing_and_failures_go_on(null_server):
     assert len(res.records) > 150
     assert all(r.status == "failed" and r.reason.startswith("http_500") for r in res.records)
     late = sorted(r.t_sent - r.t_intended for r in res.records)
-    assert late[0] >= 0 and late[len(late) // 2] < 0.002
+    assert late[0] >= 0 and late[len(late) // 2] < 0.02  # loose: the machine is shared
 
 
 @pytest.mark.slow
@@ -84,5 +84,13 @@ def test_multi_process_workers_share_schedule(null_server):
 
     assert [r.id for r in res.records] == [r.id for r in build_schedule(spec)]
     assert all(r.status == "completed" for r in res.records)
-    assert sorted(r.t_sent - r.t_intended for r in res.records)[len(res.records) // 2] < 0.005
+    late = sorted(r.t_sent - r.t_intended for r in res.records)
+    # one shared start: never early, and no worker offset by its start-up (~1 s)
+    assert late[0] >= 0 and late[len(late) // 2] < 0.05
     assert samples[-1]["done"] == len(res.records)
+
+
+def test_closed_loop_needs_enough_connections():
+    spec = WorkloadSpec(duration_s=1, clients={"n": 10})
+    with pytest.raises(ValueError, match="clients.n = 10"):
+        run(spec, ClientConfig(targets="http://127.0.0.1:1", concurrency=4))
