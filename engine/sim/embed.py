@@ -1,7 +1,9 @@
 """SimEmbeddingEngine: embedding batches served FIFO by `parallelism` workers.
 
 The control plane forms the batches; the engine only serves them. Each batch
-takes a + b·tokens (EmbedCost). Same step-driven API as SimLLMEngine.
+takes a + b·tokens (EmbedCost); one larger than the preset's max_batch_texts
+runs as several back to back (one more `a` each), as sentence-transformers'
+encode(batch_size=...) does. Same step-driven API as SimLLMEngine.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class SimEmbeddingEngine:
         self.parallelism = parallelism or preset.parallelism
         if self.parallelism < 1:
             raise ValueError(f"parallelism: must be >= 1, got {self.parallelism}")
+        self.max_batch = preset.max_batch_texts
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch_texts: must be >= 1, got {self.max_batch}")
         self._queue: deque[tuple[Any, int, int]] = deque()
         self._busy: list[tuple[float, int, Any, int]] = []  # (t_end, seq, batch_id, n_texts)
         self._known: set[Any] = set()
@@ -83,7 +88,10 @@ class SimEmbeddingEngine:
                 continue
             self._seq += 1
             self.batches += 1
-            heapq.heappush(self._busy, (t + self.cost.batch_time(tokens), self._seq, bid, n))
+            # more texts than the engine's batch size run as several batches back to back
+            k = -(-n // self.max_batch)
+            dt = self.cost.batch_time(tokens) + (k - 1) * self.cost.a
+            heapq.heappush(self._busy, (t + dt, self._seq, bid, n))
 
     def stats(self) -> EngineStats:
         run, wait = len(self._busy), len(self._queue)

@@ -77,3 +77,12 @@ def test_bad_batches_are_refused():
         eng.submit("x", 1, 1, 0.0)
     with pytest.raises(ValueError, match="parallelism"):
         SimEmbeddingEngine(preset(par=0))
+
+
+def test_oversized_batches_run_as_several():
+    from dataclasses import replace
+
+    eng = SimEmbeddingEngine(replace(preset(), max_batch_texts=8))
+    eng.submit("big", 20, 2000, 0.0)
+    (ev,) = drain(eng)
+    assert ev.t == pytest.approx(3 * A + B * 2000)
