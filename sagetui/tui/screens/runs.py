@@ -98,14 +98,17 @@ class RunsScreen(Screen):
     # -- loading --------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="runs-load")
-    def load(self) -> None:
+    def load(self, first_page: bool = True) -> None:
         reader = self.app.reader
         try:
             fingerprint = store_fingerprint(reader) if reader.exists() else None
-            if not self._loaded_once and fingerprint and fingerprint[0][0] > PAGE_SIZE:
-                # Paint the newest page first; the full list follows for sort/filter/paging.
+            if first_page and not self._loaded_once and fingerprint and (
+                    fingerprint[0][0] > PAGE_SIZE):
+                # Paint the newest page first; the full list (for sort, filter and
+                # paging) is read once that page is on screen.
                 first = list_runs(reader, limit=PAGE_SIZE)
                 self.app.call_from_thread(self._loaded, first, None, True)
+                return
             rows = list_runs(reader) if reader.exists() else []
         except StoreUnavailable as exc:
             self.app.call_from_thread(self._failed, str(exc))
@@ -118,6 +121,7 @@ class RunsScreen(Screen):
         self.partial = partial
         if partial:
             self._refilter()
+            self.call_after_refresh(self.load, False)
             return
         self._fingerprint = fingerprint
         known = {r.id for r in rows}
