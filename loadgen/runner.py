@@ -41,6 +41,7 @@ class Tick:
     offered: int
     in_flight: int
     finished: list[RequestRecord] = field(default_factory=list)
+    worker: int = 0
 
 
 @dataclass
@@ -125,7 +126,8 @@ class _Run:
             # (stamp and filing happen in one loop step); timers may fire early
             while (delay := client.t0 + k - time.monotonic()) > 0:
                 await asyncio.sleep(delay + 0.0005)
-            tick = Tick(k - 1, self.offered.pop(k - 1, 0), client.in_flight, self.finished.pop(k - 1, []))
+            tick = Tick(k - 1, self.offered.pop(k - 1, 0), client.in_flight,
+                        self.finished.pop(k - 1, []), self.worker)
             try:
                 self.on_tick(tick)
             except Exception as e:  # reported after the run; the run itself goes on
@@ -189,37 +191,53 @@ class _Run:
                     prog.cancel()
             if self.on_tick is not None and self.error is None:
                 for s in sorted(set(self.finished) | set(self.offered)):
-                    self.on_tick(Tick(s, self.offered.pop(s, 0), 0, self.finished.pop(s, [])))
+                    self.on_tick(Tick(s, self.offered.pop(s, 0), 0, self.finished.pop(s, []), self.worker))
             if self.error is not None:
                 raise RuntimeError(f"progress callback failed: {self.error!r}") from self.error
             return RunResult(self.records, client.max_in_flight, self.workers)
 
 
 class _Merger:
-    """Turns ticks from all workers into one sample per second, in order."""
+    """Turns ticks from all workers into one sample per second, in order.
+
+    Second s is reported once every worker still running has reported s
+    (each reports its seconds in order). Counts that arrive for a second
+    already reported (a late closed-loop send, a straggler) go into the next.
+    """
 
     def __init__(self, workers: int, on_progress: Callable[[dict], None]):
-        self.workers = workers
+        self.active = set(range(workers))
+        self.seen: dict[int, int] = {}
         self.on_progress = on_progress
         self.parts: dict[int, list[Tick]] = defaultdict(list)
+        self.next_s = 0
         self.done_total = 0
 
     def add(self, tick: Tick) -> None:
-        self.parts[tick.t_s].append(tick)
-        if len(self.parts[tick.t_s]) == self.workers:
-            self._emit(tick.t_s)
+        self.parts[max(tick.t_s, self.next_s)].append(tick)
+        self.seen[tick.worker] = max(self.seen.get(tick.worker, -1), tick.t_s)
+        self._drain()
+
+    def done(self, worker: int) -> None:
+        self.active.discard(worker)
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.active:
+            limit = min(self.seen.get(w, -1) for w in self.active)
+        else:
+            limit = max(self.parts, default=self.next_s - 1)
+        while self.next_s <= limit:
+            self._emit(self.next_s)
+            self.next_s += 1
 
     def _emit(self, t_s: int) -> None:
-        ticks = self.parts.pop(t_s)
+        ticks = self.parts.pop(t_s, [])
         finished = [r for t in ticks for r in t.finished]
         self.done_total += len(finished)
         self.on_progress(second_sample(
             t_s, offered=sum(t.offered for t in ticks), finished=finished,
             in_flight=sum(t.in_flight for t in ticks), done_total=self.done_total))
-
-    def flush(self) -> None:
-        for t_s in sorted(self.parts):
-            self._emit(t_s)
 
 
 def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = None,
@@ -240,7 +258,7 @@ def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = No
                  on_tick=merger.add if merger else None, preflight=preflight)
         res = run_coro(r.main(None))
         if merger:
-            merger.flush()
+            merger.done(0)
         res.records.sort(key=lambda x: (x.t_intended, x.id))
         return res
     return _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight)
@@ -260,10 +278,10 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers,
                  on_tick=on_tick, preflight=preflight)
         res = run_coro(r.main(None, ready))
-        out_q.put(("done", (res.records, res.max_in_flight)))
+        out_q.put(("done", (worker, res.records, res.max_in_flight)))
     except BaseException as e:  # the parent must hear of it, not hang
         ready_q.put(worker)
-        out_q.put(("error", f"worker {worker}: {e!r}"))
+        out_q.put(("error", (worker, f"worker {worker}: {e!r}")))
 
 
 def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: int,
@@ -295,17 +313,17 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
                 continue
             if kind == "tick":
                 merger.add(payload)
-            elif kind == "done":
-                records.extend(payload[0])
-                max_if += payload[1]
-                finished += 1
+                continue
+            if kind == "done":
+                records.extend(payload[1])
+                max_if += payload[2]
             else:
-                errors.append(payload)
-                finished += 1
+                errors.append(payload[1])
+            finished += 1
+            if merger:
+                merger.done(payload[0])
         if errors:
             raise RuntimeError("; ".join(errors))
-        if merger:
-            merger.flush()
     finally:
         for p in procs:
             p.join(timeout=5)

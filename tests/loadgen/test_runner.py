@@ -94,3 +94,27 @@ def test_closed_loop_needs_enough_connections():
     spec = WorkloadSpec(duration_s=1, clients={"n": 10})
     with pytest.raises(ValueError, match="clients.n = 10"):
         run(spec, ClientConfig(targets="http://127.0.0.1:1", concurrency=4))
+
+
+def test_progress_merger_orders_seconds_across_workers():
+    from loadgen.records import RequestRecord
+    from loadgen.runner import Tick, _Merger
+
+    out = []
+    mg = _Merger(2, out.append)
+
+    def rec(i):
+        return RequestRecord(id=f"r{i}", cls="chat", t_intended=0, t_sent=0, t_done=0.5)
+
+    mg.add(Tick(0, 3, 1, [rec(0)], worker=0))
+    assert out == []  # worker 1 has not reported second 0 yet
+    mg.add(Tick(0, 2, 0, [rec(1)], worker=1))
+    assert [(s["t_s"], s["offered_rps"], s["done"]) for s in out] == [(0, 5, 2)]
+    mg.add(Tick(1, 1, 0, [], worker=0))
+    mg.add(Tick(2, 1, 0, [rec(2)], worker=0))
+    mg.add(Tick(0, 4, 0, [], worker=1))  # late count for a reported second -> the next one
+    assert len(out) == 1
+    mg.done(1)  # worker 1 finished: it no longer holds seconds back
+    assert [(s["t_s"], s["offered_rps"], s["done"]) for s in out] == [(0, 5, 2), (1, 5, 2), (2, 1, 3)]
+    mg.done(0)
+    assert len(out) == 3
