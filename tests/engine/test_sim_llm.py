@@ -250,10 +250,3 @@ def test_roofline_preset_runs_a_loaded_engine():
     assert all(len(times(ev[i], "done")) == 1 for i in range(500))
     assert eng.stats().running == 0 and eng.used_blocks == 0
 
-
-def test_submit_refuses_a_time_past_the_step_in_flight():
-    eng = SimLLMEngine(preset())
-    eng.submit("a", 100, 5, 2, 0.0)
-    eng.advance(0.0)
-    with pytest.raises(ValueError, match="advance first"):
-        eng.submit("b", 10, 5, 2, 1.0)
