@@ -245,8 +245,7 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
 
 def _finish_plain(slot: Slot, st: DispatchState, rt: Runtime, status: int, data: bytes,
                   ticket: Ticket) -> web.Response:
-    if status == 200:
-        rt.first_token(slot)
+    if status == 200:  # the core takes dispatch -> done as this request's TTFT sample
         rt.part_done(st, slot, ok=True)
         rt.metrics.requests.labels(slot.req.cls, "completed").inc()
         return web.Response(status=200, body=data, content_type="application/json",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scheduler.gateway import GatewayOptions, parse_gateway_config, start_gateway
+from scheduler.gateway.app import RUNTIME
 from tests.gateway.upstream import Upstream
 
 
@@ -41,7 +44,16 @@ async def make_gateway():
 
     yield make
     for gw in started:
+        rt = gw.app[RUNTIME]
+        for _ in range(100):  # let late completions land
+            if not rt.slots:
+                break
+            await asyncio.sleep(0.02)
+        leftover = dict(rt.slots)
         await gw.close()
+        # every request that entered the core left it exactly once
+        assert not leftover, f"requests never finished: {list(leftover)}"
+        rt.cp.assert_conserved(final=True)
 
 
 @pytest.fixture
