@@ -20,6 +20,9 @@ class Column:
     header: str  # with its unit, e.g. "Throughput (req/s)"
     decimals: int = 1  # for numbers and estimates
     suffix: str = ""  # appended to numbers in LaTeX/Markdown, e.g. "×"
+    # LaTeX only: adjacent columns sharing `group` get one spanning header over `sub` headers.
+    group: str | None = None
+    sub: str | None = None
 
 
 @dataclass

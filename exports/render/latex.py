@@ -13,6 +13,9 @@ _SPECIAL = {
 }
 
 
+WIDE = 8  # more columns than this: a two-column-wide float in a smaller font
+
+
 def escape(text: str) -> str:
     """Text safe for pdflatex: specials escaped, the few symbols we emit mapped to math."""
     out = []
@@ -32,19 +35,40 @@ def render(table: Table) -> str:
     spec = "".join("r" if n else "l" for n in numeric)
     lines = [
         f"% sagetui export: table {table.name}, runs {_ids(table.run_ids)}",
-        r"\begin{table}[t]", r"\centering",
+        r"\begin{table*}[t]" if len(table.columns) > WIDE else r"\begin{table}[t]", r"\centering",
         r"\caption{" + escape(table.full_caption()) + "}",
         r"\label{tab:" + table.name + "}",
+        *([r"\small", r"\setlength{\tabcolsep}{4pt}"] if len(table.columns) > WIDE else []),
         r"\begin{tabular}{" + spec + "}", r"\toprule",
-        " & ".join(escape(c.header) for c in table.columns) + r" \\", r"\midrule",
+        *_header(table), r"\midrule",
     ]
     for row in table.rows:
         lines.append(" & ".join(escape(fmt_cell(row.get(c.key), c)) for c in table.columns) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     for i, note in enumerate(table.footnotes, 1):
         lines.append(r"\par\smallskip{\footnotesize " + f"({i}) " + escape(note) + "}")
-    lines.append(r"\end{table}")
+    lines.append(r"\end{table*}" if len(table.columns) > WIDE else r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _header(table: Table) -> list[str]:
+    """One header row, or two when columns are grouped (spanning header + cmidrule + sub-headers)."""
+    cols = table.columns
+    if not any(c.group for c in cols):
+        return [" & ".join(escape(c.header) for c in cols) + r" \\"]
+    top, rules, i = [], [], 0
+    while i < len(cols):
+        j = i
+        while j + 1 < len(cols) and cols[i].group and cols[j + 1].group == cols[i].group:
+            j += 1
+        if cols[i].group:
+            top.append(r"\multicolumn{" + str(j - i + 1) + "}{c}{" + escape(cols[i].group) + "}")
+            rules.append(r"\cmidrule(lr){" + f"{i + 1}-{j + 1}" + "}")
+        else:
+            top.append("")
+        i = j + 1
+    bottom = [escape(c.sub if c.group and c.sub else c.header) for c in cols]
+    return [" & ".join(top) + r" \\", " ".join(rules), " & ".join(bottom) + r" \\"]
 
 
 def _ids(ids: list[int]) -> str:

@@ -33,7 +33,7 @@ def build(ctx: ExportContext) -> Table:
                                ("embedding", "e2e", "Embed E2E")):
         for stat in ("p50", "p95", "p99"):
             key = f"{cls}_{metric}_{stat}"
-            cols.append(Column(key, f"{label} {stat} (ms)", 1))
+            cols.append(Column(key, f"{label} {stat} (ms)", 1, group=f"{label} (ms)", sub=stat))
             specs.append((key, cls, metric, stat))
     cols += [Column("throughput", "Throughput (req/s)", 1), Column("slo", "SLO attainment (%)", 1)]
     rows = []

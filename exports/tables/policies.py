@@ -27,10 +27,12 @@ def build(ctx: ExportContext) -> Table:
     rows_by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), policy(r)), NAME)
     cols = [
         Column("pattern", "Traffic pattern"), Column("policy", "Policy"),
-        Column("ttft_p50", "Chat TTFT p50 (ms)"), Column("ttft_p99", "Chat TTFT p99 (ms)"),
+        Column("ttft_p50", "Chat TTFT p50 (ms)", group="Chat TTFT (ms)", sub="p50"),
+        Column("ttft_p99", "Chat TTFT p99 (ms)", group="Chat TTFT (ms)", sub="p99"),
         Column("e2e_p99", "Chat E2E p99 (ms)"), Column("slo", "SLO attainment (%)"),
         Column("queue", "Mean queue depth (req)"),
-        Column("wait_p50", "Wait p50 (ms)", 2), Column("wait_p99", "Wait p99 (ms)", 2),
+        Column("wait_p50", "Wait p50 (ms)", 2, group="Wait (ms)", sub="p50"),
+        Column("wait_p99", "Wait p99 (ms)", 2, group="Wait (ms)", sub="p99"),
     ]
     rows = []
     for (pat, pol), g in sorted(rows_by.items(), key=lambda kv: (kv[0][0], order_of(kv[0][1], POLICY_ORDER))):
