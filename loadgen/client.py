@@ -108,6 +108,23 @@ def _is_token_chunk(obj: dict) -> bool:
         isinstance(ch, dict) and ch.get("finish_reason") for ch in choices))
 
 
+def _http_failure(status: int, raw: bytes) -> _Failure:
+    """An HTTP error answer. The gateway's refusals ("Request rejected by the
+    control plane: <reason>.", code = the core's reason) and 429 count as
+    rejected, with the core's reason as the kind; the rest are failed http_<status>."""
+    text = raw[:400].decode("utf-8", "replace")
+    try:
+        err = json.loads(raw).get("error") or {}
+    except (ValueError, AttributeError):
+        err = {}
+    msg = str(err.get("message", "")) if isinstance(err, dict) else ""
+    code = err.get("code") if isinstance(err, dict) else None
+    if "rejected by the control plane" in msg and code:
+        return _Failure(f"{code}: {msg}"[:200], "rejected")
+    detail = (msg or text)[:200].replace("\n", " ")
+    return _Failure(f"http_{status}: {detail}", "rejected" if status == 429 else "failed")
+
+
 def _error_text(obj) -> str:
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict):
@@ -210,9 +227,7 @@ class Client:
             async with self.session.post(url, data=body, headers=headers) as resp:
                 self._read_headers(resp, rec)
                 if resp.status >= 400:
-                    text_ = (await resp.text(errors="replace"))[:200].replace("\n", " ")
-                    status = "rejected" if resp.status == 429 else "failed"
-                    raise _Failure(f"http_{resp.status}: {text_}", status)
+                    raise _http_failure(resp.status, await resp.read())
                 if req.cls == "embedding":
                     await self._embedding(resp, rec, req, vectors)
                 else:

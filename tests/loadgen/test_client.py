@@ -147,3 +147,22 @@ def test_token_chunks():
     assert _is_token_chunk({"choices": [{"delta": {"content": "a"}}]})
     assert _is_token_chunk({"choices": [{"delta": {"content": ""}, "finish_reason": "length"}]})
     assert _is_token_chunk({"choices": [{"text": "x", "finish_reason": None}]})
+
+
+def test_http_error_classification():
+    import json as _json
+
+    from loadgen.client import _http_failure
+
+    body = _json.dumps({"error": {"message": "Request rejected by the control plane: queue_full.",
+                                  "type": "rate_limit_error", "param": None, "code": "queue_full"}}).encode()
+    f = _http_failure(429, body)
+    assert (f.status, f.reason.split(":")[0]) == ("rejected", "queue_full")
+    f = _http_failure(503, body.replace(b"queue_full", b"slo_infeasible"))
+    assert (f.status, f.reason.split(":")[0]) == ("rejected", "slo_infeasible")
+    f = _http_failure(503, _json.dumps({"error": {"message": "Request failed by the control plane: x.",
+                                                  "code": "backend_down"}}).encode())
+    assert (f.status, f.reason) == ("failed", "http_503: Request failed by the control plane: x.")
+    f = _http_failure(502, b"<html>bad gateway</html>")
+    assert (f.status, f.reason) == ("failed", "http_502: <html>bad gateway</html>")
+    assert _http_failure(429, b"slow down").status == "rejected"
