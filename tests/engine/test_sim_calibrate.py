@@ -133,3 +133,21 @@ def test_request_records_of_a_run_give_beta0_and_beta1():
     assert cost.beta0 == pytest.approx(base.cost.beta0, rel=0.10)
     assert cost.beta1 == pytest.approx(base.cost.beta1, rel=0.10)
     assert r_tpot.r2 > 0.9 and r_tpot.mape < 5.0
+
+
+def test_records_from_requests_measures_decode_overlap_and_prefill_interference():
+    rows = [
+        # a decodes over [1, 3]; b over [2, 4] overlaps half of it; c is on another backend
+        {"backend": "x", "t_dispatched": 0.5, "t_first_token": 1.0, "t_done": 3.0,
+         "prompt_tokens": 100, "output_tokens": 5},
+        {"backend": "x", "t_dispatched": 1.5, "t_first_token": 2.0, "t_done": 4.0,
+         "prompt_tokens": 40, "output_tokens": 3},
+        {"backend": "y", "t_dispatched": 1.0, "t_first_token": 1.5, "t_done": 3.5,
+         "prompt_tokens": 10, "output_tokens": 2},
+    ]
+    a, b, c = records_from_requests(rows)
+    assert a["batch"] == pytest.approx(1.5) and b["batch"] == pytest.approx(1.5)
+    assert c["batch"] == pytest.approx(1.0)
+    assert a["ttft_s"] == pytest.approx(0.5) and a["tpot_s"] == pytest.approx(0.5)
+    assert a["prefill_per_step"] == pytest.approx(40 / 4)  # b's prompt finished during a's decode
+    assert b["prefill_per_step"] == 0.0
