@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from scheduler.gateway.app import RUNTIME
 from tests.gateway.conftest import backend
@@ -201,3 +202,33 @@ async def test_hybrid_batches_embeddings_into_one_upstream_call(make_gateway, up
         # each client gets exactly its own vectors (the fake engine seeds them by length)
         assert [d["embedding"][0] for d in ans["data"]] == [float(len(t)) for t in inp]
         assert [d["index"] for d in ans["data"]] == [0, 1]
+
+
+@pytest.mark.parametrize("fault,status", [("http500", 502), ("garbage", 502)])
+async def test_engine_faults_are_502_json_not_crashes(make_gateway, fault, status):
+    from loadgen import null_server
+
+    runner, port, _ = await null_server.start(fault=fault)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        gw = await make_gateway([
+            {"name": "n", "kind": "openai", "capabilities": ["chat"], "model": "tiny",
+             "url": url, "max_concurrency": 2},
+            {"name": "e", "kind": "openai", "capabilities": ["embedding"], "model": "mini",
+             "url": url, "max_concurrency": 2}], {"policy": "hybrid"}, probe_health=False)
+        async with aiohttp.ClientSession() as s:
+            if fault == "http500":
+                async with s.post(gw.url + "/v1/chat/completions", json=CHAT) as r:
+                    assert r.status == status
+                    assert (await r.json())["error"]["code"] == "upstream_error"
+            # an embeddings batch the engine answers badly fails every member with a reason
+            rs = await asyncio.gather(*[s.post(gw.url + "/v1/embeddings",
+                                               json={"model": "mini", "input": ["a", "b"]})
+                                        for _ in range(3)])
+            for r in rs:
+                assert r.status == status
+                assert (await r.json())["error"]["code"] == "upstream_error"
+        cp = gw.app[RUNTIME].cp
+        assert cp.failed >= 3 and cp.completed == 0
+    finally:
+        await runner.cleanup()
