@@ -5,7 +5,9 @@ LLM step time = β0 + β1·prefill_tokens + β2·decode_tokens + β3·kv_tokens_
 Embedding batch time = a + b·tokens_in_batch.
 
 The hardware and model numbers below (datasheets, model configs) and the
-derivation are documented with sources in docs/simulator.md.
+derivation are documented with sources in docs/simulator.md. The dataclasses
+are frozen but not slotted, so encoders that read `__dict__` (the run's stored
+backend parameters) see their fields; `to_dict()` is the explicit form.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 GIB = 1024**3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LLMCost:
     """Per-step linear cost model (seconds)."""
 
@@ -36,7 +38,7 @@ class LLMCost:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Device:
     """One accelerator (datasheet figures, dense BF16)."""
 
@@ -47,7 +49,7 @@ class Device:
     price_per_hour: float  # USD per device-hour, illustrative, configurable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ModelShape:
     """What the roofline needs to know about a decoder-only model."""
 
@@ -68,7 +70,7 @@ class ModelShape:
         return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Roofline:
     """Efficiencies and the overheads the roofline alone does not see."""
 
@@ -97,7 +99,7 @@ def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roof
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LLMPreset:
     """Everything SimLLMEngine needs: cost, KV capacity and vLLM scheduler limits."""
 
@@ -144,7 +146,7 @@ def kv_capacity_tokens(
     return blocks * block_size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EmbedCost:
     """Batch time = a + b·tokens (seconds)."""
 
@@ -155,7 +157,7 @@ class EmbedCost:
         return self.a + self.b * tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EmbedPreset:
     """Everything SimEmbeddingEngine needs."""
 
