@@ -23,8 +23,6 @@ from store.schema import (
     Backend,
     Event,
     Experiment,
-    Hardware,
-    Histogram,
     Run,
     Sample,
     Summary,
@@ -227,91 +225,6 @@ def runs_of_pid(reader: StoreReader, pid: int) -> list[int]:
     """Runs written by a given process id (how a launched child is found)."""
     stmt = select(Run.id).where(Run.pid == pid).order_by(Run.id)
     return reader.run_query(lambda s: list(s.exec(stmt).all()))
-
-
-# ---------------------------------------------------------------------------
-# Run detail
-
-
-@dataclass
-class RunDetail:
-    run: Run
-    experiment: Experiment | None
-    hardware: Hardware | None
-    backends: list[Backend]
-    summaries: list[Summary]
-    events: list[Event]
-    samples: list[Sample]
-    histograms: dict[tuple[str, str], bytes]  # whole-run, (metric, class) -> encoded
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return parse_json(self.run.config_json, dict)
-
-    @property
-    def software(self) -> dict[str, Any]:
-        return parse_json(self.run.software_json, dict)
-
-
-def run_detail(reader: StoreReader, run_id: int) -> RunDetail:
-    """Everything the Run detail screen shows, read in one session."""
-
-    def query(s: Session) -> RunDetail:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise LookupError(f"run {run_id} is not in {reader.path}")
-        exp = s.get(Experiment, run.experiment_id) if run.experiment_id else None
-        hw = s.get(Hardware, run.hardware_id) if run.hardware_id else None
-        hists = s.exec(select(Histogram.metric, Histogram.request_class, Histogram.encoded)
-                       .where(Histogram.run_id == run_id, Histogram.window_start_s == None))  # noqa: E711
-        return RunDetail(
-            run=run, experiment=exp, hardware=hw,
-            backends=list(s.exec(select(Backend).where(Backend.run_id == run_id))),
-            summaries=list(s.exec(select(Summary).where(Summary.run_id == run_id))),
-            events=list(s.exec(select(Event).where(Event.run_id == run_id).order_by(Event.t_s))),
-            samples=list(s.exec(select(Sample).where(Sample.run_id == run_id)
-                                .order_by(Sample.t_s))),
-            histograms={(m, c): e for m, c, e in hists},
-        )
-
-    return reader.run_query(query)
-
-
-def histograms_for(reader: StoreReader, run_ids: list[int], metric: str,
-                   cls: str) -> dict[int, bytes]:
-    """Whole-run encoded histograms of one metric and class for several runs."""
-    stmt = select(Histogram.run_id, Histogram.encoded).where(
-        Histogram.run_id.in_(run_ids), Histogram.metric == metric,
-        Histogram.request_class == cls, Histogram.window_start_s == None)  # noqa: E711
-    return reader.run_query(lambda s: dict(s.exec(stmt).all()))
-
-
-def summaries_for(reader: StoreReader, run_ids: list[int]) -> dict[int, list[Summary]]:
-    stmt = select(Summary).where(Summary.run_id.in_(run_ids))
-
-    def query(s: Session) -> dict[int, list[Summary]]:
-        out: dict[int, list[Summary]] = {rid: [] for rid in run_ids}
-        for row in s.exec(stmt):
-            out[row.run_id].append(row)
-        return out
-
-    return reader.run_query(query)
-
-
-def window_histograms(reader: StoreReader, run_ids: list[int], metric: str,
-                      cls: str) -> dict[int, list[bytes]]:
-    """Per-window encoded histograms (for significance across windows)."""
-    stmt = select(Histogram.run_id, Histogram.encoded).where(
-        Histogram.run_id.in_(run_ids), Histogram.metric == metric,
-        Histogram.request_class == cls, Histogram.window_start_s != None)  # noqa: E711
-
-    def query(s: Session) -> dict[int, list[bytes]]:
-        out: dict[int, list[bytes]] = {rid: [] for rid in run_ids}
-        for rid, enc in s.exec(stmt):
-            out[rid].append(enc)
-        return out
-
-    return reader.run_query(query)
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hdrh.histogram import HdrHistogram
 
 from store.histograms import decode
 
-__all__ = ["bins_ms", "cdf_ms", "decode", "percentiles_ms", "points_ms"]
+__all__ = ["bins_ms", "cdf_ms", "decode", "points_ms"]
 
 
 def points_ms(h: HdrHistogram) -> list[tuple[float, int]]:
@@ -49,7 +49,3 @@ def bins_ms(h: HdrHistogram, nbins: int = 30) -> tuple[list[float], list[int]]:
     for value, count in pts:
         counts[min(int((value - lo) / width), nbins - 1)] += count
     return [lo + (i + 0.5) * width for i in range(nbins)], counts
-
-
-def percentiles_ms(h: HdrHistogram, ps=(50, 90, 95, 99, 99.9)) -> dict[float, float]:
-    return {p: h.get_value_at_percentile(p) / 1000.0 for p in ps}

@@ -13,9 +13,9 @@ from sagetui.tui.data import (
     StoreUnavailable,
     list_runs,
     live_state,
-    run_detail,
     store_fingerprint,
 )
+from store import queries
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_build_sets_and_validate():
 
 
 def test_histogram_cdf_and_bins(store_path):
-    d = run_detail(StoreReader(store_path), 1)
-    h = histo.decode(d.histograms[("ttft", "chat")])
+    found = StoreReader(store_path).call(queries.histograms, 1, metric="ttft", cls="chat")
+    h = found[0][-1]
     xs, ys = histo.cdf_ms(h)
     assert xs == sorted(xs) and ys[-1] == pytest.approx(1.0)
     centres, counts = histo.bins_ms(h)

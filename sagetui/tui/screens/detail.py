@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from hdrh.histogram import HdrHistogram
+from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,7 +27,17 @@ from textual.widgets import (
 from textual_plotext import PlotextPlot
 
 from sagetui.tui import fmt, histo
-from sagetui.tui.data import RunDetail, StoreUnavailable, parse_json, run_detail
+from sagetui.tui.data import StoreUnavailable
+from store import queries
+
+
+@dataclass
+class RunDetail:
+    """What the screen shows: `store.queries.get_run` plus histograms and samples."""
+
+    run: dict[str, Any]
+    histograms: dict[tuple[str, str], HdrHistogram]  # whole run, (metric, class)
+    samples: list[dict[str, Any]]
 
 PCTS = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
 
@@ -73,12 +87,15 @@ class DetailScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
+        reader = self.app.reader
         try:
-            detail = run_detail(self.app.reader, self.run_id)
+            run = reader.call(queries.get_run, self.run_id)
+            hists = {(m, c): h for m, c, _, _, h in reader.call(queries.histograms, self.run_id)}
+            samples = reader.call(queries.samples, self.run_id)
         except (StoreUnavailable, LookupError) as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._show, detail)
+        self.app.call_from_thread(self._show, RunDetail(run, hists, samples))
 
     def _failed(self, message: str) -> None:
         self.query_one("#headline", Static).update(f"[red]{message}[/]")
@@ -86,13 +103,13 @@ class DetailScreen(Screen):
     def _show(self, d: RunDetail) -> None:
         self.detail = d
         r = d.run
-        reason = f" ({r.status_reason})" if r.status_reason else ""
-        exp = f" · {d.experiment.name}" if d.experiment else ""
+        reason = f" ({r['status_reason']})" if r["status_reason"] else ""
+        exp = f" · {r['experiment']}" if r.get("experiment") else ""
         self.query_one("#headline", Static).update(
-            f"[b]#{r.id} {r.name}[/] · {r.status}{reason} · {r.mode}{exp} · "
-            f"seed {r.seed} rep {r.repetition}")
+            f"[b]#{r['id']} {r['name']}[/] · {r['status']}{reason} · {r['mode']}{exp} · "
+            f"seed {r['seed']} rep {r['repetition']}")
         self._fill_percentiles(d)
-        self._fill_config(d.config)
+        self._fill_config(r.get("config") or {})
         self._fill_machine(d)
         self._fill_events(d)
         options = [(f"{m} / {c}", f"{m}|{c}") for m, c in sorted(d.histograms)]
@@ -107,26 +124,26 @@ class DetailScreen(Screen):
         table = self.query_one("#percentiles", DataTable)
         table.clear(columns=True)
         table.add_columns("class", "metric", *(label for _, label in PCTS), "mean", "n")
-        order = sorted(d.summaries, key=lambda s: (s.request_class == "all", s.request_class))
-        for s in order:
-            table.add_row(s.request_class, "issued/done/fail/rej",
-                          s.issued, s.completed, s.failed, s.rejected, "", "", "")
-            table.add_row("", "thr r/s · SLO · goodput", fmt.num(s.throughput_rps),
-                          fmt.pct(s.slo_attainment), fmt.num(s.goodput_rps), "", "", "", "")
-            metrics = parse_json(s.metrics_json, dict)
-            for name, m in sorted(metrics.items()):
+        summary = d.run.get("summary") or {}
+        for cls in sorted(summary, key=lambda c: (c == "all", c)):
+            s = summary[cls]
+            table.add_row(cls, "issued/done/fail/rej",
+                          s["issued"], s["completed"], s["failed"], s["rejected"], "", "", "")
+            table.add_row("", "thr r/s · SLO · goodput", fmt.num(s["throughput_rps"]),
+                          fmt.pct(s["slo_attainment"]), fmt.num(s["goodput_rps"]), "", "", "", "")
+            for name, m in sorted((s.get("metrics") or {}).items()):
                 if not isinstance(m, dict):
                     continue
                 table.add_row("", f"{name} ms", *(fmt.num(m.get(k), 2) for k, _ in PCTS),
                               fmt.num(m.get("mean"), 2), m.get("count", ""))
-        if not d.summaries:
+        if not summary:
             table.add_row("–", "no summaries yet (the run writes them when it ends)",
                           *([""] * 7))
 
     def _fill_config(self, config: dict[str, Any]) -> None:
         tree = self.query_one("#config", Tree)
         tree.clear()
-        tree.root.set_label(f"resolved config (hash {self.detail.run.config_hash[:12]})")
+        tree.root.set_label(f"resolved config (hash {self.detail.run['config_hash'][:12]})")
 
         def add(node, value: Any) -> None:
             items = value.items() if isinstance(value, dict) else enumerate(value)
@@ -140,33 +157,37 @@ class DetailScreen(Screen):
         tree.root.expand()
 
     def _fill_machine(self, d: RunDetail) -> None:
-        r, hw = d.run, d.hardware
-        lines = [f"[b]software[/] sagetui {r.sagetui_version} · git {r.git_sha[:10]}"
-                 f"{' (dirty)' if r.git_dirty else ''}"]
-        lines += [f"  {k}: {v}" for k, v in sorted(d.software.items())]
+        r, hw = d.run, d.run.get("hardware")
+        lines = [f"[b]software[/] sagetui {r['sagetui_version']} · git {r['git_sha'][:10]}"
+                 f"{' (dirty)' if r['git_dirty'] else ''}"]
+        lines += [f"  {k}: {v}" for k, v in sorted((r.get("software") or {}).items())]
         if hw is not None:
-            gpus = parse_json(hw.gpus_json, list)
-            lines += ["", f"[b]hardware[/] {hw.hostname} · {hw.os}",
-                      f"  cpu: {hw.cpu_model} ({hw.cpu_cores_physical} cores / "
-                      f"{hw.cpu_cores_logical} threads)",
-                      f"  memory: {hw.memory_bytes / 2**30:.1f} GiB",
+            gpus = hw.get("gpus") or []
+            lines += ["", f"[b]hardware[/] {hw['hostname']} · {hw['os']}",
+                      f"  cpu: {hw['cpu_model']} ({hw['cpu_cores_physical']} cores / "
+                      f"{hw['cpu_cores_logical']} threads)",
+                      f"  memory: {hw['memory_bytes'] / 2**30:.1f} GiB",
                       f"  gpus: {', '.join(g.get('name', '?') for g in gpus) or 'none'}",
-                      f"  fingerprint: {hw.fingerprint[:16]}"]
+                      f"  fingerprint: {hw['fingerprint'][:16]}"]
         lines += ["", "[b]backends[/]"]
-        for b in d.backends:
-            lines.append(f"  {b.name}: {b.engine_kind} {b.model} on {b.device} {b.device_kind}"
-                         f" · max conc {b.max_concurrency} · {b.engine_version or ''}"
-                         f"{' · ' + b.url if b.url else ''}")
-        lines += ["", f"started {r.started or '–'} · ended {r.ended or '–'} · host {r.host}"]
-        self.query_one("#machine", Static).update("\n".join(lines))
+        for b in r.get("backends") or []:
+            lines.append(f"  {b['name']}: {b['engine_kind']} {b['model']} on {b['device']} "
+                         f"{b['device_kind']} · max conc {b['max_concurrency']}"
+                         f"{' · ' + b['engine_version'] if b['engine_version'] else ''}"
+                         f"{' · ' + b['url'] if b['url'] else ''}")
+        lines += ["", f"started {r['started'] or '–'} · ended {r['ended'] or '–'} · "
+                      f"host {r['host']}"]
+        self.query_one("#machine", Static).update(Text.from_markup("\n".join(
+            escape(line) if not line.startswith("[b]") else line for line in lines)))
 
     def _fill_events(self, d: RunDetail) -> None:
         table = self.query_one("#events", DataTable)
         table.clear(columns=True)
         table.add_columns("t (s)", "kind", "subject", "message")
-        for e in d.events:
-            table.add_row(f"{e.t_s:.1f}", e.kind, e.subject, e.message)
-        if not d.events:
+        events = d.run.get("events") or []
+        for e in events:
+            table.add_row(f"{e['t_s']:.1f}", e["kind"], e["subject"], Text(e["message"]))
+        if not events:
             table.add_row("", "", "", "no events")
 
     @on(Select.Changed, "#hist-choice")
@@ -174,7 +195,7 @@ class DetailScreen(Screen):
         if self.detail is None or event.value is Select.NULL:
             return
         metric, cls = str(event.value).split("|")
-        h = histo.decode(self.detail.histograms[(metric, cls)])
+        h = self.detail.histograms[(metric, cls)]
         xs, counts = histo.bins_ms(h)
         plot = self.query_one("#hist", PlotextPlot)
         plt = plot.plt
@@ -199,20 +220,21 @@ class DetailScreen(Screen):
         cdf.refresh()
 
     def _plot_series(self, d: RunDetail) -> None:
-        t = [s.t_s for s in d.samples]
+        t = [s["t_s"] for s in d.samples]
         rate = self.query_one("#rate", PlotextPlot)
         plt = rate.plt
         plt.clear_data()
         plt.title("offered vs achieved (req/s)")
         if t:
-            plt.plot(t, [s.offered_rps for s in d.samples], label="offered", marker="braille")
-            plt.plot(t, [s.achieved_rps for s in d.samples], label="achieved", marker="braille")
+            plt.plot(t, [s["offered_rps"] for s in d.samples], label="offered", marker="braille")
+            plt.plot(t, [s["achieved_rps"] for s in d.samples], label="achieved",
+                     marker="braille")
         rate.refresh()
         queues = self.query_one("#queues", PlotextPlot)
         plt = queues.plt
         plt.clear_data()
         plt.title("queue depth per class")
-        depth = [parse_json(s.queue_depth_json, dict) for s in d.samples]
+        depth = [s.get("queue_depth") or {} for s in d.samples]
         for cls in sorted({c for q in depth for c in q}):
             plt.plot(t, [q.get(cls, 0) for q in depth], label=cls, marker="braille")
         queues.refresh()
@@ -220,7 +242,7 @@ class DetailScreen(Screen):
         plt = backs.plt
         plt.clear_data()
         plt.title("per-backend in-flight and KV use (%)")
-        per = [parse_json(s.backends_json, dict) for s in d.samples]
+        per = [s.get("backends") or {} for s in d.samples]
         for name in sorted({n for b in per for n in b}):
             plt.plot(t, [b.get(name, {}).get("in_flight", 0) for b in per],
                      label=f"{name} in-flight", marker="braille")
@@ -229,7 +251,7 @@ class DetailScreen(Screen):
         backs.refresh()
 
     def action_monitor(self) -> None:
-        if self.detail is not None and self.detail.run.status == "running":
+        if self.detail is not None and self.detail.run["status"] == "running":
             self.app.open_live(self.run_id)
         else:
             self.notify("This run is not running; the live monitor follows running runs.",
