@@ -232,3 +232,21 @@ async def test_engine_faults_are_502_json_not_crashes(make_gateway, fault, statu
         assert cp.failed >= 3 and cp.completed == 0
     finally:
         await runner.cleanup()
+
+
+async def test_streams_pass_through_without_buffering(make_gateway, upstreams):
+    u = await upstreams("a", token_delay_s=0.05)
+    gw = await make_gateway([backend("a", u, ["chat"], "tiny")])
+    async with aiohttp.ClientSession() as s:
+        t0 = time.monotonic()
+        async with s.post(gw.url + "/v1/chat/completions",
+                          json=dict(CHAT, stream=True, max_tokens=12)) as r:
+            assert r.headers["x-sage-backend"] == "a" and "x-sage-queue-ms" in r.headers
+            arrivals = []
+            async for line in r.content:
+                if line.startswith(b"data: {"):
+                    arrivals.append(time.monotonic() - t0)
+    assert len(arrivals) == 12
+    # tokens arrive as the engine makes them (~50 ms apart), not all at the end (~0.6 s)
+    assert arrivals[0] < arrivals[-1] - 0.3
+    assert sum(b - a > 0.02 for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 8
