@@ -115,3 +115,15 @@ def test_tiny_cpu_reproduces_the_setup_facts_serving_figures():
     assert 500 / max(done) == pytest.approx(129, rel=0.05)
     lone = p.cost.step_time(0, 1, 0)
     assert lone == pytest.approx(1.4e-3, rel=0.2)
+
+
+def test_presets_serialise_as_fields():
+    """Run records store the engine model; generic __dict__ encoders must see fields."""
+    from engine.sim.cost import EmbedPreset, LLMPreset
+
+    p = get_llm_preset("70b-h200-tp4")
+    d = json.loads(json.dumps(p, default=lambda o: o.__dict__))
+    assert d["cost"]["beta0"] == p.cost.beta0 and d["tensor_parallel"] == 4
+    assert LLMPreset.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    e = get_embed_preset("minilm-cpu")
+    assert EmbedPreset.from_dict(json.loads(json.dumps(e.to_dict()))) == e
