@@ -64,9 +64,10 @@ def build_app(engine: STEngine, served_name: str | None = None) -> web.Applicati
 
 def serve(*, host: str = "127.0.0.1", port: int = 8001, device: str = "cpu",
           model: str | None = None, served_name: str | None = None, max_batch: int = 32,
-          max_wait_ms: float = 5.0) -> None:
+          max_wait_ms: float = 5.0, threads: int | None = 1) -> None:
     """Load the model, then serve until SIGINT/SIGTERM."""
-    engine = STEngine(model, device=device, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    engine = STEngine(model, device=device, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                      threads=threads)
     run(build_app(engine, served_name), host, port)
 
 
@@ -79,10 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--served-name", default=None, help="model id to answer to")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: no OpenMP spin-waiting on a shared CPU)")
     a = p.parse_args(argv)
     try:
         serve(host=a.host, port=a.port, device=a.device, model=a.model,
-              served_name=a.served_name, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms)
+              served_name=a.served_name, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms,
+              threads=a.threads)
     except ValueError as exc:
         sys.exit(f"serve-embed: {exc}")
 

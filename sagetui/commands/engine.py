@@ -38,13 +38,15 @@ def tiny_model(directory: str | None) -> None:
 @click.option("--served-name", default=None, help="model id to answer to")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True)
-def serve_embed(host, port, device, model, served_name, max_batch, max_wait_ms) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch CPU threads (1 avoids OpenMP spin-waiting on a shared CPU)")
+def serve_embed(host, port, device, model, served_name, max_batch, max_wait_ms, threads) -> None:
     """Serve sentence-transformers embeddings as an OpenAI /v1/embeddings server."""
     from engine.servers.embed_server import serve
 
     try:
         serve(host=host, port=port, device=device, model=model, served_name=served_name,
-              max_batch=max_batch, max_wait_ms=max_wait_ms)
+              max_batch=max_batch, max_wait_ms=max_wait_ms, threads=threads)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
