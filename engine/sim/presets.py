@@ -194,3 +194,25 @@ def save_preset(preset: Preset, directory: Path | None = None) -> Path:
     path = d / f"{preset.name}.json"
     path.write_text(json.dumps(preset.to_dict(), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def llm_preset_table() -> str:
+    """The built-in LLM presets as the Markdown table in docs/simulator.md."""
+    lines = [
+        "| preset | device × TP | β0 ms | β1 µs | β2 µs | β3 ns | α ms | KV tokens | $/h |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in _BUILTIN_LLM.values():
+        if p.device != "gpu":
+            continue
+        c = p.cost
+        lines.append(
+            f"| `{p.name}` | {p.device_kind}×{p.tensor_parallel} | {c.beta0 * 1e3:.2f} | "
+            f"{c.beta1 * 1e6:.2f} | {c.beta2 * 1e6:.2f} | {c.beta3 * 1e9:.1f} | "
+            f"{c.alpha * 1e3:.2f} | {p.kv_capacity_tokens:,} | {p.price_per_hour:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(llm_preset_table())

@@ -127,3 +127,14 @@ def test_presets_serialise_as_fields():
     assert LLMPreset.from_dict(json.loads(json.dumps(p.to_dict()))) == p
     e = get_embed_preset("minilm-cpu")
     assert EmbedPreset.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+def test_docs_table_matches_the_presets():
+    """docs/simulator.md shows the numbers the code uses (regenerate: python -m engine.sim.presets)."""
+    from pathlib import Path
+
+    from engine.sim.presets import llm_preset_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()
+    for line in llm_preset_table().splitlines():
+        assert line in doc, line
