@@ -175,6 +175,9 @@ async def _handle(request: web.Request, cls: str) -> web.StreamResponse:
     except asyncio.CancelledError:  # the client disconnected (handler cancellation)
         rt.client_gone(slot)
         raise
+    except Exception:  # a gateway bug: free the capacity, then the middleware answers 500
+        rt.client_gone(slot, reason="gateway_error")
+        raise
     finally:
         _observe(app[METRICS], slot)
 

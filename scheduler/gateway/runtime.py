@@ -137,6 +137,7 @@ class Runtime:
         for slot in list(self.slots.values()):
             if not slot.fut.done():
                 slot.fut.set_exception(Refused("gateway_stopping", rejected=False))
+                slot.fut.exception()  # a client that already left never awaits it
         if self.session is not None:
             await self.session.close()
 
@@ -297,8 +298,9 @@ class Runtime:
                        ok=st.any_ok, reason="" if st.any_ok else st.reason)
         self.overhead_us(slot)
 
-    def client_gone(self, slot: Slot) -> None:
-        """The client disconnected: drop it from the queue or free its backend slot."""
+    def client_gone(self, slot: Slot, reason: str = "client_disconnected") -> None:
+        """The client disconnected (or its handler broke): free its backend slot, or
+        mark it so it is freed without an upstream call when the core dispatches it."""
         if slot.closed:
             return
         slot.gone = True
@@ -307,7 +309,7 @@ class Runtime:
         if slot.dispatch_id is not None:
             st = self.dispatches.get(slot.dispatch_id)
             if st is not None and slot in st.slots:
-                self.part_done(st, slot, ok=False, reason="client_disconnected")
+                self.part_done(st, slot, ok=False, reason=reason)
         # still queued: the core has no cancel event yet; it is freed when dispatched
 
     def upstream_unavailable(self, st: DispatchState, error: str) -> None:
