@@ -92,3 +92,39 @@ async def test_monitoring_does_not_change_the_achieved_rate(tmp_path, app_factor
     t_watched, a_watched = _achieved(watched)
     assert t_alone == t_watched == 40
     assert abs(a_watched - a_alone) / a_alone < 0.01, json.dumps([a_alone, a_watched])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "sagetui/orchestrate/runner.py (lead): in live mode the SIGTERM handler raises RunCancelled "
+    "inside uvloop's signal callback, which uvloop logs and swallows; the run goes on to "
+    "'completed'. The dashboard's side (confirm, SIGTERM to the run's pid) is checked in "
+    "test_screens.py::test_cancel_asks_then_sends_sigterm."))
+async def test_cancel_a_launched_live_run_keeps_what_it_measured(store_path, app_factory):
+    app = app_factory(store_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_ready(pilot)
+        await pilot.press("l")
+        launch = app.screen
+        launch.query_one("#path").value = CONFIG
+        launch.query_one("#mode").value = "live"
+        launch.query_one("#rate").value = "20"
+        launch.query_one("#duration").value = "15"
+        launch.query_one("#extra").value = f"workload.warmup_s=1 {ONE_POINT}"
+        launch.action_start()
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), timeout=90)
+        live = app.screen
+        await wait_for(pilot, lambda: len(live.samples) >= 3, timeout=90)
+        await pilot.press("x")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: live.status in ("cancelled", "completed"), timeout=60)
+        assert live.status == "cancelled"
+        child = app.launched[0]
+        assert child.proc.wait(timeout=30) != 0  # exits 130: cancelled
+    with sqlite3.connect(store_path) as conn:
+        status, reason = conn.execute("SELECT status, status_reason FROM run WHERE id=?",
+                                      (live.run_id,)).fetchone()
+        kept = conn.execute("SELECT count(*) FROM sample WHERE run_id=?",
+                            (live.run_id,)).fetchone()[0]
+    assert status == "cancelled" and "SIGTERM" in reason
+    assert kept >= 3
