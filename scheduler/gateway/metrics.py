@@ -108,14 +108,14 @@ class GatewayMetrics:
             return fam
 
         self.queue_depth = m("gauge", "sage_queue_depth",
-                             "Requests received and not yet dispatched, per class", ["cls"])
+                             "Requests received and not yet dispatched, per class", ["class"])
         self.in_flight = m("gauge", "sage_backend_in_flight",
                            "Requests dispatched to a backend and not yet finished", ["backend"])
         self.backend_up = m("gauge", "sage_backend_up",
                             "1 when the backend is in service, 0 when taken out", ["backend"])
         self.requests = m("counter", "sage_requests",
                           "Requests that left the gateway, by class and outcome",
-                          ["cls", "status"])
+                          ["class", "status"])
         self.rejections = m("counter", "sage_rejections", "Requests refused, by reason",
                             ["reason"])
         self.decisions = m("counter", "sage_decisions",
@@ -124,13 +124,13 @@ class GatewayMetrics:
                              "Wall-clock time spent in the control-plane core per decision",
                              ["policy"], _US)
         self.queue_s = m("histogram", "sage_queue_seconds", "Queue wait: dispatched - received",
-                         ["cls"], _LAT)
+                         ["class"], _LAT)
         self.ttft_s = m("histogram", "sage_ttft_seconds",
-                        "Arrival at the gateway to the first streamed chunk", ["cls"], _LAT)
+                        "Arrival at the gateway to the first streamed chunk", ["class"], _LAT)
         self.e2e_s = m("histogram", "sage_e2e_seconds",
-                       "Arrival at the gateway to the answer sent", ["cls"], _LAT)
+                       "Arrival at the gateway to the answer sent", ["class"], _LAT)
         self.batch_size = m("histogram", "sage_upstream_batch_size",
-                            "Client requests per upstream call", ["cls"],
+                            "Client requests per upstream call", ["class"],
                             (1, 2, 4, 8, 16, 32, 64, 128))
         self.retries = m("counter", "sage_retries",
                          "Requests re-dispatched after their backend failed before they "

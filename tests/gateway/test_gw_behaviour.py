@@ -45,7 +45,7 @@ async def test_answers_carry_sage_headers_and_models(make_gateway, upstreams):
             assert [m["id"] for m in (await r.json())["data"]] == ["tiny"]
         async with s.get(gw.url + "/health") as r:
             assert r.status == 200 and (await r.json())["backends"] == {"a": True}
-        assert await _metric(s, gw.url, 'sage_requests_total{cls="chat",status="completed"}') == 1
+        assert await _metric(s, gw.url, 'sage_requests_total{class="chat",status="completed"}') == 1
     assert "priority" not in u.calls[0][1]
 
 
@@ -61,6 +61,9 @@ async def test_full_queue_is_429_with_retry_after(make_gateway, upstreams):
         await asyncio.sleep(0.05)
         second = asyncio.create_task(one())  # waits in the queue (capacity 1)
         await asyncio.sleep(0.05)
+        # the live orchestrator samples this series (label `class`) every second
+        assert await _metric(s, gw.url, 'sage_queue_depth{class="chat"}') == 1
+        assert await _metric(s, gw.url, 'sage_backend_in_flight{backend="a"}') == 1
         status, retry, body = await one()
         assert status == 429 and retry == "1"
         assert body["error"]["code"] == "queue_full"
