@@ -157,8 +157,9 @@ class HTTPEngine:
                 if "error" in data:
                     raise EngineHTTPError(url, resp.status, str(data["error"])[:500])
                 yield _chunk(t, data)
-        except aiohttp.ClientPayloadError as exc:
-            raise EngineHTTPError(url, resp.status, f"stream broken: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # engine died or hung
+            raise EngineHTTPError(url, resp.status,
+                                  f"stream broken: {type(exc).__name__}: {exc}") from exc
         finally:
             resp.close()
 

@@ -189,3 +189,19 @@ def test_faults_kill_and_pause(tmp_path):
         assert noted[0][1] == pytest.approx(0.1, abs=0.1)
         assert noted[1][1] - noted[0][1] == pytest.approx(0.6, abs=0.15)
     assert [e.name for e in launch.dead()] == ["victim", "paused"]  # after teardown
+
+
+async def test_engine_killed_mid_stream_is_a_named_error(tmp_path):
+    from engine.http import EngineHTTPError, HTTPEngine
+
+    with Launcher([sim_spec("dies", "7b-a100")], tmp_path) as (eng,):
+        async with HTTPEngine(eng.url) as client:
+            got = 0
+            with pytest.raises(EngineHTTPError, match="stream broken") as err:
+                async for chunk in client.stream_chat(
+                        {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2000}):
+                    got += bool(chunk.text)
+                    if got == 3:
+                        faults.kill(eng)
+            assert "stream broken" in str(err.value) and eng.url in str(err.value)
+            assert not await client.health(timeout_s=0.5)
