@@ -85,6 +85,29 @@ def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
     }
 
 
+def pacer_floor(rate: float, duration: float) -> dict:
+    """The runner's wait alone (no HTTP, nothing else on the loop): how late
+    this machine's scheduler lets a sleeping process wake at the moment."""
+    import numpy as np
+
+    from loadgen.arrivals import poisson
+    from loadgen.client import run_coro
+    from loadgen.runner import wait_until
+
+    times = poisson(np.random.default_rng(0), rate, duration)
+
+    async def go() -> list[float]:
+        t0, late = time.monotonic() + 0.05, []
+        for t in times:
+            await wait_until(t0 + t)
+            late.append(time.monotonic() - t0 - t)
+        return late
+
+    late = np.asarray(run_coro(go())) * 1000
+    return {"rate": rate, "lateness_p50_ms": float(np.percentile(late, 50)),
+            "lateness_p99_ms": float(np.percentile(late, 99)), "lateness_max_ms": float(late.max())}
+
+
 def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0) -> dict:
     s = spec(1, duration, clients={"n": clients, "think_time_s": 0.0})
     res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
@@ -126,6 +149,8 @@ def main() -> None:
     a = ap.parse_args()
     out: dict = {"load_before": os.getloadavg(), "cores": os.cpu_count(),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out["pacer_floor"] = pacer_floor(a.rate, min(a.duration, 10.0))
+    print(json.dumps(out["pacer_floor"]), flush=True)
     server, url = start_null()
     try:
         out["open_1"] = ours_open(url, a.rate, a.duration, 1)
@@ -157,6 +182,9 @@ def main() -> None:
         print(f"{k:<26}" + "".join(cells))
     print(f"ceiling (closed loop, 64 clients): 1 proc {out['ceiling_1']['req_s']:.0f} req/s, "
           f"{a.workers} proc {out['ceiling_n']['req_s']:.0f} req/s")
+    pf = out["pacer_floor"]
+    print(f"pacer alone at {pf['rate']:.0f}/s (no HTTP): lateness p50 {pf['lateness_p50_ms']:.3f} ms, "
+          f"p99 {pf['lateness_p99_ms']:.3f} ms, max {pf['lateness_max_ms']:.3f} ms")
     print(f"load average before {out['load_before']}, after {out['load_after']}")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))

@@ -33,6 +33,19 @@ from .tokens import PromptMaker
 SPIN_S = 0.0  # > 0: sleep until this close to a deadline, then yield until it passes (burns a core)
 
 
+async def wait_until(deadline: float, spin_s: float = SPIN_S) -> None:
+    """Return at the first moment time.monotonic() >= deadline, never before.
+
+    Sleeps until spin_s before it, then yields to the loop until it passes
+    (timers may fire a little early; with spin_s > 0 this burns a core).
+    """
+    delay = deadline - time.monotonic()
+    if delay > spin_s:
+        await asyncio.sleep(delay - spin_s)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0)
+
+
 @dataclass
 class Tick:
     """What one second of one worker saw; merged and turned into a sample."""
@@ -93,14 +106,8 @@ class _Run:
     async def _open(self, client: Client, schedule: list[ScheduledRequest], bodies: list) -> None:
         tasks = set()
         t0 = client.t0
-        mono = time.monotonic
         for req, body in zip(schedule, bodies, strict=True):
-            deadline = t0 + req.t
-            delay = deadline - mono()
-            if delay > SPIN_S:
-                await asyncio.sleep(delay - SPIN_S)
-            while mono() < deadline:
-                await asyncio.sleep(0)
+            await wait_until(t0 + req.t)
             task = asyncio.create_task(self._dispatch(client, req, body))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -109,8 +116,7 @@ class _Run:
 
     async def _client_loop(self, client: Client, req: ScheduledRequest) -> None:
         while True:
-            while (delay := client.t0 + req.t - time.monotonic()) > 0:
-                await asyncio.sleep(delay)  # never early: timers may fire a little before
+            await wait_until(client.t0 + req.t)
             self.offered[int(req.t)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
