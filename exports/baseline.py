@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from exports.errors import ExportError
 from exports.model import RunView
 
-_SOFTWARE_KEYS = ("vllm", "torch", "cuda", "sentence_transformers", "transformers")
+_SOFTWARE_KEYS = ("vllm", "vllm_dist", "torch", "cuda", "sentence-transformers",
+                  "sentence_transformers", "transformers")
 
 
 def find_mismatches(runs: Iterable[RunView]) -> list[str]:

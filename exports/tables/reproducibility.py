@@ -9,8 +9,8 @@ from exports.table import Column, Table
 
 NAME = "reproducibility"
 DESCRIPTION = "Reproducibility checklist: hardware, software versions, models, workload, warm-up, duration, repetitions"
-_SOFTWARE = ("python", "vllm", "cuda", "torch", "transformers", "sentence_transformers",
-             "hdrhistogram", "aiohttp")
+_ALWAYS = ("python", "vllm", "cuda", "torch")  # listed even when not recorded
+_SKIP = ("sagetui",)  # has its own row
 
 
 def _distinct(values) -> str:
@@ -37,17 +37,20 @@ def build(ctx: ExportContext) -> Table:
         ("Hardware", _distinct(_hardware(r) for r in runs)),
         ("sagetui", _distinct(f"{r.sagetui_version} (git {r.git_sha[:10]})" for r in runs)),
     ]
-    for key in _SOFTWARE:
+    recorded = sorted({k for r in runs for k in r.software} - set(_ALWAYS) - set(_SKIP))
+    for key in (*_ALWAYS, *recorded):
         rows.append((key, _distinct(r.software.get(key) for r in runs)))
     rows += [
         ("Engines", _distinct(f"{b.engine_kind} {b.engine_version}".strip() for r in runs for b in r.backends)),
-        ("Models", _distinct(b.model for r in runs for b in r.backends)),
-        ("Devices", _distinct(f"{b.device}/{b.device_kind}" for r in runs for b in r.backends)),
+        ("Models", _distinct(b.model or (f"preset {b.preset}" if b.preset else "")
+                             for r in runs for b in r.backends)),
+        ("Devices", _distinct("/".join(filter(None, (b.device, b.device_kind)))
+                              for r in runs for b in r.backends)),
         ("Mode", _distinct(r.mode for r in runs)),
-        ("Arrival process", _distinct(_compact(x.get("arrival")) for x in w)),
+        ("Arrival process", _distinct(_dist(x.get("arrival")) for x in w)),
         ("Offered rates (req/s)", _distinct(sorted({r.offered_rate for r in runs if r.offered_rate is not None}))),
-        ("Request mix", _distinct(_compact(x.get("mix")) for x in w)),
-        ("Length distributions", _distinct(_compact(x.get("sizes")) for x in w)),
+        ("Request mix", _distinct(_mix(x.get("mix")) for x in w)),
+        ("Length distributions", _distinct(_sizes(x) for x in w)),
         ("Warm-up (s)", _distinct(f"{r.warmup_s:g}" for r in runs)),
         ("Measurement duration (s)", _distinct(f"{r.duration_s:g}" for r in runs)),
         ("Repetitions", _distinct(_repetitions(runs))),
@@ -61,6 +64,39 @@ def build(ctx: ExportContext) -> Table:
         rows=[{"item": k, "value": v} for k, v in rows], run_ids=[r.id for r in runs],
         notes=["Values differing between runs are listed separated by semicolons."],
     )
+
+
+def _mix(mix) -> str:
+    if not isinstance(mix, dict):
+        return _compact(mix)
+    return ", ".join(f"{k}={v:g}" if isinstance(v, int | float) else f"{k}={v}"
+                     for k, v in mix.items() if v)
+
+
+def _dist(d) -> str:
+    """`{"kind": "uniform", "low": 32, "high": 128, ...}` -> `uniform(low=32, high=128)`."""
+    if not isinstance(d, dict) or "kind" not in d:
+        return _compact(d)
+    params = [f"{k}={v:g}" if isinstance(v, int | float) else f"{k}={v}" for k, v in d.items()
+              if k not in ("kind", "min", "max") and v is not None]
+    return f"{d['kind']}({', '.join(params)})" if params else str(d["kind"])
+
+
+def _sizes(workload: dict) -> str:
+    """Length distributions of the classes the mix issues (all when there is no mix)."""
+    sizes, mix = workload.get("sizes"), workload.get("mix")
+    if not isinstance(sizes, dict):
+        return _compact(sizes)
+    issued = {k for k, v in mix.items() if v} if isinstance(mix, dict) else set(sizes)
+    parts = []
+    for cls, fields in sizes.items():
+        if cls not in issued and isinstance(fields, dict):
+            continue
+        if isinstance(fields, dict):
+            parts.append(f"{cls}: " + ", ".join(f"{k} {_dist(v)}" for k, v in fields.items()))
+        else:
+            parts.append(f"{cls}: {_compact(fields)}")
+    return "; ".join(parts)
 
 
 def _compact(value) -> str:

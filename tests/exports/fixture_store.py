@@ -41,7 +41,9 @@ def config(**kw) -> dict:
         "run": {"name": "r", "mode": "sim", "seed": 0, "repetitions": 1},
         "workload": {"arrival": "poisson", "rate": 50.0, "duration_s": 60, "warmup_s": 5,
                      "mix": {"chat": 0.7, "embedding": 0.3},
-                     "sizes": {"prompt": "lognormal(256)", "output": "lognormal(128)"}},
+                     "sizes": {"chat": {"prompt_tokens": {"kind": "lognormal", "mean": 256, "sigma": 0.5},
+                                        "output_tokens": {"kind": "uniform", "low": 32, "high": 128}},
+                               "embedding": {"text_tokens": {"kind": "fixed", "value": 64}}}},
         "control_plane": {"baseline": "sage", "policy": "hybrid", "router": "least-loaded"},
         "backends": [sim_backend(i) for i in range(2)],
     }
