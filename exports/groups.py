@@ -94,6 +94,8 @@ def differences(runs: Iterable[RunView], ignore: tuple[str, ...] = ()) -> dict[s
 
 
 def short_value(key: str, value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
     if key == "backends" and isinstance(value, str):
         items = json.loads(value)
         kinds = sorted({"/".join(str(x) for x in (b.get("kind", "?"), b.get("device", "?"),
@@ -104,8 +106,20 @@ def short_value(key: str, value: Any) -> str:
 
 
 def labels(groups: list[Group], ignore: tuple[str, ...] = ()) -> list[str]:
-    """A short label per group naming only the config keys that vary between them."""
+    """A short label per group naming only the config keys that vary between them.
+
+    When the suite part varies, keys that follow from the part (its arrival settings, say)
+    are left out: the part's name says it.
+    """
     diff = differences([g.first for g in groups], ignore)
+    if "run.part" in diff:
+        flats = [flatten(g.first.config) for g in groups]
+        for k in [k for k in diff if k != "run.part"]:
+            by_part: dict[Any, set[str]] = {}
+            for f in flats:
+                by_part.setdefault(f.get("run.part"), set()).add(json.dumps(f.get(k), default=str))
+            if all(len(v) == 1 for v in by_part.values()):
+                del diff[k]
     out = []
     for g in groups:
         flat = flatten(g.first.config)
