@@ -112,3 +112,25 @@ def test_effectiveness_latencies_equal_the_store(cli, tmp_path, store):
                 continue
             mean, half = _mean_ci(values[key])
             assert _cell(row[i]) == (_printed(mean, 1), _printed(half, 1)), (key, row[i])
+
+
+def test_heterogeneous_costs_equal_the_store(cli, tmp_path, store):
+    rows = _rows(_latex(cli, tmp_path, "heterogeneous", "--experiment", "heterogeneous"))
+    db = sqlite3.connect(store)
+    q = """select r.id, group_concat(b.device), sum(b.price_per_hour),
+                  (select s.throughput_rps from summary s where s.run_id = r.id and s.request_class = 'embedding')
+           from run r join backend b on b.run_id = r.id join experiment e on e.id = r.experiment_id
+           where e.name = 'heterogeneous' group by r.id"""
+    pools: dict[str, list[tuple[float, float]]] = {}
+    for _, devices, price, thr in db.execute(q):
+        kinds = set(devices.split(","))
+        pool = "GPU-only" if kinds == {"gpu"} else "CPU-only" if kinds == {"cpu"} else "mixed"
+        pools.setdefault(pool, []).append((price, thr))
+    db.close()
+    assert [r[0] for r in rows] == ["GPU-only", "CPU-only", "mixed"]
+    for row in rows:
+        vals = pools[row[0]]
+        cost = _mean_ci([p / (t * 3600) * 1e6 for p, t in vals])
+        per_dollar = _mean_ci([t / p for p, t in vals])
+        assert _cell(row[4]) == (_printed(cost[0], 2), _printed(cost[1], 2))
+        assert _cell(row[5]) == (_printed(per_dollar[0], 2), _printed(per_dollar[1], 2))
