@@ -53,7 +53,7 @@ def latency_vs_rate(ctx: ExportContext) -> FigureResult:
     fig.update_yaxes(title_text="E2E latency (ms)", type="log")
     return FigureResult(
         "latency_vs_rate", fig, data,
-        "Latency vs request rate: p50, p95 and p99 end-to-end latency (measured from the "
+        "Latency vs Request Rate: p50, p95 and p99 end-to-end latency (measured from the "
         "intended send time) of all requests; the cross and dotted line mark the saturation point. "
         + RULE_TEXT,
         [r.id for r in ctx.runs], footnotes=footnotes,
