@@ -86,6 +86,9 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
     if suite.kind == "fidelity":
         _run_fidelity(ctx, suite, quick, mode, backends_file, overrides)
         return
+    if suite.kind == "agents":
+        _run_agents(ctx, suite, quick, mode, backends_file)
+        return
     try:
         exp = expand_suite(suite, quick=quick, mode=mode, overrides=list(overrides),
                            backends_file=backends_file)
@@ -151,6 +154,54 @@ def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:
     click.echo(" ".join(str(r.run_id) for r in reports))
     if any(r.status != "completed" for r in reports):
         sys.exit(1)
+
+
+def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
+    """Evaluate the agent strategies (sagetui/agents); the LLM one needs live engines."""
+    from engine.spec import BackendSpec
+
+    from ..agents.runner import run_agents
+    from ..suites import _read_backends
+
+    mode = mode or "sim"
+    cfg = suite.raw.get("agents", {})
+    strategies = tuple(cfg.get("strategies", ()))
+    limit = suite.raw.get("quick", {}).get("limit") if quick else None
+    chat_engine, launcher = None, None
+    if mode == "live":
+        raw = _read_backends(backends_file) if backends_file else suite.raw["base"]["backends"]
+        try:
+            specs = [BackendSpec.model_validate(b) for b in raw]
+        except ValueError as exc:
+            fail(f"{backends_file or suite.path}: backends: {exc}")
+        chat = [s for s in specs if "completion" in s.capabilities]
+        if not chat:
+            fail(f"{backends_file or suite.path}: backends: the LLM strategy needs a backend "
+                 "with the completion capability")
+        from engine.launcher import Launcher, LaunchError
+
+        from ..orchestrate.live import _served_model, runs_dir
+
+        launcher = Launcher(chat[:1], runs_dir() / "agents")
+        try:
+            engine = launcher.start()[0]
+        except LaunchError as exc:
+            launcher.stop()
+            fail(f"suite agents: chat engine did not start: {exc}", code=1)
+        chat_engine = (engine.url, _served_model(engine) or engine.spec.model)
+    click.echo(f"suite agents{' (quick)' if quick else ''}: strategies {', '.join(strategies)} "
+               f"({mode})", err=True)
+    try:
+        ids = run_agents(ctx.obj["db"], suite_name=suite.name, spec_text=suite.text, mode=mode,
+                         limit=limit, strategies=strategies, chat_engine=chat_engine,
+                         on_run=lambda r: click.echo(
+                             f"      run {r['run_id']} {r['strategy']}: top-1 "
+                             f"{r['metrics']['top1_acc_pct']:.1f}%  MRR {r['metrics']['mrr']:.3f}",
+                             err=True))
+    finally:
+        if launcher is not None:
+            launcher.stop()
+    click.echo(" ".join(map(str, ids)))
 
 
 def _fmt_s(seconds: float) -> str:

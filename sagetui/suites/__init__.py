@@ -42,7 +42,8 @@ class Suite:
 
     @property
     def kind(self) -> str:
-        """`sweeps` (parts × sweeps) or `fidelity` (profile, calibrate, compare)."""
+        """`sweeps` (parts × sweeps), `fidelity` (profile, calibrate, compare) or
+        `agents` (the agent benchmark, sagetui/agents)."""
         return self.raw["suite"].get("kind", "sweeps")
 
     @property
@@ -75,7 +76,7 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(head, dict) or not head.get("name"):
         raise ConfigError(f"{path}: suite.name: a suite file needs a [suite] table with a name")
     for key in raw:
-        if key not in ("suite", "base", "parts", "quick", "fidelity"):
+        if key not in ("suite", "base", "parts", "quick", "fidelity", "agents"):
             raise ConfigError(f"{path}: {key}: unknown section; a suite has "
                               "[suite], [base], [[parts]] and [quick]")
     if not raw.get("parts"):
