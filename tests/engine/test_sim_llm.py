@@ -250,3 +250,20 @@ def test_roofline_preset_runs_a_loaded_engine():
     assert all(len(times(ev[i], "done")) == 1 for i in range(500))
     assert eng.stats().running == 0 and eng.used_blocks == 0
 
+
+
+def test_abort_without_now_during_a_fast_forward_keeps_the_books():
+    eng = SimLLMEngine(preset())
+    for i in range(6):
+        eng.submit(i, 50, 100 + 50 * i, 2, 0.0)
+    done, aborted_in_ff = [], False
+    while (te := eng.next_event_time()) is not None:
+        for ev in eng.advance(te):
+            if ev.kind == "done":
+                done.append(ev.req_id)
+        if len(done) == 1 and eng._macro_k and 3 in eng._reqs:
+            eng.abort(3)  # no `now`: the fast-forward runs on, the request is gone
+            aborted_in_ff = True
+    assert aborted_in_ff
+    assert sorted(done) == [0, 1, 2, 4, 5]
+    assert eng.used_blocks == 0 and eng.stats().running == 0
