@@ -123,8 +123,8 @@ class SageApp(App):
 
     # -- runs started or cancelled from here ----------------------------------
 
-    def start_child(self, config: str, sets: dict[str, str]) -> children.Child:
-        child = children.start(self.db_path, config, sets, self.log_dir)
+    def start_child(self, argv: list[str]) -> children.Child:
+        child = children.start(argv, self.log_dir)
         self.launched.append(child)
         return child
 

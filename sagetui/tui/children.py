@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,25 +45,15 @@ class Child:
         return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_argv(db_path: str | os.PathLike[str], config: str | os.PathLike[str],
-             sets: dict[str, str]) -> list[str]:
-    """The argv of `sagetui --db DB run CONFIG --set k=v ...` for this interpreter."""
-    argv = [sys.executable, "-m", "sagetui", "--db", str(db_path), "run", str(config)]
-    for key, value in sets.items():
-        argv += ["--set", f"{key}={value}"]
-    return argv
-
-
-def start(db_path: str | os.PathLike[str], config: str | os.PathLike[str],
-          sets: dict[str, str], log_dir: str | os.PathLike[str]) -> Child:
-    """Start a run as a detached child, its output going to a log file."""
+def start(argv: list[str], log_dir: str | os.PathLike[str]) -> Child:
+    """Start a run (argv from launching.Plan.argv) detached, its output to a log file."""
     log_dir = Path(log_dir)
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LaunchError(f"{log_dir}: cannot create the log folder ({exc})") from exc
-    log_path = log_dir / f"launch-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}.log"
-    argv = run_argv(db_path, config, sets)
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
+    log_path = log_dir / f"launch-{stamp}.log"
     with open(log_path, "wb") as log:
         try:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,

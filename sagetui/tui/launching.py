@@ -1,20 +1,26 @@
-"""What the Launch screen needs without textual: built-in configs, overrides, validation.
+"""What the Launch screen needs without textual: targets, overrides, validation, argv.
 
-Why validate here first: a TOML that fails validation must be reported in the
-dashboard (naming the file and field) before a child process is started.
+Why validate here first: a suite or TOML that fails validation must be
+reported in the dashboard (naming the file and field) before a child process
+is started. Validation uses the very loaders the child will use
+(`sagetui.config.load_experiment`, `sagetui.suites.expand_suite`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sagetui
-from sagetui.config import ConfigError, Experiment, load_experiment
+from sagetui.config import ConfigError, load_experiment
+from sagetui.suites import expand_suite, find_suite, list_suites
 
 _PKG = Path(sagetui.__file__).resolve().parent
-SUITE_DIRS = (_PKG / "suites", _PKG.parent / "examples")
+CONFIG_DIRS = (_PKG / "configs", _PKG.parent / "examples")
 
 # Launch form field -> config path passed as `--set path=value`.
 FIELDS = {
@@ -25,13 +31,39 @@ FIELDS = {
 }
 
 
-def builtin_configs() -> list[tuple[str, Path]]:
-    """(label, path) of the suites shipped with sagetui and the example configs."""
-    found = []
-    for folder in SUITE_DIRS:
+@dataclass
+class Plan:
+    """A validated launch: what to run, how, and a one-line description."""
+
+    kind: str  # "suite" | "config"
+    target: str  # suite name or config path
+    sets: dict[str, str] = field(default_factory=dict)
+    mode: str = ""
+    quick: bool = False
+    backends_file: str = ""
+    description: str = ""
+
+    def argv(self, db_path: str | os.PathLike[str]) -> list[str]:
+        """`python -m sagetui --db DB run CONFIG …` or `… suite run NAME …`."""
+        argv = [sys.executable, "-m", "sagetui", "--db", str(db_path)]
+        argv += ["run", self.target] if self.kind == "config" else ["suite", "run", self.target]
+        if self.mode:
+            argv += ["--mode", self.mode]
+        if self.quick:
+            argv.append("--quick")
+        if self.backends_file:
+            argv += ["--backends", self.backends_file]
+        for key, value in self.sets.items():
+            argv += ["--set", f"{key}={value}"]
+        return argv
+
+
+def builtin_targets() -> list[tuple[str, str]]:
+    """(label, value) of the built-in suites (`suite:NAME`) and shipped configs (`file:PATH`)."""
+    found = [(f"suite: {s.name} — {s.title}", f"suite:{s.name}") for s in list_suites()]
+    for folder in CONFIG_DIRS:
         if folder.is_dir():
-            kind = "suite" if folder.name == "suites" else "example"
-            found += [(f"{kind}: {p.stem}", p) for p in sorted(folder.glob("*.toml"))]
+            found += [(f"config: {p.stem}", f"file:{p}") for p in sorted(folder.glob("*.toml"))]
     return found
 
 
@@ -52,34 +84,72 @@ def toml_inline(value: Any) -> str:
     raise ConfigError(f"cannot write {value!r} as TOML")
 
 
-def build_sets(form: dict[str, str], config_path: str) -> dict[str, str]:
-    """The `--set` overrides for the form's non-empty fields (mode, backends, extra too)."""
+def _sets(form: dict[str, str]) -> dict[str, str]:
     sets: dict[str, str] = {}
     for name, path in FIELDS.items():
         value = form.get(name, "").strip()
         if value:
             sets[path] = value
-    mode = form.get("mode", "").strip()
-    if mode:
-        sets["run.mode"] = mode
     for item in form.get("extra", "").split():
         if "=" not in item:
-            raise ConfigError(f"more overrides: {item!r}: expected path=value")
+            raise ConfigError(f"more --set: {item!r}: expected path=value")
         key, value = item.split("=", 1)
         sets[key.strip()] = value
-    keep = [b.strip() for b in form.get("backends", "").split(",") if b.strip()]
-    if keep:
-        exp = load_experiment(config_path)
-        specs = {b.name: b for b in exp.runs[0].backends}
-        unknown = [b for b in keep if b not in specs]
-        if unknown:
-            raise ConfigError(f"backends: {', '.join(unknown)} not in {config_path} "
-                              f"(it has {', '.join(specs)})")
-        sets["backends"] = toml_inline(
-            [specs[b].model_dump(mode="json", exclude_none=True) for b in keep])
     return sets
 
 
-def validate(config_path: str, sets: dict[str, str]) -> Experiment:
-    """Load and validate exactly what the child will run; ConfigError names file and field."""
-    return load_experiment(config_path, overrides=[f"{k}={v}" for k, v in sets.items()])
+def plan(target: str, form: dict[str, str], quick: bool = False) -> Plan:
+    """Validate the form against the target (`suite:NAME`, `file:PATH` or a path).
+
+    `backends`: for a config, names of its backends to keep (comma-separated);
+    for a suite, a TOML file of [[backends]] replacing the suite's (`--backends`).
+    """
+    target = target.strip()
+    if not target:
+        raise ConfigError("choose a built-in suite or config, or give a TOML file path")
+    sets, mode = _sets(form), form.get("mode", "").strip()
+    backends = form.get("backends", "").strip()
+    if target.startswith("suite:"):
+        suite = find_suite(target.removeprefix("suite:"))
+        p = Plan("suite", suite.name, sets, mode, quick)
+        if backends:
+            if not Path(backends).is_file():
+                raise ConfigError(f"backends: {backends}: for a suite, give a TOML file of "
+                                  "[[backends]] (it replaces the suite's)")
+            p.backends_file = backends
+        if suite.kind != "sweeps":
+            p.description = (f"suite {suite.name} ({suite.kind}): validated by the run "
+                             "itself when it starts")
+            return p
+        exp = expand_suite(suite, quick=quick, mode=mode or None, overrides=_as_list(sets),
+                           backends_file=p.backends_file or None)
+        p.description = _describe(f"suite {suite.name}{' (quick)' if quick else ''}", exp)
+        return p
+    path = target.removeprefix("file:")
+    if quick:
+        raise ConfigError("quick: only built-in suites have a quick version")
+    p = Plan("config", path, sets, mode)
+    if backends:
+        specs = {b.name: b for b in load_experiment(path).runs[0].backends}
+        keep = [b.strip() for b in backends.split(",") if b.strip()]
+        unknown = [b for b in keep if b not in specs]
+        if unknown:
+            raise ConfigError(f"backends: {', '.join(unknown)} not in {path} "
+                              f"(it has {', '.join(specs)})")
+        p.sets["backends"] = toml_inline(
+            [specs[b].model_dump(mode="json", exclude_none=True) for b in keep])
+    exp = load_experiment(path, overrides=_as_list(p.sets), mode=mode or None)
+    p.description = _describe(exp.name, exp)
+    return p
+
+
+def _as_list(sets: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in sets.items()]
+
+
+def _describe(name: str, exp) -> str:
+    first = exp.runs[0]
+    modes = "/".join(sorted({c.run.mode for c in exp.runs}))
+    return (f"{name}: {len(exp.runs)} run(s), mode {modes}, policy "
+            f"{first.control_plane.policy}, rate {first.workload.rate:g} r/s, "
+            f"{first.workload.duration_s:g} s")

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from sagetui.config import ConfigError
+from sagetui.config import ConfigError, load_experiment
 from sagetui.tui import histo, launching, runfilter
 from sagetui.tui.data import (
     StoreReader,
@@ -70,18 +70,34 @@ def test_toml_inline_round_trips():
     assert parsed == {k: v for k, v in value.items() if v is not None}
 
 
-def test_build_sets_and_validate():
+def test_plan_for_a_config_validates_and_builds_argv():
     cfg = "examples/policy-comparison.toml"
-    sets = launching.build_sets({"rate": "20", "mode": "sim", "backends": "gpu0,cpu-embed0",
-                                 "extra": "workload.warmup_s=1"}, cfg)
-    exp = launching.validate(cfg, sets)
-    run = exp.runs[0]
-    assert run.workload.rate == 20 and run.workload.warmup_s == 1
-    assert [b.name for b in run.backends] == ["gpu0", "cpu-embed0"]
+    p = launching.plan(f"file:{cfg}", {"rate": "20", "mode": "sim", "backends": "gpu0,cpu-embed0",
+                                       "extra": "workload.warmup_s=1"})
+    argv = p.argv("s.db")
+    assert argv[1:8] == ["-m", "sagetui", "--db", "s.db", "run", cfg, "--mode"]
+    assert "workload.rate=20" in argv and "workload.warmup_s=1" in argv
+    exp = load_experiment(cfg, overrides=[a for a in argv if "=" in a], mode="sim")
+    assert [b.name for b in exp.runs[0].backends] == ["gpu0", "cpu-embed0"]
+    assert "4 run(s)" in p.description and "rate 20 r/s" in p.description
     with pytest.raises(ConfigError, match="backends: nope"):
-        launching.build_sets({"backends": "nope"}, cfg)
+        launching.plan(cfg, {"backends": "nope"})
     with pytest.raises(ConfigError, match="workload.rate"):
-        launching.validate(cfg, {"workload.rate": "-1"})
+        launching.plan(cfg, {"rate": "-1"})
+    with pytest.raises(ConfigError, match="quick"):
+        launching.plan(cfg, {}, quick=True)
+
+
+def test_plan_for_a_suite_uses_suite_run():
+    p = launching.plan("suite:policies", {"duration": "3"}, quick=True)
+    assert p.argv("s.db")[5:] == ["suite", "run", "policies", "--quick", "--set",
+                                  "workload.duration_s=3"]
+    assert p.description.startswith("suite policies (quick):")
+    with pytest.raises(ConfigError, match="unknown suite 'nosuch'"):
+        launching.plan("suite:nosuch", {})
+    with pytest.raises(ConfigError, match="TOML file of \\[\\[backends"):
+        launching.plan("suite:policies", {"backends": "gpu0"})
+    assert any(label.startswith("suite: policies") for label, _ in launching.builtin_targets())
 
 
 def test_histogram_cdf_and_bins(store_path):

@@ -284,7 +284,7 @@ async def test_launch_rejects_invalid_toml_naming_the_field(tmp_path, store_path
         msg = launch.query_one("#launch-msg", Static)
         launch.query_one("#path", Input).value = str(bad)
         launch.action_start()
-        await wait_for(pilot, lambda: "Invalid config" in text(msg))
+        await wait_for(pilot, lambda: "Invalid" in text(msg))
         assert "run.mode" in text(msg) and "bad.toml" in text(msg)
         launch.query_one("#path", Input).value = str(broken)
         launch.action_validate()

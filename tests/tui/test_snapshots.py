@@ -75,7 +75,9 @@ def test_launch(snap_compare, store_path, app_factory):
     async def ready(pilot):
         await _runs_loaded(pilot)
         await pilot.press("l")
-        await pilot.pause(0.3)
+        await pilot.pause()
+        source = pilot.app.screen.query_one("#source")
+        await _until(pilot, lambda: len(source._options) > 1)
 
     assert snap_compare(app_factory(store_path), terminal_size=SIZE, run_before=ready)
 

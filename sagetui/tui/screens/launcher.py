@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from sagetui.config import ConfigError
 from sagetui.tui import launching
@@ -33,10 +34,12 @@ class LaunchScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="launch-form"):
-            options = [(label, str(path)) for label, path in launching.builtin_configs()]
-            yield Label("Built-in suite / example, or a TOML file below:")
-            yield Select(options, id="source", prompt="built-in config", compact=True)
-            yield Input(placeholder="path/to/config.toml", id="path", compact=True)
+            yield Label("A built-in suite or config, or your TOML file:")
+            yield Select([], id="source", prompt="built-in suite or config", compact=True)
+            with Horizontal(classes="row"):
+                yield Input(placeholder="path/to/config.toml (or suite:NAME)", id="path",
+                            compact=True)
+                yield Checkbox("quick (suites)", id="quick", compact=True)
             with Horizontal(classes="row"):
                 yield Label("mode", classes="lbl")
                 yield Select([("sim", "sim"), ("live", "live")], id="mode",
@@ -54,7 +57,8 @@ class LaunchScreen(Screen):
                 yield Input(placeholder="as in config", id="repetitions", type="integer",
                             compact=True)
                 yield Label("backends", classes="lbl")
-                yield Input(placeholder="all (or names: gpu0,cpu0)", id="backends", compact=True)
+                yield Input(placeholder="all · names to keep · suite: TOML file",
+                            id="backends", compact=True)
             with Horizontal(classes="row"):
                 yield Label("more --set", classes="lbl")
                 yield Input(placeholder="path=value … (e.g. workload.warmup_s=2)", id="extra",
@@ -65,25 +69,38 @@ class LaunchScreen(Screen):
             yield Static("", id="launch-msg")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self._load_targets()
+
+    @work(thread=True, group="launch-targets")
+    def _load_targets(self) -> None:
+        """The suite and config files are read off the UI thread."""
+        try:
+            targets = launching.builtin_targets()
+        except ConfigError as exc:  # a broken built-in suite file: say which
+            self.app.call_from_thread(self._message, f"[red]{escape(str(exc))}[/]")
+            return
+        self.app.call_from_thread(self.query_one("#source", Select).set_options, targets)
+
     @on(Select.Changed, "#source")
     def _source(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL:
             self.query_one("#path", Input).value = str(event.value)
 
-    def _form(self) -> tuple[str, dict[str, str]]:
+    def _form(self) -> tuple[str, dict[str, str], bool]:
         form = {name: self.query_one(f"#{name}", Input).value
                 for name in ("policy", "rate", "duration", "repetitions", "backends", "extra")}
         mode = self.query_one("#mode", Select).value
         form["mode"] = "" if mode is Select.NULL else str(mode)
-        return self.query_one("#path", Input).value.strip(), form
+        return (self.query_one("#path", Input).value.strip(), form,
+                self.query_one("#quick", Checkbox).value)
 
     def _message(self, text: str) -> None:
         self.query_one("#launch-msg", Static).update(text)
 
     @on(Button.Pressed, "#validate")
     def action_validate(self) -> None:
-        path, form = self._form()
-        self._check(path, form, start=False)
+        self._check(*self._form(), start=False)
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
@@ -91,36 +108,29 @@ class LaunchScreen(Screen):
             self._message(f"Run process {self.child.pid} is still going; watch it with "
                           "[b]m[/] or cancel it there.")
             return
-        path, form = self._form()
-        self._check(path, form, start=True)
+        self._check(*self._form(), start=True)
 
     @work(thread=True, exclusive=True, group="launch")
-    def _check(self, path: str, form: dict[str, str], start: bool) -> None:
+    def _check(self, target: str, form: dict[str, str], quick: bool, start: bool) -> None:
         """Validate in a worker (reads files), then start the child and find its run."""
         say = lambda text: self.app.call_from_thread(self._message, text)  # noqa: E731
-        if not path:
-            say("[red]Choose a built-in config or give a TOML file path.[/]")
-            return
         try:
-            sets = launching.build_sets(form, path)
-            exp = launching.validate(path, sets)
+            plan = launching.plan(target, form, quick)
         except ConfigError as exc:
-            say(f"[red]Invalid config:[/]\n{exc}")
+            say(f"[red]Invalid:[/]\n{escape(str(exc))}")
             return
-        plan = (f"{exp.name}: {len(exp.runs)} run(s), mode {exp.runs[0].run.mode}, "
-                f"policy {exp.runs[0].control_plane.policy}, rate {exp.runs[0].workload.rate:g}"
-                f" r/s\n--set " + " --set ".join(f"{k}={v[:40]}" for k, v in sets.items())
-                if sets else f"{exp.name}: {len(exp.runs)} run(s), as in the file")
+        sets = " ".join(f"--set {k}={v[:30]}" for k, v in plan.sets.items())
+        described = escape(f"{plan.description}\n{sets}".strip())
         if not start:
-            say(f"[green]Valid.[/] {plan}")
+            say(f"[green]Valid.[/] {described}")
             return
         try:
-            child = self.app.call_from_thread(self.app.start_child, path, sets)
+            child = self.app.call_from_thread(self.app.start_child, plan.argv(self.app.db_path))
         except LaunchError as exc:
-            say(f"[red]Could not start:[/] {exc}")
+            say(f"[red]Could not start:[/] {escape(str(exc))}")
             return
         self.child = child
-        say(f"Started process {child.pid} ({plan}).\nLog: {child.log_path}\n"
+        say(f"Started process {child.pid}: {described}\nLog: {child.log_path}\n"
             "Waiting for its first run to appear in the store…")
         deadline = time.monotonic() + FIND_RUN_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -135,7 +145,7 @@ class LaunchScreen(Screen):
                 return
             if not child.alive():
                 say(f"[red]The run process exited ({child.proc.returncode}) before writing a "
-                    f"run:[/]\n{child.log_tail()}")
+                    f"run:[/]\n{escape(child.log_tail())}")
                 return
             time.sleep(0.25)
         say(f"[yellow]Process {child.pid} has not written a run after "

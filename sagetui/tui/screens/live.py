@@ -45,6 +45,7 @@ class LiveScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_run", "Cancel run"),
+        Binding("l", "app.launch", "Launch"),
         Binding("enter", "details", "Details"),
     ]
     PALETTE = {"Cancel the monitored run": ("action_cancel_run", "SIGTERM, asks first"),
