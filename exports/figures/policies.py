@@ -11,6 +11,7 @@ from exports.errors import ExportError
 from exports.figures.base import FigureResult
 from exports.figures.style import DASHES, color, new_figure
 from exports.groups import Group, group_runs, labels
+from store.histograms import percentile_ms
 
 
 def _policy_groups(ctx: ExportContext) -> list[tuple[str, Group]]:
@@ -64,7 +65,7 @@ def wait_distribution(ctx: ExportContext) -> FigureResult:
     data = []
     for i, (name, g) in enumerate(_policy_groups(ctx)):
         h = _histogram(ctx, g, "queue_wait", "all", "wait_distribution")
-        q = {p: h.get_value_at_percentile(p) / 1000.0 for p in (1, 25, 50, 75, 99)}
+        q = {p: percentile_ms(h, p) for p in (1, 25, 50, 75, 99)}
         fig.add_trace(go.Box(
             x=[name], q1=[q[25]], median=[q[50]], q3=[q[75]], lowerfence=[q[1]], upperfence=[q[99]],
             name=name, marker_color=color(i), line=dict(width=1), showlegend=False,
