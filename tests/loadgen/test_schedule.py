@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -139,3 +141,20 @@ def test_closed_loop_source_is_order_independent():
         a.on_done(type("R", (), {"client_id": "zz"})(), 1.0)
     with pytest.raises(ValueError, match="clients"):
         build_schedule(spec)
+
+
+def test_same_schedule_in_another_process():
+    """The simulator and the live runner may build it in different processes."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from loadgen.spec import WorkloadSpec; from loadgen.schedule import build_schedule;"
+            "s = build_schedule(WorkloadSpec(rate=300, duration_s=2, mix={'chat': 1, 'embedding': 1},"
+            " arrival={'kind': 'gamma', 'cv': 3}));"
+            "print(hashlib.sha256(repr(s).encode()).hexdigest())")
+    here = build_schedule(WorkloadSpec(rate=300, duration_s=2, mix={"chat": 1, "embedding": 1},
+                                       arrival={"kind": "gamma", "cv": 3}))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=str(Path(__file__).parents[2]))
+    assert out.stdout.strip() == hashlib.sha256(repr(here).encode()).hexdigest()
