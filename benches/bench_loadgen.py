@@ -65,7 +65,9 @@ def spec(rate: float, duration: float, **kw) -> WorkloadSpec:
 def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
     s = spec(rate, duration)
     res = run(s, ClientConfig(targets=url, concurrency=512), workers=workers)
+    t = time.perf_counter()
     a = aggregate(res.records, warmup_s=0, duration_s=duration, target_rate_rps=rate)
+    aggregate_s = time.perf_counter() - t
     al = a.summaries["all"]
     m, p = al["metrics"], al["extra"]["pacing"]
     span = max(r.t_done for r in res.records)
@@ -78,6 +80,7 @@ def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
         "lateness_max_ms": p["lateness_max_ms"], "gap_cv_actual": p["gap_cv_actual"],
         "gap_cv_intended": p["gap_cv_intended"], "failed": al["failed"],
         "failure_reasons": al["extra"]["failure_reasons"],
+        "records": len(res.records), "aggregate_s": aggregate_s,
         "ttft_p50_ms": m["ttft"]["p50"], "ttft_p99_ms": m["ttft"]["p99"],
         "ttft_sent_p50_ms": m["ttft_sent"]["p50"], "ttft_sent_p99_ms": m["ttft_sent"]["p99"],
         "e2e_p50_ms": m["e2e"]["p50"], "e2e_p99_ms": m["e2e"]["p99"],
