@@ -34,8 +34,10 @@ Attaches to a `running` run; refreshes twice a second. `x` cancels it
 (asks first; the run keeps what it measured).
 
 ## Launch
-Pick a built-in suite or a TOML file, adjust mode/policy/rate/duration/
-repetitions/backends, start. The run is a child process: closing the
+Pick a built-in suite (tick *quick* for its CI-sized version), a shipped
+config or your TOML file; adjust mode/policy/rate/duration/repetitions/
+backends (a config: names to keep; a suite: a TOML file of [[backends]]);
+*Validate* checks it, *Start* (`ctrl+s`) starts it. The run is a child process: closing the
 dashboard leaves it running unless you choose to cancel it.
 
 ## Compare

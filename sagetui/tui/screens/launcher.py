@@ -22,8 +22,7 @@ FIND_RUN_TIMEOUT_S = 60.0
 
 class LaunchScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
-                Binding("ctrl+s", "start", "Start"),
-                Binding("ctrl+v", "validate", "Validate", show=False)]
+                Binding("ctrl+s", "start", "Start")]
     PALETTE = {"Start the configured run": ("action_start", "Validate, then start a child"),
                "Validate the launch config": ("action_validate", "Check TOML and overrides")}
 
