@@ -31,9 +31,11 @@ def test_serve_sim_runs_until_ctrl_c():
 
 
 def test_bad_options_name_the_problem():
-    out = subprocess.run([*CLI, "serve-sim", "--preset", "no-such"], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 1 and "preset: 'no-such' unknown" in out.stderr
-    out = subprocess.run([*CLI, "serve-embed", "--device", "tpu"], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 1 and "device: 'tpu'" in out.stderr
+    from click.testing import CliRunner
+
+    from sagetui.cli import main
+
+    out = CliRunner().invoke(main, ["engine", "serve-sim", "--preset", "no-such"])
+    assert out.exit_code == 1 and "preset: 'no-such' unknown" in out.output
+    out = CliRunner().invoke(main, ["engine", "serve-embed", "--device", "tpu"])
+    assert out.exit_code == 1 and "device: 'tpu'" in out.output
