@@ -1,0 +1,65 @@
+"""Build the simulated engine for a `kind = "sim"` backend, honouring vLLM flags.
+
+A sim backend can carry the same scheduler flags as the live `vllm serve` it
+stands for (`extra_args`), so a sim run and a live run of one config schedule
+alike: `--max-num-seqs N`, `--max-num-batched-tokens N`,
+`--scheduling-policy fcfs|priority`. Other flags (`--dtype`, ...) do not change
+the model; `sim_flags` returns them as ignored so the caller can say so.
+"""
+
+from __future__ import annotations
+
+from engine.sim.cost import EmbedPreset
+from engine.sim.embed import SimEmbeddingEngine
+from engine.sim.llm import SimLLMEngine
+from engine.sim.presets import get_preset
+from engine.spec import BackendSpec
+
+_INT_FLAGS = {"--max-num-seqs": "max_num_seqs", "--max-num-batched-tokens":
+              "max_num_batched_tokens"}
+_POLICIES = ("fcfs", "priority")
+
+
+def sim_flags(extra_args: list[str]) -> tuple[dict, list[str]]:
+    """(SimLLMEngine keyword arguments, flags that do not affect the model)."""
+    kw: dict = {}
+    ignored: list[str] = []
+    args = list(extra_args)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        name, eq, val = a.partition("=")
+        if name in _INT_FLAGS or name == "--scheduling-policy":
+            if not eq:
+                if i + 1 >= len(args):
+                    raise ValueError(f"extra_args: {name} needs a value")
+                val = args[i + 1]
+                i += 1
+            if name == "--scheduling-policy":
+                if val not in _POLICIES:
+                    raise ValueError(f"extra_args: --scheduling-policy {val!r} is not one of "
+                                     f"{', '.join(_POLICIES)}")
+                kw["priority_scheduling"] = val == "priority"
+            else:
+                try:
+                    n = int(val)
+                except ValueError:
+                    raise ValueError(f"extra_args: {name} needs an integer, got {val!r}") from None
+                if n < 1:
+                    raise ValueError(f"extra_args: {name} must be >= 1, got {n}")
+                kw[_INT_FLAGS[name]] = n
+        else:
+            ignored.append(a)
+        i += 1
+    return kw, ignored
+
+
+def make_engine(spec: BackendSpec, *, token_events: bool = False):
+    """The simulated engine for a sim backend: its preset, plus its vLLM flags."""
+    if spec.kind != "sim":
+        raise ValueError(f"kind: backend {spec.name!r} is {spec.kind!r}, not 'sim'")
+    preset = get_preset(spec.preset)
+    if isinstance(preset, EmbedPreset):
+        return SimEmbeddingEngine(preset)
+    kw, _ = sim_flags(spec.extra_args)
+    return SimLLMEngine(preset, token_events=token_events, **kw)

@@ -1,0 +1,51 @@
+"""A sim backend honours the vLLM scheduler flags of the engine it stands for."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.sim import SimEmbeddingEngine, SimLLMEngine
+from engine.sim.factory import make_engine, sim_flags
+from engine.spec import BackendSpec
+
+
+def spec(**kw) -> BackendSpec:
+    base = dict(name="b", kind="sim", capabilities=["chat"], preset="7b-h100")
+    base.update(kw)
+    return BackendSpec(**base)
+
+
+def test_vllm_flags_reach_the_engine():
+    eng = make_engine(spec(extra_args=["--max-num-seqs", "8", "--max-num-batched-tokens=1024",
+                                       "--scheduling-policy", "priority", "--dtype", "bf16"]))
+    assert isinstance(eng, SimLLMEngine)
+    assert (eng.max_seqs, eng.max_tokens, eng.priority_scheduling) == (8, 1024, True)
+    for i in range(20):
+        eng.submit(i, 50, 20, 2, 0.0)
+    eng.advance(0.0)
+    assert eng.stats().running == 8
+
+
+def test_defaults_and_embedding_presets():
+    eng = make_engine(spec())
+    assert (eng.max_seqs, eng.priority_scheduling) == (256, False)
+    assert isinstance(make_engine(spec(capabilities=["embedding"], preset="minilm-cpu")),
+                      SimEmbeddingEngine)
+    assert sim_flags(["--dtype", "bf16", "--enforce-eager"])[1] == ["--dtype", "bf16",
+                                                                    "--enforce-eager"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-num-seqs"], "--max-num-seqs needs a value"),
+    (["--max-num-seqs", "many"], "needs an integer, got 'many'"),
+    (["--max-num-batched-tokens=0"], "must be >= 1"),
+    (["--scheduling-policy", "edf"], "'edf' is not one of fcfs, priority"),
+])
+def test_bad_flags_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        sim_flags(args)
+
+
+def test_only_sim_backends():
+    with pytest.raises(ValueError, match="not 'sim'"):
+        make_engine(spec(kind="vllm"))
