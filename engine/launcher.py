@@ -69,16 +69,22 @@ class LaunchedEngine:
 
     def backend_row(self) -> dict:
         """Columns of store.schema.Backend (run_id is filled in by the writer)."""
-        caps = set(self.spec.capabilities)
+        spec = self.spec
+        caps = set(spec.capabilities)
         role = "embedding" if caps == {"embedding"} else ("both" if "embedding" in caps else "llm")
+        device_kind, model, params = spec.device_kind, spec.model, {}
+        if spec.kind == "sim":  # the simulated engine is its preset: store every parameter
+            from engine.sim.presets import get_preset
+
+            preset = get_preset(spec.preset)
+            params = preset.to_dict()
+            device_kind, model = device_kind or preset.device_kind, model or preset.model
         return {
-            "name": self.spec.name, "role": role, "engine_kind": self.spec.kind,
-            "device": self.spec.device, "device_kind": self.spec.device_kind,
-            "model": self.spec.model, "url": self.url,
+            "name": spec.name, "role": role, "engine_kind": spec.kind,
+            "device": spec.device, "device_kind": device_kind, "model": model, "url": self.url,
             "launch_args_json": json.dumps({"argv": self.argv, "env": self.env}),
-            "engine_version": self.version, "price_per_hour": self.spec.price_per_hour,
-            "max_concurrency": self.spec.max_concurrency,
-            "params_json": json.dumps({"preset": self.spec.preset} if self.spec.preset else {}),
+            "engine_version": self.version, "price_per_hour": spec.price_per_hour,
+            "max_concurrency": spec.max_concurrency, "params_json": json.dumps(params),
         }
 
 

@@ -65,6 +65,9 @@ def test_teardown_leaves_no_process_and_keeps_logs(tmp_path):
         assert all(e.version.startswith("sagetui-sim") for e in engines)
         rows = [e.backend_row() for e in engines]
         assert [r["role"] for r in rows] == ["llm", "embedding"]
+        params = json.loads(rows[0]["params_json"])
+        assert params["name"] == "tiny-cpu" and params["cost"]["beta0"] > 0
+        assert (rows[1]["model"], rows[1]["device_kind"]) == ("all-MiniLM-L6-v2", "x86-64")
     assert _gone(pids, timeout=1.0)
     assert (tmp_path / "engines" / "a.log").read_text().startswith("$ ")
 
@@ -205,3 +208,11 @@ async def test_engine_killed_mid_stream_is_a_named_error(tmp_path):
                         faults.kill(eng)
             assert "stream broken" in str(err.value) and eng.url in str(err.value)
             assert not await client.health(timeout_s=0.5)
+
+
+def test_missing_engine_command_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `vllm` here: as on a machine without it
+    spec = BackendSpec(name="gpu0", kind="vllm", capabilities=["chat"], model="m")
+    with pytest.raises(LaunchError, match="backend 'gpu0': cannot start 'vllm'"):
+        with Launcher([spec], tmp_path, gpu_ids=[0]):
+            pass
