@@ -252,32 +252,43 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
     now = 0.0
     next_sample = sample_every_s
     inf = float("inf")
+    horizon = inf if horizon_s is None else horizon_s
+    on_arrival, heappop = cp.on_arrival, heapq.heappop
     while True:
-        t_arr = arrivals[i].arrival if i < n_arr else inf
         t_heap = heap[0][0] if heap else inf
-        t = t_arr if t_arr <= t_heap else t_heap
-        if t == inf or (horizon_s is not None and t > horizon_s):
-            break
-        while next_sample <= t:
-            take_sample(next_sample)
-            next_sample += sample_every_s
-        now = t
-        if t_arr <= t_heap:
+        # Open-loop arrivals up to the next queued event, in a tight loop.
+        while i < n_arr:
             r = arrivals[i]
+            t = r.arrival
+            if t > t_heap or t > horizon:
+                break
+            while next_sample <= t:
+                take_sample(next_sample)
+                next_sample += sample_every_s
             i += 1
+            now = t
             outcome_of(r)
-            acts = cp.on_arrival(r, t)
+            acts = on_arrival(r, t)
             if acts:
                 apply(acts, t)
-            continue
-        _, _, kind, payload = heapq.heappop(heap)
+                if heap and heap[0][0] < t_heap:
+                    t_heap = heap[0][0]
+        if t_heap == inf or t_heap > horizon:
+            if i < n_arr and arrivals[i].arrival <= horizon:
+                continue  # only arrivals remain
+            break
+        while next_sample <= t_heap:
+            take_sample(next_sample)
+            next_sample += sample_every_s
+        t, _, kind, payload = heappop(heap)
+        now = t
         if kind == _ENGINE:
             if eng_t[payload] == t:
                 eng_t[payload] = None
                 engine_step(payload, t)
         elif kind == _ARRIVAL:
             outcome_of(payload)
-            apply(cp.on_arrival(payload, t), t)
+            apply(on_arrival(payload, t), t)
         elif kind == _TIMER:
             apply(cp.on_timer(t), t)
         else:
