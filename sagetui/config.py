@@ -161,6 +161,7 @@ def expand_raw(raw: dict, *, source: str, spec_text: str, overrides: list[str] =
                 labels.append(f"{path_s.rsplit('.', 1)[-1]}={v}")
         label = ",".join(labels)
         _expand_replicas(point, source)
+        _fill_preset_defaults(point)
         cfg = _validate(point, source)
         if label:
             cfg.run.name = f"{cfg.run.name}[{label}]"
@@ -204,6 +205,23 @@ def _expand_replicas(data: dict, source: str) -> None:
         for j in range(n):
             out.append({**copy.deepcopy(base), "name": f"{base.get('name', 'b')}{j}"})
     data["backends"] = out
+
+
+def _fill_preset_defaults(data: dict) -> None:
+    """A simulated backend without a price or device kind takes its preset's, so
+    cost-aware routing and cost tables see real prices; an explicit value wins."""
+    from engine.sim.presets import list_presets
+
+    presets = None
+    for b in data.get("backends") or []:
+        if not isinstance(b, dict) or b.get("kind") != "sim" or not b.get("preset"):
+            continue
+        presets = presets or list_presets()
+        preset = presets.get(b["preset"])
+        if preset is None:
+            continue  # validation names the unknown preset
+        b.setdefault("price_per_hour", preset.price_per_hour)
+        b.setdefault("device_kind", preset.device_kind)
 
 
 def _validate(data: dict, source: str) -> RunConfig:

@@ -1,10 +1,17 @@
-"""Shared fixtures. Each area keeps its own conftest under tests/<area>/."""
+"""Shared fixtures. Each area keeps its own conftest under tests/<area>/.
+
+`vllm_cpu` is session-wide: ONE vLLM-on-CPU start (about a minute on 2 cores)
+serves every live test in every directory.
+"""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+from engine.launcher import Launcher
+from engine.spec import BackendSpec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -14,3 +21,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def db_path(tmp_path):
     """A fresh store path in a temporary folder."""
     return tmp_path / "sagetui.db"
+
+
+@pytest.fixture(scope="session")
+def vllm_cpu(tmp_path_factory):
+    """A launched vLLM-on-CPU engine serving the tiny Llama as model 'tiny-llama'."""
+    spec = BackendSpec(name="vllm-cpu-0", kind="vllm-cpu", capabilities=["chat", "completion"],
+                       device="cpu", device_kind="x86-64", model="tiny-llama",
+                       # eager: skips ~30 s of torch.compile warm-up; tests time nothing here
+                       extra_args=["--max-model-len", "1024", "--enforce-eager"])
+    with Launcher([spec], tmp_path_factory.mktemp("vllm-run"), health_timeout_s=400) as engines:
+        yield engines[0]

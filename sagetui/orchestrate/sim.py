@@ -7,8 +7,6 @@ scheduler.simrt), and the metrics are the same definitions (loadgen.metrics).
 
 from __future__ import annotations
 
-import json
-
 from loadgen.schedule import Source, build_schedule
 from scheduler.simrt import Fault, simulate
 from store import RunWriter
@@ -91,21 +89,22 @@ def _overhead_per_request(records) -> float | None:
 
 
 def backend_rows(cfg: RunConfig) -> list[dict]:
-    """Backend table rows for a sim run (engine model parameters included)."""
+    """Backend table rows for a sim run: what the preset models (model, device,
+    price) unless the config says otherwise, and the engine-model parameters."""
     from engine.sim.presets import get_preset
 
     rows = []
     for b in cfg.backends:
-        params = {}
-        if b.kind == "sim" and b.preset:
-            p = get_preset(b.preset)
-            params = json.loads(json.dumps(p, default=lambda o: getattr(o, "__dict__", str(o))))
+        preset = get_preset(b.preset) if b.kind == "sim" and b.preset else None
+        params = preset.to_dict() if preset is not None else {}
         rows.append({
             "name": b.name,
             "role": "embedding" if b.capabilities == ["embedding"] else (
                 "both" if "embedding" in b.capabilities else "llm"),
-            "engine_kind": b.kind, "device": b.device, "device_kind": b.device_kind,
-            "model": b.model, "url": b.url, "price_per_hour": b.price_per_hour,
+            "engine_kind": b.kind, "device": b.device,
+            "device_kind": b.device_kind or getattr(preset, "device_kind", ""),
+            "model": b.model or getattr(preset, "model", ""), "url": b.url,
+            "price_per_hour": b.price_per_hour or getattr(preset, "price_per_hour", 0.0),
             "max_concurrency": b.max_concurrency, "params_json": params,
         })
     return rows

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from store import open_store
 
@@ -145,25 +144,32 @@ def _sim_point(p: FidelityPlan, rate: float, suite_name: str) -> dict:
 
 def calibrate_from_run(store, run_id: int, p: FidelityPlan) -> dict:
     """Fit and save both presets from a run's raw records; returns the fit report."""
-    from engine.sim.calibrate import calibrated, fit_embedding, fit_requests
+    from engine.sim.calibrate import (
+        calibrated,
+        fit_embedding,
+        fit_requests,
+        records_from_requests,
+    )
     from engine.sim.presets import get_preset, save_preset
 
     with store.connection() as conn:
-        rows = conn.execute(
-            "SELECT request_class, prompt_tokens, output_tokens, n_texts, t_intended, t_sent, "
-            "t_first_token, t_done FROM request WHERE run_id=? AND status='completed'",
-            (run_id,)).fetchall()
-    chats = [r for r in rows if r[0] == "chat" and r[6] is not None and r[2] > 1]
-    embeds = [r for r in rows if r[0] == "embedding"]
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute(
+            "SELECT request_class, status, backend, prompt_tokens, output_tokens, n_texts, "
+            "t_sent, t_dispatched, t_first_token, t_done FROM request "
+            "WHERE run_id=? AND status='completed'", (run_id,))]
+    for r in rows:  # live records may lack the gateway's dispatch stamp: use the send time
+        if r["t_dispatched"] is None:
+            r["t_dispatched"] = r["t_sent"]
+    chats = [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1]
+    embeds = [r for r in rows if r["request_class"] == "embedding"]
     if len(chats) < 10 or len(embeds) < 5:
         raise RuntimeError(f"profile run {run_id}: too few completed requests to calibrate "
                            f"({len(chats)} chat, {len(embeds)} embedding)")
-    batches = _decode_concurrency([(r[6], r[7]) for r in chats])
-    llm_records = [{"prompt_tokens": r[1], "output_tokens": r[2],
-                    "ttft_s": r[6] - r[5], "tpot_s": (r[7] - r[6]) / (r[2] - 1), "batch": b}
-                   for r, b in zip(chats, batches, strict=True)]
+    llm_records = records_from_requests(chats)
     llm_cost, ttft_fit, tpot_fit = fit_requests(llm_records)
-    emb_records = [{"tokens": r[1], "seconds": r[7] - r[5]} for r in embeds]
+    emb_records = [{"tokens": r["prompt_tokens"], "seconds": r["t_done"] - r["t_dispatched"]}
+                   for r in embeds]
     emb_cost, emb_fit = fit_embedding(emb_records)
     llm_base = get_preset("tiny-cpu")
     emb_base = get_preset("minilm-cpu")
@@ -180,17 +186,6 @@ def calibrate_from_run(store, run_id: int, p: FidelityPlan) -> dict:
                       "cost": {"a": emb_cost.a, "b": emb_cost.b},
                       "fit": {"n": emb_fit.n, "r2": emb_fit.r2, "mape_pct": emb_fit.mape}},
     }
-
-
-def _decode_concurrency(spans: list[tuple[float, float]]) -> list[float]:
-    """For each decode span, 1 + the time-averaged number of other spans overlapping it."""
-    arr = np.asarray(spans, dtype=float)
-    out = []
-    for s, e in arr:
-        length = max(e - s, 1e-9)
-        overlap = np.clip(np.minimum(arr[:, 1], e) - np.maximum(arr[:, 0], s), 0, None).sum()
-        out.append(max(1.0, overlap / length))  # includes itself once
-    return out
 
 
 def compare(live: dict, sim: dict) -> dict:

@@ -9,21 +9,11 @@ from __future__ import annotations
 import os
 
 import psutil
-import pytest
 
-from engine.launcher import Launcher
 from engine.spec import BackendSpec
 
-
-@pytest.fixture(scope="session")
-def vllm_cpu(tmp_path_factory):
-    """A launched vLLM-on-CPU engine serving the tiny Llama as model 'tiny-llama'."""
-    spec = BackendSpec(name="vllm-cpu-0", kind="vllm-cpu", capabilities=["chat", "completion"],
-                       device="cpu", device_kind="x86-64", model="tiny-llama",
-                       # eager: skips ~30 s of torch.compile warm-up; tests time nothing here
-                       extra_args=["--max-model-len", "1024", "--enforce-eager"])
-    with Launcher([spec], tmp_path_factory.mktemp("vllm-run"), health_timeout_s=400) as engines:
-        yield engines[0]
+# The session-wide `vllm_cpu` fixture lives in tests/conftest.py, so every test
+# directory shares ONE vLLM-on-CPU start.
 
 
 def group_members(pgid: int) -> list[psutil.Process]:

@@ -1,0 +1,113 @@
+"""Every built-in suite validates, and each quick suite runs in simulation and exports."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from sagetui.cli import main
+from sagetui.suites import expand_suite, list_suites
+
+SWEEP_SUITES = ("control-plane", "policies", "scalability", "heterogeneous")
+
+
+def cli(db, *args):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+def test_every_suite_validates_and_states_its_design():
+    suites = {s.name: s for s in list_suites()}
+    assert set(suites) >= {*SWEEP_SUITES, "agents", "fidelity"}
+    for name in SWEEP_SUITES:
+        for quick in (False, True):
+            exp = expand_suite(suites[name], quick=quick)
+            assert exp.runs
+            for cfg in exp.runs:
+                assert cfg.workload.duration_s > 0 and cfg.run.part
+        full = expand_suite(suites[name])
+        assert full.runs[0].run.repetitions == 3
+        assert full.runs[0].workload.warmup_s > 0
+
+
+def test_suite_show_prints_expected_time(db_path):
+    res = cli(db_path, "suite", "show", "control-plane")
+    assert res.exit_code == 0
+    assert "expected run time (sim)" in res.output and "repetitions 3" in res.output
+
+
+def test_bad_suite_input_is_refused_before_anything_runs(db_path, tmp_path):
+    assert cli(db_path, "suite", "run", "nope").exit_code == 2
+    res = cli(db_path, "suite", "run", "policies", "--quick", "--set", "workload.nofield=1")
+    assert res.exit_code == 2 and "workload.nofield" in res.output
+    bad = tmp_path / "backends.toml"
+    bad.write_text('[[backends]]\nname = "x"\nkind = "warp-drive"\ncapabilities = ["chat"]\n')
+    res = cli(db_path, "suite", "run", "policies", "--quick", "--backends", str(bad))
+    assert res.exit_code == 2 and "kind" in res.output
+    unreachable = tmp_path / "remote.toml"
+    unreachable.write_text('[[backends]]\nname = "far"\nkind = "vllm"\nurl = "http://127.0.0.1:9"\n'
+                           'model = "m"\ncapabilities = ["chat", "completion", "embedding"]\n')
+    res = cli(db_path, "suite", "run", "policies", "--quick", "--mode", "live",
+              "--backends", str(unreachable))
+    assert res.exit_code == 2 and "does not answer" in res.output
+    assert not db_path.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SWEEP_SUITES)
+def test_quick_suite_runs_in_sim_and_exports_its_bundle(name, db_path, tmp_path):
+    res = cli(db_path, "suite", "run", name, "--quick")
+    assert res.exit_code == 0, res.output
+    con = sqlite3.connect(db_path)
+    (kind, suite), = con.execute("SELECT kind, suite FROM experiment").fetchall()
+    assert (kind, suite) == ("suite", name)
+    statuses = {s for (s,) in con.execute("SELECT status FROM run")}
+    assert statuses == {"completed"}
+    out = tmp_path / "bundle"
+    res = cli(db_path, "export", "--bundle", "--suite", name, "--format", "html", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    tex = list(out.rglob("*.tex"))
+    html = list(out.rglob("*.html"))
+    assert tex or html
+    assert list(out.rglob("*.csv"))  # the data behind every figure and table
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path, vllm_cpu,
+                                                               monkeypatch):
+    monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path / "presets"))
+    monkeypatch.setenv("SAGETUI_RUNS_DIR", str(tmp_path / "runs"))
+    backends = tmp_path / "backends.toml"
+    backends.write_text(f"""
+[[backends]]
+name = "vllm-cpu"
+kind = "vllm-cpu"
+url = "{vllm_cpu.url}"
+model = "tiny-llama"
+device = "cpu"
+capabilities = ["chat", "completion"]
+max_concurrency = 32
+
+[[backends]]
+name = "minilm"
+kind = "sentence-transformers"
+device = "cpu"
+capabilities = ["embedding"]
+max_concurrency = 4
+""")
+    res = cli(db_path, "suite", "run", "fidelity", "--quick", "--backends", str(backends))
+    assert res.exit_code == 0, res.output
+    con = sqlite3.connect(db_path)
+    rows = con.execute("SELECT r.mode, s.extra_json FROM run r JOIN summary s ON s.run_id=r.id "
+                       "WHERE s.request_class='all' ORDER BY r.id").fetchall()
+    modes = [m for m, _ in rows]
+    assert modes == ["live", "live", "sim", "live", "sim"]  # profile, then live/sim per load
+    calibration = json.loads(rows[0][1])["calibration"]
+    assert calibration["llm"]["ttft_fit"]["n"] > 10
+    for mode, extra in rows[2::2]:
+        errors = json.loads(extra)["fidelity"]["errors"]
+        assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
+        assert all(isinstance(e["rel_error"], float) for e in errors.values())
