@@ -176,5 +176,7 @@ def run(app: web.Application, host: str, port: int) -> None:
 
         loop = asyncio.new_event_loop()
     # Short shutdown: in-flight streams are cut after 1 s instead of aiohttp's 60 s.
+    # handler_cancellation: a client that hangs up cancels its handler, which aborts the
+    # request in the engine (as vLLM does), also for non-streamed requests.
     web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
-                shutdown_timeout=1.0, loop=loop)
+                shutdown_timeout=1.0, handler_cancellation=True, loop=loop)

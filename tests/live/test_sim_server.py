@@ -111,6 +111,23 @@ async def test_client_disconnect_frees_capacity(sims):
         assert (await eng.stats()).running == 0
 
 
+async def test_non_streamed_request_aborted_when_client_leaves(sims):
+    async with HTTPEngine(sims["llm"].url) as eng:
+        post = asyncio.create_task(eng.post_json(
+            "/v1/completions", {"prompt": "x", "max_tokens": 3000}))
+        for _ in range(100):
+            if (await eng.stats()).running == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert (await eng.stats()).running == 1
+        post.cancel()  # closes the connection
+        for _ in range(100):
+            if (await eng.stats()).running == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert (await eng.stats()).running == 0
+
+
 async def test_embeddings_take_modelled_batch_time(sims):
     async with HTTPEngine(sims["emb"].url) as eng:
         t0 = time.perf_counter()
