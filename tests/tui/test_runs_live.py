@@ -91,6 +91,7 @@ async def test_monitoring_does_not_change_the_achieved_rate(tmp_path, app_factor
     t_alone, a_alone = _achieved(alone)
     t_watched, a_watched = _achieved(watched)
     assert t_alone == t_watched == 40
+    print(f"achieved rate: alone {a_alone:.3f} r/s, watched {a_watched:.3f} r/s")
     assert abs(a_watched - a_alone) / a_alone < 0.01, json.dumps([a_alone, a_watched])
 
 
