@@ -126,8 +126,12 @@ class STEngine:
                     job = q.get_nowait()
                 jobs.append(job)
                 n += len(job.texts)
-            texts = [t for j in jobs for t in j.texts]
             self.waiting -= n
+            jobs = [j for j in jobs if not j.future.done()]  # skip clients that hung up
+            if not jobs:
+                continue
+            texts = [t for j in jobs for t in j.texts]
+            n = len(texts)
             self.running = n
             try:
                 res = await loop.run_in_executor(self._pool, self.encode, texts)
