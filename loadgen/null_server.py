@@ -22,6 +22,7 @@ from aiohttp import web
 
 FAULTS = ("none", "garbage", "close", "http500", "error_event")
 EMBED_DIM = 384
+BACKLOG = 4096  # many client connections at once (multi-process runs) must not be refused
 
 
 def _role_chunk(rid: str, model: str) -> bytes:
@@ -166,7 +167,7 @@ async def start(host: str = "127.0.0.1", port: int = 0, **kw) -> tuple[web.AppRu
     srv = NullServer(**kw)
     runner = web.AppRunner(srv.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, backlog=BACKLOG)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]
     return runner, bound, srv
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     web.run_app(NullServer(a.ttft_ms, a.tpot_ms, a.fault).app(), host=a.host, port=a.port,
-                access_log=None, print=None)
+                access_log=None, print=None, backlog=BACKLOG)
 
 
 if __name__ == "__main__":
