@@ -141,9 +141,13 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
                       "(sagetui cannot launch it)")
 
 
+# Engines are reached directly, never through $HTTP_PROXY (aiohttp ignores it too).
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def check_health(url: str, timeout_s: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as r:
+        with _opener.open(url.rstrip("/") + "/health", timeout=timeout_s) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -152,7 +156,7 @@ def check_health(url: str, timeout_s: float = 2.0) -> bool:
 def fetch_version(url: str, timeout_s: float = 5.0) -> str:
     """`/version` of an engine; servers without one are recorded as such, not guessed."""
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/version", timeout=timeout_s) as r:
+        with _opener.open(url.rstrip("/") + "/version", timeout=timeout_s) as r:
             return str(json.loads(r.read()).get("version", "unknown (no version field)"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"unknown ({type(exc).__name__})"
