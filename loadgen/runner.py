@@ -77,7 +77,6 @@ class _Run:
         self.records: list[RequestRecord] = []
         self.offered: dict[int, int] = defaultdict(int)
         self.finished: dict[int, list[RequestRecord]] = defaultdict(list)
-        self.pending = 0
         self.error: BaseException | None = None
         self.rag: Rag | None = None
 
@@ -88,15 +87,11 @@ class _Run:
             return [r for r in reqs if int(r.client_id[1:]) % self.workers == self.worker]
         return reqs[self.worker::self.workers]
 
-    async def _dispatch(self, client: Client, req: ScheduledRequest, body: dict | None) -> list[RequestRecord]:
-        self.pending += 1
-        try:
-            if req.cls == "pipeline":
-                recs = await self.rag.run(client, req)
-            else:
-                recs = [await client.call(req, body=body)]
-        finally:
-            self.pending -= 1
+    async def _dispatch(self, client: Client, req: ScheduledRequest, body: bytes | None) -> list[RequestRecord]:
+        if req.cls == "pipeline":
+            recs = await self.rag.run(client, req)
+        else:
+            recs = [await client.call(req, body=body)]
         for r in recs:
             self.records.append(r)
             if r.parent_id is None:

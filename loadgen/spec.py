@@ -434,6 +434,13 @@ class WorkloadSpec(_Strict):
             raise ValueError("embedding has no TTFT: set only `e2e_ms` for embedding")
         return out
 
+    @model_validator(mode="after")
+    def _closed_loop_has_no_arrivals(self) -> WorkloadSpec:
+        if self.clients is not None and not isinstance(self.arrival, Poisson):
+            raise ValueError(f"arrival: {self.arrival.kind!r} is unused by a closed loop "
+                             "(clients); remove one of them")
+        return self
+
     @property
     def end_s(self) -> float:
         """Intended sends happen in [0, end_s)."""

@@ -103,3 +103,8 @@ def test_target_rate():
     s = WorkloadSpec(rate=10, arrival={"kind": "onoff", "factor": 3, "on_s": 1, "off_s": 3})
     assert s.target_rate() == pytest.approx(10 * (3 * 1 + 3) / 4)
     assert WorkloadSpec(clients={"n": 2}).target_rate() is None
+
+
+def test_closed_loop_refuses_an_arrival_process():
+    assert "unused by a closed loop" in _err(clients={"n": 3}, arrival={"kind": "gamma", "cv": 2})
+    assert WorkloadSpec(clients={"n": 3}).clients.n == 3
