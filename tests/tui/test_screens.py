@@ -53,18 +53,19 @@ async def test_runs_table_sorts_by_header_and_key(store_path, app_factory):
     app = app_factory(store_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await runs_ready(pilot)
-        assert table_ids(screen) == [7, 6, 5, 4, 3, 2, 1]
+        await wait_for(pilot, lambda: table_ids(screen) == [7, 6, 5, 4, 3, 2, 1])
         table = screen.query_one("#runs", DataTable)
         assert table.row_count == 7
         screen.sort_by("policy")  # what clicking the header does
-        policies = [r.policy for r in screen.shown]
-        assert policies == sorted(policies)
+        await wait_for(pilot, lambda: [r.policy for r in screen.shown] == sorted(
+            r.policy for r in screen.rows))
         screen.sort_by("policy")
-        assert [r.policy for r in screen.shown] == sorted(policies, reverse=True)
+        await wait_for(pilot, lambda: [r.policy for r in screen.shown] == sorted(
+            (r.policy for r in screen.rows), reverse=True))
         await pilot.click(DataTable, offset=(3, 0))  # the "id" header
-        await pilot.pause()
+        await wait_for(pilot, lambda: table_ids(screen) == [1, 2, 3, 4, 5, 6, 7])
         assert screen.sort_key == "id"
-        assert "sort id" in text(screen.query_one("#status", Static))
+        assert "sort id↑" in text(screen.query_one("#status", Static))
 
 
 async def test_filter_box_free_text_key_value_and_error(store_path, app_factory):
@@ -75,15 +76,36 @@ async def test_filter_box_free_text_key_value_and_error(store_path, app_factory)
         assert isinstance(app.focused, Input)
         for ch in "policy=fifo":
             await pilot.press(ch)
-        await pilot.pause()
-        assert table_ids(screen) == [5, 1]
+        await wait_for(pilot, lambda: table_ids(screen) == [5, 1])
         screen.query_one("#filter", Input).value = "workload.rate>=40 paper"
-        await pilot.pause()
-        assert table_ids(screen) == [3]
+        await wait_for(pilot, lambda: table_ids(screen) == [3])
         screen.query_one("#filter", Input).value = "rate="
-        await pilot.pause()
-        assert "filter term 'rate='" in text(screen.query_one("#status", Static))
+        await wait_for(pilot, lambda: "filter term 'rate='" in text(
+            screen.query_one("#status", Static)))
         assert table_ids(screen) == [3]  # the last good filter stays
+
+
+async def test_bracketed_names_are_shown_literally(store_path, app_factory):
+    """Sweep points are named like `exp[policy=fifo]`: text, never console markup."""
+    import sqlite3
+
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("UPDATE run SET name='exp[policy=fifo]' WHERE id IN (6, 7)")
+    app = app_factory(store_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_ready(pilot)
+        assert str(screen.query_one("#runs", DataTable).get_row_at(1)[2]) == "exp[policy=fifo]"
+        app.open_detail(6)
+        await pilot.pause()
+        detail = app.screen
+        await wait_for(pilot, lambda: detail.detail is not None)
+        assert "exp[policy=fifo]" in str(detail.query_one("#headline").render())
+        app.pop_screen()
+        app.open_live(7)
+        await pilot.pause()
+        live = app.screen
+        await wait_for(pilot, lambda: live.polls >= 1)
+        assert "exp[policy=fifo]" in str(live.query_one("#live-head").render())
 
 
 async def test_empty_and_missing_store_show_first_steps(tmp_path, app_factory):

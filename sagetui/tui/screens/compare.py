@@ -7,6 +7,7 @@ definition for the CLI, the exports and this screen): marks are asv-style,
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -52,7 +53,7 @@ class CompareScreen(Screen):
         self.app.call_from_thread(self._show, result)
 
     def _failed(self, message: str) -> None:
-        self.query_one("#cmp-head", Static).update(f"[red]{message}[/]")
+        self.query_one("#cmp-head", Static).update(f"[red]{escape(message)}[/]")
 
     def _show(self, result: dict) -> None:
         table = self.query_one("#cmp", DataTable)

@@ -98,15 +98,15 @@ class DetailScreen(Screen):
         self.app.call_from_thread(self._show, RunDetail(run, hists, samples))
 
     def _failed(self, message: str) -> None:
-        self.query_one("#headline", Static).update(f"[red]{message}[/]")
+        self.query_one("#headline", Static).update(f"[red]{escape(message)}[/]")
 
     def _show(self, d: RunDetail) -> None:
         self.detail = d
         r = d.run
-        reason = f" ({r['status_reason']})" if r["status_reason"] else ""
-        exp = f" · {r['experiment']}" if r.get("experiment") else ""
+        reason = f" ({escape(r['status_reason'])})" if r["status_reason"] else ""
+        exp = f" · {escape(r['experiment'])}" if r.get("experiment") else ""
         self.query_one("#headline", Static).update(
-            f"[b]#{r['id']} {r['name']}[/] · {r['status']}{reason} · {r['mode']}{exp} · "
+            f"[b]#{r['id']} {escape(r['name'])}[/] · {r['status']}{reason} · {r['mode']}{exp} · "
             f"seed {r['seed']} rep {r['repetition']}")
         self._fill_percentiles(d)
         self._fill_config(r.get("config") or {})
@@ -149,9 +149,9 @@ class DetailScreen(Screen):
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, child in items:
                 if isinstance(child, dict | list) and child:
-                    add(node.add(str(key), expand=True), child)
-                else:
-                    node.add_leaf(f"{key} = {json.dumps(child)}")
+                    add(node.add(Text(str(key)), expand=True), child)
+                else:  # Text, not markup: values such as "run[policy=fifo]" are literal
+                    node.add_leaf(Text(f"{key} = {json.dumps(child)}"))
 
         add(tree.root, config)
         tree.root.expand()

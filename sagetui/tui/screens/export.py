@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -106,12 +107,12 @@ class ExportScreen(Screen):
                             out_dir=out_dir, table=name if kind == "table" else None,
                             figure=name if kind == "figure" else None, bundle=kind == "bundle")
         except ExportError as exc:
-            say(f"[red]Export failed:[/] {exc}")
+            say(f"[red]Export failed:[/] {escape(str(exc))}")
             return
         except Exception as exc:  # a bug or I/O error in exports: show it, keep running
-            say(f"[red]Export failed ({type(exc).__name__}):[/] {exc}")
+            say(f"[red]Export failed ({type(exc).__name__}):[/] {escape(str(exc))}")
             return
         lines = [f"[green]Wrote {len(result.files)} file(s):[/]"]
-        lines += [f"  {p}" for p in result.files]
-        lines += [f"[yellow]{m}[/]" for m in result.messages]
+        lines += [f"  {escape(str(p))}" for p in result.files]
+        lines += [f"[yellow]{escape(m)}[/]" for m in result.messages]
         say("\n".join(lines))

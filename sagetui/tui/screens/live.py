@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -129,7 +131,7 @@ class LiveScreen(Screen):
     def _idle(self, error: str | None) -> None:
         head = self.query_one("#live-head", Static)
         if error:
-            head.update(f"[red]{error}[/]")
+            head.update(f"[red]{escape(error)}[/]")
         else:
             head.update("No run is running. Press [b]l[/] to launch one, or start "
                         "`sagetui run CONFIG` elsewhere; this screen attaches to it.")
@@ -151,7 +153,7 @@ class LiveScreen(Screen):
             self._draw(state)
         except (TypeError, ValueError, AttributeError) as exc:  # odd sample shapes
             self.query_one("#live-head", Static).update(
-                f"[red]run {run.id}: cannot show its samples ({exc})[/]")
+                f"[red]run {run.id}: cannot show its samples ({escape(str(exc))})[/]")
         if run.status in TERMINAL_STATUSES:
             if self.follow_next:  # watch whatever runs next (a sweep's next point)
                 self.run_id = None
@@ -169,8 +171,8 @@ class LiveScreen(Screen):
                  if state.sweep_total > 1 else "")
         color = {"running": "green", "completed": "blue"}.get(run.status, "red")
         self.query_one("#live-head", Static).update(
-            f"[b]#{run.id} {run.name}[/] · [{color}]{run.status}[/] · {run.mode} · "
-            f"{policy}{sweep}")
+            f"[b]#{run.id} {escape(run.name)}[/] · [{color}]{run.status}[/] · {run.mode} · "
+            f"{escape(str(policy))}{sweep}")
         last = self.samples[-1] if self.samples else None
         planned_s = run.warmup_s + run.duration_s
         t_now = last.t_s + 1 if last else 0.0
@@ -192,7 +194,7 @@ class LiveScreen(Screen):
         self._draw_bars(last, state)
         if state.events:
             lines = [f"{e.t_s:6.1f}s {e.kind} {e.subject} {e.message}" for e in state.events[-3:]]
-            self.query_one("#live-events", Static).update("\n".join(lines))
+            self.query_one("#live-events", Static).update(Text("\n".join(lines)))
 
     def _draw_latency(self, last) -> None:
         table = self.query_one("#latency", DataTable)

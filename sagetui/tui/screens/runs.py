@@ -7,6 +7,7 @@ screen opens in well under a second and stays responsive.
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -75,6 +76,7 @@ class RunsScreen(Screen):
         self.partial = False  # only the newest page is loaded so far
         self._drawn: tuple | None = None  # (rows, marks) on the table now
         self._page_ids: list[int] = []
+        self._generation = 0  # of filter/sort requests; only the latest is drawn
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -133,6 +135,7 @@ class RunsScreen(Screen):
             self.set_timer(WATCH_INTERVAL_S, self._watch)
 
     def _failed(self, message: str) -> None:
+        message = escape(message)
         self._show_first_steps(f"[b red]Cannot open the run store[/]\n\n{message}\n\n"
                                "The dashboard keeps trying; fix the file or start it with "
                                "`sagetui --db OTHER.db`.")
@@ -172,10 +175,23 @@ class RunsScreen(Screen):
         try:
             terms = runfilter.parse(text)
         except runfilter.FilterError as exc:
-            self.query_one("#status", Static).update(f"[red]{exc}[/]")
+            self.query_one("#status", Static).update(f"[red]{escape(str(exc))}[/]")
             return
-        shown = runfilter.apply(self.rows, terms)
-        self.shown = runfilter.sort_rows(shown, self.sort_key, self.sort_reverse)
+        self._generation += 1
+        self._filter_sort(self._generation, self.rows, terms, self.sort_key, self.sort_reverse,
+                          keep_page)
+
+    @work(thread=True, group="runs-filter")
+    def _filter_sort(self, generation: int, rows: list[RunRow], terms: list, key: str,
+                     reverse: bool, keep_page: bool) -> None:
+        """Filter and sort off the UI thread: a config filter parses up to 10,000 configs."""
+        shown = runfilter.sort_rows(runfilter.apply(rows, terms), key, reverse)
+        self.app.call_from_thread(self._filtered, generation, shown, keep_page)
+
+    def _filtered(self, generation: int, shown: list[RunRow], keep_page: bool) -> None:
+        if generation != self._generation:  # the user typed on; a newer result follows
+            return
+        self.shown = shown
         if not keep_page:
             self.page = 0
         self.page = min(self.page, max(self.pages - 1, 0))
