@@ -227,7 +227,10 @@ class ControlPlane:
 
     def on_timer(self, now: float) -> list[Action]:
         t0 = perf_counter_ns()
-        self._timers = {t for t in self._timers if t > now}
+        # Forget every pending timer: a live runtime may fire a hair early
+        # (asyncio runs handles within its clock resolution), and the pump below
+        # re-arms whatever is still due, so nothing can be left without a timer.
+        self._timers.clear()
         out: list[Action] = []
         self._pump(now, out)
         self._account(t0)

@@ -211,3 +211,14 @@ def test_hybrid_orders_llm_by_deadline_plus_priority_offset():
         now += 0.1
     assert order == ["c3", "c2", "c1"]
     led.check(final=True)
+
+
+def test_a_timer_fired_early_rearms_instead_of_stranding_the_batch():
+    cp = make_cp([emb("e", conc=1)], policy="hybrid", hybrid={"batch_max_wait_ms": 10})
+    led = Ledger(cp)
+    acts = led.arrive(embed(0, 0.0), 0.0)
+    assert [a.t for a in acts if isinstance(a, SetTimer)] == [0.01]
+    early = led.take(cp.on_timer(0.01 - 1e-7), 0.01 - 1e-7)
+    assert [type(a) for a in early] == [SetTimer] and early[0].t == 0.01
+    (d,) = [a for a in led.take(cp.on_timer(0.01), 0.01) if isinstance(a, Dispatch)]
+    assert [r.id for r in d.requests] == ["e0"]
