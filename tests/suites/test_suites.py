@@ -107,7 +107,7 @@ max_concurrency = 4
     assert modes == ["live", "live", "sim", "live", "sim"]  # profile, then live/sim per load
     calibration = json.loads(rows[0][1])["calibration"]
     assert calibration["llm"]["ttft_fit"]["n"] > 10
-    for mode, extra in rows[2::2]:
+    for _mode, extra in rows[2::2]:
         errors = json.loads(extra)["fidelity"]["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
         assert all(isinstance(e["rel_error"], float) for e in errors.values())
