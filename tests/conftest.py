@@ -32,3 +32,26 @@ def vllm_cpu(tmp_path_factory):
                        extra_args=["--max-model-len", "1024", "--enforce-eager"])
     with Launcher([spec], tmp_path_factory.mktemp("vllm-run"), health_timeout_s=400) as engines:
         yield engines[0]
+
+
+@pytest.fixture
+def real_cpu_backends(vllm_cpu) -> str:
+    """`[[backends]]` TOML for this machine's real engines: the session's vLLM-on-CPU
+    (by URL) and MiniLM on serve-embed (launched by the run)."""
+    return f"""
+[[backends]]
+name = "vllm-cpu"
+kind = "vllm-cpu"
+url = "{vllm_cpu.url}"
+model = "tiny-llama"
+device = "cpu"
+capabilities = ["chat", "completion"]
+max_concurrency = 16
+
+[[backends]]
+name = "minilm"
+kind = "sentence-transformers"
+device = "cpu"
+capabilities = ["embedding"]
+max_concurrency = 4
+"""

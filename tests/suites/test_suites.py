@@ -76,28 +76,12 @@ def test_quick_suite_runs_in_sim_and_exports_its_bundle(name, db_path, tmp_path)
 
 @pytest.mark.live
 @pytest.mark.slow
-def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path, vllm_cpu,
-                                                               monkeypatch):
+def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
+                                                               real_cpu_backends, monkeypatch):
     monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path / "presets"))
     monkeypatch.setenv("SAGETUI_RUNS_DIR", str(tmp_path / "runs"))
     backends = tmp_path / "backends.toml"
-    backends.write_text(f"""
-[[backends]]
-name = "vllm-cpu"
-kind = "vllm-cpu"
-url = "{vllm_cpu.url}"
-model = "tiny-llama"
-device = "cpu"
-capabilities = ["chat", "completion"]
-max_concurrency = 32
-
-[[backends]]
-name = "minilm"
-kind = "sentence-transformers"
-device = "cpu"
-capabilities = ["embedding"]
-max_concurrency = 4
-""")
+    backends.write_text(real_cpu_backends)
     res = cli(db_path, "suite", "run", "fidelity", "--quick", "--backends", str(backends))
     assert res.exit_code == 0, res.output
     con = sqlite3.connect(db_path)
