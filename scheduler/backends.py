@@ -57,7 +57,7 @@ class BackendState:
     __slots__ = (
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
-        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank",
+        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank", "flying",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -83,6 +83,7 @@ class BackendState:
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
+        self.flying: dict = {}  # dispatch id -> the core's in-flight record
 
     @property
     def free(self) -> bool:
@@ -98,6 +99,15 @@ class BackendState:
             self.ttft_est += self.alpha * (seconds - self.ttft_est)
         else:
             self.ttft_est, self.ttft_seen = seconds, True
+
+    def free_in(self, now: float) -> float:
+        """Estimated seconds until a slot frees: 0 if one is free, else the soonest
+        estimated end of the dispatches in flight (meaningful for embedding batches,
+        whose estimate is their whole service time)."""
+        if self.in_flight < self.max_conc:
+            return 0.0
+        soonest = min(d.t + self.estimate(d.group, d.tokens) for d in self.flying.values())
+        return max(0.0, soonest - now)
 
     def estimate(self, group: str, tokens: float) -> float:
         """Predicted service time (s) of a dispatch of this group and size here."""

@@ -326,6 +326,7 @@ class ControlPlane:
         reqs_t = tuple(reqs)
         d = _InFlight(did, b, reqs_t, now, group, tokens)
         self.in_flight[did] = d
+        b.flying[did] = d
         if group == "llm":
             for r in reqs_t:
                 self._by_req[r.id] = d
@@ -342,6 +343,7 @@ class ControlPlane:
 
     def _release(self, d: _InFlight) -> None:
         b = d.backend
+        del b.flying[d.id]
         b.in_flight -= 1
         if b.in_flight == b.max_conc - 1 and b.up:
             for c in b.pool_classes:

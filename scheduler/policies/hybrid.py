@@ -30,7 +30,6 @@ from collections import deque
 from scheduler.backends import BackendState
 from scheduler.policies.base import Policy, Selection, router_pick
 from scheduler.request import LLM_CLASSES, Request
-from scheduler.routers import cheapest_meeting_deadline
 
 INF = float("inf")
 
@@ -51,6 +50,7 @@ class HybridPolicy(Policy):
         self.emb: dict[str, deque[Request]] = {}
         self.emb_texts: dict[str, int] = {}
         self._seq = itertools.count()
+        self._emb_ranked = sorted(cp.capable["embedding"], key=lambda b: b.cost_rank)
         self._cap = {b.name: {g: math.ceil(s * b.max_conc) for g, s in self.shares.items()}
                      for b in cp.backend_list}
 
@@ -105,6 +105,42 @@ class HybridPolicy(Policy):
                     t_min = t
         return t_min
 
+    # -- batch routing ------------------------------------------------------
+    def _route_batch(self, model: str, free: list[BackendState], now: float
+                     ) -> BackendState | None:
+        """Cost order (dedicated, CPU, cheap first): the first backend whose estimated
+        completion meets the batch's deadline. A free one gets the batch now; a busy
+        dedicated one that frees in time keeps it waiting (None) — that is what makes
+        "prefer the cheap backend" real under load. If none can meet the deadline,
+        spill to the free backend that finishes first (None if none is free)."""
+        dq = self.emb[model]
+        texts = tokens = 0
+        deadline = INF
+        for r in dq:
+            if texts and texts + r.n_texts > self.max_texts:
+                break
+            texts += r.n_texts
+            tokens += r.text_tokens or r.n_texts
+            if r.deadline < deadline:
+                deadline = r.deadline
+        if deadline == INF:
+            deadline = dq[0].arrival + self.default_slo_s
+        for b in self._emb_ranked:
+            if not b.up:
+                continue
+            svc = b.estimate("embedding", tokens)
+            if b in free:
+                if now + svc <= deadline:
+                    return b
+            elif b.dedicated_embedding and now + b.free_in(now) + svc <= deadline:
+                return None
+        best, best_t = None, INF
+        for b in free:
+            t = now + b.estimate("embedding", tokens)
+            if t < best_t:
+                best, best_t = b, t
+        return best
+
     # -- shares -------------------------------------------------------------
     def _allowed(self, b: BackendState, group: str, other_waiting: bool) -> bool:
         if not (b.mixed and other_waiting):
@@ -132,25 +168,23 @@ class HybridPolicy(Policy):
                     if cands:
                         best_llm, llm_cands = heap[0], cands
 
-        best_model, best_emb_key, emb_cands = None, INF, None
+        best_model, best_emb_key, emb_target = None, INF, None
         if ready:
             cands = cp.free_for("embedding")
             if llm_waiting and cands:
                 waiting = [c for c, h in llm.items() if h]
                 cands = [b for b in cands if self._allowed(
                     b, "embedding", any(c in b.caps for c in waiting))]
-            if cands:
-                emb_cands = cands
-                for m in ready:
-                    k = self.key(self.emb[m][0])
-                    if best_model is None or k < best_emb_key:
-                        best_model, best_emb_key = m, k
+            for m in ready:
+                k = self.key(self.emb[m][0])
+                if best_model is None or k < best_emb_key:
+                    best_model, best_emb_key = m, k
+            emb_target = self._route_batch(best_model, cands, now)
+            if emb_target is None:
+                best_model = None  # held for a cheaper backend, or no slot
 
         if best_model is not None and (best_llm is None or best_emb_key <= best_llm[0]):
-            batch = self._take_batch(best_model)
-            tokens = sum(r.text_tokens or r.n_texts for r in batch)
-            deadline = min(r.deadline for r in batch)
-            return batch, cheapest_meeting_deadline(emb_cands, "embedding", tokens, deadline, now)
+            return self._take_batch(best_model), emb_target
         if best_llm is not None:
             req = heapq.heappop(llm[best_llm[2].cls])[2]
             return [req], router_pick(cp, req, llm_cands, now)

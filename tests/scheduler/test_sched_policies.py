@@ -222,3 +222,19 @@ def test_a_timer_fired_early_rearms_instead_of_stranding_the_batch():
     assert [type(a) for a in early] == [SetTimer] and early[0].t == 0.01
     (d,) = [a for a in led.take(cp.on_timer(0.01), 0.01) if isinstance(a, Dispatch)]
     assert [r.id for r in d.requests] == ["e0"]
+
+
+def test_hybrid_waits_for_the_cheap_cpu_while_the_slo_allows_and_spills_when_not():
+    # One CPU embedder (~13 ms per 128-token batch, half busy at 40 req/s) and one
+    # dearer GPU. Loose SLO: batches wait for the CPU rather than spill; tight SLO
+    # (15 ms, below window + CPU time): they go to the GPU. Every SLO is met.
+    be = [emb("cpu", conc=1, price_per_hour=0.1),
+          emb("gpu", conc=1, preset="minilm-h100", device="gpu", price_per_hour=2.5)]
+    for slo, cpu_share in ((500, (0.95, 1.0)), (15, (0.0, 0.05))):
+        reqs = poisson(40, 20.0, 8, lambda i, t, rng, s=slo: embed(i, t, texts=4, tokens=128,
+                                                                   slo_e2e_ms=s))
+        res = run(be, reqs, policy="hybrid")
+        share = sum(o.backend == "cpu" for o in res.outcomes) / len(res.outcomes)
+        met = sum((o.t_done - o.t_intended) * 1000 <= slo for o in res.outcomes)
+        assert cpu_share[0] <= share <= cpu_share[1], (slo, share)
+        assert met >= 0.99 * len(res.outcomes), (slo, met)
