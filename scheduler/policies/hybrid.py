@@ -50,6 +50,7 @@ class HybridPolicy(Policy):
         self.emb: dict[str, deque[Request]] = {}
         self.emb_texts: dict[str, int] = {}
         self._seq = itertools.count()
+        self._recheck = INF  # when a batch held for a busy backend must be reconsidered
         self._emb_ranked = sorted(cp.capable["embedding"], key=lambda b: b.cost_rank)
         self._cap = {b.name: {g: math.ceil(s * b.max_conc) for g, s in self.shares.items()}
                      for b in cp.backend_list}
@@ -97,7 +98,8 @@ class HybridPolicy(Policy):
         return batch
 
     def next_timer(self, now: float) -> float | None:
-        t_min = None
+        t_min = self._recheck if self._recheck > now and self._recheck != INF else None
+        self._recheck = INF
         for model, dq in self.emb.items():
             if dq and self.emb_texts[model] < self.max_texts:
                 t = dq[0].arrival + self.wait_s
@@ -133,6 +135,12 @@ class HybridPolicy(Policy):
                 if now + svc <= deadline:
                     return b
             elif b.dedicated_embedding and now + b.free_in(now) + svc <= deadline:
+                # Wait — but look again when spilling is the last chance, even if no
+                # other event comes (a backend that stops answering).
+                spill = min((deadline - x.estimate("embedding", tokens) for x in free),
+                            default=INF)
+                if now < spill < self._recheck:
+                    self._recheck = spill
                 return None
         best, best_t = None, INF
         for b in free:

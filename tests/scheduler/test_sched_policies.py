@@ -238,3 +238,22 @@ def test_hybrid_waits_for_the_cheap_cpu_while_the_slo_allows_and_spills_when_not
         met = sum((o.t_done - o.t_intended) * 1000 <= slo for o in res.outcomes)
         assert cpu_share[0] <= share <= cpu_share[1], (slo, share)
         assert met >= 0.99 * len(res.outcomes), (slo, met)
+
+
+def test_a_batch_held_for_a_stuck_cpu_spills_at_its_last_chance():
+    be = [emb("cpu", conc=1, price_per_hour=0.1),
+          emb("gpu", conc=1, preset="minilm-h100", device="gpu", price_per_hour=2.5)]
+    cp = make_cp(be, policy="hybrid", hybrid={"batch_max_wait_ms": 0})
+    for _ in range(2):
+        cp.backends["cpu"].emb_est.observe(128, 0.012)
+        cp.backends["gpu"].emb_est.observe(128, 0.002)
+    led = Ledger(cp)
+    (first,) = led.arrive(embed(0, 0.0, texts=4, tokens=128, slo_e2e_ms=100), 0.0)
+    assert first.backend == "cpu"
+    acts = led.arrive(embed(1, 0.001, texts=4, tokens=128, slo_e2e_ms=100), 0.001)
+    assert not [a for a in acts if isinstance(a, Dispatch)]  # waits for the cpu
+    (timer,) = [a.t for a in acts if isinstance(a, SetTimer)]
+    assert abs(timer - (0.101 - 0.002)) < 1e-9
+    # The cpu never answers; at the timer the batch goes to the gpu in time.
+    (d,) = [a for a in led.take(cp.on_timer(timer), timer) if isinstance(a, Dispatch)]
+    assert d.backend == "gpu" and [r.id for r in d.requests] == ["e1"]
