@@ -265,25 +265,35 @@ class Client:
             rec.backend = h["x-sage-backend"]
 
     async def _stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord) -> None:
+        """Reads whatever bytes have arrived (one await per network read, not
+        per line); every line of one read is stamped with that read's time."""
         chunks = rec.chunk_times
         usage = None
         done = False
-        async for line in resp.content:
-            kind, obj = parse_sse_line(line)
-            if kind == "skip":
-                continue
-            if kind == "done":
-                done = True
+        buf = b""
+        async for data in resp.content.iter_any():
+            t = self.now()
+            lines = (buf + data).split(b"\n")
+            buf = lines.pop()
+            for line in lines:
+                kind, obj = parse_sse_line(line)
+                if kind == "skip":
+                    continue
+                if kind == "done":
+                    done = True
+                    break
+                if "error" in obj:
+                    raise _Failure(f"server_error: {_error_text(obj)}")
+                if _is_token_chunk(obj):
+                    if not chunks:
+                        rec.t_first_token = t
+                    chunks.append(t)
+                if obj.get("usage"):
+                    usage = obj["usage"]
+            if done:
                 break
-            if "error" in obj:
-                raise _Failure(f"server_error: {_error_text(obj)}")
-            if _is_token_chunk(obj):
-                t = self.now()
-                if not chunks:
-                    rec.t_first_token = t
-                chunks.append(t)
-            if obj.get("usage"):
-                usage = obj["usage"]
+        if not done and buf.strip() == b"data: [DONE]":
+            done = True  # the last line came without its newline
         rec.t_done = self.now()
         if not done:
             raise _Failure(f"stream_closed: ended after {len(chunks)} chunks without [DONE]")

@@ -166,3 +166,36 @@ def test_http_error_classification():
     f = _http_failure(502, b"<html>bad gateway</html>")
     assert (f.status, f.reason) == ("failed", "http_502: <html>bad gateway</html>")
     assert _http_failure(429, b"slow down").status == "rejected"
+
+
+async def test_sse_lines_split_across_reads():
+    """A real server that cuts lines mid-way: a line counts when it is complete."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def handler(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in (b'data: {"choices": [{"text": "a", "fin', b'ish_reason": null}]}\n',
+                      b'\ndata: {"choices": [{"text": "b", "finish_reason": "length"}]}\n\nda',
+                      b"ta: [DO", b"NE]\n\n"):
+            await resp.write(piece)
+            await asyncio.sleep(0.03)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        rec = await call(f"http://127.0.0.1:{port}", req("completion", out=2))
+    finally:
+        await runner.cleanup()
+    assert rec.status == "completed", rec.reason
+    assert len(rec.chunk_times) == 2 and rec.output_tokens == 2
+    assert m.ttft_sent(rec) >= 0.025  # the first line was complete only with the second piece
+    assert m.e2e_sent(rec) >= 0.085
