@@ -57,10 +57,10 @@ class SageApp(App):
 
         self.push_screen(DetailScreen(run_id))
 
-    def open_live(self, run_id: int | None = None) -> None:
+    def open_live(self, run_id: int | None = None, planned_runs: int | None = None) -> None:
         from sagetui.tui.screens.live import LiveScreen
 
-        self.push_screen(LiveScreen(run_id))
+        self.push_screen(LiveScreen(run_id, planned_runs))
 
     def open_compare(self, run_ids: list[int]) -> None:
         from sagetui.tui.screens.compare import CompareScreen

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from store import RunNotFound, Store, StoreError, open_store
 from store.schema import (
+    TERMINAL_STATUSES,
     Backend,
     Event,
     Experiment,
@@ -239,9 +240,12 @@ class LiveState:
     new_samples: list[Sample]
     backends: list[Backend]
     events: list[Event]
-    sweep_total: int = 0
+    # The run's experiment so far (runs are created one at a time, so the
+    # store does not know how many are planned): runs created, finished, and
+    # this run's position among them.
+    sweep_runs: int = 0
     sweep_done: int = 0
-    sweep_current: str = ""
+    sweep_index: int = 0
 
 
 def live_state(reader: StoreReader, run_id: int, after_sample_id: int = 0,
@@ -261,20 +265,24 @@ def live_state(reader: StoreReader, run_id: int, after_sample_id: int = 0,
         backends = list(s.exec(select(Backend).where(Backend.run_id == run_id)))
         state = LiveState(run=run, new_samples=samples, backends=backends, events=events)
         if run.experiment_id is not None:
-            counts = s.exec(select(Run.status, func.count()).where(
-                Run.experiment_id == run.experiment_id, Run.deleted == False)  # noqa: E712
-                .group_by(Run.status)).all()
-            state.sweep_total = sum(n for _, n in counts)
-            state.sweep_done = sum(n for st, n in counts
-                                   if st in ("completed", "failed", "cancelled", "interrupted"))
-            state.sweep_current = run.name
+            same = (Run.experiment_id == run.experiment_id, Run.deleted == False)  # noqa: E712
+            counts = s.exec(select(Run.status, func.count()).where(*same)
+                            .group_by(Run.status)).all()
+            state.sweep_runs = sum(n for _, n in counts)
+            state.sweep_done = sum(n for st, n in counts if st in TERMINAL_STATUSES)
+            state.sweep_index = s.exec(select(func.count()).where(
+                *same, Run.id <= run.id)).one()
         return state
 
     return reader.run_query(query)
 
 
-def running_runs(reader: StoreReader) -> list[tuple[int, str]]:
-    stmt = select(Run.id, Run.name).where(Run.status == "running").order_by(Run.id.desc())
+def running_runs(reader: StoreReader, experiment_id: int | None = None) -> list[tuple[int, str]]:
+    """Running runs, newest first (of one experiment when given: a sweep's next point)."""
+    stmt = select(Run.id, Run.name).where(Run.status == "running")
+    if experiment_id is not None:
+        stmt = stmt.where(Run.experiment_id == experiment_id)
+    stmt = stmt.order_by(Run.id.desc())
     return reader.run_query(lambda s: list(s.exec(stmt).all()))
 
 

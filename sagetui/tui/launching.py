@@ -42,6 +42,7 @@ class Plan:
     quick: bool = False
     backends_file: str = ""
     description: str = ""
+    runs: int | None = None  # how many runs it will make (None: decided by the run itself)
 
     def argv(self, db_path: str | os.PathLike[str]) -> list[str]:
         """`python -m sagetui --db DB run CONFIG …` or `… suite run NAME …`."""
@@ -124,6 +125,7 @@ def plan(target: str, form: dict[str, str], quick: bool = False) -> Plan:
         exp = expand_suite(suite, quick=quick, mode=mode or None, overrides=_as_list(sets),
                            backends_file=p.backends_file or None)
         p.description = _describe(f"suite {suite.name}{' (quick)' if quick else ''}", exp)
+        p.runs = len(exp.runs)
         return p
     path = target.removeprefix("file:")
     if quick:
@@ -140,6 +142,7 @@ def plan(target: str, form: dict[str, str], quick: bool = False) -> Plan:
             [specs[b].model_dump(mode="json", exclude_none=True) for b in keep])
     exp = load_experiment(path, overrides=_as_list(p.sets), mode=mode or None)
     p.description = _describe(exp.name, exp)
+    p.runs = len(exp.runs)
     return p
 
 

@@ -115,7 +115,7 @@ def test_live_state_reads_only_new_samples(store_path):
     assert first.run.status == "running" and len(first.new_samples) == 12
     again = live_state(reader, 7, first.new_samples[-1].id)
     assert again.new_samples == []
-    assert (first.sweep_total, first.sweep_done) == (7, 6)
+    assert (first.sweep_runs, first.sweep_done, first.sweep_index) == (7, 6, 7)
 
 
 def test_fingerprint_changes_with_status(store_path):

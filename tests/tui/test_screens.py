@@ -228,7 +228,7 @@ async def test_live_refresh_at_least_2hz_and_attaches_to_running(store_path, app
         await pilot.pause(2.0)
         rate = (live.polls - start) / (time.monotonic() - t0)
         assert rate >= 2.0, f"refresh {rate:.2f} Hz"
-        assert "#7" in text(live.query_one("#live-head")) and "sweep 6/7" in text(
+        assert "#7" in text(live.query_one("#live-head")) and "run 7 of the sweep (6 done)" in text(
             live.query_one("#live-head"))
 
 
@@ -408,3 +408,40 @@ def test_sample_columns_match_what_the_monitor_reads():
                 "queue_depth_json", "backends_json", "latency_json"):
         assert col in Sample.model_fields
     assert json.loads("{}") == {}
+
+
+async def test_live_monitor_follows_a_sweep_to_its_next_point(tmp_path, app_factory):
+    path = tmp_path / "sweep.db"
+    store = open_store(path)
+    exp = store.create_experiment("sweep-test")
+
+    def new_run(name):
+        w = store.create_run(experiment_id=exp, name=name, mode="live", config={}, seed=1,
+                             repetition=0, duration_s=2, requests_planned=10)
+        w.start()
+        w.add_sample({"t_s": 0.0, "offered_rps": 5.0, "achieved_rps": 5.0, "done": 5})
+        return w
+
+    first = new_run("sweep[rate=5]")
+    app = app_factory(path, live_interval_s=0.1)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.open_live(first.run_id, planned_runs=2)
+            await pilot.pause()
+            live = app.screen
+            await wait_for(pilot, lambda: "run 1/2 of the sweep" in text(
+                live.query_one("#live-head")))
+            first.finish("completed")
+            await wait_for(pilot, lambda: live.run_id is None)
+            second = new_run("sweep[rate=10]")
+            await wait_for(pilot, lambda: live.run_id == second.run_id)
+            await wait_for(pilot, lambda: "run 2/2 of the sweep" in text(
+                live.query_one("#live-head")))
+            assert live.totals["done"] == 5  # counters restarted for the new point
+            second.finish("completed")
+            await wait_for(pilot, lambda: live.status == "completed")
+            await pilot.pause(0.3)
+            assert live.run_id == second.run_id  # the sweep is over: it stays on the last run
+    finally:
+        store.close()

@@ -140,7 +140,7 @@ class LaunchScreen(Screen):
             if ids:
                 say(f"Run {ids[0]} started by process {child.pid}. Opening the live monitor…"
                     f"\nLog: {child.log_path}")
-                self.app.call_from_thread(self.app.open_live, ids[0])
+                self.app.call_from_thread(self.app.open_live, ids[0], plan.runs)
                 return
             if not child.alive():
                 say(f"[red]The run process exited ({child.proc.returncode}) before writing a "

@@ -53,10 +53,15 @@ class LiveScreen(Screen):
     PALETTE = {"Cancel the monitored run": ("action_cancel_run", "SIGTERM, asks first"),
                "Details of the monitored run": ("action_details", "Run detail screen")}
 
-    def __init__(self, run_id: int | None = None) -> None:
+    def __init__(self, run_id: int | None = None, planned_runs: int | None = None) -> None:
+        """`run_id` None: watch the newest running run, and whatever runs after it.
+        `planned_runs`: how many runs the experiment will have, when the caller knows
+        (the Launch screen does); the store only knows the runs created so far."""
         super().__init__()
         self.run_id = run_id
         self.follow_next = run_id is None
+        self.planned_runs = planned_runs
+        self.experiment_id: int | None = None  # set while following a sweep to its next point
         self.last_sample_id = 0
         self.last_event_id = 0
         self.samples: deque = deque(maxlen=HISTORY)
@@ -108,7 +113,7 @@ class LiveScreen(Screen):
         reader = self.app.reader
         try:
             if self.run_id is None:
-                running = running_runs(reader) if reader.exists() else []
+                running = running_runs(reader, self.experiment_id) if reader.exists() else []
                 if not running:
                     self.app.call_from_thread(self._idle, None)
                     return
@@ -132,6 +137,8 @@ class LiveScreen(Screen):
         head = self.query_one("#live-head", Static)
         if error:
             head.update(f"[red]{escape(error)}[/]")
+        elif self.experiment_id is not None:
+            head.update("This point of the sweep is done; waiting for the next one to start…")
         else:
             head.update("No run is running. Press [b]l[/] to launch one, or start "
                         "`sagetui run CONFIG` elsewhere; this screen attaches to it.")
@@ -155,7 +162,9 @@ class LiveScreen(Screen):
             self.query_one("#live-head", Static).update(
                 f"[red]run {run.id}: cannot show its samples ({escape(str(exc))})[/]")
         if run.status in TERMINAL_STATUSES:
-            if self.follow_next:  # watch whatever runs next (a sweep's next point)
+            more = self.planned_runs is not None and state.sweep_index < self.planned_runs
+            if self.follow_next or more:  # watch what runs next (a sweep's next point)
+                self.experiment_id = None if self.follow_next else run.experiment_id
                 self.run_id = None
                 self._rearm(IDLE_POLL_S)
             return
@@ -167,8 +176,13 @@ class LiveScreen(Screen):
         run = state.run
         cfg = parse_json(run.config_json, dict)
         policy = (cfg.get("control_plane") or {}).get("policy", "")
-        sweep = (f" · sweep {state.sweep_done}/{state.sweep_total}"
-                 if state.sweep_total > 1 else "")
+        planned = self.planned_runs
+        if planned and planned > 1:
+            sweep = f" · run {state.sweep_index}/{planned} of the sweep"
+        elif state.sweep_runs > 1:
+            sweep = f" · run {state.sweep_index} of the sweep ({state.sweep_done} done)"
+        else:
+            sweep = ""
         color = {"running": "green", "completed": "blue"}.get(run.status, "red")
         self.query_one("#live-head", Static).update(
             f"[b]#{run.id} {escape(run.name)}[/] · [{color}]{run.status}[/] · {run.mode} · "
