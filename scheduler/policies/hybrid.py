@@ -166,16 +166,6 @@ class HybridPolicy(Policy):
         if not (ready or llm_waiting):
             return None  # only open batch windows: nothing to decide until a timer or arrival
 
-        best_llm, llm_cands = None, None
-        if llm_waiting:
-            for cls, heap in llm.items():
-                if heap and (best_llm is None or heap[0] < best_llm):
-                    cands = cp.free_for(cls)
-                    if ready and cands:
-                        cands = [b for b in cands if self._allowed(b, "llm", True)]
-                    if cands:
-                        best_llm, llm_cands = heap[0], cands
-
         best_model, best_emb_key, emb_target = None, INF, None
         if ready:
             cands = cp.free_for("embedding")
@@ -190,6 +180,18 @@ class HybridPolicy(Policy):
             emb_target = self._route_batch(best_model, cands, now)
             if emb_target is None:
                 best_model = None  # held for a cheaper backend, or no slot
+
+        best_llm, llm_cands = None, None
+        if llm_waiting:
+            for cls, heap in llm.items():
+                if heap and (best_llm is None or heap[0] < best_llm):
+                    cands = cp.free_for(cls)
+                    if emb_target is not None and emb_target.mixed and emb_target in cands:
+                        # The batch waits for this shared backend: LLM keeps to its share.
+                        cands = [b for b in cands if b is not emb_target
+                                 or self._allowed(b, "llm", True)]
+                    if cands:
+                        best_llm, llm_cands = heap[0], cands
 
         if best_model is not None and (best_llm is None or best_emb_key <= best_llm[0]):
             return self._take_batch(best_model), emb_target
