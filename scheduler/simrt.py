@@ -76,17 +76,11 @@ class SimResult:
 
 
 def make_sim_engine(spec: BackendSpec, token_events: bool = False):
-    """A simulated engine for a `kind = "sim"` backend from its preset."""
-    from engine.sim.presets import get_preset
+    """A simulated engine for a `kind = "sim"` backend (engine.sim.factory: its
+    preset plus the vLLM scheduler flags in `extra_args`)."""
+    from engine.sim.factory import make_engine
 
-    preset = get_preset(spec.preset)
-    if spec.capabilities == ["embedding"]:
-        from engine.sim.embed import SimEmbeddingEngine
-
-        return SimEmbeddingEngine(preset)
-    from engine.sim.llm import SimLLMEngine
-
-    return SimLLMEngine(preset, token_events=token_events)
+    return make_engine(spec, token_events=token_events)
 
 
 def _sample_backend(eng) -> dict:
