@@ -192,8 +192,12 @@ async def _embedding_answer(rt: Runtime, slot: Slot) -> web.Response:
                         headers=_sage_headers(rt, slot))
 
 
+MAX_ATTEMPTS = 3  # upstream calls per request that found their backend unreachable
+
+
 async def _llm_answer(request: web.Request, slot: Slot, rt: Runtime,
                       opt: GatewayOptions) -> web.StreamResponse:
+    failures = 0
     while True:
         ticket: Ticket = await slot.fut
         slot.next_future()  # a retry after a failed backend arrives on a fresh future
@@ -204,6 +208,10 @@ async def _llm_answer(request: web.Request, slot: Slot, rt: Runtime,
             return await _relay(request, slot, st, ticket, rt, opt)
         except UpstreamUnavailable as exc:
             rt.upstream_unavailable(st, str(exc))  # the core may re-dispatch: loop
+            failures += 1
+            if failures >= MAX_ATTEMPTS and not slot.closed:
+                rt.client_gone(slot, reason="upstream_unavailable")
+                raise Refused("upstream_unavailable", rejected=False) from None
         except _Stale:
             pass  # re-queued by the core meanwhile: its next dispatch comes on slot.fut
 
@@ -224,12 +232,15 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
                  rt: Runtime, opt: GatewayOptions) -> web.StreamResponse:
     payload: Payload = slot.req.payload
     url = ticket.url + PATHS[slot.req.cls]
-    resp = await open_post(rt.session, url, payload.raw, _upstream_timeout(opt))
-    slot.upstream = resp
+    resp = None
     try:
+        resp = await open_post(rt.session, url, payload.raw, _upstream_timeout(opt))
+        slot.upstream = resp
         if resp.status != 200 or not payload.stream:
             try:
                 data = await resp.read()
+            except TimeoutError:  # aiohttp's read timeout is also a ClientConnectionError
+                raise
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
                 if slot.closed:
                     raise Refused(slot.fail_reason or "backend_down", rejected=False) from None
@@ -238,12 +249,15 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
             return _finish_plain(slot, st, rt, resp.status, data, ticket)
         return await _stream(request, slot, st, rt, resp)
     except TimeoutError:
+        _check_current(slot, st)
         rt.part_done(st, slot, ok=False, reason="upstream_timeout")
+        rt.metrics.requests.labels(slot.req.cls, "failed").inc()
         return _json(504, error_body(f"Backend {ticket.backend} timed out.", "timeout", None,
                                      "upstream_timeout"), _sage_headers(rt, slot))
     finally:
         slot.upstream = None
-        resp.release()
+        if resp is not None:
+            resp.release()
 
 
 def _finish_plain(slot: Slot, st: DispatchState, rt: Runtime, status: int, data: bytes,
@@ -289,6 +303,13 @@ async def _stream(request: web.Request, slot: Slot, st: DispatchState, rt: Runti
         rt.client_gone(slot)
         rt.metrics.requests.labels(slot.req.cls, "client_disconnected").inc()
         return out
+    except TimeoutError:
+        if first:
+            raise  # nothing sent yet: a plain 504
+        if not slot.closed:
+            slot.fail_reason = "upstream_timeout"
+            rt.part_done(st, slot, ok=False, reason="upstream_timeout")
+        return await _stream_error(out, slot, rt)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
         if first:  # nothing reached the client yet
             _check_current(slot, st)
@@ -356,13 +377,13 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
         async with resp:
             data = await resp.read()
             status = resp.status
+    except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
+        _answer_all(rt, st, slots, 504, error_body(f"Backend {st.backend} timed out.",
+                                                    "timeout", None, "upstream_timeout"))
+        return
     except (UpstreamUnavailable, aiohttp.ClientPayloadError,
             aiohttp.ClientConnectionError) as exc:
         rt.upstream_unavailable(st, str(exc))
-        return
-    except TimeoutError:
-        _answer_all(rt, st, slots, 504, error_body(f"Backend {st.backend} timed out.",
-                                                    "timeout", None, "upstream_timeout"))
         return
     if status != 200:
         if 400 <= status < 500 and counts is None:

@@ -22,9 +22,12 @@ async def open_post(session: aiohttp.ClientSession, url: str, body: bytes,
     """Send one request and return the response with its body unread.
 
     Raise UpstreamUnavailable when the engine is unreachable (refused, reset
-    before any answer), so the caller may retry on another backend.
+    before any answer), so the caller may retry on another backend; a read
+    timeout stays a TimeoutError (the engine may be working on it).
     """
     try:
         return await session.post(url, data=body, headers=JSON_HEADERS, timeout=timeout)
+    except TimeoutError:  # the engine took the request and went quiet: not retryable
+        raise
     except aiohttp.ClientConnectionError as exc:
         raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}") from None

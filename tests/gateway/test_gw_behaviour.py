@@ -253,3 +253,18 @@ async def test_streams_pass_through_without_buffering(make_gateway, upstreams):
     # tokens arrive as the engine makes them (~50 ms apart), not all at the end (~0.6 s)
     assert arrivals[0] < arrivals[-1] - 0.3
     assert sum(b - a > 0.02 for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 8
+
+
+async def test_engine_that_stalls_times_out_with_reason(make_gateway, upstreams):
+    u = await upstreams("a", token_delay_s=0.4)
+    gw = await make_gateway([backend("a", u, ["chat"], "tiny")], upstream_timeout_s=0.2)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", json=CHAT) as r:
+            assert r.status == 504 and (await r.json())["error"]["code"] == "upstream_timeout"
+        u.token_delay_s, u.stall_s = 0.0, 0.4  # the first chunk at once, then it stalls
+        async with s.post(gw.url + "/v1/chat/completions",
+                          json=dict(CHAT, stream=True, max_tokens=3)) as r:
+            body = await r.read()
+        assert r.status == 200 and b"upstream_timeout" in body and b"[DONE]" not in body
+    cp = gw.app[RUNTIME].cp
+    assert cp.reasons["failed:upstream_timeout"] == 2

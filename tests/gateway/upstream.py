@@ -23,6 +23,7 @@ class Upstream:
         self.model = model
         self.embed_model = embed_model
         self.token_delay_s = token_delay_s
+        self.stall_s = 0.0  # extra pause before every token after the first
         self.embed_delay_s = embed_delay_s
         self.calls: list[tuple[str, dict]] = []
         self.embed_batches: list[int] = []
@@ -102,7 +103,8 @@ class Upstream:
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
         for i in range(n):
-            await asyncio.sleep(self.token_delay_s)
+            await asyncio.sleep(self.token_delay_s if i == 0 else
+                                self.token_delay_s + self.stall_s)
             if chat:
                 delta = {"content": "tok "} if i else {"role": "assistant", "content": "tok "}
                 choice = {"index": 0, "delta": delta, "finish_reason": None}
