@@ -63,7 +63,7 @@ class CompareScreen(Screen):
             cells = [fmt.num(row["values"][0], 2)]
             for value, change, mark in zip(row["values"][1:], row["changes"], row["marks"],
                                            strict=True):
-                cells.append(f"{fmt.num(value, 2)} {fmt.change(change)}{mark}")
+                cells.append(f"{fmt.num(value, 2)} {fmt.change(change)} {mark}".rstrip())
             table.add_row(row["class"], row["metric"], *cells)
             metric = row["metric"].split(".")[0]
             if "." in row["metric"] and (metric, row["class"]) not in choices:
