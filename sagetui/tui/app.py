@@ -124,8 +124,9 @@ class SageApp(App):
     # -- runs started or cancelled from here ----------------------------------
 
     def start_child(self, argv: list[str]) -> children.Child:
+        """Start a run process (call from a worker: it creates files and forks)."""
         child = children.start(argv, self.log_dir)
-        self.launched.append(child)
+        self.call_from_thread(self.launched.append, child)
         return child
 
     def confirm_cancel(self, run_id: int) -> None:

@@ -124,7 +124,7 @@ class LaunchScreen(Screen):
             say(f"[green]Valid.[/] {described}")
             return
         try:
-            child = self.app.call_from_thread(self.app.start_child, plan.argv(self.app.db_path))
+            child = self.app.start_child(plan.argv(self.app.db_path))
         except LaunchError as exc:
             say(f"[red]Could not start:[/] {escape(str(exc))}")
             return
