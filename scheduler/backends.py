@@ -83,7 +83,7 @@ class BackendState:
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
-        self.flying: dict = {}  # dispatch id -> the core's in-flight record
+        self.flying: dict = {}  # dispatch id -> in-flight embedding batch (for free_in)
 
     @property
     def free(self) -> bool:

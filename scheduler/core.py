@@ -309,27 +309,28 @@ class ControlPlane:
             out.append(SetTimer(t))
 
     def _dispatch(self, reqs: list[Request], b: BackendState, now: float) -> Dispatch:
-        state = self._state
-        touched = self._touched
-        group = "embedding" if reqs[0].cls == "embedding" else "llm"
-        tokens = 0
-        for r in reqs:
+        state, touched, queued = self._state, self._touched, self.queued
+        did = self._next_dispatch
+        self._next_dispatch = did + 1
+        reqs_t = tuple(reqs)
+        for r in reqs_t:
             if state.get(r.id) != _QUEUED:
                 raise AssertionError(f"request {r.id!r} dispatched while not queued")
             state[r.id] = _IN_FLIGHT
-            self.queued[r.cls] -= 1
-            tokens += (r.text_tokens or r.n_texts) if group == "embedding" else r.prompt_tokens
+            queued[r.cls] -= 1
             if not touched or touched[-1] != r.id:
                 touched.append(r.id)
-        did = self._next_dispatch
-        self._next_dispatch += 1
-        reqs_t = tuple(reqs)
-        d = _InFlight(did, b, reqs_t, now, group, tokens)
+        r = reqs_t[0]
+        if r.cls == "embedding":
+            group = "embedding"
+            tokens = sum(q.text_tokens or q.n_texts for q in reqs_t)
+            d = _InFlight(did, b, reqs_t, now, group, tokens)
+            b.flying[did] = d  # free_in() estimates when a batch slot frees
+        else:
+            group = "llm"
+            d = _InFlight(did, b, reqs_t, now, group, r.prompt_tokens)
+            self._by_req[r.id] = d  # an LLM dispatch is one request
         self.in_flight[did] = d
-        b.flying[did] = d
-        if group == "llm":
-            for r in reqs_t:
-                self._by_req[r.id] = d
         b.in_flight += 1
         if b.in_flight == b.max_conc:
             for c in b.pool_classes:
@@ -343,7 +344,6 @@ class ControlPlane:
 
     def _release(self, d: _InFlight) -> None:
         b = d.backend
-        del b.flying[d.id]
         b.in_flight -= 1
         if b.in_flight == b.max_conc - 1 and b.up:
             for c in b.pool_classes:
@@ -353,8 +353,9 @@ class ControlPlane:
         b.outstanding -= len(d.requests)
         b.in_flight_group[d.group] -= 1
         if d.group == "llm":
-            for r in d.requests:
-                self._by_req.pop(r.id, None)
+            self._by_req.pop(d.requests[0].id, None)
+        else:
+            del b.flying[d.id]
 
     def _reject(self, r: Request, reason: str, out: list[Action]) -> None:
         self._state.pop(r.id, None)  # an arrival rejected at admission never entered it
