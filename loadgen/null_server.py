@@ -112,6 +112,7 @@ class NullServer:
         await resp.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         head = _role_chunk(rid, model) if kind == "chat" else b""
+        tok = _chunk(kind, rid, model, "tok ")  # every token chunk is the same bytes
         if self.fault == "garbage":
             await resp.write(b"data: {not json at all\n\n")
             return resp
@@ -119,7 +120,7 @@ class NullServer:
             await resp.write(b'data: {"error": {"message": "engine overloaded", "code": 503}}\n\n')
             return resp
         if self.ttft == 0 and self.tpot == 0:
-            parts = [head] + [_chunk(kind, rid, model, "tok ") for _ in range(n)]
+            parts = [head] + [tok] * n
             if include_usage:
                 parts.append(_chunk(kind, rid, model, None, usage))
             await resp.write(b"".join(parts) + b"data: [DONE]\n\n")
@@ -130,7 +131,7 @@ class NullServer:
             delay = t_start + self.ttft + i * self.tpot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await resp.write(_chunk(kind, rid, model, "tok "))
+            await resp.write(tok)
             if self.fault == "close" and i == n // 2:
                 request.transport.close()  # the stream ends mid-way, no [DONE]
                 return resp
