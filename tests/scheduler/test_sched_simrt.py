@@ -118,3 +118,14 @@ def test_sim_is_fast_enough_for_a_scaled_down_run():
     res = simulate(ControlPlaneConfig(policy="hybrid"), be, reqs)
     assert all(o.status == "completed" for o in res.outcomes)
     assert len(reqs) / res.wall_s > 5_000
+
+
+def test_separate_baseline_keeps_embeddings_on_the_embedding_pool():
+    be = [llm("g0", conc=8, caps=("chat", "embedding")), emb("e0", conc=2), emb("e1", conc=2)]
+    res = simulate(ControlPlaneConfig(baseline="separate"), be, mixed(rate=100, duration=2.0))
+    by_cls = {}
+    for o in res.outcomes:
+        by_cls.setdefault(o.cls, set()).add(o.backend)
+    assert by_cls["chat"] == {"g0"} and by_cls["embedding"] == {"e0", "e1"}
+    assert all(o.status == "completed" and o.t_dispatched == o.t_received
+               for o in res.outcomes)
