@@ -264,6 +264,7 @@ class Launcher:
                     tail = eng.log_tail()
                     if any(m in tail for m in _ADDR_IN_USE) and retries[eng.name] < _PORT_RETRIES:
                         retries[eng.name] += 1  # lost the port race: take another port
+                        _signal_group(eng.proc.pid, signal.SIGKILL)  # any child it had left
                         self._spawn(eng.spec, eng.env.get("CUDA_VISIBLE_DEVICES"), eng)
                         continue
                     raise LaunchError(
