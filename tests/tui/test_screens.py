@@ -185,7 +185,9 @@ class FakeRunWriter(threading.Thread):
                 "t_s": float(t), "offered_rps": 20.0, "achieved_rps": 19.0, "in_flight": 3,
                 "errors": 1 if t == 2 else 0, "slo_met": 18, "done": 19 * (t + 1),
                 "queue_depth_json": {"chat": 2},
-                "backends_json": {"gpu0": {"running": 4, "waiting": 1, "in_flight": 4}},
+                "backends_json": {"gpu0": {"running": 4, "waiting": 1, "in_flight": 4},
+                                  "cpu0": {"running": 0, "up": False},
+                                  "_host": {"cpu_percent": 37.0}},
                 "latency_json": {"chat": {"ttft_p50": 11.0, "ttft_p99": 42.0}}})
             time.sleep(self.period)
         self.writer.add_event(1.0, "fault", "gpu0", "paused gpu0")
@@ -209,9 +211,12 @@ async def test_live_monitor_follows_a_writing_run(store_path, app_factory):
         rates = text(live.query_one("#rates"))
         assert "achieved 19.0" in rates and "errors 1" in rates and "SLO 94.7%" in rates
         lat = live.query_one("#latency", DataTable).get_row_at(0)
-        assert lat[0] == "chat" and lat[1] == "11.0" and lat[3] == "42.0" and lat[-1] == 2
+        assert str(lat[0]) == "chat" and lat[1:] == ["11.0", "42.0", 2]  # columns it writes
+        headers = [str(c.label) for c in live.query_one("#latency", DataTable).columns.values()]
+        assert headers == ["class", "TTFT p50", "TTFT p99", "queue"]
         bars = text(live.query_one("#bars"))
         assert "gpu0" in bars and "50.0%" in bars  # 4 in flight of 8
+        assert "host CPU" in bars and "37.0%" in bars and "DOWN" in bars and "_host" not in bars
         assert live.polls >= 3
         assert "paused gpu0" in text(live.query_one("#live-events"))
 

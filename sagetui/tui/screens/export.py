@@ -14,6 +14,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 
 class ExportScreen(Screen):
+    AUTO_FOCUS = "#kind"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("ctrl+s", "export", "Export")]
     PALETTE = {"Write the export": ("action_export", "Through the exports package")}
@@ -27,7 +28,9 @@ class ExportScreen(Screen):
 
         self.catalogue = catalogue()
         yield Header()
-        with VerticalScroll(id="export-form"):
+        form = VerticalScroll(id="export-form")
+        form.can_focus = False  # Tab goes field to field, not to the scroll container
+        with form:
             runs = (", ".join(map(str, self.run_ids)) if self.run_ids
                     else "none marked — type ids below")
             yield Static(f"Runs: {runs}", id="export-runs")

@@ -21,6 +21,7 @@ FIND_RUN_TIMEOUT_S = 60.0
 
 
 class LaunchScreen(Screen):
+    AUTO_FOCUS = "#source"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("ctrl+s", "start", "Start")]
     PALETTE = {"Start the configured run": ("action_start", "Validate, then start a child"),
@@ -32,7 +33,9 @@ class LaunchScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="launch-form"):
+        form = VerticalScroll(id="launch-form")
+        form.can_focus = False  # Tab goes field to field, not to the scroll container
+        with form:
             yield Label("A built-in suite or config, or your TOML file:")
             yield Select([], id="source", prompt="built-in suite or config", compact=True)
             with Horizontal(classes="row"):

@@ -71,6 +71,7 @@ class LiveScreen(Screen):
         self.polls = 0  # refreshes drawn (the benchmark reads this)
         self.status = ""
         self._poll_started = 0.0
+        self._latency_keys: tuple[str, ...] = ()  # latency columns on screen
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -90,8 +91,6 @@ class LiveScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#latency", DataTable)
-        table.add_columns("class", "TTFT p50", "p95", "p99", "E2E p50", "p95", "p99", "queue")
         self.poll()
 
     # -- the poll loop --------------------------------------------------------
@@ -211,32 +210,46 @@ class LiveScreen(Screen):
             self.query_one("#live-events", Static).update(Text("\n".join(lines)))
 
     def _draw_latency(self, last) -> None:
+        """Rolling percentiles per class: the columns are the ones the run writes."""
         table = self.query_one("#latency", DataTable)
+        latency = parse_json(last.latency_json, dict) if last else {}
+        queues = parse_json(last.queue_depth_json, dict) if last else {}
+        written = {key for per in latency.values() if isinstance(per, dict) for key in per}
+        keys = tuple(f"{m}_{p}" for m in ("ttft", "e2e") for p in ("p50", "p95", "p99")
+                     if f"{m}_{p}" in written) or ("ttft_p50", "ttft_p99", "e2e_p50", "e2e_p99")
+        if keys != self._latency_keys:
+            self._latency_keys = keys
+            table.clear(columns=True)
+            table.add_columns("class", *(k.replace("_", " ").upper().replace("P", "p")
+                                         for k in keys), "queue")
         table.clear()
-        if last is None:
-            return
-        latency = parse_json(last.latency_json, dict)
-        queues = parse_json(last.queue_depth_json, dict)
         for cls in sorted(set(latency) | set(queues)):
             lat = latency.get(cls) or {}
-            table.add_row(cls, *(fmt.num(lat.get(f"{m}_{p}"))
-                                 for m in ("ttft", "e2e") for p in ("p50", "p95", "p99")),
-                          queues.get(cls, 0))
+            table.add_row(Text(cls), *(fmt.num(lat.get(k)) for k in keys), queues.get(cls, 0))
 
     def _draw_bars(self, last, state: LiveState) -> None:
+        """One bar per backend (utilization, else in-flight over its limit); host CPU."""
         per = parse_json(last.backends_json, dict) if last else {}
         limits = {b.name: b.max_concurrency for b in state.backends}
-        lines = []
-        for name in sorted(set(per) | set(limits)):
+        text = Text()
+        host = per.get("_host") or {}
+        if isinstance(host, dict) and host.get("cpu_percent") is not None:
+            cpu = host["cpu_percent"] / 100
+            text.append(f"{'host CPU':<10} {fmt.bar(cpu, 20)} {fmt.pct(cpu):>6}\n")
+        for name in sorted(n for n in set(per) | set(limits) if not n.startswith("_")):
             b = per.get(name) or {}
             util = b.get("util")
             if util is None and limits.get(name):
                 util = (b.get("in_flight") or b.get("running") or 0) / limits[name]
             kv = b.get("kv_use")
-            lines.append(f"{name[:10]:<10} {fmt.bar(util or 0.0, 20)} {fmt.pct(util):>6} "
-                         f"run {b.get('running', 0)} wait {b.get('waiting', 0)}"
-                         f"{' kv ' + fmt.pct(kv) if kv is not None else ''}")
-        self.query_one("#bars", Static).update("\n".join(lines))
+            text.append(f"{name[:10]:<10} {fmt.bar(util or 0.0, 20)} {fmt.pct(util):>6} "
+                        f"run {b.get('running', 0)} wait {b.get('waiting', 0)}"
+                        f"{' kv ' + fmt.pct(kv) if kv is not None else ''}")
+            if b.get("up") is False:
+                text.append(" DOWN", style="bold red")
+            text.append("\n")
+        text.rstrip()
+        self.query_one("#bars", Static).update(text)
 
     # -- actions --------------------------------------------------------------
 
