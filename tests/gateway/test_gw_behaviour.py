@@ -268,3 +268,29 @@ async def test_engine_that_stalls_times_out_with_reason(make_gateway, upstreams)
         assert r.status == 200 and b"upstream_timeout" in body and b"[DONE]" not in body
     cp = gw.app[RUNTIME].cp
     assert cp.reasons["failed:upstream_timeout"] == 2
+
+
+async def test_embedding_batch_on_killed_backend_is_retried_elsewhere(make_gateway, upstreams):
+    e1 = await upstreams("e1", embed_delay_s=0.3)
+    e2 = await upstreams("e2", embed_delay_s=0.05)
+    gw = await make_gateway([backend("e1", e1, ["embedding"], "mini", conc=1),
+                             backend("e2", e2, ["embedding"], "mini", conc=1)],
+                            {"policy": "hybrid", "router": "round-robin",
+                             "hybrid": {"batch_max_texts": 4, "batch_max_wait_ms": 5}},
+                            health_interval_s=0.1)
+    texts = [["x" * (i + 1)] for i in range(10)]
+    async with aiohttp.ClientSession() as s:
+        async def one(inp):
+            async with s.post(gw.url + "/v1/embeddings",
+                              json={"model": "mini", "input": inp}) as r:
+                return r.status, r.headers.get("x-sage-backend"), await r.json()
+        tasks = [asyncio.create_task(one(t)) for t in texts]
+        await asyncio.sleep(0.1)  # a batch is inside e1 (0.3 s per call)
+        assert e1.running == 1
+        await e1.stop()
+        results = await asyncio.gather(*tasks)
+    assert all(st == 200 for st, _, _ in results), results
+    for inp, (_, _, ans) in zip(texts, results, strict=True):
+        assert ans["data"][0]["embedding"][0] == float(len(inp[0]))
+    assert {b for _, b, _ in results} == {"e2"}  # nothing came back from the dead one
+    assert gw.app[RUNTIME].cp.requeued >= 1
