@@ -86,6 +86,8 @@ class RequestRecord:
             "slo_e2e_ms": self.slo_e2e_ms,
             "slo_met": self.slo_met(),
             "overhead_us": self.overhead_us,
+            "parent_id": self.parent_id,
+            "queue_wait_ms": self.queue_wait_ms,
         }
 
     @classmethod

@@ -86,9 +86,15 @@ def _v1(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR IGNORE INTO run_tag(run_id, tag) VALUES (?, ?)", (run_id, tag))
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """v1 -> v2: request.parent_id (pipeline stage -> its pipeline) and request.queue_wait_ms."""
+    create_missing(conn)
+
+
 # (version reached, what it does, function). Append only; never edit a shipped entry.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = [
     (1, "versioned schema: meta table, run_tag mirror, every v1 column", _v1),
+    (2, "request.parent_id and request.queue_wait_ms", _v2),
 ]
 assert [m[0] for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 

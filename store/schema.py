@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Request classes and the pseudo-class summarising all of them.
 REQUEST_CLASSES = ("chat", "completion", "embedding", "pipeline")
@@ -230,6 +230,9 @@ class RequestRecord(SQLModel, table=True):
     slo_e2e_ms: float | None = None
     slo_met: bool | None = None
     overhead_us: float | None = None
+    # v2: pipeline stages name their pipeline; the gateway's queue-wait header.
+    parent_id: str | None = None
+    queue_wait_ms: float | None = None
 
 
 # Every table of the store, in dependency order (migrations create them in this order).

@@ -129,3 +129,15 @@ def test_sqlmodel_session_reads_through_the_engine(store):
     with Session(store.engine) as session:
         [run] = session.exec(select(Run)).all()
     assert (run.id, run.name, run.seed, run.status) == (w.run_id, "orm", 4, "created")
+
+
+def test_v1_database_gains_the_v2_request_columns(db_path):
+    """A v1 store (request without parent_id/queue_wait_ms) is upgraded in place."""
+    with open_store(db_path) as s, s.transaction() as c:
+        c.execute("ALTER TABLE request DROP COLUMN parent_id")
+        c.execute("ALTER TABLE request DROP COLUMN queue_wait_ms")
+        c.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with open_store(db_path) as s, s.connection() as c:
+        assert current_version(c, str(db_path)) == SCHEMA_VERSION == 2
+        cols = {r[1] for r in c.execute("PRAGMA table_info(request)")}
+        assert {"parent_id", "queue_wait_ms"} <= cols
