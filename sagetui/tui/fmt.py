@@ -30,3 +30,11 @@ def bar(fraction: float, width: int) -> str:
     fraction = min(max(fraction, 0.0), 1.0)
     full = round(fraction * width)
     return "█" * full + "░" * (width - full)
+
+
+def middle(text: str, width: int) -> str:
+    """Shorten in the middle: sweep points differ at the end (`exp[policy=fifo]`)."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 2 // 3
+    return f"{text[:width - 1 - tail]}…{text[-tail:]}"

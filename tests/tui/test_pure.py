@@ -150,3 +150,11 @@ def test_points_match_hdrh_recorded_iterator():
     slow = [(i.value_iterated_to / 1000, i.count_at_value_iterated_to)
             for i in h.get_recorded_iterator()]
     assert histo.points_ms(h) == slow
+
+
+def test_long_names_keep_their_sweep_point():
+    from sagetui.tui.fmt import middle
+
+    short = middle("policy-comparison[policy=hybrid]", 20)
+    assert len(short) == 20 and short.endswith("licy=hybrid]") and "…" in short
+    assert middle("run-1", 20) == "run-1"

@@ -35,9 +35,11 @@ _NUMERIC = {"id", "offered_rps", "throughput_rps", "chat_ttft_p99_ms", "slo_atta
 def _cells(row: RunRow, marked: bool) -> list[Text]:
     """Cells as rich Text: no markup parsing per cell (names are not markup either)."""
     cells = [Text("●" if marked else " ")]
-    for key, _, _ in runfilter.COLUMNS:
+    for key, _, width in runfilter.COLUMNS:
         value = getattr(row, key)
         value = _FORMAT[key](value) if key in _FORMAT else value
+        if key == "name":
+            value = fmt.middle(value, width)
         cells.append(Text(str(value), justify="right" if key in _NUMERIC else "left",
                           no_wrap=True, overflow="ellipsis"))
     return cells
