@@ -24,7 +24,7 @@ from sagetui.commands.common import fail
               help="require 'Authorization: Bearer KEY'  [env: SAGETUI_API_KEY]")
 @click.option("--max-body-bytes", type=click.IntRange(min=1024), default=1 << 20,
               show_default=True, help="larger request bodies get 413")
-@click.option("--health-interval", type=click.FloatRange(min=0.05, max=0.5), default=0.25,
+@click.option("--health-interval", type=click.FloatRange(min=0.05, max=0.5), default=0.2,
               show_default=True, help="seconds between health probes of each backend")
 def command(config_path: str, host: str, port: int, api_key: str | None,
             max_body_bytes: int, health_interval: float) -> None:

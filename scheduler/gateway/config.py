@@ -27,10 +27,12 @@ class GatewayOptions:
     """Runtime knobs of the live gateway (not part of the experiment's config)."""
 
     max_body_bytes: int = 1 << 20  # 413 above this
-    health_interval_s: float = 0.25  # probe period: a dead backend is out within 1 s
-    health_timeout_s: float = 0.5
-    # Consecutive failed probes that take a backend out: 2 keeps one slow probe on a
-    # busy machine from failing every stream (a refused call takes it out at once).
+    # Probe period and timeout: a refused probe or call takes a backend out at once; a
+    # hung one (paused engine) after `health_failures` timed-out probes in a row, i.e.
+    # within 2 * (0.2 + 0.3) = 1.0 s. Two, so one slow probe on a busy machine does not
+    # fail every running stream.
+    health_interval_s: float = 0.2
+    health_timeout_s: float = 0.3
     health_failures: int = 2
     scrape_interval_s: float = 1.0  # /metrics scrape feeding engine_state events
     connect_timeout_s: float = 2.0

@@ -364,14 +364,18 @@ class Runtime:
     async def _health_loop(self, name: str) -> None:
         eng = self._engines[name]
         fails = 0
+        timeout = self.opt.health_timeout_s
         while True:
-            ok = await eng.health(self.opt.health_timeout_s)
+            t0 = _mono()
+            ok = await eng.health(timeout)
             if ok:
                 fails = 0
                 self.mark_up(name)
             else:
                 fails += 1
-                if fails >= self.opt.health_failures:
+                # A quick "no" (refused, 5xx) is a dead engine: out at once. A probe
+                # that timed out may be a busy machine: out at the second in a row.
+                if fails >= self.opt.health_failures or _mono() - t0 < 0.8 * timeout:
                     self.mark_down(name, "health probe failed")
             await asyncio.sleep(self.opt.health_interval_s)
 

@@ -294,3 +294,22 @@ async def test_embedding_batch_on_killed_backend_is_retried_elsewhere(make_gatew
         assert ans["data"][0]["embedding"][0] == float(len(inp[0]))
     assert {b for _, b, _ in results} == {"e2"}  # nothing came back from the dead one
     assert gw.app[RUNTIME].cp.requeued >= 1
+
+
+async def test_hung_backend_taken_out_within_1s_with_default_probes(make_gateway, upstreams):
+    a = await upstreams("a")
+    b = await upstreams("b")
+    gw = await make_gateway([backend("a", a, ["chat"], "tiny"), backend("b", b, ["chat"],
+                                                                        "tiny")])
+    async with aiohttp.ClientSession() as s:
+        await asyncio.sleep(0.3)  # a probe cycle with both healthy
+        a.hung = True
+        t0 = time.monotonic()
+        while await _metric(s, gw.url, 'sage_backend_up{backend="a"}') != 0:
+            assert time.monotonic() - t0 < 1.1, "hung backend not taken out within 1 s"
+            await asyncio.sleep(0.02)
+        a.hung = False  # resumes: back at the next good probe
+        t1 = time.monotonic()
+        while await _metric(s, gw.url, 'sage_backend_up{backend="a"}') != 1:
+            assert time.monotonic() - t1 < 1.0
+            await asyncio.sleep(0.02)

@@ -24,6 +24,7 @@ class Upstream:
         self.embed_model = embed_model
         self.token_delay_s = token_delay_s
         self.stall_s = 0.0  # extra pause before every token after the first
+        self.hung = False  # /health never answers (like a SIGSTOPped engine)
         self.embed_delay_s = embed_delay_s
         self.calls: list[tuple[str, dict]] = []
         self.embed_batches: list[int] = []
@@ -60,6 +61,8 @@ class Upstream:
             self.runner = None
 
     async def _health(self, _r: web.Request) -> web.Response:
+        if self.hung:  # a paused engine: the port is open, nothing answers
+            await asyncio.sleep(3600)
         return web.Response(text="")
 
     async def _metrics(self, _r: web.Request) -> web.Response:
