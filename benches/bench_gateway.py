@@ -175,6 +175,26 @@ def measure_embed_throughput(target: str, clients: int, duration: float,
             "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
 
 
+def measure_serial(target: str | dict, duration: float) -> dict:
+    """One request in flight at a time (closed loop, one caller): the hop's own latency
+    with no queueing anywhere, 70 % streamed chat / 30 % embeddings."""
+    spec = WorkloadSpec(clients={"n": 1, "think_time_s": 0.0}, duration_s=duration,
+                        warmup_s=0.5, seed=5,
+                        mix={"chat": 0.7, "completion": 0.0, "embedding": 0.3, "pipeline": 0.0},
+                        sizes={"chat": {"prompt_tokens": 32, "output_tokens": 8},
+                               "embedding": {"n_texts": 1, "text_tokens": 16}},
+                        model="tiny", embedding_model="mini")
+    targets = target if isinstance(target, dict) else {"chat": [target], "embedding": [target]}
+    res = run(spec, ClientConfig(targets=targets, concurrency=1))
+    ok = [r for r in res.records if r.status == "completed" and r.t_intended >= 0.5]
+    e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
+    ttft = [(r.t_first_token - r.t_sent) * 1000 for r in ok if r.cls == "chat"]
+    return {"n": len(ok), "failed": len(res.records) - len(ok) - sum(
+                r.t_intended < 0.5 for r in res.records),
+            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99),
+            "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99)}
+
+
 def median_of(rounds: list[dict]) -> dict:
     """Per-key median over rounds (the machine is shared: rounds interleave paths so
     a busy moment hits all of them)."""
@@ -188,7 +208,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--only", choices=("all", "mixed", "embed"), default="all")
+    ap.add_argument("--only", choices=("all", "mixed", "embed", "serial"), default="all")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
                     help=argparse.SUPPRESS)
@@ -220,14 +240,20 @@ def main() -> None:
             procs.append(gws[policy])
         warm = min(2.0, a.duration / 4)
         direct_t = {"chat": [url["llm"]], "embedding": [url["emb"]]}
-        mixed = () if a.only == "embed" else (
+        serial = () if a.only not in ("all", "serial") else (
+            ("direct", direct_t), ("proxy", url["proxy"]), ("gateway", url["fifo"]))
+        mixed = () if a.only not in ("all", "mixed") else (
             ("direct", direct_t, None), ("proxy", url["proxy"], proxy),
             ("gateway", url["fifo"], gws["fifo"]))
-        embed = () if a.only == "mixed" else (
+        embed = () if a.only not in ("all", "embed") else (
             ("direct", url["emb"], None), ("proxy", url["proxy"], proxy),
             ("gateway_fifo", url["fifo"], gws["fifo"]),
             ("gateway_hybrid", url["hybrid"], gws["hybrid"]))
         for i in range(a.rounds):
+            for name, tgt in serial:
+                r = measure_serial(tgt, a.duration)
+                rounds.setdefault(f"serial_{name}", []).append(r)
+                print(f"round {i} serial {name}", json.dumps(r), flush=True)
             for name, tgt, hop in mixed:
                 r = measure_mixed(tgt, a.rate, a.duration, warm, hop)
                 rounds.setdefault(f"mixed_{name}", []).append(r)
@@ -250,6 +276,11 @@ def main() -> None:
     med = {k: median_of(v) for k, v in rounds.items()}
     results["median"] = med
     summary: dict = {}
+    if serial:
+        d, p_, g = (med[f"serial_{k}"] for k in ("direct", "proxy", "gateway"))
+        summary["serial"] = {q: {"gateway_adds_ms": round(g[q] - d[q], 3),
+                                 "proxy_adds_ms": round(p_[q] - d[q], 3)}
+                             for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99")}
     if mixed:
         d, p_, g = (med[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
         for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
