@@ -11,10 +11,12 @@ generator (loadgen.runner) sends the same schedule
   3. through the gateway (`sagetui gateway`, policy fifo: no batching wait),
 
 and reports the added latency at p50/p99 and the gateway's overhead as a ratio
-to the proxy's. Then small embedding requests in a closed loop measure the
-gateway's sustained req/s (policy fifo and hybrid).
+to the proxy's (latency, and each hop's own CPU per request). A one-in-flight
+phase gives the hop's latency with no queueing; small embedding requests in a
+closed loop measure the gateway's sustained req/s (policy fifo and hybrid).
 
-    .venv/bin/python benches/bench_gateway.py [--rate 500] [--duration 10]
+    .venv/bin/python benches/bench_gateway.py [--rate 500] [--duration 10] [--rounds 2]
+                                              [--only all|serial|mixed|embed] [--json OUT]
 """
 
 from __future__ import annotations
