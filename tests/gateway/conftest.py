@@ -5,15 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from gw_upstream import Upstream  # tests/gateway is on sys.path (no __init__.py)
 
 from scheduler.gateway import GatewayOptions, parse_gateway_config, start_gateway
 from scheduler.gateway.app import RUNTIME
-from tests.gateway.upstream import Upstream
-
-
-def backend(name: str, up: Upstream, caps: list[str], model: str, conc: int = 4) -> dict:
-    return {"name": name, "kind": "openai", "capabilities": caps, "model": model,
-            "url": up.url, "max_concurrency": conc, "device": "cpu"}
 
 
 class Gateway:

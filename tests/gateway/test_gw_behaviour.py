@@ -8,9 +8,9 @@ import time
 
 import aiohttp
 import pytest
+from gw_upstream import backend
 
 from scheduler.gateway.app import RUNTIME
-from tests.gateway.conftest import backend
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 

@@ -10,11 +10,11 @@ import json
 import threading
 
 import pytest
+from gw_upstream import Upstream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.gateway import GatewayOptions, parse_gateway_config, start_gateway
-from tests.gateway.upstream import Upstream
 
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions",
          "embedding": "/v1/embeddings"}

@@ -148,3 +148,9 @@ class Upstream:
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": 3 * len(texts),
                                             "total_tokens": 3 * len(texts)}})
+
+
+def backend(name: str, up: Upstream, caps: list[str], model: str, conc: int = 4) -> dict:
+    """A [[backends]] entry for `up`."""
+    return {"name": name, "kind": "openai", "capabilities": caps, "model": model,
+            "url": up.url, "max_concurrency": conc, "device": "cpu"}
