@@ -126,7 +126,7 @@ class SageApp(App):
     def start_child(self, argv: list[str]) -> children.Child:
         """Start a run process (call from a worker: it creates files and forks)."""
         child = children.start(argv, self.log_dir)
-        self.call_from_thread(self.launched.append, child)
+        self.launched.append(child)  # list.append is atomic; quitting reads this list
         return child
 
     def confirm_cancel(self, run_id: int) -> None:
@@ -146,11 +146,17 @@ class SageApp(App):
                 raise children.LaunchError(f"run {run_id} is {status}, nothing to cancel")
             children.terminate(pid, host)
         except (children.LaunchError, StoreUnavailable, LookupError) as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot cancel",
-                                  severity="error")
+            self._post(self.notify, str(exc), title="Cannot cancel", severity="error")
             return
-        self.call_from_thread(self.notify, f"Run {run_id}: SIGTERM sent to process {pid}.",
-                              title="Cancelling")
+        self._post(self.notify, f"Run {run_id}: SIGTERM sent to process {pid}.",
+                   title="Cancelling")
+
+    def _post(self, fn, *args, **kwargs) -> None:
+        """From a worker: run on the UI thread, unless the app is already shutting down."""
+        try:
+            self.call_from_thread(fn, *args, **kwargs)
+        except RuntimeError:
+            pass
 
     async def action_quit(self) -> None:
         alive = [c for c in self.launched if c.alive()]

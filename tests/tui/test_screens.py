@@ -450,3 +450,25 @@ async def test_live_monitor_follows_a_sweep_to_its_next_point(tmp_path, app_fact
             assert live.run_id == second.run_id  # the sweep is over: it stays on the last run
     finally:
         store.close()
+
+
+async def test_leaving_screens_with_reads_in_flight_is_safe(store_path, app_factory):
+    """Results of reads still running when the user leaves are dropped, not applied."""
+    app = app_factory(store_path, live_interval_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_ready(pilot)
+        for _ in range(5):
+            app.open_live(7)
+            await pilot.pause(0.05)
+            app.pop_screen()
+            app.open_detail(3)
+            await pilot.pause(0.01)
+            app.pop_screen()
+            app.open_compare([1, 2])
+            await pilot.pause(0.01)
+            app.pop_screen()
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, RunsScreen)
+        app.open_live(7)  # and quitting with a poll in flight
+        await pilot.pause(0.05)
+    assert app.return_code in (None, 0)

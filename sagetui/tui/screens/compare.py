@@ -11,16 +11,16 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
 from textual_plotext import PlotextPlot
 
 from sagetui.tui import fmt, histo
 from sagetui.tui.data import StoreUnavailable
+from sagetui.tui.screens.base import WorkerScreen
 from store import queries
 
 
-class CompareScreen(Screen):
+class CompareScreen(WorkerScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("e", "export", "Export")]
     PALETTE = {"Export the compared runs": ("action_export", "Tables/figures for these runs")}
@@ -48,9 +48,9 @@ class CompareScreen(Screen):
         try:
             result = reader.call(queries.compare, self.run_ids)
         except (StoreUnavailable, LookupError) as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_ui(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._show, result)
+        self.post_ui(self._show, result)
 
     def _failed(self, message: str) -> None:
         self.query_one("#cmp-head", Static).update(f"[red]{escape(message)}[/]")
@@ -95,9 +95,9 @@ class CompareScreen(Screen):
                 if found:
                     curves.append((rid, histo.cdf_ms(found[0][-1])))
         except (StoreUnavailable, LookupError) as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_ui(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._plot, metric, cls, curves)
+        self.post_ui(self._plot, metric, cls, curves)
 
     def _plot(self, metric: str, cls: str, curves: list) -> None:
         plot = self.query_one("#cmp-cdf", PlotextPlot)

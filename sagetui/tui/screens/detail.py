@@ -13,7 +13,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     Footer,
@@ -28,6 +27,7 @@ from textual_plotext import PlotextPlot
 
 from sagetui.tui import fmt, histo
 from sagetui.tui.data import StoreUnavailable
+from sagetui.tui.screens.base import WorkerScreen
 from store import queries
 
 
@@ -42,7 +42,7 @@ class RunDetail:
 PCTS = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
 
 
-class DetailScreen(Screen):
+class DetailScreen(WorkerScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("m", "monitor", "Live"),
@@ -93,9 +93,9 @@ class DetailScreen(Screen):
             hists = {(m, c): h for m, c, _, _, h in reader.call(queries.histograms, self.run_id)}
             samples = reader.call(queries.samples, self.run_id)
         except (StoreUnavailable, LookupError) as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_ui(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._show, RunDetail(run, hists, samples))
+        self.post_ui(self._show, RunDetail(run, hists, samples))
 
     def _failed(self, message: str) -> None:
         self.query_one("#headline", Static).update(f"[red]{escape(message)}[/]")

@@ -9,11 +9,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
+from sagetui.tui.screens.base import WorkerScreen
 
-class ExportScreen(Screen):
+
+class ExportScreen(WorkerScreen):
     AUTO_FOCUS = "#kind"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("ctrl+s", "export", "Export")]
@@ -98,8 +99,7 @@ class ExportScreen(Screen):
         from exports.errors import ExportError
         from exports.selection import Selection, parse_run_ids
 
-        say = lambda text: self.app.call_from_thread(  # noqa: E731
-            self.query_one("#export-msg", Static).update, text)
+        say = lambda text: self.post_ui(self._say, text)  # noqa: E731
         try:
             if not out_dir:
                 raise ExportError("folder: give the folder to write into")
@@ -119,3 +119,6 @@ class ExportScreen(Screen):
         lines += [f"  {escape(str(p))}" for p in result.files]
         lines += [f"[yellow]{escape(m)}[/]" for m in result.messages]
         say("\n".join(lines))
+
+    def _say(self, text: str) -> None:
+        self.query_one("#export-msg", Static).update(text)

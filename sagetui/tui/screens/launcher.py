@@ -9,18 +9,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from sagetui.config import ConfigError
 from sagetui.tui import launching
 from sagetui.tui.children import Child, LaunchError
 from sagetui.tui.data import StoreUnavailable, runs_of_pid
+from sagetui.tui.screens.base import WorkerScreen
 
 FIND_RUN_TIMEOUT_S = 60.0
 
 
-class LaunchScreen(Screen):
+class LaunchScreen(WorkerScreen):
     AUTO_FOCUS = "#source"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("ctrl+s", "start", "Start")]
@@ -80,9 +80,12 @@ class LaunchScreen(Screen):
         try:
             targets = launching.builtin_targets()
         except ConfigError as exc:  # a broken built-in suite file: say which
-            self.app.call_from_thread(self._message, f"[red]{escape(str(exc))}[/]")
+            self.post_ui(self._message, f"[red]{escape(str(exc))}[/]")
             return
-        self.app.call_from_thread(self.query_one("#source", Select).set_options, targets)
+        self.post_ui(self._set_targets, targets)
+
+    def _set_targets(self, targets: list[tuple[str, str]]) -> None:
+        self.query_one("#source", Select).set_options(targets)
 
     @on(Select.Changed, "#source")
     def _source(self, event: Select.Changed) -> None:
@@ -115,7 +118,7 @@ class LaunchScreen(Screen):
     @work(thread=True, exclusive=True, group="launch")
     def _check(self, target: str, form: dict[str, str], quick: bool, start: bool) -> None:
         """Validate in a worker (reads files), then start the child and find its run."""
-        say = lambda text: self.app.call_from_thread(self._message, text)  # noqa: E731
+        say = lambda text: self.post_ui(self._message, text)  # noqa: E731
         try:
             plan = launching.plan(target, form, quick)
         except ConfigError as exc:
@@ -143,7 +146,7 @@ class LaunchScreen(Screen):
             if ids:
                 say(f"Run {ids[0]} started by process {child.pid}. Opening the live monitor…"
                     f"\nLog: {child.log_path}")
-                self.app.call_from_thread(self.app.open_live, ids[0], plan.runs)
+                self.post_ui(self.app.open_live, ids[0], plan.runs)
                 return
             if not child.alive():
                 say(f"[red]The run process exited ({child.proc.returncode}) before writing a "

@@ -18,7 +18,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     Footer,
@@ -37,13 +36,14 @@ from sagetui.tui.data import (
     parse_json,
     running_runs,
 )
+from sagetui.tui.screens.base import WorkerScreen
 from store.schema import TERMINAL_STATUSES
 
 HISTORY = 120  # samples kept for the sparkline (seconds)
 IDLE_POLL_S = 1.0  # when no run is running yet: look for one this often
 
 
-class LiveScreen(Screen):
+class LiveScreen(WorkerScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_run", "Cancel run"),
@@ -114,17 +114,17 @@ class LiveScreen(Screen):
             if self.run_id is None:
                 running = running_runs(reader, self.experiment_id) if reader.exists() else []
                 if not running:
-                    self.app.call_from_thread(self._idle, None)
+                    self.post_ui(self._idle, None)
                     return
-                self.app.call_from_thread(self._follow, running[0][0])
+                self.post_ui(self._follow, running[0][0])
             state = live_state(reader, self.run_id, self.last_sample_id, self.last_event_id)
         except (StoreUnavailable, LookupError) as exc:
-            self.app.call_from_thread(self._idle, str(exc))
+            self.post_ui(self._idle, str(exc))
             return
         except Exception as exc:  # keep the loop alive whatever the store returned
-            self.app.call_from_thread(self._idle, f"{type(exc).__name__}: {exc}")
+            self.post_ui(self._idle, f"{type(exc).__name__}: {exc}")
             return
-        self.app.call_from_thread(self._apply, state)
+        self.post_ui(self._apply, state)
 
     def _follow(self, run_id: int) -> None:
         self.run_id = run_id

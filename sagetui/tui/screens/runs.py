@@ -12,11 +12,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from sagetui.tui import fmt, runfilter
 from sagetui.tui.data import RunRow, StoreUnavailable, list_runs, store_fingerprint
+from sagetui.tui.screens.base import WorkerScreen
 
 PAGE_SIZE = 100
 WATCH_INTERVAL_S = 2.0
@@ -45,7 +45,7 @@ def _cells(row: RunRow, marked: bool) -> list[Text]:
     return cells
 
 
-class RunsScreen(Screen):
+class RunsScreen(WorkerScreen):
     """Start screen: the table of runs, or a first-steps page for an empty store."""
 
     AUTO_FOCUS = "#runs"  # single-key bindings must not land in the filter box
@@ -111,13 +111,13 @@ class RunsScreen(Screen):
                 # Paint the newest page first; the full list (for sort, filter and
                 # paging) is read once that page is on screen.
                 first = list_runs(reader, limit=PAGE_SIZE)
-                self.app.call_from_thread(self._loaded, first, None, True)
+                self.post_ui(self._loaded, first, None, True)
                 return
             rows = list_runs(reader) if reader.exists() else []
         except StoreUnavailable as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_ui(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._loaded, rows, fingerprint)
+        self.post_ui(self._loaded, rows, fingerprint)
 
     def _loaded(self, rows: list[RunRow], fingerprint: tuple | None,
                 partial: bool = False) -> None:
@@ -155,12 +155,12 @@ class RunsScreen(Screen):
             changed = fingerprint != self._fingerprint
             rows = list_runs(reader) if changed and fingerprint is not None else None
         except StoreUnavailable as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_ui(self._failed, str(exc))
             return
         finally:
-            self.app.call_from_thread(self.set_timer, WATCH_INTERVAL_S, self._watch)
+            self.post_ui(self.set_timer, WATCH_INTERVAL_S, self._watch)
         if changed:
-            self.app.call_from_thread(self._loaded, rows or [], fingerprint)
+            self.post_ui(self._loaded, rows or [], fingerprint)
 
     # -- filtering, sorting, paging -------------------------------------------
 
@@ -188,7 +188,7 @@ class RunsScreen(Screen):
                      reverse: bool, keep_page: bool) -> None:
         """Filter and sort off the UI thread: a config filter parses up to 10,000 configs."""
         shown = runfilter.sort_rows(runfilter.apply(rows, terms), key, reverse)
-        self.app.call_from_thread(self._filtered, generation, shown, keep_page)
+        self.post_ui(self._filtered, generation, shown, keep_page)
 
     def _filtered(self, generation: int, shown: list[RunRow], keep_page: bool) -> None:
         if generation != self._generation:  # the user typed on; a newer result follows
