@@ -159,7 +159,11 @@ async def test_killed_backend_out_within_1s_and_queued_work_moves(make_gateway, 
         streams = [asyncio.create_task(streamed()) for _ in range(2)]
         await asyncio.sleep(0.1)  # both streams started, one on each backend
         plains = [asyncio.create_task(plain()) for _ in range(8)]
-        await asyncio.sleep(0.05)
+        t_wait = time.monotonic()  # a: its stream and one not-yet-answered plain request
+        while (await _metric(s, gw.url, 'sage_backend_in_flight{backend="a"}') != 2
+               or a.running != 2):
+            assert time.monotonic() - t_wait < 5
+            await asyncio.sleep(0.005)
         port = a.port
         t_kill = time.monotonic()
         await a.stop()
