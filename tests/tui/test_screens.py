@@ -45,7 +45,9 @@ def table_ids(screen: RunsScreen) -> list[int]:
 async def runs_ready(pilot) -> RunsScreen:
     screen = pilot.app.screen
     assert isinstance(screen, RunsScreen)
-    await wait_for(pilot, lambda: screen.rows and not screen.partial)
+    # rows read, the full list (not just the first page), and a page drawn from it
+    await wait_for(pilot, lambda: screen.rows and not screen.partial and screen._page_ids
+                   and len(screen.shown) == len(screen.rows))
     return screen
 
 
