@@ -124,9 +124,12 @@ def run_agents(db: str, *, suite_name: str, spec_text: str, mode: str, limit: in
                 continue
             retriever = {"bm25": lambda: bm25, "embedding": lambda: emb,
                          "hybrid": lambda: HybridRetriever(bm25, emb),
-                         "llm": lambda: LLMRetriever(tools, chat_client(*chat_engine))}[name]()
+                         "llm": lambda: LLMRetriever(tools, chat_client(*chat_engine),
+                                                     shortlist=bm25)}[name]()
             try:
                 values, lat = evaluate(retriever, data, limit=limit, seed=seed)
+                if isinstance(retriever, LLMRetriever):
+                    values["llm_errors"] = float(retriever.errors)
             except Exception as exc:  # noqa: BLE001 - stored as the run's failure
                 writer.finish("failed", f"{type(exc).__name__}: {exc}")
                 ids.append(writer.run_id)

@@ -4,8 +4,8 @@
 - `embedding` cosine similarity of MiniLM embeddings, computed by the embedding
               engine (engine.st_engine, the same engine serve-embed serves);
 - `hybrid`    reciprocal-rank fusion of the two (k = 60, Cormack et al. 2009);
-- `llm`       the chat engine is shown the tool list and asked for one name; its
-              answer is the whole ranking (one candidate, so top-5 = top-1).
+- `llm`       the chat engine is shown a BM25 shortlist of 20 tools and asked for
+              one name; its answer is the whole ranking (so top-5 = top-1).
 
 Planning segments a task at its connectives and selects one tool per clause;
 timing calls a tool when the best retrieval score clears a threshold.
@@ -99,22 +99,36 @@ class HybridRetriever(Retriever):
 
 
 class LLMRetriever(Retriever):
-    """Asks the chat engine to name the tool. `chat(prompt) -> text`."""
+    """Asks the chat engine to name the tool. `chat(prompt) -> text`.
+
+    The prompt lists a shortlist of `shortlist_k` candidates from a cheap
+    retriever (BM25) rather than all tools, so it fits any model's context;
+    the answer, if it names a listed tool, is the whole ranking. Engine errors
+    count as misses and are counted in `errors`.
+    """
 
     name = "llm"
 
-    def __init__(self, tools: list[dict], chat: Callable[[str], str]):
+    def __init__(self, tools: list[dict], chat: Callable[[str], str],
+                 shortlist: Retriever | None = None, shortlist_k: int = 20):
         self.names = [t["name"] for t in tools]
         self.chat = chat
-        self.catalogue = ", ".join(self.names)
+        self.shortlist, self.shortlist_k = shortlist, shortlist_k
+        self.errors = 0
 
-    def prompt(self, query: str) -> str:
-        return (f"Tools: {self.catalogue}.\nUser request: {query}\n"
+    def prompt(self, query: str, candidates: list[str]) -> str:
+        return (f"Tools: {', '.join(candidates)}.\nUser request: {query}\n"
                 "Answer with the single best tool name, or NONE if no tool is needed.\nTool:")
 
     def rank(self, query: str) -> tuple[list[str], float]:
-        answer = self.chat(self.prompt(query))
-        for name in self.names:
+        candidates = (self.shortlist.rank(query)[0][: self.shortlist_k]
+                      if self.shortlist is not None else self.names)
+        try:
+            answer = self.chat(self.prompt(query, candidates))
+        except OSError:
+            self.errors += 1
+            return [], 0.0
+        for name in candidates:
             if name in answer:
                 return [name], 1.0
         return [], 0.0

@@ -54,11 +54,13 @@ capabilities = ["chat", "completion"]
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     con = sqlite3.connect(db_path)
-    (status, extra), = con.execute(
-        "SELECT r.status, s.extra_json FROM run r JOIN summary s ON s.run_id = r.id "
-        "WHERE r.name LIKE '%/llm'").fetchall()
-    assert status == "completed"
+    (status, reason), = con.execute(
+        "SELECT status, status_reason FROM run WHERE name LIKE '%/llm'").fetchall()
+    assert status == "completed", reason
+    (extra,), = con.execute("SELECT s.extra_json FROM run r JOIN summary s ON s.run_id = r.id "
+                            "WHERE r.name LIKE '%/llm'").fetchall()
     metrics = json.loads(extra)["agent"]["metrics"]
     # The tiny model has random weights: its answers are real but rarely right.
     assert metrics["selection_items"] == 45
+    assert metrics["llm_errors"] == 0  # every prompt fitted and was answered
     assert 0 <= metrics["top1_acc_pct"] <= 100
