@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from textual import active_app
 from textual.screen import Screen
 
 
@@ -15,14 +16,21 @@ class WorkerScreen(Screen):
     longer exist (which would fail the worker and take the app down).
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Screens are made on the UI thread while the app runs. Workers use this, not
+        # `self.app`, which cannot be looked up once the screen has been closed.
+        self.dash = active_app.get()
+
     def post_ui(self, fn: Callable, *args) -> None:
         """From a worker thread: run `fn(*args)` on the UI thread if this screen is still up."""
 
         def guarded() -> None:
-            if self.is_attached:
+            # In the stack = still open (a popped screen leaves it before its widgets go).
+            if self in self.dash.screen_stack and self.is_attached:
                 fn(*args)
 
         try:
-            self.app.call_from_thread(guarded)
+            self.dash.call_from_thread(guarded)
         except RuntimeError:  # the app is shutting down
             pass

@@ -44,7 +44,7 @@ class CompareScreen(WorkerScreen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        reader = self.app.reader
+        reader = self.dash.reader
         try:
             result = reader.call(queries.compare, self.run_ids)
         except (StoreUnavailable, LookupError) as exc:
@@ -87,7 +87,7 @@ class CompareScreen(WorkerScreen):
 
     @work(thread=True, exclusive=True, group="cdf")
     def load_cdfs(self, metric: str, cls: str) -> None:
-        reader = self.app.reader
+        reader = self.dash.reader
         curves = []
         try:
             for rid in self.run_ids:

@@ -87,7 +87,7 @@ class DetailScreen(WorkerScreen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        reader = self.app.reader
+        reader = self.dash.reader
         try:
             run = reader.call(queries.get_run, self.run_id)
             hists = {(m, c): h for m, c, _, _, h in reader.call(queries.histograms, self.run_id)}

@@ -106,7 +106,7 @@ class ExportScreen(WorkerScreen):
             ids = parse_run_ids(ids_text) if ids_text.strip() else ()
             if not ids:
                 raise ExportError("runs: mark runs on the Runs screen or type their ids")
-            result = export(self.app.db_path, fmt=fmt, selection=Selection(run_ids=ids),
+            result = export(self.dash.db_path, fmt=fmt, selection=Selection(run_ids=ids),
                             out_dir=out_dir, table=name if kind == "table" else None,
                             figure=name if kind == "figure" else None, bundle=kind == "bundle")
         except ExportError as exc:

@@ -130,7 +130,7 @@ class LaunchScreen(WorkerScreen):
             say(f"[green]Valid.[/] {described}")
             return
         try:
-            child = self.app.start_child(plan.argv(self.app.db_path))
+            child = self.dash.start_child(plan.argv(self.dash.db_path))
         except LaunchError as exc:
             say(f"[red]Could not start:[/] {escape(str(exc))}")
             return
@@ -140,13 +140,13 @@ class LaunchScreen(WorkerScreen):
         deadline = time.monotonic() + FIND_RUN_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                ids = runs_of_pid(self.app.reader, child.pid) if self.app.reader.exists() else []
+                ids = runs_of_pid(self.dash.reader, child.pid) if self.dash.reader.exists() else []
             except StoreUnavailable:
                 ids = []
             if ids:
                 say(f"Run {ids[0]} started by process {child.pid}. Opening the live monitor…"
                     f"\nLog: {child.log_path}")
-                self.post_ui(self.app.open_live, ids[0], plan.runs)
+                self.post_ui(self.dash.open_live, ids[0], plan.runs)
                 return
             if not child.alive():
                 say(f"[red]The run process exited ({child.proc.returncode}) before writing a "

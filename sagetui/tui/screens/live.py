@@ -109,7 +109,7 @@ class LiveScreen(WorkerScreen):
     def _read(self) -> None:
         # Not `exclusive`: cancelling a read would drop its re-arm and stop the loop;
         # the chain itself guarantees one read at a time.
-        reader = self.app.reader
+        reader = self.dash.reader
         try:
             if self.run_id is None:
                 running = running_runs(reader, self.experiment_id) if reader.exists() else []

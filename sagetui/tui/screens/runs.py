@@ -103,7 +103,7 @@ class RunsScreen(WorkerScreen):
 
     @work(thread=True, exclusive=True, group="runs-load")
     def load(self, first_page: bool = True) -> None:
-        reader = self.app.reader
+        reader = self.dash.reader
         try:
             fingerprint = store_fingerprint(reader) if reader.exists() else None
             if first_page and not self._loaded_once and fingerprint and (
@@ -149,7 +149,7 @@ class RunsScreen(WorkerScreen):
     @work(thread=True, exclusive=True, group="runs-watch")
     def _watch(self) -> None:
         """Re-query only when the store changed; the next check is armed afterwards."""
-        reader = self.app.reader
+        reader = self.dash.reader
         try:
             fingerprint = store_fingerprint(reader) if reader.exists() else None
             changed = fingerprint != self._fingerprint
@@ -230,8 +230,8 @@ class RunsScreen(WorkerScreen):
         self._render_status()
 
     def _first_steps_text(self) -> str:
-        where = self.app.reader.path
-        missing = "" if self.app.reader.exists() else f"There is no store at {where} yet.\n\n"
+        where = self.dash.reader.path
+        missing = "" if self.dash.reader.exists() else f"There is no store at {where} yet.\n\n"
         return (f"[b]Welcome to sagetui[/]\n\n{missing}No runs yet. To see the dashboard at work:\n\n"
                 "  • in another terminal: [b]sagetui demo[/] — a short simulated suite\n"
                 "    (no GPU needed); its runs appear here live;\n"
