@@ -53,10 +53,15 @@ async def first_paint(db: Path) -> tuple[float, float, float, int]:
     t_app = time.perf_counter()
     app = SageApp(db)
     async with app.run_test(size=(80, 24)):
+        deadline = time.perf_counter() + 60
         while True:
             screen = app.screen
             if isinstance(screen, RunsScreen) and screen._drawn:  # a page is in the table
                 break
+            if time.perf_counter() > deadline:
+                status = screen.query_one("#status").render() if isinstance(
+                    screen, RunsScreen) else screen
+                raise SystemExit(f"no runs drawn after 60 s; the screen says: {status}")
             await asyncio.sleep(0.002)
         painted = asyncio.Event()
         marks: list[float] = []
