@@ -37,8 +37,9 @@ class StoreUnavailable(Exception):
 class StoreReader:
     """Read-only access to one store file, shared by all worker threads.
 
-    Opened lazily with `store.open_store(readonly=True)`, which refuses
-    corrupt, foreign or newer files without touching them.
+    Opened lazily: once read-write when the file is writable (schema upgrade,
+    interrupted-run recovery), then `store.open_store(readonly=True)` for every
+    read. Corrupt, foreign or newer files are refused without being touched.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -56,6 +57,10 @@ class StoreReader:
                 if not self.path.exists():
                     raise StoreUnavailable(f"{self.path}: no store here yet")
                 try:
+                    if os.access(self.path, os.W_OK):
+                        # Once, read-write: upgrades an older schema and marks runs whose
+                        # writer died as interrupted (what opening the store means).
+                        open_store(self.path).close()
                     self._store = open_store(self.path, readonly=True)
                 except StoreError as exc:
                     raise StoreUnavailable(str(exc)) from exc

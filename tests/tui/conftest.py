@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,12 @@ def store_path(_template, tmp_path) -> Path:
     """A private copy of the template store (tests may write to it)."""
     path = tmp_path / "sagetui.db"
     shutil.copy(_template, path)
+    # The running run's writer is "this process, alive, just now": opening the store
+    # must not mark it interrupted (the dashboard's first open does recovery).
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE run SET pid=?, host=?, heartbeat=? WHERE status='running'",
+                     (os.getpid(), socket.gethostname(), time.time()))
+    conn.close()
     return path
 
 

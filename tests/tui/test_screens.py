@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from textual.widgets import DataTable, Input, Select, Static, TabbedContent, Tree
@@ -332,7 +333,10 @@ async def test_cancel_asks_then_sends_sigterm(store_path, app_factory):
         import sqlite3
 
         with sqlite3.connect(store_path) as conn:
-            conn.execute("UPDATE run SET pid=?, host=? WHERE id=7", (proc.pid, socket.gethostname()))
+            # started after the process: the store checks the pid was not reused
+            conn.execute("UPDATE run SET pid=?, host=?, started=? WHERE id=7",
+                         (proc.pid, socket.gethostname(),
+                          datetime.now(UTC).isoformat(timespec="milliseconds")))
         app = app_factory(store_path)
         async with app.run_test(size=SIZE) as pilot:
             await runs_ready(pilot)
@@ -474,3 +478,19 @@ async def test_leaving_screens_with_reads_in_flight_is_safe(store_path, app_fact
         app.open_live(7)  # and quitting with a poll in flight
         await pilot.pause(0.05)
     assert app.return_code in (None, 0)
+
+
+async def test_opening_the_dashboard_marks_dead_runs_interrupted(store_path, app_factory):
+    """The store's rule: a run whose writer is gone is `interrupted` once the store is opened."""
+    import socket
+    import sqlite3
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("UPDATE run SET pid=?, host=? WHERE id=7", (dead.pid, socket.gethostname()))
+    app = app_factory(store_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_ready(pilot)
+        row = next(r for r in screen.rows if r.id == 7)
+        assert row.status == "interrupted"
