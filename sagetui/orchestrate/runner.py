@@ -9,6 +9,7 @@ cancel) and Ctrl-C mark it cancelled and keep what it measured.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -33,8 +34,20 @@ class RunReport:
     error: str = ""
 
 
+_cancel_reason: str | None = None
+
+
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
-    raise RunCancelled("cancelled (SIGTERM)")
+    """SIGTERM (the dashboard's cancel) becomes an interrupt.
+
+    Raising here is not enough: inside a live run uvloop calls Python signal
+    handlers from its own callback and swallows what they raise. SIGINT is
+    turned into KeyboardInterrupt in the main task by asyncio/uvloop and by
+    plain Python alike, so the run unwinds the same way as Ctrl-C.
+    """
+    global _cancel_reason
+    _cancel_reason = "cancelled (SIGTERM)"
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
@@ -89,7 +102,7 @@ def run_one(store: Store, experiment_id: int | None, cfg: RunConfig) -> RunRepor
 
             summaries = run_live(cfg, writer)
     except (KeyboardInterrupt, RunCancelled) as exc:
-        writer.finish("cancelled", str(exc) or "interrupted by user")
+        writer.finish("cancelled", _cancel_reason or str(exc) or "interrupted by user (Ctrl-C)")
         raise
     except Exception as exc:  # the run fails, the experiment goes on
         writer.finish("failed", f"{type(exc).__name__}: {exc}")

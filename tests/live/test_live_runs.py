@@ -117,7 +117,9 @@ def test_killing_one_of_two_engines_mid_run_loses_no_request(tmp_path, db_path):
     assert done >= 0.8 * issued
 
 
-def test_ctrl_c_during_a_live_run_leaves_no_child_process(tmp_path, db_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_a_live_run_leaves_no_child_process(tmp_path, db_path, sig):
+    """Ctrl-C, or SIGTERM (the dashboard's cancel): engines gone, run cancelled, data kept."""
     cfg = config(tmp_path, """
         [run]
         name = "teardown"
@@ -142,7 +144,7 @@ def test_ctrl_c_during_a_live_run_leaves_no_child_process(tmp_path, db_path):
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.3)
         assert len(children) >= 3, "the three engines should be running as children"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         proc.wait(timeout=60)
         gone, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"orphans left: {[p.pid for p in alive]}"

@@ -96,11 +96,6 @@ async def test_monitoring_does_not_change_the_achieved_rate(tmp_path, app_factor
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "sagetui/orchestrate/runner.py (lead): in live mode the SIGTERM handler raises RunCancelled "
-    "inside uvloop's signal callback, which uvloop logs and swallows; the run goes on to "
-    "'completed'. The dashboard's side (confirm, SIGTERM to the run's pid) is checked in "
-    "test_screens.py::test_cancel_asks_then_sends_sigterm."))
 async def test_cancel_a_launched_live_run_keeps_what_it_measured(store_path, app_factory):
     app = app_factory(store_path)
     async with app.run_test(size=SIZE) as pilot:
