@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config import ConfigError, Experiment, RunConfig, _set_path, expand_raw, read_toml
 
-SIM_REQUESTS_PER_WALL_S = 40_000  # measured simulator speed (docs/benchmarks.md), for estimates
+SIM_REQUESTS_PER_WALL_S = 12_000  # whole suite runs, simulator + metrics + store (docs/benchmarks.md "suites")
 LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
 
 
