@@ -10,6 +10,7 @@ from exports.table import Table
 from exports.tables import (
     agents,
     effectiveness,
+    fidelity,
     heterogeneous,
     policies,
     reproducibility,
@@ -27,5 +28,6 @@ class TableSpec:
 
 TABLES: dict[str, TableSpec] = {
     m.NAME: TableSpec(m.NAME, m.DESCRIPTION, m.build)
-    for m in (effectiveness, policies, scalability, saturation, heterogeneous, agents, reproducibility)
+    for m in (effectiveness, policies, scalability, saturation, heterogeneous, agents, fidelity,
+              reproducibility)
 }

@@ -74,7 +74,7 @@ def embedder() -> Callable[[list[str]], np.ndarray]:
     """The embedding engine (sentence-transformers MiniLM) as a blocking function."""
     from engine.st_engine import STEngine
 
-    engine = STEngine(max_batch=64)
+    engine = STEngine(max_batch=64, threads=1)  # 2 threads spin-wait on a shared CPU
     return lambda texts: engine.encode(texts).vectors
 
 

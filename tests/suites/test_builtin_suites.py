@@ -95,3 +95,10 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
         errors = json.loads(extra)["fidelity"]["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
         assert all(isinstance(e["rel_error"], float) for e in errors.values())
+    # The appendix table comes out of the suite's bundle.
+    out = tmp_path / "bundle"
+    res = cli(db_path, "export", "--bundle", "--suite", "fidelity", "--format", "latex",
+              "-o", str(out))
+    assert res.exit_code == 0, res.output
+    (tex,) = out.rglob("fidelity.tex")
+    assert "chat.ttft.p50" in tex.read_text()

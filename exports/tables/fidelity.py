@@ -1,0 +1,51 @@
+"""Simulator fidelity (appendix): calibrated simulation vs live, per load and statistic.
+
+Reads `extra_json.fidelity` of the fidelity suite's simulated runs (summary
+`all`): {"live_run", "rate", "errors": {"chat.ttft.p50": {"live_ms", "sim_ms",
+"rel_error"}, ..., "all.throughput_rps": {"live", "sim", "rel_error"}}}.
+"""
+
+from __future__ import annotations
+
+from exports.context import ExportContext
+from exports.errors import ExportError
+from exports.table import Column, Table
+
+NAME = "fidelity"
+DESCRIPTION = "Simulator fidelity: live vs calibrated simulation per load — p50/p99 TTFT and E2E, throughput, relative error"
+
+
+def _block(run) -> dict | None:
+    s = run.summary("all")
+    block = s.extra.get("fidelity") if s else None
+    return block if isinstance(block, dict) and isinstance(block.get("errors"), dict) else None
+
+
+def build(ctx: ExportContext) -> Table:
+    rows = []
+    used = []
+    for run in sorted(ctx.runs, key=lambda r: r.id):
+        block = _block(run)
+        if block is None:
+            continue
+        used.append(run.id)
+        for stat, e in sorted(block["errors"].items()):
+            live = e.get("live_ms", e.get("live"))
+            sim = e.get("sim_ms", e.get("sim"))
+            unit = "req/s" if stat.endswith("throughput_rps") else "ms"
+            rows.append({"rate": f"{block.get('rate', 0):g}", "stat": f"{stat} ({unit})",
+                         "live": live, "sim": sim, "error": 100 * e["rel_error"],
+                         "runs": f"{block.get('live_run')}/{run.id}"})
+    if not rows:
+        raise ExportError(f"{NAME}: no run carries extra_json.fidelity (run the fidelity suite: "
+                          "sagetui suite run fidelity)")
+    return Table(
+        name=NAME,
+        caption="Simulator fidelity: live runs vs the simulator calibrated from a live profiling run.",
+        columns=[Column("rate", "Load (req/s)"), Column("stat", "Statistic"),
+                 Column("live", "Live", 2), Column("sim", "Simulated", 2),
+                 Column("error", "Error (%)", 1), Column("runs", "Runs (live/sim)")],
+        rows=rows, run_ids=used,
+        notes=["Error = (simulated - live) / live; the target is within 10%. Latencies are "
+               "measured from the intended send time in both modes."],
+    )
