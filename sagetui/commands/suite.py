@@ -39,7 +39,8 @@ def show_cmd(name: str, quick: bool) -> None:
             p = plan(suite, quick=quick)
             click.echo(f"{suite.name}: {suite.title}\n{suite.description.strip()}\n"
                        f"file: {suite.path}\nprofile run then loads {p.loads} live and "
-                       f"simulated (presets {p.llm_preset}, {p.embed_preset})")
+                       f"simulated (presets {p.llm_preset}, {p.embed_preset})\n"
+                       f"expected run time (live): ~{_fmt_s(_fidelity_estimate(p))}")
             return
         exp = expand_suite(suite, quick=quick)
     except ConfigError as exc:
@@ -134,8 +135,7 @@ def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:
         p = plan(suite, quick=quick, overrides=list(overrides), backends_file=backends_file)
     except ConfigError as exc:
         fail(str(exc))
-    est = (p.profile.workload.end_s + sum(p.live_base.get("workload", {}).get("duration_s", 20)
-           + 5 for _ in p.loads) + 60)
+    est = _fidelity_estimate(p)
     click.echo(f"suite fidelity{' (quick)' if quick else ''}: profile + {len(p.loads)} loads "
                f"live and simulated, expected ~{_fmt_s(est)}", err=True)
 
@@ -202,6 +202,15 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
         if launcher is not None:
             launcher.stop()
     click.echo(" ".join(map(str, ids)))
+
+
+def _fidelity_estimate(p) -> float:
+    """Profile run + each load's live run (and a second of sim) + one engine start."""
+    from ..suites import LIVE_ENGINE_START_S
+
+    measure = p.live_base.get("workload", {}).get("duration_s", 20)
+    warmup = p.live_base.get("workload", {}).get("warmup_s", 3)
+    return p.profile.workload.end_s + len(p.loads) * (measure + warmup + 6) + LIVE_ENGINE_START_S
 
 
 def _fmt_s(seconds: float) -> str:
