@@ -152,6 +152,7 @@ def expand_raw(raw: dict, *, source: str, spec_text: str, overrides: list[str] =
             raise ConfigError(f"{source}: sweep.{key}: must be a non-empty list of values")
     keys = list(sweep)
     runs: list[RunConfig] = []
+    presets: dict = {}  # simulator presets, read from disk once per expansion
     for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
         point = copy.deepcopy(raw)
         labels = []
@@ -161,7 +162,7 @@ def expand_raw(raw: dict, *, source: str, spec_text: str, overrides: list[str] =
                 labels.append(f"{path_s.rsplit('.', 1)[-1]}={v}")
         label = ",".join(labels)
         _expand_replicas(point, source)
-        _fill_preset_defaults(point)
+        _fill_preset_defaults(point, presets)
         cfg = _validate(point, source)
         if label:
             cfg.run.name = f"{cfg.run.name}[{label}]"
@@ -207,16 +208,17 @@ def _expand_replicas(data: dict, source: str) -> None:
     data["backends"] = out
 
 
-def _fill_preset_defaults(data: dict) -> None:
+def _fill_preset_defaults(data: dict, presets: dict) -> None:
     """A simulated backend without a price or device kind takes its preset's, so
-    cost-aware routing and cost tables see real prices; an explicit value wins."""
+    cost-aware routing and cost tables see real prices; an explicit value wins.
+    `presets` is a cache the caller keeps across sweep points (filled on first use)."""
     from engine.sim.presets import list_presets
 
-    presets = None
     for b in data.get("backends") or []:
         if not isinstance(b, dict) or b.get("kind") != "sim" or not b.get("preset"):
             continue
-        presets = presets or list_presets()
+        if not presets:
+            presets.update(list_presets())
         preset = presets.get(b["preset"])
         if preset is None:
             continue  # validation names the unknown preset

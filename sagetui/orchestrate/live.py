@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.faults import kill, pause, resume
 from engine.launcher import TINY_ALIAS, LaunchedEngine, Launcher, LaunchError, check_health
@@ -29,6 +30,8 @@ from engine.metrics_scrape import parse_engine_stats
 from engine.spec import BackendSpec
 from loadgen.client import ClientConfig
 from loadgen.runner import run as run_load
+from scheduler.backends import BackendState
+from scheduler.baselines import pools_for
 from scheduler.gateway.config import GatewayConfig, GatewayOptions
 from store import RunWriter
 
@@ -233,18 +236,11 @@ def _served_model(engine: LaunchedEngine) -> str:
 
 def client_side_pools(baseline: str, backends: list[BackendSpec],
                       engines: dict[str, LaunchedEngine]) -> dict[str, list[str]]:
-    """Client-side round-robin targets: `vllm-only` sends each class to every engine
-    that serves it; `separate` keeps embeddings off the LLM pool (static partition).
-    Same pools as scheduler.baselines.pools_for, over specs instead of core state."""
-    targets: dict[str, list[str]] = {}
-    llm_pool = {b.name for b in backends if {"chat", "completion"} & set(b.capabilities)}
-    for cls in ("chat", "completion", "embedding"):
-        names = [b.name for b in backends if cls in b.capabilities]
-        if baseline == "separate" and cls == "embedding":
-            names = [n for n in names if n not in llm_pool] or names
-        if names:
-            targets[cls] = [engines[n].url for n in names]
-    return targets
+    """Client-side round-robin targets: the baseline's pools (scheduler.baselines,
+    the same ones the simulator uses), as engine URLs."""
+    states = [BackendState(b, i, 0.0) for i, b in enumerate(backends)]
+    return {cls: [engines[b.name].url for b in pool]
+            for cls, pool in pools_for(baseline, states).items() if pool}
 
 
 # -- the gateway on its own thread --------------------------------------------------------------
@@ -361,13 +357,10 @@ class StateSampler:
                 text = resp.read().decode()
         except OSError:
             return {}
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("sage_queue_depth{"):
-                label, value = line.rsplit(" ", 1)
-                cls = label.split('class="', 1)[-1].split('"', 1)[0]
-                out[cls] = int(float(value))
-        return out
+        lines = "\n".join(ln for ln in text.splitlines() if ln.startswith("sage_queue_depth"))
+        return {sample.labels["class"]: int(sample.value)
+                for family in text_string_to_metric_families(lines + "\n")
+                for sample in family.samples if "class" in sample.labels}
 
 
 # -- faults -------------------------------------------------------------------------------------

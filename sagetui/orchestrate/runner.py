@@ -52,8 +52,7 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subpro
 
 def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
                    suite: str | None = None, on_run: Callable[[RunReport], None] | None = None,
-                   on_start: Callable[[int, int, RunConfig], None] | None = None,
-                   stop_on_error: bool = False) -> list[RunReport]:
+                   on_start: Callable[[int, int, RunConfig], None] | None = None) -> list[RunReport]:
     """Execute every run of `exp` and store it. Returns one report per run."""
     store = open_store(db_path)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -72,8 +71,6 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
             reports.append(report)
             if on_run:
                 on_run(report)
-            if report.status == "failed" and stop_on_error:
-                break
     finally:
         stack.close()
         signal.signal(signal.SIGTERM, previous)

@@ -18,7 +18,6 @@ exports can find which runs feed which table.
 from __future__ import annotations
 
 import copy
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -157,8 +156,3 @@ def estimate_seconds(exp: Experiment) -> float:
         total += LIVE_ENGINE_START_S * len({(b.kind, b.preset, b.model) for c in exp.runs
                                             for b in c.backends if not b.url})
     return total
-
-
-def parse_suite_text(text: str) -> dict:
-    """The stored spec of a suite experiment (for readers of the store)."""
-    return tomllib.loads(text)

@@ -106,12 +106,11 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
             calibration = calibrate_from_run(store, prof.run_id, p)
             _add_extra(store, prof.run_id, {"calibration": calibration})
             for rate in p.loads:
-                live_cfg = _only_run(expand_raw(_point(p.live_base, rate, "live", suite.name),
-                                                source=suite.path, spec_text="",
-                                                overrides=overrides))
-                sim_cfg = _only_run(expand_raw(_sim_point(p, rate, suite.name),
-                                               source=suite.path, spec_text="",
-                                               overrides=overrides))
+                live_cfg = expand_raw(_point(p.live_base, rate, "live", suite.name),
+                                      source=suite.path, spec_text="",
+                                      overrides=overrides).runs[0]
+                sim_cfg = expand_raw(_sim_point(p, rate, suite.name), source=suite.path,
+                                     spec_text="", overrides=overrides).runs[0]
                 live = record(run_one(store, exp_id, live_cfg))
                 sim = record(run_one(store, exp_id, sim_cfg))
                 if live.status == sim.status == "completed":
@@ -122,10 +121,6 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
     finally:
         store.close()
     return reports
-
-
-def _only_run(exp) -> RunConfig:
-    return exp.runs[0]
 
 
 def _sim_point(p: FidelityPlan, rate: float, suite_name: str) -> dict:
