@@ -475,8 +475,8 @@ async def test_leaving_screens_with_reads_in_flight_is_safe(store_path, app_fact
             app.pop_screen()
         await pilot.pause(0.5)
         assert isinstance(app.screen, RunsScreen)
-        app.open_live(7)  # and quitting with a poll in flight
-        await pilot.pause(0.05)
+        app.open_live(7)  # and quitting with a poll in flight (polls run every 20 ms);
+        await pilot.pause(0.3)  # long enough for the screen's header to mount under load
     assert app.return_code in (None, 0)
 
 
