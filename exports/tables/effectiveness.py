@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exports.accessors import (
     BASELINE_ORDER,
+    arrival_label,
     baseline,
     latency,
     need_summary,
@@ -14,6 +15,7 @@ from exports.accessors import (
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.groups import group_runs, keyed
+from exports.model import RunView
 from exports.table import Column, Table
 
 NAME = "effectiveness"
@@ -22,6 +24,14 @@ DESCRIPTION = "SAGE vs vLLM-only vs separate services per workload: chat TTFT/E2
 
 def _lat(cls: str, metric: str, stat: str):
     return lambda r: latency(r, cls, metric, stat)
+
+
+def workload_order(run: RunView) -> tuple:
+    """Named workloads by name, then loads by arrival and numeric rate: a label such as
+    "poisson 100 req/s" must come after "poisson 25 req/s", which text order gets wrong."""
+    if run.section("workload").get("name") or run.offered_rate is None:
+        return (0, workload_label(run), 0.0)
+    return (1, arrival_label(run), run.offered_rate)
 
 
 def build(ctx: ExportContext) -> Table:
@@ -37,7 +47,9 @@ def build(ctx: ExportContext) -> Table:
             specs.append((key, cls, metric, stat))
     cols += [Column("throughput", "Throughput (req/s)", 1), Column("slo", "SLO attainment (%)", 1)]
     rows = []
-    for (wl, system), g in sorted(rows_by.items(), key=lambda kv: (kv[0][0], order_of(kv[0][1], BASELINE_ORDER))):
+    ordered = sorted(rows_by.items(), key=lambda kv: (workload_order(kv[1].first),
+                                                      order_of(kv[0][1], BASELINE_ORDER)))
+    for (wl, system), g in ordered:
         row = {"workload": wl, "system": system}
         for key, cls, metric, stat in specs:
             # A workload without a class (no embeddings issued) shows a dash, not a zero.

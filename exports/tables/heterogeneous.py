@@ -1,10 +1,22 @@
-"""Heterogeneous hardware: embeddings on GPU-only / CPU-only / mixed pools, with cost."""
+"""Heterogeneous hardware: embeddings on GPU-only / CPU-only / mixed pools, with cost.
+
+When the runs sweep the offered load, each row is one load × pool and the table adds
+the load and the embedding SLO attainment: where the CPU pool saturates and the mixed
+pool spills to its GPU is what the sweep is for (suite D's `load-*` parts)."""
 
 from __future__ import annotations
 
-from exports.accessors import cost_per_hour, latency, need_summary, pool_detail, pool_label
+from exports.accessors import (
+    cost_per_hour,
+    latency,
+    need_summary,
+    pool_detail,
+    pool_label,
+    slo_pct,
+)
 from exports.baseline import enforce
 from exports.context import ExportContext
+from exports.errors import ExportError
 from exports.groups import group_runs, keyed
 from exports.model import RunView
 from exports.table import Column, Table
@@ -32,27 +44,51 @@ def throughput_per_dollar_hour(run: RunView) -> float:
     return throughput(run) / cost_per_hour(run)
 
 
+def _load(run: RunView) -> float:
+    rate = run.offered_rate
+    if rate is None:
+        raise ExportError(f"{NAME}: run {run.id} ({run.name}) has no offered rate (workload.rate)")
+    return rate
+
+
 def build(ctx: ExportContext) -> Table:
     footnotes = enforce(ctx.runs, NAME, ctx.allow_mismatch)
-    by_pool = keyed(group_runs(ctx.runs), pool_label, NAME)
+    groups = group_runs(ctx.runs)
+    swept = len({g.first.offered_rate for g in groups}) > 1
+    if swept:
+        by_key = keyed(groups, lambda r: (_load(r), pool_label(r)), NAME)
+        order = sorted(by_key, key=lambda k: (k[0], POOL_ORDER.index(k[1])))
+    else:
+        by_key = keyed(groups, lambda r: (None, pool_label(r)), NAME)
+        order = sorted(by_key, key=lambda k: POOL_ORDER.index(k[1]))
     rows = []
-    for pool in sorted(by_pool, key=lambda p: POOL_ORDER.index(p)):
-        g = by_pool[pool]
-        rows.append({
-            "pool": pool, "detail": pool_detail(g.first),
-            "throughput": g.estimate(throughput, "throughput"),
-            "p99": g.estimate(lambda r: latency(r, measured_class(r), "e2e", "p99"), "e2e.p99"),
-            "cost": g.estimate(cost_per_million, "cost per million requests"),
-            "per_dollar": g.estimate(throughput_per_dollar_hour, "throughput per dollar-hour"),
-        })
+    for key in order:
+        g = by_key[key]
+        row = {"load": key[0]} if swept else {}
+        row |= {"pool": key[1], "detail": pool_detail(g.first),
+               "throughput": g.estimate(throughput, "throughput"),
+               "p99": g.estimate(lambda r: latency(r, measured_class(r), "e2e", "p99"), "e2e.p99")}
+        if swept:
+            row["slo"] = g.estimate(lambda r: slo_pct(r, measured_class(r)), "SLO attainment")
+        row["cost"] = g.estimate(cost_per_million, "cost per million requests")
+        row["per_dollar"] = g.estimate(throughput_per_dollar_hour, "throughput per dollar-hour")
+        rows.append(row)
+    cols = [Column("pool", "Pool"), Column("detail", "Backends"),
+            Column("throughput", "Throughput (req/s)", 1), Column("p99", "p99 E2E (ms)", 1)]
+    if swept:
+        cols = [Column("load", "Offered load (req/s)", 0), *cols,
+                Column("slo", "SLO attainment (%)", 1)]
+    cols += [Column("cost", "Cost per 1M requests ($)", 2),
+             Column("per_dollar", "Throughput per $/h (req/s)", 2)]
+    notes = ["Backends and cost are those serving embeddings (the LLM backends are the same in "
+             "every pool); cost per 1M requests = their price per hour / (throughput × 3600) × 10⁶."]
+    if swept:
+        notes.append("Offered load is the workload's target rate (all classes); throughput, p99 "
+                     "and SLO attainment are those of the embedding requests.")
     return Table(
         name=NAME,
-        caption="Embedding serving on heterogeneous hardware pools.",
-        columns=[Column("pool", "Pool"), Column("detail", "Backends"),
-                 Column("throughput", "Throughput (req/s)", 1), Column("p99", "p99 E2E (ms)", 1),
-                 Column("cost", "Cost per 1M requests ($)", 2),
-                 Column("per_dollar", "Throughput per $/h (req/s)", 2)],
-        rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
-        notes=["Backends and cost are those serving embeddings (the LLM backends are the same in "
-               "every pool); cost per 1M requests = their price per hour / (throughput × 3600) × 10⁶."],
+        caption="Embedding serving on heterogeneous hardware pools"
+                + (" across offered loads." if swept else "."),
+        columns=cols, rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
+        notes=notes,
     )
