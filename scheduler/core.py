@@ -63,7 +63,9 @@ class ControlPlane:
             b.pool_classes = tuple(c for c in REQUEST_CLASSES if b in self.capable[c])
         for rank, b in enumerate(sorted(self.backend_list, key=cost_order)):
             b.cost_rank = rank
-        self._free: dict[str, list[BackendState]] = {}
+        # class -> up, capable backends with a free slot, in config order; updated in
+        # place on every dispatch/release/up/down (policies keep a reference).
+        self.free: dict[str, list[BackendState]] = {c: [] for c in REQUEST_CLASSES}
         self._recompute_free()
         self.router = make_router(config)
         # Under sage the slots bound dispatch; the baselines forward regardless.
@@ -102,11 +104,11 @@ class ControlPlane:
         """Up, capable backends with a free slot, in config order (kept up to date on
         every dispatch/release/up/down, so a decision does not rescan backends).
         Callers must not modify the list."""
-        return self._free[cls]
+        return self.free[cls]
 
     def _recompute_free(self) -> None:
-        self._free = {c: [b for b in self.capable[c] if b.up and b.in_flight < b.max_conc]
-                      for c in REQUEST_CLASSES}
+        for c, lst in self.free.items():
+            lst[:] = [b for b in self.capable[c] if b.up and b.in_flight < b.max_conc]
 
     @property
     def queue_depth(self) -> dict[str, int]:
@@ -134,7 +136,7 @@ class ControlPlane:
             idle = not (queued["chat"] or queued["embedding"] or queued["completion"])
             self._state[req.id] = _QUEUED
             queued[req.cls] += 1
-            cands = self._free[req.cls] if idle and self._slot_limited else None
+            cands = self.free[req.cls] if idle and self._slot_limited else None
             if cands and req.cls in self.policy.direct_classes:
                 # Empty queues and a free slot: the policy's order is moot, only its
                 # routing applies, so skip the queue round trip.
@@ -284,7 +286,7 @@ class ControlPlane:
 
     def _pump(self, now: float, out: list[Action]) -> None:
         select = self.policy.select
-        queued, free, limited = self.queued, self._free, self._slot_limited
+        queued, free, limited = self.queued, self.free, self._slot_limited
         while True:
             qc, qe, qo = queued["chat"], queued["embedding"], queued["completion"]
             if not (qc or qe or qo):
@@ -334,7 +336,7 @@ class ControlPlane:
         b.in_flight += 1
         if b.in_flight == b.max_conc:
             for c in b.pool_classes:
-                free = self._free[c]
+                free = self.free[c]
                 if b in free:
                     free.remove(b)
         b.outstanding += len(reqs_t)
@@ -347,7 +349,7 @@ class ControlPlane:
         b.in_flight -= 1
         if b.in_flight == b.max_conc - 1 and b.up:
             for c in b.pool_classes:
-                free = self._free[c]
+                free = self.free[c]
                 if b not in free:
                     insort(free, b, key=_by_idx)
         b.outstanding -= len(d.requests)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from scheduler.core import ControlPlane
 
 INF = float("inf")
-Selection = tuple[list[Request], BackendState] | Reject | None
+Selection = tuple[list[Request] | tuple[Request, ...], BackendState] | Reject | None
 
 
 def tokens_of(req: Request) -> float:
@@ -82,7 +82,9 @@ class HeapPolicy(Policy):
     has a free capable backend goes next, routed by the configured router.
 
     Keys must not depend on `now` (aging is folded into a static key), so a
-    heap stays valid and a decision costs O(log n) at any queue depth.
+    heap stays valid and a decision costs O(log n) at any queue depth. Heap
+    entries are tuples whose last item is the request (`(key, seq, req)` here;
+    a subclass may flatten a tuple key into the entry, which orders the same).
     """
 
     direct_classes = frozenset(REQUEST_CLASSES)
@@ -99,24 +101,25 @@ class HeapPolicy(Policy):
         heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
 
     def select(self, now: float) -> Selection:
+        free = self.cp.free  # class -> free backends, kept current by the core
         best = None
         best_cands = None
         for cls, heap in self.heaps.items():
             if heap and (best is None or heap[0] < best):
-                cands = self.cp.free_for(cls)
+                cands = free[cls]
                 if cands:
                     best, best_cands = heap[0], cands
         if best is None:
             return None
-        req = best[2]
+        req = best[-1]
         choice = self.route(req, best_cands, now)
         heapq.heappop(self.heaps[req.cls])
-        if isinstance(choice, Reject):
+        if type(choice) is Reject:
             return choice
-        return [req], choice
+        return (req,), choice
 
     def drain(self) -> list[Request]:
-        out = [e[2] for heap in self.heaps.values() for e in heap]
+        out = [e[-1] for heap in self.heaps.values() for e in heap]
         for heap in self.heaps.values():
             heap.clear()
         return out

@@ -12,6 +12,8 @@ Latency estimates are per-backend EWMAs of observed dispatch→first token
 
 from __future__ import annotations
 
+import heapq
+
 from scheduler.actions import Reject
 from scheduler.policies.base import HeapPolicy, tokens_of
 from scheduler.request import Request
@@ -29,10 +31,17 @@ class SLOPolicy(HeapPolicy):
     def key(self, req: Request) -> tuple[float, float]:
         return (req.deadline, req.arrival)
 
+    def push(self, req: Request, now: float) -> None:
+        # The key flattened into the entry: (deadline, arrival, seq, req) orders exactly
+        # as ((deadline, arrival), seq, req), and compares faster.
+        heapq.heappush(self.heaps[req.cls], (req.deadline, req.arrival, next(self._seq), req))
+
     def route(self, req, cands, now):
         deadline = req.deadline
         if deadline == INF:
             return super().route(req, cands, now)
+        if len(cands) == 1 and not self.early_reject:
+            return cands[0]  # fit or fastest, it is the only one: no estimate needed
         group = self.cp.group_of(req.cls)
         tokens = tokens_of(req)
         fit, fit_slack = None, INF
