@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DEFAULT_NAME = "all-MiniLM-L6-v2"
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 def packaged_minilm_path() -> str:
@@ -37,13 +38,27 @@ class EmbedResult:
     tokens: list[int]  # prompt tokens per text, as the model's tokenizer counts them
 
 
+def _check_cuda(torch, device: str) -> None:
+    """Fail at start with the reason, not at the first request with a CUDA traceback."""
+    if not torch.cuda.is_available():
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ValueError(f"device: {device!r} asked for, but torch {torch.__version__} "
+                         f"({build}) sees no CUDA device")
+    index = device.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise ValueError(f"device: {device!r} does not exist; torch sees "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+
+
 class STEngine:
     """Loads one SentenceTransformer and serves `embed()` calls in dynamic batches."""
 
     def __init__(self, model: str | None = None, *, device: str = "cpu", max_batch: int = 32,
-                 max_wait_ms: float = 5.0, threads: int | None = None):
+                 max_wait_ms: float = 5.0, threads: int | None = None, dtype: str = "float32"):
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"device: {device!r} must be cpu, cuda or cuda:N")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype: {dtype!r} must be one of {', '.join(DTYPES)}")
         if max_batch < 1:
             raise ValueError(f"max_batch: must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -51,24 +66,28 @@ class STEngine:
         if threads is not None and threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+
+        if device != "cpu":
+            _check_cuda(torch, device)
         if threads is not None:
             # On a shared CPU, OpenMP threads spin-wait for descheduled peers: measured here
             # at load ~8, one thread gave 15 ms CPU per text vs 78-190 ms with two.
-            import torch
-
             torch.set_num_threads(threads)
         from sentence_transformers import SentenceTransformer
 
         path = model or packaged_minilm_path()
         try:
-            self.model = SentenceTransformer(str(path), device=device)
+            self.model = SentenceTransformer(str(path), device=device,
+                                             model_kwargs={"dtype": getattr(torch, dtype)})
         except (OSError, ValueError) as exc:
             raise ValueError(f"model: cannot load {path!r}: {exc}") from exc
         self.name = DEFAULT_NAME if model is None else os.path.basename(str(path).rstrip("/"))
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or \
             self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())
-        self.device, self.max_batch, self.max_wait_s = device, max_batch, max_wait_ms / 1000
+        self.device, self.dtype = device, dtype
+        self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1000
         self.waiting = 0  # texts queued, not yet in a batch
         self.running = 0  # texts in the batch being encoded
         self.batches = 0
@@ -76,6 +95,8 @@ class STEngine:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="st-encode")
+        if device != "cpu":
+            self.encode(["warm-up"])
 
     def encode(self, texts: list[str]) -> EmbedResult:
         """Blocking encode of one batch (runs in the worker thread)."""

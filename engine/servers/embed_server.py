@@ -24,7 +24,7 @@ from engine.servers.common import (
     read_json,
     run,
 )
-from engine.st_engine import STEngine
+from engine.st_engine import DTYPES, STEngine
 
 
 def build_app(engine: STEngine, served_name: str | None = None) -> web.Application:
@@ -33,7 +33,10 @@ def build_app(engine: STEngine, served_name: str | None = None) -> web.Applicati
     metrics = EngineMetrics(name, lambda: engine.running, lambda: engine.waiting, lambda: 0.0)
     import sentence_transformers
 
-    app = base_app([name], f"sentence-transformers {sentence_transformers.__version__}", metrics)
+    # Device and dtype travel with the version string, so each run's backend row records them.
+    version = (f"sentence-transformers {sentence_transformers.__version__} "
+               f"({engine.device}, {engine.dtype})")
+    app = base_app([name], version, metrics)
     Gauge("sagetui:embed_batches", "encode() calls so far (dynamic batches).",
           registry=metrics.registry).set_function(lambda: engine.batches)
     Gauge("sagetui:embed_texts", "Texts embedded so far.",
@@ -64,10 +67,10 @@ def build_app(engine: STEngine, served_name: str | None = None) -> web.Applicati
 
 def serve(*, host: str = "127.0.0.1", port: int = 8001, device: str = "cpu",
           model: str | None = None, served_name: str | None = None, max_batch: int = 32,
-          max_wait_ms: float = 5.0, threads: int | None = 1) -> None:
+          max_wait_ms: float = 5.0, threads: int | None = 1, dtype: str = "float32") -> None:
     """Load the model, then serve until SIGINT/SIGTERM."""
     engine = STEngine(model, device=device, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                      threads=threads)
+                      threads=threads, dtype=dtype)
     run(build_app(engine, served_name), host, port)
 
 
@@ -82,11 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1: no OpenMP spin-waiting on a shared CPU)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="compute dtype, whatever the checkpoint's (float16: CUDA only pays off)")
     a = p.parse_args(argv)
     try:
         serve(host=a.host, port=a.port, device=a.device, model=a.model,
               served_name=a.served_name, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms,
-              threads=a.threads)
+              threads=a.threads, dtype=a.dtype)
     except ValueError as exc:
         sys.exit(f"serve-embed: {exc}")
 
