@@ -70,7 +70,8 @@ def show_cmd(name: str, quick: bool) -> None:
 @click.option("--mode", type=click.Choice(["sim", "live"]), default=None)
 @click.option("--quick", is_flag=True, help="The CI-sized version of the suite.")
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False), default=None,
-              help="A TOML file of [[backends]] replacing the suite's (your own engines).")
+              help="Your engines: a TOML file of [[backends]] (every part) and optional "
+                   "[[parts.<part>.backends]] (that part only); docs/experiments.md.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a field in every run of the suite.")
 @click.pass_context

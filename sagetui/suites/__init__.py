@@ -6,7 +6,8 @@ A suite file (one per experiment category, shipped in this folder) has:
   entries saying which table or figure is built from which parts;
 - `[base]` a run config (the same tables as examples/*.toml) shared by all parts;
 - `[[parts]]` each with a `name`, optional `set` (dotted overrides), `sweep`
-  (dotted path → values) and `backends` (replaces the base's);
+  (dotted path → values) and `backends` (replaces the base's); `--backends FILE`
+  replaces them per part (sagetui/suites/backends_file.py);
 - `[quick]` the CI-sized version: `set` for every part, `sweep` axes that
   replace the same axes in every part, and optionally `parts` to keep.
 
@@ -23,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ConfigError, Experiment, RunConfig, _set_path, expand_raw, read_toml
+from .backends_file import read_backends_file
 
 SIM_REQUESTS_PER_WALL_S = 12_000  # whole suite runs, simulator + metrics + store (docs/benchmarks.md "suites")
 LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
@@ -98,7 +100,7 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
     raw = suite.raw
     quick_t = raw.get("quick", {}) if quick else {}
     keep = quick_t.get("parts")
-    user_backends = _read_backends(backends_file) if backends_file else None
+    user = read_backends_file(backends_file, suite.parts) if backends_file else None
     runs: list[RunConfig] = []
     sweep_all: dict = {}
     for part in raw["parts"]:
@@ -107,9 +109,10 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
         cfg = copy.deepcopy(raw.get("base", {}))
         if "backends" in part:
             cfg["backends"] = copy.deepcopy(part["backends"])
-        if user_backends is not None:
-            cfg["backends"] = copy.deepcopy(user_backends)
         where = f"{suite.path} [part {part['name']}]"
+        if user is not None:
+            cfg["backends"] = copy.deepcopy(user.for_part(part["name"]))
+            where = f"{suite.path} [part {part['name']}, backends from {backends_file}]"
         for dotted, value in {**part.get("set", {}), **quick_t.get("set", {})}.items():
             _set_path(cfg, dotted, copy.deepcopy(value), where, what="set")
         sweep = dict(part.get("sweep", {}))
@@ -132,14 +135,17 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
 
 
 def _read_backends(path: str) -> list[dict]:
-    raw, _ = read_toml(path)
-    backends = raw.get("backends")
-    if not isinstance(backends, list) or not backends:
-        raise ConfigError(f"{path}: backends: expected one or more [[backends]] tables")
-    extra = set(raw) - {"backends"}
-    if extra:
-        raise ConfigError(f"{path}: {sorted(extra)[0]}: a backends file holds only [[backends]]")
-    return backends
+    """The file's default [[backends]] list, for suites without parts to choose by
+    (fidelity, agents)."""
+    bf = read_backends_file(path)
+    if bf.parts:
+        raise ConfigError(f"{path}: parts.{next(iter(bf.parts))}: this suite takes only a "
+                          "default [[backends]] list, not per-part ones")
+    default = bf.default
+    if default is None:
+        raise ConfigError(f"{path}: backends: expected one or more [[backends]] tables "
+                          "(this suite reads only the default list)")
+    return default
 
 
 def estimate_seconds(exp: Experiment) -> float:

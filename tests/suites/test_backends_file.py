@@ -1,0 +1,85 @@
+"""`--backends FILE` gives each suite part its own pool, or the file's default list.
+
+Before: one list replaced every part's backends, so suite D's GPU-only, CPU-only
+and mixed parts all ran on the same engines and compared nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from sagetui.cli import main
+from sagetui.config import ConfigError
+from sagetui.suites import _read_backends, expand_suite, find_suite
+
+
+def backend(name: str, preset: str = "minilm-h100", device: str = "gpu",
+            caps: str = '"embedding"', table: str = "backends") -> str:
+    return (f'[[{table}]]\nname = "{name}"\nkind = "sim"\npreset = "{preset}"\n'
+            f'device = "{device}"\ncapabilities = [{caps}]\n')
+
+
+LLM = backend("my-llm", "7b-h100", caps='"chat", "completion"')
+
+
+def names_by_part(exp) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for cfg in exp.runs:
+        out.setdefault(cfg.run.part, set()).update(b.name for b in cfg.backends)
+    return out
+
+
+def test_parts_get_their_own_backends_and_others_the_default(tmp_path):
+    f = tmp_path / "pools.toml"
+    f.write_text(LLM + backend("my-gpu-embed")
+                 + LLM.replace("backends", "parts.cpu-only.backends")
+                 + backend("my-cpu0", "minilm-cpu", "cpu", table="parts.cpu-only.backends")
+                 + backend("my-cpu1", "minilm-cpu", "cpu", table="parts.cpu-only.backends"))
+    exp = expand_suite(find_suite("heterogeneous"), quick=True, backends_file=str(f))
+    got = names_by_part(exp)
+    assert got["cpu-only"] == {"my-llm", "my-cpu0", "my-cpu1"}
+    assert got["gpu-only"] == got["mixed"] == {"my-llm", "my-gpu-embed"}
+    cpu = next(c for c in exp.runs if c.run.part == "cpu-only")
+    assert {b.device for b in cpu.backends if "embedding" in b.capabilities} == {"cpu"}
+
+
+def test_a_part_without_entry_or_default_is_refused_naming_file_and_part(tmp_path):
+    f = tmp_path / "only-mixed.toml"
+    f.write_text(backend("e", table="parts.mixed.backends"))
+    with pytest.raises(ConfigError) as err:
+        expand_suite(find_suite("heterogeneous"), backends_file=str(f))
+    assert str(f) in str(err.value) and "parts.gpu-only" in str(err.value)
+
+
+@pytest.mark.parametrize("text, field", [
+    (backend("e", table="parts.nope.backends"), "parts.nope"),
+    ('[parts.mixed]\nbackends = []\n', "parts.mixed.backends"),
+    ('[parts.mixed]\nbackend = 1\n', "parts.mixed"),
+    (backend("e") + '[run]\nseed = 3\n', "run"),
+    ('title = "x"\n', "title"),
+])
+def test_bad_file_shape_names_the_file_and_the_field(tmp_path, text, field):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        expand_suite(find_suite("heterogeneous"), backends_file=str(f))
+    assert str(err.value).startswith(f"{f}: {field}")
+
+
+def test_a_bad_backend_in_a_part_names_the_file_and_the_field(tmp_path, db_path):
+    f = tmp_path / "pools.toml"
+    f.write_text(LLM + backend("e") + '[[parts.cpu-only.backends]]\nname = "x"\n'
+                 'kind = "warp-drive"\ncapabilities = ["embedding"]\n')
+    res = CliRunner().invoke(main, ["--db", str(db_path), "suite", "run", "heterogeneous",
+                                    "--quick", "--backends", str(f)])
+    assert res.exit_code == 2
+    assert str(f) in res.output and "cpu-only" in res.output and "kind" in res.output
+    assert not db_path.exists()
+
+
+def test_suites_without_parts_refuse_per_part_lists(tmp_path):
+    f = tmp_path / "pools.toml"
+    f.write_text(LLM + backend("e", table="parts.mixed.backends"))
+    with pytest.raises(ConfigError, match=r"pools.toml: parts.mixed: this suite takes only"):
+        _read_backends(str(f))
