@@ -125,12 +125,17 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
     if spec.kind == "vllm-cpu":
         argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, *net,
                 *served, *pooling, *spec.extra_args]
-        return argv, {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        if spec.cpus:  # vLLM binds its OpenMP threads itself; keep them inside the pinned set
+            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in spec.cpus)
+        return argv, env
     if spec.kind == "sentence-transformers":
         argv = [python, "-m", "engine.servers.embed_server", *net,
                 "--device", "cuda" if spec.device == "gpu" else "cpu"]
         if model:
             argv += ["--model", model]
+        if spec.cpus and "--threads" not in spec.extra_args:  # one torch thread per pinned core
+            argv += ["--threads", str(len(spec.cpus))]
         return argv + list(spec.extra_args), {"HF_HUB_OFFLINE": "1"}
     if spec.kind == "sim":
         argv = [python, "-m", "engine.servers.sim_server", *net, "--preset", spec.preset]
@@ -197,6 +202,9 @@ class Launcher:
 
     def start(self) -> list[LaunchedEngine]:
         """Launch every engine, then wait until all answer `/health`; raise LaunchError if not."""
+        for spec in self.specs:  # every engine's cores checked before any starts
+            if not spec.url:
+                check_cpus(spec)
         _register(self)
         gpus = self._assign_gpus()
         pending: list[LaunchedEngine] = []
@@ -230,6 +238,7 @@ class Launcher:
 
     def _spawn(self, spec: BackendSpec, cuda_devices: str | None,
                engine: LaunchedEngine | None = None) -> LaunchedEngine:
+        check_cpus(spec)
         port = free_port(self.host)
         argv, env_extra = engine_argv(spec, port, self.host, self.python)
         if cuda_devices is not None:
@@ -243,7 +252,7 @@ class Launcher:
                 proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env={**os.environ, **env_extra}, start_new_session=True,
-                    preexec_fn=_die_with_parent if _in_main_thread() else None)
+                    preexec_fn=_child_setup(spec.cpus, _in_main_thread()))
             except OSError as exc:
                 raise LaunchError(f"backend {spec.name!r}: cannot start {argv[0]!r}: {exc}") from exc
         if engine is None:
@@ -384,6 +393,30 @@ def _group_has_live_member(pgid: int) -> bool:
 
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+def check_cpus(spec: BackendSpec) -> None:
+    """A pinned engine's cores must be ones this process may use (before anything starts)."""
+    if not spec.cpus:
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    missing = [c for c in spec.cpus if c not in allowed]
+    if missing:
+        raise LaunchError(f"backend {spec.name!r}: cpus: {missing} not available here; "
+                          f"this process may use cores {allowed}")
+
+
+def _child_setup(cpus: list[int], die_with_parent: bool):
+    """The launched child's first act: pin its tree to `cpus`, tie its life to ours."""
+    if not cpus and not die_with_parent:
+        return None
+
+    def setup() -> None:
+        if cpus:  # inherited by every process and thread the engine starts
+            os.sched_setaffinity(0, cpus)
+        if die_with_parent:
+            _die_with_parent()
+    return setup
 
 
 def _die_with_parent() -> None:

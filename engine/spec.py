@@ -35,6 +35,10 @@ class BackendSpec(BaseModel):
     gpus: int = 1
     tensor_parallel: int = 1
     extra_args: list[str] = []
+    # CPU cores a launched engine may run on (its whole process tree), e.g. [0]. Empty: no
+    # pinning. Pinning keeps co-located engines from stealing each other's cores, which
+    # on a small machine decides tail latency (docs/live.md, "Pinning engines to cores").
+    cpus: list[int] = []
 
     @field_validator("name")
     @classmethod
@@ -81,6 +85,16 @@ class BackendSpec(BaseModel):
     def _positive(cls, v: int, info: Any) -> int:
         if v < 1:
             raise ValueError(f"{info.field_name}: must be >= 1, got {v}")
+        return v
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, v: list[int]) -> list[int]:
+        bad = [c for c in v if c < 0]
+        if bad:
+            raise ValueError(f"cpus: core ids must be >= 0, got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"cpus: core ids must be unique, got {v}")
         return v
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -216,3 +217,26 @@ def test_missing_engine_command_is_named(tmp_path, monkeypatch):
     with pytest.raises(LaunchError, match="backend 'gpu0': cannot start 'vllm'"):
         with Launcher([spec], tmp_path, gpu_ids=[0]):
             pass
+
+
+def test_pinned_engine_runs_only_on_its_cores(tmp_path):
+    """`cpus` pins the launched process tree (checked from /proc), and a core this
+    process may not use is refused before any engine starts."""
+    core = min(os.sched_getaffinity(0))
+    spec = sim_spec("pinned").model_copy(update={"cpus": [core]})
+    with Launcher([spec], tmp_path) as engines:
+        assert os.sched_getaffinity(engines[0].pid) == {core}
+    emb = BackendSpec(name="e", kind="vllm-cpu", capabilities=["chat"], device="cpu",
+                      model="/m", cpus=[core])
+    assert engine_argv(emb, 1)[1]["VLLM_CPU_OMP_THREADS_BIND"] == str(core)
+    st = BackendSpec(name="s", kind="sentence-transformers", capabilities=["embedding"],
+                     device="cpu", cpus=[core])
+    argv = engine_argv(st, 1)[0]
+    assert argv[argv.index("--threads") + 1] == "1"
+    too_far = max(os.sched_getaffinity(0)) + 1
+    ok, bad = sim_spec("ok"), sim_spec("bad").model_copy(update={"cpus": [too_far]})
+    with pytest.raises(LaunchError, match=rf"'bad'.*cpus: \[{too_far}\] not available"):
+        Launcher([ok, bad], tmp_path).start()
+    assert not (tmp_path / "engines" / "ok.log").exists()  # nothing was started
+    with pytest.raises(ValueError, match="cpus: core ids must be unique"):
+        BackendSpec(name="d", kind="sim", capabilities=["chat"], preset="tiny-cpu", cpus=[0, 0])
