@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import Counter, defaultdict
+from operator import attrgetter
 from time import perf_counter_ns
 
 from engine.spec import BackendSpec, EngineStats
@@ -21,15 +22,14 @@ from scheduler.actions import Action, Dispatch, Fail, Reject, SetTimer
 from scheduler.backends import BackendState, group_of
 from scheduler.baselines import ImmediatePolicy, pools_for
 from scheduler.config import ControlPlaneConfig
-from scheduler.policies import make_policy
+from scheduler.policies import Policy, make_policy
 from scheduler.request import REQUEST_CLASSES, Request
 from scheduler.routers import cost_order, make_router
 
 _QUEUED, _IN_FLIGHT = 0, 1  # ids leave the table when their request leaves the core
 
 
-def _by_idx(b: BackendState) -> int:
-    return b.idx
+_by_idx = attrgetter("idx")
 
 
 class _InFlight:
@@ -74,6 +74,9 @@ class ControlPlane:
             self.policy = make_policy(config.policy, self)
         else:
             self.policy = ImmediatePolicy(self, config.baseline)
+        # Only policies that hold work for a time (hybrid's batch window) set timers;
+        # asking the others after every decision would be pure cost.
+        self._timed = type(self.policy).next_timer is not Policy.next_timer
         cap = config.queue_capacity
         self.capacity = {"chat": cap.chat, "completion": cap.completion,
                          "embedding": cap.embedding}
@@ -305,10 +308,11 @@ class ControlPlane:
                 continue
             reqs, b = choice
             out.append(self._dispatch(reqs, b, now))
-        t = self.policy.next_timer(now)
-        if t is not None and t not in self._timers:
-            self._timers.add(t)
-            out.append(SetTimer(t))
+        if self._timed:
+            t = self.policy.next_timer(now)
+            if t is not None and t not in self._timers:
+                self._timers.add(t)
+                out.append(SetTimer(t))
 
     def _dispatch(self, reqs: list[Request], b: BackendState, now: float) -> Dispatch:
         state, touched, queued = self._state, self._touched, self.queued
@@ -350,7 +354,9 @@ class ControlPlane:
         if b.in_flight == b.max_conc - 1 and b.up:
             for c in b.pool_classes:
                 free = self.free[c]
-                if b not in free:
+                if not free or free[-1].idx < b.idx:
+                    free.append(b)  # the common case under load: the only free one
+                elif b not in free:
                     insort(free, b, key=_by_idx)
         b.outstanding -= len(d.requests)
         b.in_flight_group[d.group] -= 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -126,22 +127,20 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
     outcomes: dict[str, RequestOutcome] = {}
     batch_of: dict[Any, Dispatch] = {}  # engine key of an embedding batch -> dispatch
     llm_did: dict[str, int] = {}  # request id -> dispatch id
-    heap: list = []
-    seq = 0
+    heap: list = []  # (t, seq, kind, payload); seq keeps equal times in push order
+    next_seq = itertools.count(1).__next__
+    heappush = heapq.heappush
     samples: list[dict] = []
     events: list[dict] = []
     for f in faults:
         if f.backend not in engines:
             raise ValueError(f"faults.backend: unknown backend {f.backend!r}; "
                              f"known: {', '.join(engines)}")
-        seq += 1
-        heapq.heappush(heap, (f.t, seq, _FAULT, f))
+        heappush(heap, (f.t, next_seq(), _FAULT, f))
 
     def finish(o: RequestOutcome, now: float) -> None:
-        nonlocal seq
         for r in on_done(o, now):
-            seq += 1
-            heapq.heappush(heap, (max(r.arrival, now), seq, _ARRIVAL, r))
+            heappush(heap, (max(r.arrival, now), next_seq(), _ARRIVAL, r))
 
     def outcome_of(r: Request) -> RequestOutcome:
         a = r.arrival
@@ -153,16 +152,13 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         return o
 
     def resched(name: str) -> None:
-        nonlocal seq
         t = engines[name].next_event_time()
         if t != eng_t[name]:
             eng_t[name] = t
             if t is not None:
-                seq += 1
-                heapq.heappush(heap, (t, seq, _ENGINE, name))
+                heappush(heap, (t, next_seq(), _ENGINE, name))
 
     def apply(actions: list, now: float) -> None:
-        nonlocal seq
         for a in actions:
             ta = type(a)
             if ta is Dispatch:
@@ -191,8 +187,7 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                     eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
                 resched(name)
             elif ta is SetTimer:
-                seq += 1
-                heapq.heappush(heap, (a.t, seq, _TIMER, None))
+                heappush(heap, (a.t, next_seq(), _TIMER, None))
             else:  # Reject | Fail
                 o = outcomes[a.request.id]
                 o.status = "rejected" if ta is Reject else "failed"

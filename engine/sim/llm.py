@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from functools import partial
 from typing import Any
 
 from engine.sim.cost import LLMPreset
@@ -26,6 +27,9 @@ from engine.sim.events import SimEvent
 from engine.spec import EngineStats
 
 _WAIT, _PREFILL, _DEC, _DONE, _ABORTED = range(5)
+# SimEvent(*fields) without NamedTuple's Python-level __new__: one per event, and
+# events are most of what a step allocates.
+_event = partial(tuple.__new__, SimEvent)
 
 
 class _Req:
@@ -239,7 +243,7 @@ class SimLLMEngine:
         self._dec_c_sum -= r.c
         self._res[r.c % self.bs] -= 1
         # slots of decode steps still in flight were allocated too
-        self.used_blocks -= self._blocks(r.computed + self._inflight)
+        self.used_blocks -= -(-(r.computed + self._inflight) // self.bs)
         r.gen += 1
 
     def _dec_blocks(self, i0: int, i1: int) -> int:
@@ -268,7 +272,7 @@ class SimLLMEngine:
     # --------------------------------------------------------------- steps
 
     def _finish_step(self, t: float, events: list[SimEvent]) -> None:
-        ids: list = []
+        ids: list | None = None  # requests that produced a non-first token (token_events)
         if self._real:
             if self.token_events and self._n_dec:
                 ids = [q.id for q in self._running.values() if q.state == _DEC]
@@ -277,6 +281,7 @@ class SimLLMEngine:
         self._real = False
         self._inflight = 0
         self._macro_k = 0
+        running, reqs, append = self._running, self._reqs, events.append
         # decoders that reached their last token
         fin = self._finish
         D = self.D
@@ -285,10 +290,10 @@ class SimLLMEngine:
             if r.gen != gen or r.state != _DEC:
                 continue
             self._drop_decoder(r)
-            del self._running[r.id]
-            del self._reqs[r.id]
+            del running[r.id]
+            del reqs[r.id]
             r.state = _DONE
-            events.append(SimEvent("done", r.id, r.out_total, t))
+            append(_event(("done", r.id, r.out_total, t, ())))
         # prefill chunks
         for r, n in self._plan:
             if r.state != _PREFILL:
@@ -298,16 +303,18 @@ class SimLLMEngine:
                 continue
             r.n_out += 1
             if r.n_out == 1:
-                events.append(SimEvent("first_token", r.id, 1, t))
+                append(_event(("first_token", r.id, 1, t, ())))
             elif self.token_events:
+                if ids is None:
+                    ids = []
                 ids.append(r.id)
             del self._prefill[r.id]
             if r.n_out >= r.out_total:
-                del self._running[r.id]
-                del self._reqs[r.id]
-                self.used_blocks -= self._blocks(r.computed)
+                del running[r.id]
+                del reqs[r.id]
+                self.used_blocks -= -(-r.computed // self.bs)
                 r.state = _DONE
-                events.append(SimEvent("done", r.id, r.out_total, t))
+                append(_event(("done", r.id, r.out_total, t, ())))
             else:
                 self._add_decoder(r)
         self._plan = []
@@ -318,37 +325,44 @@ class SimLLMEngine:
         self._t_start = t
         if self._try_macro(t):
             return
-        bs = self.bs
+        bs = self.bs  # blocks for x tokens: -(-x // bs), inlined in this hot loop
+        running, prefilling = self._running, self._prefill
         budget = self.max_tokens
         free = self.num_blocks - self.used_blocks
         preempted = False
+        # 1. running requests: one token per decoder, then chunks of running prefills;
+        #    preempt the newest (lowest priority) until their new KV blocks fit.
         while True:
             n_dec = self._n_dec
             need = self._res[(-self.D) % bs] if n_dec else 0
             left = budget - n_dec
             plan: list[tuple[_Req, int]] = []
-            for r in self._prefill.values():
+            for r in prefilling.values():
                 if left <= 0:
                     break
-                n = min(r.prompt + r.n_out - r.computed, left)
+                done = r.computed
+                n = min(r.prompt + r.n_out - done, left)
                 left -= n
                 plan.append((r, n))
-                need += self._blocks(r.computed + n) - self._blocks(r.computed)
-            if need <= free or not self._running:
+                need += -(-(done + n) // bs) - -(-done // bs)
+            if need <= free or not running:
                 break
             victim = self._preempt_victim()
             self._preempt(victim, t, events)
             preempted = True
             free = self.num_blocks - self.used_blocks
         free -= need
+        # 2. waiting requests, in queue order, while sequences, budget and blocks allow
+        #    (none in a step that had to preempt).
         new = 0
         if not preempted:
-            while left > 0 and len(self._running) < self.max_seqs:
+            max_seqs = self.max_seqs
+            while left > 0 and len(running) < max_seqs:
                 r = self._peek_waiting()
                 if r is None:
                     break
                 n = min(r.prompt + r.n_out - r.computed, left)
-                b = self._blocks(n)
+                b = -(-n // bs)
                 if b > free:
                     break
                 self._pop_waiting()
@@ -356,8 +370,8 @@ class SimLLMEngine:
                 left -= n
                 need += b
                 r.state = _PREFILL
-                self._running[r.id] = r
-                self._prefill[r.id] = r
+                running[r.id] = r
+                prefilling[r.id] = r
                 plan.append((r, n))
                 if not r.started:
                     r.started = True
@@ -381,7 +395,7 @@ class SimLLMEngine:
         if self.step_log is not None:
             self.step_log.append({
                 "t": t, "seconds": dt, "prefill": prefill, "decode": n_dec, "kv_read": kv,
-                "new": new, "running": len(self._running), "kv_blocks": self.used_blocks,
+                "new": new, "running": len(running), "kv_blocks": self.used_blocks,
             })
 
     def _try_macro(self, t: float) -> bool:
