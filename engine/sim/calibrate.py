@@ -92,48 +92,81 @@ def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[L
     return cost, _report(Y, X @ coef)
 
 
-def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitReport]:
+def fit_requests(records: Iterable[Mapping], *, rounds: int = 4
+                 ) -> tuple[LLMCost, FitReport, FitReport]:
     """β and α from per-request records (a live run), returning TTFT and TPOT fit reports.
 
     Fields: prompt_tokens, output_tokens, ttft_s, tpot_s; optional queue_s
-    (time before the engine saw it, default 0), batch (mean sequences
-    running while it decoded, default 1) and prefill_per_step (others' prompt
-    tokens prefilled per step of its decode, default 0). Records with one output token give
-    no TPOT row. Vary the load (batch) across records, or β0 and β2 cannot be
-    told apart.
+    (time before the engine saw it, default 0), in_flight (the engine's other
+    requests at this one's dispatch, default 0), batch (mean sequences decoding
+    while it decoded, default 1), prefill_per_step and new_per_step (others'
+    prompt tokens prefilled, and others started, per step of its decode;
+    default 0).
+
+    Why staged rather than one joint least squares: a request that reaches an
+    idle engine (in_flight 0) has TTFT = α + β0 + β1·prompt exactly, while its
+    TPOT is the mean step time of the batches it decoded in,
+    β0 + β2·batch + β3·batch·context + β1·prefill_per_step + α·new_per_step.
+    Fitted jointly, the few TTFT rows with a busy engine (which also wait for
+    the step in progress) pull β0 and β2 towards zero (measured on the live
+    tiny Llama: β2 came out 5 µs against ~0.4 ms). So: (1) lone TTFTs give
+    β1 and the intercept α + β0; (2) TPOTs, net of others' prefills, give β0,
+    β2 and β3; (3) α = intercept − β0; steps 2–3 repeat until stable. Vary the
+    concurrency across records (closed loops of 1 … 16 clients, say) or β0 and
+    β2 cannot be told apart; include lone requests of varied prompt lengths.
     """
-    ttft_rows, ttft_y, tpot_rows, tpot_y = [], [], [], []
+    lone_p, lone_y, tpot_rows, tpot_y, tpot_side = [], [], [], [], []
     for i, r in enumerate(records):
         p = _field(r, "prompt_tokens", i)
         o = _field(r, "output_tokens", i)
-        b = max(_field(r, "batch", i, 1.0), 1.0)
         ttft = _field(r, "ttft_s", i) - _field(r, "queue_s", i, 0.0)
         if ttft <= 0:
             raise ValueError(f"record {i}: ttft_s - queue_s must be > 0")
-        # columns: beta0, beta1, beta2, beta3, alpha
-        ttft_rows.append([1.0, p, b - 1.0, 0.0, 1.0])
-        ttft_y.append(ttft)
+        if _field(r, "in_flight", i, 0.0) == 0:
+            lone_p.append(p)
+            lone_y.append(ttft)
         if o > 1:
-            ctx = p + o / 2.0
-            pps = _field(r, "prefill_per_step", i, 0.0)
-            tpot_rows.append([1.0, pps, b, b * ctx, 0.0])
+            b = max(_field(r, "batch", i, 1.0), 1.0)
+            tpot_rows.append([1.0, b, b * (p + o / 2.0)])
             tpot_y.append(_field(r, "tpot_s", i))
-    _need(len(ttft_y) + len(tpot_y), 5, "requests")
-    if not tpot_y:
-        raise ValueError("requests: no record has output_tokens > 1, so TPOT cannot be fitted")
-    X = np.array(ttft_rows + tpot_rows, dtype=float)
-    Y = np.array(ttft_y + tpot_y, dtype=float)
-    coef = _solve(X, Y)
-    cost = LLMCost(*(float(c) for c in coef[:4]), alpha=float(coef[4]))
-    pred = X @ coef
-    n1 = len(ttft_y)
-    return cost, _report(Y[:n1], pred[:n1]), _report(Y[n1:], pred[n1:])
+            tpot_side.append((_field(r, "prefill_per_step", i, 0.0),
+                              _field(r, "new_per_step", i, 0.0)))
+    if len(lone_y) < 2 or len(set(lone_p)) < 2:
+        raise ValueError("requests: need at least 2 requests of different prompt lengths that "
+                         "found the engine idle (in_flight 0) to fit the prefill cost; profile "
+                         "with a single client")
+    _need(len(tpot_y), 3, "requests with output_tokens > 1")
+    XL, YL = np.column_stack([np.ones(len(lone_p)), lone_p]), np.array(lone_y)
+    intercept, beta1 = _solve(XL, YL)
+    XT, YT = np.array(tpot_rows), np.array(tpot_y)
+    side = np.array(tpot_side)
+    alpha = 0.0
+    for _ in range(rounds):
+        net = YT - beta1 * side[:, 0] - alpha * side[:, 1]
+        keep = net > 0
+        if keep.sum() < 3:
+            raise ValueError("requests: TPOTs are not longer than others' prefills explain; "
+                             "cannot fit the decode cost")
+        beta0, beta2, beta3 = _solve(XT[keep], net[keep])
+        alpha = max(float(intercept) - float(beta0), 0.0)
+    cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
+                   beta3=float(beta3), alpha=alpha)
+    ttft_pred = alpha + beta0 + beta1 * XL[:, 1]
+    tpot_pred = XT @ np.array([beta0, beta2, beta3]) + beta1 * side[:, 0] + alpha * side[:, 1]
+    return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 
 
 def fit_embedding(records: Iterable[Mapping]) -> tuple[EmbedCost, FitReport]:
-    """a, b from embedding batch records with fields tokens, seconds."""
+    """a, b from embedding batch records with fields tokens, seconds.
+
+    Records with `in_flight` > 0 (the engine was busy when the request came, so
+    its time includes waiting, or it shared a batch) are left out; without the
+    field every record counts.
+    """
     rows, y = [], []
     for i, r in enumerate(records):
+        if _field(r, "in_flight", i, 0.0) > 0:
+            continue
         rows.append([1.0, _field(r, "tokens", i)])
         y.append(_field(r, "seconds", i))
     _need(len(y), 2, "batches")
@@ -155,7 +188,8 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
 
     Rows carry the store's `request` columns (t_dispatched, t_first_token,
     t_done, prompt_tokens, output_tokens, status, backend). TTFT is measured
-    from dispatch, so the control plane's queue is out; `batch` is the mean
+    from dispatch, so the control plane's queue is out; `in_flight` counts the
+    same backend's other requests dispatched no later and not yet done; `batch` is the mean
     number of the same backend's requests decoding during this one's decode
     (from the rows themselves), and `prefill_per_step` the prompt tokens of
     requests whose prefill finished during its decode, per decode step. Rows
@@ -183,16 +217,49 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
         f_t = starts[f_order]
         f_cum = np.concatenate([[0.0], np.cumsum(
             np.array([group[j]["prompt_tokens"] for j in f_order], dtype=float))])
-        for r, a, b in zip(group, starts, ends, strict=True):
+        sent = np.array([r["t_dispatched"] for r in group], dtype=float)
+        sent_sorted, ends_sorted = np.sort(sent), np.sort(ends)
+        for r, s0, a, b in zip(group, sent, starts, ends, strict=True):
             o = int(r["output_tokens"])
             span = b - a
             batch = (np.interp(b, t, integral) - np.interp(a, t, integral)) / span if span > 0 else 1.0
-            others = f_cum[np.searchsorted(f_t, b, "right")] - f_cum[np.searchsorted(f_t, a, "right")]
+            i0, i1 = np.searchsorted(f_t, a, "right"), np.searchsorted(f_t, b, "right")
+            others = f_cum[i1] - f_cum[i0]
+            # others dispatched no later than this one and not done when it was dispatched
+            in_flight = int(np.searchsorted(sent_sorted, s0, "right") - 1
+                            - np.searchsorted(ends_sorted, s0, "right"))
             out.append({
+                "in_flight": max(in_flight, 0),
+                "new_per_step": float(i1 - i0) / (o - 1) if o > 1 else 0.0,
                 "prefill_per_step": float(others) / (o - 1) if o > 1 else 0.0,
                 "prompt_tokens": int(r["prompt_tokens"]), "output_tokens": o,
                 "ttft_s": r["t_first_token"] - r["t_dispatched"],
                 "tpot_s": span / (o - 1) if o > 1 else 0.0,
                 "batch": max(float(batch), 1.0),
             })
+    return out
+
+
+def embedding_records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
+    """Fit records (for `fit_embedding`) from a run's completed embedding rows.
+
+    Rows carry t_dispatched, t_done, prompt_tokens (all texts' tokens) and
+    backend; `in_flight` counts the same backend's other requests dispatched no later
+    and not yet done at this one's dispatch.
+    """
+    done = [r for r in rows if r.get("status", "completed") == "completed"
+            and r.get("t_dispatched") is not None and r.get("t_done") is not None
+            and r.get("prompt_tokens", 0) > 0]
+    by_backend: dict[str, list[Mapping]] = {}
+    for r in done:
+        by_backend.setdefault(str(r.get("backend", "")), []).append(r)
+    out = []
+    for group in by_backend.values():
+        sent = np.sort([r["t_dispatched"] for r in group])
+        ends = np.sort([r["t_done"] for r in group])
+        for r in group:
+            s0 = r["t_dispatched"]
+            busy = int(np.searchsorted(sent, s0, "right") - 1 - np.searchsorted(ends, s0, "right"))
+            out.append({"tokens": int(r["prompt_tokens"]), "seconds": r["t_done"] - s0,
+                        "in_flight": max(busy, 0)})
     return out
