@@ -20,11 +20,17 @@ _RECORD_FIELDS = {f.name for f in dataclasses.fields(RequestRecord)}
 
 def to_request(s: ScheduledRequest, *, arrival: float | None = None, cls: str | None = None,
                **changes) -> Request:
-    """A control-plane request for a scheduled one (pipelines pass their stage class)."""
+    """A control-plane request for a scheduled one (pipelines pass their stage class).
+
+    The workload's `text_tokens` is per text; the control plane's is the
+    request's total over all its texts (what the gateway counts from a body and
+    what batch costs scale with), hence n_texts × text_tokens.
+    """
     fields = dict(
         id=s.id, cls=cls or s.cls, arrival=s.t if arrival is None else arrival, t=s.t,
         client_id=s.client_id, priority=s.priority, prompt_tokens=s.prompt_tokens,
-        output_tokens=s.output_tokens, n_texts=s.n_texts, text_tokens=s.text_tokens,
+        output_tokens=s.output_tokens, n_texts=s.n_texts,
+        text_tokens=s.n_texts * s.text_tokens,
         slo_ttft_ms=s.slo_ttft_ms, slo_e2e_ms=s.slo_e2e_ms, model=s.model, parent_id=s.parent_id,
     )
     fields.update(changes)

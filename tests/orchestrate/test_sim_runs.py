@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from click.testing import CliRunner
 
 from sagetui.cli import main
@@ -122,3 +123,22 @@ def test_fault_is_stored_as_an_event_and_requests_still_accounted(db_path, make_
         db_path, "SELECT issued, completed, failed, rejected FROM summary "
                  "WHERE request_class='all'")
     assert issued == done + failed + rejected
+
+
+def test_simulated_embedding_time_grows_with_all_its_texts(db_path, make_config):
+    """A 16-text request of 32-token texts costs a + b·512 on MiniLM, not a + b·32: the
+    workload's text_tokens is per text, the engine's batch cost is over every text."""
+    from engine.sim.presets import get_embed_preset
+
+    cfg = make_config("""
+        [workload.sizes.embedding]
+        n_texts = 16
+        text_tokens = 32
+    """)
+    res = run_cli(db_path, "run", cfg, "--set", "run.raw=true", "--set", "workload.rate=2",
+                  "--set", "workload.mix={embedding=1.0}", "--set", "control_plane.policy=fifo")
+    assert res.exit_code == 0, res.output
+    e2e = [b - a for a, b in rows(db_path, "SELECT t_intended, t_done FROM request "
+                                            "WHERE status='completed'")]
+    c = get_embed_preset("minilm-cpu").cost
+    assert min(e2e) == pytest.approx(c.a + c.b * 16 * 32, rel=1e-6)
