@@ -13,7 +13,7 @@ the paper reports.
 from __future__ import annotations
 
 from bisect import insort
-from collections import Counter, defaultdict
+from collections import Counter
 from operator import attrgetter
 from time import perf_counter_ns
 
@@ -95,7 +95,7 @@ class ControlPlane:
         self.stale_completions = 0
         self.reasons: Counter[str] = Counter()
         self.decision_times_us: list[float] = []
-        self.overhead_us: defaultdict[str, float] = defaultdict(float)
+        self.overhead_us: dict[str, float] = {}
         self._touched: list[str] = []
 
     # -- helpers the policies use ---------------------------------------------
@@ -124,28 +124,28 @@ class ControlPlane:
     # -- events ----------------------------------------------------------------
     def on_arrival(self, req: Request, now: float) -> list[Action]:
         t0 = perf_counter_ns()
-        if req.id in self._state:
-            raise ValueError(f"request id {req.id!r} arrived twice (it is still queued or "
+        rid, cls, state, queued = req.id, req.cls, self._state, self.queued
+        if rid in state:
+            raise ValueError(f"request id {rid!r} arrived twice (it is still queued or "
                              f"in flight)")
         self.arrived += 1
-        self._touched.append(req.id)
+        self._touched.append(rid)
         out: list[Action] = []
-        if not self.capable[req.cls]:
+        if not self.capable[cls]:
             self._reject(req, "no_capable_backend", out)
-        elif self.queued[req.cls] >= self.capacity[req.cls]:
+        elif queued[cls] >= self.capacity[cls]:
             self._reject(req, "queue_full", out)
         else:
-            queued = self.queued
             idle = not (queued["chat"] or queued["embedding"] or queued["completion"])
-            self._state[req.id] = _QUEUED
-            queued[req.cls] += 1
-            cands = self.free[req.cls] if idle and self._slot_limited else None
-            if cands and req.cls in self.policy.direct_classes:
+            state[rid] = _QUEUED
+            queued[cls] += 1
+            cands = self.free[cls] if idle and self._slot_limited else None
+            if cands and cls in self.policy.direct_classes:
                 # Empty queues and a free slot: the policy's order is moot, only its
                 # routing applies, so skip the queue round trip.
                 choice = self.policy.route(req, cands, now)
                 if isinstance(choice, Reject):
-                    queued[req.cls] -= 1
+                    queued[cls] -= 1
                     self._reject(req, choice.reason, out)
                 else:
                     out.append(self._dispatch([req], choice, now))
@@ -314,18 +314,20 @@ class ControlPlane:
                 self._timers.add(t)
                 out.append(SetTimer(t))
 
-    def _dispatch(self, reqs: list[Request], b: BackendState, now: float) -> Dispatch:
+    def _dispatch(self, reqs: list[Request] | tuple[Request, ...], b: BackendState,
+                  now: float) -> Dispatch:
         state, touched, queued = self._state, self._touched, self.queued
         did = self._next_dispatch
         self._next_dispatch = did + 1
-        reqs_t = tuple(reqs)
+        reqs_t = reqs if type(reqs) is tuple else tuple(reqs)
         for r in reqs_t:
-            if state.get(r.id) != _QUEUED:
-                raise AssertionError(f"request {r.id!r} dispatched while not queued")
-            state[r.id] = _IN_FLIGHT
+            rid = r.id
+            if state.get(rid) != _QUEUED:
+                raise AssertionError(f"request {rid!r} dispatched while not queued")
+            state[rid] = _IN_FLIGHT
             queued[r.cls] -= 1
-            if not touched or touched[-1] != r.id:
-                touched.append(r.id)
+            if not touched or touched[-1] != rid:
+                touched.append(rid)
         r = reqs_t[0]
         if r.cls == "embedding":
             group = "embedding"
@@ -337,8 +339,8 @@ class ControlPlane:
             d = _InFlight(did, b, reqs_t, now, group, r.prompt_tokens)
             self._by_req[r.id] = d  # an LLM dispatch is one request
         self.in_flight[did] = d
-        b.in_flight += 1
-        if b.in_flight == b.max_conc:
+        n = b.in_flight = b.in_flight + 1
+        if n == b.max_conc:
             for c in b.pool_classes:
                 free = self.free[c]
                 if b in free:
@@ -385,10 +387,12 @@ class ControlPlane:
         if not touched:
             return
         ov = self.overhead_us
+        get = ov.get
         if len(touched) == 1:
-            ov[touched[0]] += us
+            rid = touched[0]
+            ov[rid] = get(rid, 0.0) + us
         else:
             share = us / len(touched)
             for rid in touched:
-                ov[rid] += share
+                ov[rid] = get(rid, 0.0) + share
         touched.clear()

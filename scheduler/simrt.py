@@ -18,6 +18,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from engine.spec import BackendSpec
@@ -123,7 +124,7 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
     specs = {s.name: s for s in backends}
     emb_engine = {s.name: s.capabilities == ["embedding"] for s in backends}
     eng_t: dict[str, float | None] = dict.fromkeys(engines)
-    arrivals = sorted(requests, key=lambda r: r.arrival)
+    arrivals = sorted(requests, key=attrgetter("arrival"))
     outcomes: dict[str, RequestOutcome] = {}
     batch_of: dict[Any, Dispatch] = {}  # engine key of an embedding batch -> dispatch
     llm_did: dict[str, int] = {}  # request id -> dispatch id

@@ -404,11 +404,11 @@ class SimLLMEngine:
         if self.token_events or self.step_log is not None or n == 0 or self._prefill:
             return False
         free = self.num_blocks - self.used_blocks
-        if self._n_waiting:
+        if self._n_waiting and len(self._running) < self.max_seqs:
             head = self._peek_waiting()
-            if head is not None and len(self._running) < self.max_seqs:
-                if self._blocks(min(head.prompt + head.n_out, self.max_tokens - n)) <= free:
-                    return False  # it would be admitted now
+            if head is not None and -(-min(head.prompt + head.n_out, self.max_tokens - n)
+                                      // self.bs) <= free:
+                return False  # it would be admitted now
         fin = self._finish
         while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
             heapq.heappop(fin)
