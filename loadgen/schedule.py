@@ -9,6 +9,7 @@ so changing the mix does not move the arrival times and vice versa.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,3 +251,31 @@ class Source:
         if nt >= self.spec.end_s:
             return []
         return [self._next(i, nt)]
+
+
+def intended_requests(spec: WorkloadSpec, ids: Iterable[str]) -> dict[str, ScheduledRequest]:
+    """The workload's requests with these ids, as the generator drew them.
+
+    Why: a live record carries the server's token counts (its tokenizer, plus
+    any chat template), while the simulator is fed the workload's intended
+    sizes; calibration must fit in the units the simulator will see. Open loop:
+    the schedule. Closed loop: each client's k-th request is the same whatever
+    order completions came in, so it is redrawn from that client's stream.
+    Unknown ids are left out.
+    """
+    wanted = set(ids)
+    if spec.clients is None:
+        return {r.id: r for r in build_schedule(spec) if r.id in wanted}
+    src = Source(spec)
+    last: dict[int, int] = {}
+    for rid in wanted:
+        name, _, k = rid.partition("-")
+        if name in src._index and k.isdigit():
+            last[src._index[name]] = max(last.get(src._index[name], -1), int(k))
+    out = {}
+    for i, k_max in last.items():
+        for _ in range(k_max + 1):
+            r = src._next(i, 0.0)
+            if r.id in wanted:
+                out[r.id] = r
+    return out

@@ -38,7 +38,7 @@ def show_cmd(name: str, quick: bool) -> None:
 
             p = plan(suite, quick=quick)
             click.echo(f"{suite.name}: {suite.title}\n{suite.description.strip()}\n"
-                       f"file: {suite.path}\nprofile run then loads {p.loads} live and "
+                       f"file: {suite.path}\n{len(p.profiles)} profiling phases, then loads {p.loads} live and "
                        f"simulated (presets {p.llm_preset}, {p.embed_preset})\n"
                        f"expected run time (live): ~{_fmt_s(_fidelity_estimate(p))}")
             return
@@ -206,12 +206,13 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
 
 
 def _fidelity_estimate(p) -> float:
-    """Profile run + each load's live run (and a second of sim) + one engine start."""
+    """Profiling phases (+2 s each to start and store) + each load's live run (and a
+    second of sim) + one engine start."""
     from ..suites import LIVE_ENGINE_START_S
 
     measure = p.live_base.get("workload", {}).get("duration_s", 20)
     warmup = p.live_base.get("workload", {}).get("warmup_s", 3)
-    return p.profile.workload.end_s + len(p.loads) * (measure + warmup + 6) + LIVE_ENGINE_START_S
+    return p.profile_s + 2 * len(p.profiles) + len(p.loads) * (measure + warmup + 6) + LIVE_ENGINE_START_S
 
 
 def _fmt_s(seconds: float) -> str:

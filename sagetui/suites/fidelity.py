@@ -1,17 +1,22 @@
 """The simulator-fidelity suite: calibrate from real engines, then compare live vs sim.
 
 Steps (one experiment in the store):
-1. profile — a live run on this machine's real engines (tiny Llama on
-   vLLM-on-CPU, MiniLM on serve-embed) with varied sizes and a ramping load,
-   raw per-request records kept;
+1. profile — short live closed-loop phases on this machine's real engines
+   (tiny Llama on vLLM-on-CPU, MiniLM on serve-embed): chat with 1, 2, 4, …
+   clients, so the decode batch size is known and varies, and embeddings from
+   one client, so each request meets an idle engine; raw per-request records
+   kept. Why phases, not one ramp: the fit needs requests that met an idle
+   engine (their TTFT is α + β0 + β1·prompt exactly) and decode batches of
+   known, varied size; a ramp mixes the two and the fit went wrong
+   (docs/benchmarks.md, fidelity);
 2. calibrate — fit the LLM cost model (β, α) from the chat records and the
    embedding cost model (a, b) from the embedding records
    (engine.sim.calibrate); save them as named presets; the fit errors go into
-   the profile run's summary (`extra.calibration`);
+   the first profile run's summary (`extra.calibration`);
 3. compare — at each load, the same workload (same seed) live and simulated
    with the calibrated presets; each sim run's summary carries
-   `extra.fidelity`: the relative error of chat p50/p99 TTFT and E2E and of
-   throughput against its live twin.
+   `extra.fidelity`: the relative error of chat p50/p99 TTFT and E2E,
+   embedding p50/p99 E2E and throughput against its live twin.
 """
 
 from __future__ import annotations
@@ -35,11 +40,16 @@ COMPARED = (("chat", "ttft", "p50"), ("chat", "ttft", "p99"), ("chat", "e2e", "p
 
 @dataclass
 class FidelityPlan:
-    profile: RunConfig
+    profiles: list[RunConfig]  # the profiling phases, in order
     loads: list[float]
     live_base: dict
     llm_preset: str
     embed_preset: str
+
+    @property
+    def profile_s(self) -> float:
+        """Workload seconds of all profiling phases together."""
+        return sum(c.workload.end_s for c in self.profiles)
 
 
 def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
@@ -54,12 +64,11 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     q = suite.raw.get("quick", {}) if quick else {}
     for dotted, value in q.get("set", {}).items():
         _set_path(base, dotted, copy.deepcopy(value), suite.path, what="quick.set")
-    profile_raw = copy.deepcopy(base)
+    common = copy.deepcopy(base)
     for dotted, value in {**fid.get("profile", {}), **q.get("profile", {})}.items():
-        _set_path(profile_raw, dotted, copy.deepcopy(value), suite.path, what="fidelity.profile")
-    profile_raw.setdefault("run", {}).update(part="profile", name=f"{suite.name}/profile",
-                                             raw=True, mode="live")
-    exp = expand_raw(profile_raw, source=suite.path, spec_text="", overrides=overrides)
+        _set_path(common, dotted, copy.deepcopy(value), suite.path, what="fidelity.profile")
+    profiles = [expand_raw(raw, source=suite.path, spec_text="", overrides=overrides).runs[0]
+                for raw in _phases(suite, fid, q, common)]
     loads = q.get("loads", fid.get("loads"))
     if not loads or any(not isinstance(x, int | float) or x <= 0 for x in loads):
         raise ConfigError(f"{suite.path}: fidelity.loads: a non-empty list of rates > 0")
@@ -67,9 +76,35 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for rate in loads:  # every comparison point must validate now
         point = _point(live_base, rate, "live", suite.name)
         expand_raw(point, source=suite.path, spec_text="", overrides=overrides)
-    return FidelityPlan(profile=exp.runs[0], loads=list(loads), live_base=live_base,
+    return FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
                         llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
                         embed_preset=fid.get("embed_preset", "minilm-cpu-fit"))
+
+
+def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
+    """One raw run config per profiling phase (`[[fidelity.phases]]`, or the quick subset)."""
+    phases = fid.get("phases") or []
+    if not phases or any(not isinstance(ph, dict) or not ph.get("name") for ph in phases):
+        raise ConfigError(f"{suite.path}: fidelity.phases: a non-empty list of tables, "
+                          "each with a name and its settings in `set`")
+    names = [ph["name"] for ph in phases]
+    chosen = q.get("phases", names)
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ConfigError(f"{suite.path}: quick.phases: {unknown} not among fidelity.phases "
+                          f"({', '.join(names)})")
+    out = []
+    for ph in phases:
+        if ph["name"] not in chosen:
+            continue
+        raw = copy.deepcopy(common)
+        for dotted, value in ph.get("set", {}).items():
+            _set_path(raw, dotted, copy.deepcopy(value), suite.path,
+                      what=f"fidelity.phases[{ph['name']}].set")
+        raw.setdefault("run", {}).update(part="profile", raw=True, mode="live",
+                                         name=f"{suite.name}/profile[{ph['name']}]")
+        out.append(raw)
+    return out
 
 
 def _point(base: dict, rate: float, mode: str, suite_name: str) -> dict:
@@ -100,11 +135,14 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
         exp_id = store.create_experiment(suite.name + (" (quick)" if quick else ""),
                                          kind="suite", suite=suite.name, spec=suite.text)
         with engine_session():
-            prof = record(run_one(store, exp_id, p.profile))
-            if prof.status != "completed":
-                raise RuntimeError(f"profile run {prof.run_id} {prof.status}: {prof.error}")
-            calibration = calibrate_from_run(store, prof.run_id, p)
-            _add_extra(store, prof.run_id, {"calibration": calibration})
+            profile_ids = []
+            for cfg in p.profiles:
+                prof = record(run_one(store, exp_id, cfg))
+                if prof.status != "completed":
+                    raise RuntimeError(f"profile run {prof.run_id} {prof.status}: {prof.error}")
+                profile_ids.append(prof.run_id)
+            calibration = calibrate_from_runs(store, profile_ids, p)
+            _add_extra(store, profile_ids[0], {"calibration": calibration})
             for rate in p.loads:
                 live_cfg = expand_raw(_point(p.live_base, rate, "live", suite.name),
                                       source=suite.path, spec_text="",
@@ -137,43 +175,57 @@ def _sim_point(p: FidelityPlan, rate: float, suite_name: str) -> dict:
     return point
 
 
-def calibrate_from_run(store, run_id: int, p: FidelityPlan) -> dict:
-    """Fit and save both presets from a run's raw records; returns the fit report."""
+def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
+    """Fit and save both presets from the profile runs' raw records; returns the fit report.
+
+    Token counts are the workload's intended sizes, not the servers' `usage`:
+    the simulator is fed intended sizes, so the costs must be per intended
+    token. (MiniLM's tokenizer makes ~2 tokens of each synthetic token the
+    tiny Llama's tokenizer counted, and vLLM adds the chat template's tokens.)
+    """
     from engine.sim.calibrate import (
         calibrated,
+        embedding_records_from_requests,
         fit_embedding,
         fit_requests,
         records_from_requests,
     )
     from engine.sim.presets import get_preset, save_preset
+    from loadgen.schedule import intended_requests
 
-    with store.connection() as conn:
-        conn.row_factory = sqlite3.Row
-        rows = [dict(r) for r in conn.execute(
-            "SELECT request_class, status, backend, prompt_tokens, output_tokens, n_texts, "
-            "t_sent, t_dispatched, t_first_token, t_done FROM request "
-            "WHERE run_id=? AND status='completed'", (run_id,))]
-    for r in rows:  # live records may lack the gateway's dispatch stamp: use the send time
-        if r["t_dispatched"] is None:
-            r["t_dispatched"] = r["t_sent"]
-    chats = [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1]
-    embeds = [r for r in rows if r["request_class"] == "embedding"]
-    if len(chats) < 10 or len(embeds) < 5:
-        raise RuntimeError(f"profile run {run_id}: too few completed requests to calibrate "
-                           f"({len(chats)} chat, {len(embeds)} embedding)")
-    llm_records = records_from_requests(chats)
+    llm_records, emb_records = [], []
+    for run_id, cfg in zip(run_ids, p.profiles, strict=True):
+        # records are built per run: one run's clients never meet another's
+        with store.connection() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [dict(r) for r in conn.execute(
+                "SELECT request_id, request_class, status, backend, prompt_tokens, "
+                "output_tokens, n_texts, t_sent, t_dispatched, t_first_token, t_done "
+                "FROM request WHERE run_id=? AND status='completed'", (run_id,))]
+        intended = intended_requests(cfg.workload, [r["request_id"] for r in rows])
+        for r in rows:
+            if r["t_dispatched"] is None:  # no gateway dispatch stamp: use the send time
+                r["t_dispatched"] = r["t_sent"]
+            if r["request_id"] in intended:
+                r["prompt_tokens"] = intended[r["request_id"]].prompt_tokens
+        llm_records += records_from_requests(
+            [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1])
+        emb_records += embedding_records_from_requests(
+            [r for r in rows if r["request_class"] == "embedding"])
+    if len(llm_records) < 10 or len(emb_records) < 5:
+        raise RuntimeError(f"profile runs {run_ids}: too few completed requests to calibrate "
+                           f"({len(llm_records)} chat, {len(emb_records)} embedding)")
     llm_cost, ttft_fit, tpot_fit = fit_requests(llm_records)
-    emb_records = [{"tokens": r["prompt_tokens"], "seconds": r["t_done"] - r["t_dispatched"]}
-                   for r in embeds]
     emb_cost, emb_fit = fit_embedding(emb_records)
     llm_base = get_preset("tiny-cpu")
     emb_base = get_preset("minilm-cpu")
+    runs = ",".join(map(str, run_ids))
     llm_path = save_preset(calibrated(llm_base, llm_cost, p.llm_preset,
-                                      f"TTFT {ttft_fit}; TPOT {tpot_fit}; run {run_id}"))
+                                      f"TTFT {ttft_fit}; TPOT {tpot_fit}; runs {runs}"))
     emb_path = save_preset(calibrated(emb_base, emb_cost, p.embed_preset,
-                                      f"{emb_fit}; run {run_id}"))
+                                      f"{emb_fit}; runs {runs}"))
     return {
-        "profile_run": run_id,
+        "profile_runs": run_ids,
         "llm": {"preset": p.llm_preset, "path": str(llm_path), "cost": dataclasses.asdict(llm_cost),
                 "ttft_fit": {"n": ttft_fit.n, "r2": ttft_fit.r2, "mape_pct": ttft_fit.mape},
                 "tpot_fit": {"n": tpot_fit.n, "r2": tpot_fit.r2, "mape_pct": tpot_fit.mape}},
