@@ -92,30 +92,31 @@ def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[L
     return cost, _report(Y, X @ coef)
 
 
-def fit_requests(records: Iterable[Mapping], *, rounds: int = 4
-                 ) -> tuple[LLMCost, FitReport, FitReport]:
-    """β and α from per-request records (a live run), returning TTFT and TPOT fit reports.
+def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitReport]:
+    """β, α and the front-end latency from per-request records (a live run).
 
-    Fields: prompt_tokens, output_tokens, ttft_s, tpot_s; optional queue_s
-    (time before the engine saw it, default 0), in_flight (the engine's other
-    requests at this one's dispatch, default 0), batch (mean sequences decoding
-    while it decoded, default 1), prefill_per_step and new_per_step (others'
-    prompt tokens prefilled, and others started, per step of its decode;
-    default 0).
+    Returns the cost and the TTFT and TPOT fit reports. Fields: prompt_tokens,
+    output_tokens, ttft_s, tpot_s; optional queue_s (time before the engine saw
+    it, default 0), in_flight (the engine's other requests at this one's
+    dispatch, default 0), batch (mean sequences decoding while it decoded,
+    default 1), prefill_per_step and new_per_step (others' prompt tokens
+    prefilled, and others started, per step of its decode; default 0).
 
     Why staged rather than one joint least squares: a request that reaches an
-    idle engine (in_flight 0) has TTFT = α + β0 + β1·prompt exactly, while its
-    TPOT is the mean step time of the batches it decoded in,
+    idle engine (in_flight 0) has TTFT = frontend + α + β0 + β1·prompt exactly,
+    while its TPOT is the mean step time of the batches it decoded in,
     β0 + β2·batch + β3·batch·context + β1·prefill_per_step + α·new_per_step.
     Fitted jointly, the few TTFT rows with a busy engine (which also wait for
-    the step in progress) pull β0 and β2 towards zero (measured on the live
-    tiny Llama: β2 came out 5 µs against ~0.4 ms). So: (1) lone TTFTs give
-    β1 and the intercept α + β0; (2) TPOTs, net of others' prefills, give β0,
-    β2 and β3; (3) α = intercept − β0; steps 2–3 repeat until stable. Vary the
-    concurrency across records (closed loops of 1 … 16 clients, say) or β0 and
-    β2 cannot be told apart; include lone requests of varied prompt lengths.
+    the step in progress) pulled β0 and β2 towards zero (measured on the live
+    tiny Llama: β2 came out 5 µs against ~0.1–0.4 ms). So: (1) lone TTFTs give
+    β1 and the intercept; (2) TPOTs net of others' prefills give β0, β2, β3 and
+    α — the per-request cost that does stretch the steps it lands in; (3) what
+    is left of the intercept is the front end, which delays only its own
+    request. Vary the concurrency across records (closed loops of 1 … 16
+    clients, say) or β0 and β2 cannot be told apart, and include lone
+    requests of varied prompt lengths.
     """
-    lone_p, lone_y, tpot_rows, tpot_y, tpot_side = [], [], [], [], []
+    lone_p, lone_y, tpot_rows, tpot_y, tpot_pps = [], [], [], [], []
     for i, r in enumerate(records):
         p = _field(r, "prompt_tokens", i)
         o = _field(r, "output_tokens", i)
@@ -127,32 +128,28 @@ def fit_requests(records: Iterable[Mapping], *, rounds: int = 4
             lone_y.append(ttft)
         if o > 1:
             b = max(_field(r, "batch", i, 1.0), 1.0)
-            tpot_rows.append([1.0, b, b * (p + o / 2.0)])
+            tpot_rows.append([1.0, b, b * (p + o / 2.0), _field(r, "new_per_step", i, 0.0)])
             tpot_y.append(_field(r, "tpot_s", i))
-            tpot_side.append((_field(r, "prefill_per_step", i, 0.0),
-                              _field(r, "new_per_step", i, 0.0)))
+            tpot_pps.append(_field(r, "prefill_per_step", i, 0.0))
     if len(lone_y) < 2 or len(set(lone_p)) < 2:
         raise ValueError("requests: need at least 2 requests of different prompt lengths that "
                          "found the engine idle (in_flight 0) to fit the prefill cost; profile "
                          "with a single client")
-    _need(len(tpot_y), 3, "requests with output_tokens > 1")
+    _need(len(tpot_y), 4, "requests with output_tokens > 1")
     XL, YL = np.column_stack([np.ones(len(lone_p)), lone_p]), np.array(lone_y)
     intercept, beta1 = _solve(XL, YL)
     XT, YT = np.array(tpot_rows), np.array(tpot_y)
-    side = np.array(tpot_side)
-    alpha = 0.0
-    for _ in range(rounds):
-        net = YT - beta1 * side[:, 0] - alpha * side[:, 1]
-        keep = net > 0
-        if keep.sum() < 3:
-            raise ValueError("requests: TPOTs are not longer than others' prefills explain; "
-                             "cannot fit the decode cost")
-        beta0, beta2, beta3 = _solve(XT[keep], net[keep])
-        alpha = max(float(intercept) - float(beta0), 0.0)
+    net = YT - beta1 * np.array(tpot_pps)
+    keep = net > 0
+    if keep.sum() < 4:
+        raise ValueError("requests: TPOTs are not longer than others' prefills explain; "
+                         "cannot fit the decode cost")
+    beta0, beta2, beta3, alpha = _solve(XT[keep], net[keep])
+    frontend = max(float(intercept) - float(beta0) - float(alpha), 0.0)
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
-                   beta3=float(beta3), alpha=alpha)
-    ttft_pred = alpha + beta0 + beta1 * XL[:, 1]
-    tpot_pred = XT @ np.array([beta0, beta2, beta3]) + beta1 * side[:, 0] + alpha * side[:, 1]
+                   beta3=float(beta3), alpha=float(alpha), frontend=frontend)
+    ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
+    tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha]) + beta1 * np.array(tpot_pps)
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 
 

@@ -3,6 +3,8 @@
 LLM step time = β0 + β1·prefill_tokens + β2·decode_tokens + β3·kv_tokens_read
               + α·(requests scheduled for the first time in the step).
 Embedding batch time = a + b·tokens_in_batch.
+A request's fixed latency outside the engine loop (`frontend`) delays it without
+occupying the engine (engine.sim.frontend).
 
 The hardware and model numbers below (datasheets, model configs) and the
 derivation are documented with sources in docs/simulator.md. The dataclasses
@@ -26,6 +28,10 @@ class LLMCost:
     beta2: float  # per decode token
     beta3: float = 0.0  # per KV-cache token read by attention
     alpha: float = 0.0  # per request, once, when first scheduled (tokenize, setup)
+    # Per request, outside the engine loop: HTTP hops, the API server's request handling
+    # and streaming. It delays the request (added before the engine sees it) but never
+    # the engine's steps. 0 for roofline presets; calibration fits it (engine.sim.frontend).
+    frontend: float = 0.0
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from engine.sim.cost import EmbedPreset
 from engine.sim.embed import SimEmbeddingEngine
+from engine.sim.frontend import Frontend
 from engine.sim.llm import SimLLMEngine
 from engine.sim.presets import get_preset
 from engine.spec import BackendSpec
@@ -62,4 +63,5 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False):
     if isinstance(preset, EmbedPreset):
         return SimEmbeddingEngine(preset)
     kw, _ = sim_flags(spec.extra_args)
-    return SimLLMEngine(preset, token_events=token_events, **kw)
+    engine = SimLLMEngine(preset, token_events=token_events, **kw)
+    return Frontend(engine, preset.cost.frontend) if preset.cost.frontend > 0 else engine

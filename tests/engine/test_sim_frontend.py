@@ -1,0 +1,65 @@
+"""The front-end latency delays its own request and never the engine's steps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from engine.sim import SimLLMEngine
+from engine.sim.cost import LLMCost
+from engine.sim.factory import make_engine
+from engine.sim.frontend import Frontend
+from engine.sim.presets import get_llm_preset, save_preset
+from engine.spec import BackendSpec
+
+COST = LLMCost(beta0=2e-3, beta1=0.0, beta2=0.0, frontend=10e-3)
+
+
+def _run(eng, subs):
+    """Submit (t, id, prompt, output) in time order; return {id: (first_token, done)}."""
+    out: dict = {}
+    pending = sorted(subs)
+
+    def drain(upto):
+        while (te := eng.next_event_time()) is not None and te <= upto:
+            for ev in eng.advance(te):
+                if ev.kind in ("first_token", "done"):
+                    out.setdefault(ev.req_id, {})[ev.kind] = ev.t
+
+    for t, rid, p, o in pending:
+        drain(t)
+        eng.submit(rid, p, o, 2, t)
+    drain(float("inf"))
+    return out
+
+
+def test_frontend_shifts_the_request_not_the_engine():
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+    ev = _run(Frontend(SimLLMEngine(preset), COST.frontend),
+              [(0.0, "a", 8, 11), (0.005, "b", 8, 2)])
+    # a: seen at 10 ms, prefill step 2 ms -> first token 12 ms, 10 more steps of 2 ms
+    assert ev["a"]["first_token"] == pytest.approx(0.012)
+    assert ev["a"]["done"] == pytest.approx(0.032)
+    # b reaches the engine at 15 ms, mid-step; its prefill joins the next step (16-18 ms)
+    # and a's steps stay 2 ms long: the front end occupied nothing.
+    assert ev["b"]["first_token"] == pytest.approx(0.018)
+
+
+def test_abort_while_in_the_front_end_never_reaches_the_engine():
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+    eng = Frontend(SimLLMEngine(preset), COST.frontend)
+    eng.submit("a", 8, 4, 2, 0.0)
+    assert eng.stats().waiting == 1
+    eng.abort("a", 0.001)
+    assert _run(eng, []) == {} and eng.stats().in_flight == 0
+
+
+def test_a_preset_with_a_front_end_gets_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path))
+    save_preset(replace(get_llm_preset("tiny-cpu"), name="tiny-fe", cost=COST), tmp_path)
+    spec = BackendSpec(name="x", kind="sim", preset="tiny-fe", capabilities=["chat"])
+    assert isinstance(make_engine(spec), Frontend)
+    assert isinstance(make_engine(spec.model_copy(update={"preset": "tiny-cpu"})), SimLLMEngine)
+    with pytest.raises(ValueError, match="frontend: must be >= 0"):
+        Frontend(SimLLMEngine(get_llm_preset("tiny-cpu")), -1.0)
