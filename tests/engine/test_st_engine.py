@@ -83,6 +83,17 @@ async def test_dynamic_batches_match_single_encodes(cpu_vectors):
     assert all(r.tokens[0] > 3 for r in res)
 
 
+def test_token_counts_come_from_the_one_tokenization():
+    eng = STEngine(device=DEVICE, threads=1)
+    texts = TEXTS + [TEXTS[0], "word " * 400]  # a repeat, and one past max_seq_length
+    res = eng.encode(texts)
+    ids = eng.model.tokenizer(texts, truncation=True,
+                              max_length=eng.model.max_seq_length)["input_ids"]
+    assert res.tokens == [len(i) for i in ids]
+    assert res.tokens[-1] == eng.model.max_seq_length
+    assert set(eng._counts) == set(texts)  # taken from preprocess, no second pass
+
+
 def test_bad_dtype_names_the_field():
     with pytest.raises(ValueError, match="dtype: 'fp8'"):
         STEngine(device="cpu", dtype="fp8")
