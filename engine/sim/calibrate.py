@@ -60,9 +60,11 @@ def _field(rec: Mapping, name: str, i: int, default: float | None = None) -> flo
     return float(v)
 
 
-def _solve(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _solve(X: np.ndarray, y: np.ndarray, *, relative: bool = True) -> np.ndarray:
     if np.any(y <= 0):
         raise ValueError("measured times must be > 0 to fit")
+    if not relative:
+        return nnls(X, y)[0]
     w = 1.0 / y
     coef, _ = nnls(X * w[:, None], np.ones_like(y))
     return coef
@@ -92,7 +94,8 @@ def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[L
     return cost, _report(Y, X @ coef)
 
 
-def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitReport]:
+def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
+                 ) -> tuple[LLMCost, FitReport, FitReport]:
     """β, α and the front-end latency from per-request records (a live run).
 
     Returns the cost and the TTFT and TPOT fit reports. Fields: prompt_tokens,
@@ -112,7 +115,9 @@ def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitRep
     β1 and the intercept; (2) TPOTs net of others' prefills give β0, β2, β3 and
     α — the per-request cost that does stretch the steps it lands in; (3) what
     is left of the intercept is the front end, which delays only its own
-    request. Vary the concurrency across records (closed loops of 1 … 16
+    request. With at least `spread_min` lone requests the front end's measured
+    spread is kept too (21 quantiles of each lone request's residual), so
+    simulated TTFT tails carry the jitter the live machine showed. Vary the concurrency across records (closed loops of 1 … 16
     clients, say) or β0 and β2 cannot be told apart, and include lone
     requests of varied prompt lengths.
     """
@@ -137,7 +142,9 @@ def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitRep
                          "with a single client")
     _need(len(tpot_y), 4, "requests with output_tokens > 1")
     XL, YL = np.column_stack([np.ones(len(lone_p)), lone_p]), np.array(lone_y)
-    intercept, beta1 = _solve(XL, YL)
+    # absolute, not relative, error: the front end's jitter is additive, and relative
+    # weights would tilt the line towards the fastest requests
+    intercept, beta1 = _solve(XL, YL, relative=False)
     XT, YT = np.array(tpot_rows), np.array(tpot_y)
     net = YT - beta1 * np.array(tpot_pps)
     keep = net > 0
@@ -146,8 +153,14 @@ def fit_requests(records: Iterable[Mapping]) -> tuple[LLMCost, FitReport, FitRep
                          "cannot fit the decode cost")
     beta0, beta2, beta3, alpha = _solve(XT[keep], net[keep])
     frontend = max(float(intercept) - float(beta0) - float(alpha), 0.0)
+    quantiles: tuple[float, ...] = ()
+    if len(YL) >= spread_min:  # each lone request's own front-end time, as measured
+        delays = np.clip(YL - (alpha + beta0 + beta1 * XL[:, 1]), 0.0, None)
+        quantiles = tuple(float(q) for q in np.quantile(delays, np.linspace(0, 1, 21)))
+        frontend = float(delays.mean())
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
-                   beta3=float(beta3), alpha=float(alpha), frontend=frontend)
+                   beta3=float(beta3), alpha=float(alpha), frontend=frontend,
+                   frontend_quantiles=quantiles)
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
     tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha]) + beta1 * np.array(tpot_pps)
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)

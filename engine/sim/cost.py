@@ -32,6 +32,9 @@ class LLMCost:
     # and streaming. It delays the request (added before the engine sees it) but never
     # the engine's steps. 0 for roofline presets; calibration fits it (engine.sim.frontend).
     frontend: float = 0.0
+    # Optional spread of that latency, as measured: its quantiles (seconds) at evenly
+    # spaced probabilities 0 … 1. Each request then draws its own delay (seeded).
+    frontend_quantiles: tuple[float, ...] = ()
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""
@@ -137,6 +140,7 @@ class LLMPreset:
         cost = d.pop("cost")
         if not isinstance(cost, dict):
             raise ValueError("cost: must be a table of beta0, beta1, beta2, beta3, alpha")
+        cost = {**cost, "frontend_quantiles": tuple(cost.get("frontend_quantiles", ()))}
         return cls(cost=LLMCost(**cost), **d)
 
 

@@ -64,4 +64,7 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False):
         return SimEmbeddingEngine(preset)
     kw, _ = sim_flags(spec.extra_args)
     engine = SimLLMEngine(preset, token_events=token_events, **kw)
-    return Frontend(engine, preset.cost.frontend) if preset.cost.frontend > 0 else engine
+    c = preset.cost
+    if c.frontend > 0 or c.frontend_quantiles:
+        return Frontend(engine, c.frontend, c.frontend_quantiles)
+    return engine

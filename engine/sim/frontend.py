@@ -16,18 +16,35 @@ next_event_time, advance, stats) and passes everything else through.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from heapq import heappop, heappush
 from typing import Any
 
+import numpy as np
+
 
 class Frontend:
-    """Hands each submission to `engine` `delay` seconds after it was made."""
+    """Hands each submission to `engine` `delay` seconds after it was made.
 
-    def __init__(self, engine: Any, delay: float):
+    With `quantiles` (the delay's measured quantiles at evenly spaced
+    probabilities 0 … 1) each request draws its own delay by inverse CDF from a
+    generator seeded with `seed`, so the run stays reproducible.
+    """
+
+    def __init__(self, engine: Any, delay: float, quantiles: Sequence[float] = (),
+                 seed: int = 0):
         if delay < 0:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
+        if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
+            raise ValueError("frontend_quantiles: must be >= 0 and ascending")
+        if len(quantiles) == 1:
+            raise ValueError("frontend_quantiles: need at least 2 (for probabilities 0 and 1)")
         self.engine = engine
         self.delay = delay
+        self._q = np.asarray(quantiles, dtype=float)
+        self._p = np.linspace(0.0, 1.0, len(self._q))
+        self._rng = random.Random(seed)
         self._due: list[tuple[float, int, tuple]] = []  # (release time, seq, submit args)
         self._seq = 0
         self._aborted: set = set()
@@ -38,7 +55,9 @@ class Frontend:
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
                now: float = 0.0) -> None:
         self._seq += 1
-        heappush(self._due, (now + self.delay, self._seq,
+        delay = float(np.interp(self._rng.random(), self._p, self._q)) if self._q.size \
+            else self.delay
+        heappush(self._due, (now + delay, self._seq,
                              (req_id, prompt_tokens, output_tokens, priority)))
 
     def abort(self, req_id: Any, now: float | None = None) -> None:

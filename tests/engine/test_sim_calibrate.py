@@ -214,3 +214,22 @@ def test_embedding_records_keep_only_what_an_idle_engine_served_for_the_fit():
     cost, rep = fit_embedding(recs)  # the 3 idle rows are exactly 0.04 s + 0.6 ms per token
     assert rep.n == 3
     assert (cost.a, cost.b) == (pytest.approx(0.04), pytest.approx(0.0006))
+
+
+def test_lone_request_jitter_becomes_the_front_end_spread():
+    """Lone TTFTs with 5–25 ms of front-end jitter: the fit keeps that spread as
+    quantiles (and their mean as the front end), not one constant."""
+    rng = random.Random(9)
+    recs = []
+    for _ in range(200):
+        p = rng.randint(16, 384)
+        recs.append({"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
+                     "ttft_s": rng.uniform(0.005, 0.025) + 2e-3 + 80e-6 * p,
+                     "tpot_s": 2.4e-3, "batch": 1.0})
+    recs += [{"prompt_tokens": 100, "output_tokens": 9, "in_flight": 3, "ttft_s": 0.05,
+              "tpot_s": 2e-3 + 0.4e-3 * b, "batch": float(b)} for b in (2, 4, 8, 16)]
+    cost, _, _ = fit_requests(recs)
+    qs = cost.frontend_quantiles
+    assert len(qs) == 21 and qs == tuple(sorted(qs))
+    assert qs[0] < 0.008 and qs[-1] > 0.022 and qs[10] == pytest.approx(0.015, abs=0.003)
+    assert cost.frontend == pytest.approx(0.015, abs=0.002)

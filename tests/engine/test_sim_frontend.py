@@ -63,3 +63,20 @@ def test_a_preset_with_a_front_end_gets_one(tmp_path, monkeypatch):
     assert isinstance(make_engine(spec.model_copy(update={"preset": "tiny-cpu"})), SimLLMEngine)
     with pytest.raises(ValueError, match="frontend: must be >= 0"):
         Frontend(SimLLMEngine(get_llm_preset("tiny-cpu")), -1.0)
+
+
+def test_measured_spread_gives_each_request_its_own_delay_reproducibly():
+    q = [0.005 + 0.001 * i for i in range(21)]  # uniform 5..25 ms
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+
+    def first_tokens(seed):
+        eng = Frontend(SimLLMEngine(preset), 0.015, q, seed=seed)
+        ev = _run(eng, [(float(i), i, 8, 1) for i in range(200)])  # lone requests, 1 s apart
+        return [ev[i]["first_token"] - i - COST.beta0 for i in range(200)]
+
+    d = first_tokens(1)
+    assert d == first_tokens(1) and d != first_tokens(2)
+    assert min(d) >= 0.005 - 1e-9 and max(d) <= 0.025 + 1e-9
+    assert sorted(d)[100] == pytest.approx(0.015, abs=0.002)
+    with pytest.raises(ValueError, match="ascending"):
+        Frontend(SimLLMEngine(preset), 0.01, [0.02, 0.01])
