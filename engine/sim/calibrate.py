@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.stats import theilslopes
 
 from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
 
@@ -60,11 +61,9 @@ def _field(rec: Mapping, name: str, i: int, default: float | None = None) -> flo
     return float(v)
 
 
-def _solve(X: np.ndarray, y: np.ndarray, *, relative: bool = True) -> np.ndarray:
+def _solve(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     if np.any(y <= 0):
         raise ValueError("measured times must be > 0 to fit")
-    if not relative:
-        return nnls(X, y)[0]
     w = 1.0 / y
     coef, _ = nnls(X * w[:, None], np.ones_like(y))
     return coef
@@ -142,9 +141,12 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
                          "with a single client")
     _need(len(tpot_y), 4, "requests with output_tokens > 1")
     XL, YL = np.column_stack([np.ones(len(lone_p)), lone_p]), np.array(lone_y)
-    # absolute, not relative, error: the front end's jitter is additive, and relative
-    # weights would tilt the line towards the fastest requests
-    intercept, beta1 = _solve(XL, YL, relative=False)
+    # Theil–Sen (median of pairwise slopes): the front end's jitter is additive and
+    # heavy-tailed on a busy machine; least squares let one 70 ms outlier flatten β1
+    # to 0, and relative weights tilt the line towards the fastest requests.
+    ts = theilslopes(YL, XL[:, 1])
+    beta1 = max(float(ts.slope), 0.0)
+    intercept = float(np.median(YL - beta1 * XL[:, 1]))
     XT, YT = np.array(tpot_rows), np.array(tpot_y)
     net = YT - beta1 * np.array(tpot_pps)
     keep = net > 0
