@@ -16,7 +16,10 @@ Steps (one experiment in the store):
 3. compare — at each load, the same workload (same seed) live and simulated
    with the calibrated presets; each sim run's summary carries
    `extra.fidelity`: the relative error of chat p50/p99 TTFT and E2E,
-   embedding p50/p99 E2E and throughput against its live twin.
+   embedding p50/p99 E2E and throughput against its live twin. With
+   `live_repeats = 2` each load also runs live a second time (same workload,
+   same seed) and `live_noise` holds the second live run's difference from the
+   first: the floor below which no simulator can be shown more accurate.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class FidelityPlan:
     live_base: dict
     llm_preset: str
     embed_preset: str
+    live_repeats: int = 1  # live runs per load; a second one measures the live noise floor
 
     @property
     def profile_s(self) -> float:
@@ -76,9 +80,13 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for rate in loads:  # every comparison point must validate now
         point = _point(live_base, rate, "live", suite.name)
         expand_raw(point, source=suite.path, spec_text="", overrides=overrides)
+    repeats = q.get("live_repeats", fid.get("live_repeats", 1))
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 5:
+        raise ConfigError(f"{suite.path}: fidelity.live_repeats: an integer 1..5, got {repeats!r}")
     return FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
                         llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
-                        embed_preset=fid.get("embed_preset", "minilm-cpu-fit"))
+                        embed_preset=fid.get("embed_preset", "minilm-cpu-fit"),
+                        live_repeats=repeats)
 
 
 def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
@@ -149,13 +157,19 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                                       overrides=overrides).runs[0]
                 sim_cfg = expand_raw(_sim_point(p, rate, suite.name), source=suite.path,
                                      spec_text="", overrides=overrides).runs[0]
-                live = record(run_one(store, exp_id, live_cfg))
+                lives = [record(run_one(store, exp_id, live_cfg))
+                         for _ in range(p.live_repeats)]
+                live = lives[0]
                 sim = record(run_one(store, exp_id, sim_cfg))
                 if live.status == sim.status == "completed":
-                    errors = compare(live.summaries, sim.summaries)
-                    _add_extra(store, sim.run_id, {"fidelity": {
-                        "live_run": live.run_id, "rate": rate, "errors": errors,
-                        "calibration": calibration}})
+                    block = {"live_run": live.run_id, "rate": rate,
+                             "errors": compare(live.summaries, sim.summaries),
+                             "calibration": calibration}
+                    again = [r for r in lives[1:] if r.status == "completed"]
+                    if again:  # the same workload and seed live again: pure system noise
+                        block["live_repeat_run"] = again[0].run_id
+                        block["live_noise"] = compare(live.summaries, again[0].summaries)
+                    _add_extra(store, sim.run_id, {"fidelity": block})
     finally:
         store.close()
     return reports
