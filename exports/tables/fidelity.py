@@ -2,7 +2,8 @@
 
 Reads `extra_json.fidelity` of the fidelity suite's simulated runs (summary
 `all`): {"live_run", "rate", "errors": {"chat.ttft.p50": {"live_ms", "sim_ms",
-"rel_error"}, ..., "all.throughput_rps": {"live", "sim", "rel_error"}}}.
+"rel_error"}, ..., "all.throughput_rps": {"live", "sim", "rel_error"}},
+"live_noise": {same keys, second live run vs first} (optional)}.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ def build(ctx: ExportContext) -> Table:
         if block is None:
             continue
         used.append(run.id)
+        noise = block.get("live_noise") or {}
         for stat, e in sorted(block["errors"].items()):
             live = e.get("live_ms", e.get("live"))
             sim = e.get("sim_ms", e.get("sim"))
             unit = "req/s" if stat.endswith("throughput_rps") else "ms"
+            repeat = noise.get(stat, {}).get("rel_error")
             rows.append({"rate": f"{block.get('rate', 0):g}", "stat": f"{stat} ({unit})",
                          "live": live, "sim": sim, "error": 100 * e["rel_error"],
+                         "noise": None if repeat is None else 100 * repeat,
                          "runs": f"{block.get('live_run')}/{run.id}"})
     if not rows:
         raise ExportError(f"{NAME}: no run carries extra_json.fidelity (run the fidelity suite: "
@@ -44,8 +48,11 @@ def build(ctx: ExportContext) -> Table:
         caption="Simulator fidelity: live runs vs the simulator calibrated from a live profiling run.",
         columns=[Column("rate", "Load (req/s)"), Column("stat", "Statistic"),
                  Column("live", "Live", 2), Column("sim", "Simulated", 2),
-                 Column("error", "Error (%)", 1), Column("runs", "Runs (live/sim)")],
+                 Column("error", "Error (%)", 1), Column("noise", "Live repeat (%)", 1),
+                 Column("runs", "Runs (live/sim)")],
         rows=rows, run_ids=used,
         notes=["Error = (simulated - live) / live; the target is within 10%. Latencies are "
-               "measured from the intended send time in both modes."],
+               "measured from the intended send time in both modes.",
+               "Live repeat = (second live run - first) / first, same workload and seed: "
+               "the live noise floor (blank when the suite ran each load once)."],
     )

@@ -1,0 +1,39 @@
+"""The fidelity appendix table: sim vs live per load, with the live noise floor."""
+
+from __future__ import annotations
+
+import json
+
+from fixture_store import Builder, config, summary
+
+from exports.api import export
+from exports.selection import Selection
+
+
+def _block(rate, live_run, noise=True):
+    errors = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 33.0, "rel_error": 0.1},
+              "all.throughput_rps": {"live": 10.0, "sim": 9.5, "rel_error": -0.05}}
+    block = {"rate": rate, "live_run": live_run, "errors": errors}
+    if noise:
+        block["live_noise"] = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 36.0,
+                                                 "rel_error": 0.2}}
+    return {"fidelity": block}
+
+
+def test_rows_carry_sim_error_and_live_repeat(tmp_path):
+    db = tmp_path / "f.db"
+    b = Builder(db)
+    exp = b.experiment("fidelity", suite="fidelity")
+    b.run(exp, "fidelity/sim[rate=5]-0", config(), 0, summary(10.0, extra=_block(5, 1)))
+    b.run(exp, "fidelity/sim[rate=10]-0", config(), 0,
+          summary(10.0, extra=_block(10, 3, noise=False)))
+    b.close()
+    export(db, fmt="json", selection=Selection(suite="fidelity"), out_dir=tmp_path / "o",
+           table="fidelity")
+    rows = json.loads((tmp_path / "o" / "fidelity.json").read_text())["rows"]
+    by = {(r["rate"], r["stat"]): r for r in rows}
+    assert by[("5", "chat.ttft.p99 (ms)")]["error"] == 10.0
+    assert by[("5", "chat.ttft.p99 (ms)")]["noise"] == 20.0
+    assert by[("5", "all.throughput_rps (req/s)")]["noise"] is None  # not repeated
+    assert by[("10", "chat.ttft.p99 (ms)")]["noise"] is None  # this load ran live once
+    assert by[("10", "all.throughput_rps (req/s)")]["error"] == -5.0
