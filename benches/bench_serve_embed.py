@@ -58,8 +58,8 @@ def encode_part(a: argparse.Namespace) -> list[dict]:
     t0 = time.perf_counter()
     eng = STEngine(a.model, device=a.device, max_batch=max(BATCHES), threads=a.threads,
                    dtype=a.dtype)
-    print(f"loaded {eng.name} on {a.device} ({a.dtype}) in {time.perf_counter() - t0:.1f} s "
-          "(CUDA: warm-up encode included)")
+    warm = " (warm-up encode included)" if a.device != "cpu" else ""
+    print(f"loaded {eng.name} on {a.device} ({a.dtype}) in {time.perf_counter() - t0:.1f} s{warm}")
     texts = fixed_texts()
     vecs = eng.encode(texts).vectors
     if a.save_vectors:
