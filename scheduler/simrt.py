@@ -105,6 +105,10 @@ def simulate(
 ) -> SimResult:
     """Run `requests` (arrival = virtual time) to completion, or to `horizon_s`
     after which everything still queued or running fails with `run_ended`."""
+    if engine_factory is None:
+        # The simulator's modules load once per process (numpy comes with them); that
+        # is set-up, not simulation, so it stays out of wall_s.
+        import engine.sim.factory  # noqa: F401
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived objects, no cycles: collection is pure cost
     try:

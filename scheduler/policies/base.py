@@ -53,6 +53,9 @@ class Policy:
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        # route() of a lone candidate is that candidate: a policy that may reject or
+        # a router that must see every pick (round-robin's turn) says otherwise.
+        self.lone_is_choice = not cp.router.stateful
 
     def push(self, req: Request, now: float) -> None:
         raise NotImplementedError
@@ -112,7 +115,10 @@ class HeapPolicy(Policy):
         if best is None:
             return None
         req = best[-1]
-        choice = self.route(req, best_cands, now)
+        if len(best_cands) == 1 and self.lone_is_choice:
+            choice = best_cands[0]
+        else:
+            choice = self.route(req, best_cands, now)
         heapq.heappop(self.heaps[req.cls])
         if type(choice) is Reject:
             return choice

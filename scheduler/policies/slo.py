@@ -27,9 +27,9 @@ class SLOPolicy(HeapPolicy):
     def __init__(self, cp) -> None:
         super().__init__(cp)
         self.early_reject = cp.config.slo.early_reject
-        # A lone free backend is the answer whatever the estimates say, unless the
-        # policy may reject or the router must see every pick (round-robin's turn).
-        self._lone_is_choice = not self.early_reject and not cp.router.stateful
+        # A lone free backend is the answer whatever the estimates say (fit or fastest),
+        # unless the policy may reject it.
+        self.lone_is_choice = self.lone_is_choice and not self.early_reject
 
     def key(self, req: Request) -> tuple[float, float]:
         return (req.deadline, req.arrival)
@@ -40,8 +40,8 @@ class SLOPolicy(HeapPolicy):
         heapq.heappush(self.heaps[req.cls], (req.deadline, req.arrival, next(self._seq), req))
 
     def route(self, req, cands, now):
-        if len(cands) == 1 and self._lone_is_choice:
-            return cands[0]  # fit or fastest, it is the only one: no estimate needed
+        if len(cands) == 1 and self.lone_is_choice:
+            return cands[0]  # the direct path from the core asks too
         deadline = req.deadline
         if deadline == INF:
             return super().route(req, cands, now)
