@@ -271,13 +271,17 @@ class ControlPlane:
             raise AssertionError(f"not drained: queued={queued} in_flight={flying}")
 
     def decision_stats(self) -> dict[str, float]:
-        """p50/p99/max of the real time per decision, microseconds."""
-        xs = sorted(self.decision_times_us)
-        if not xs:
+        """p50/p99/max of the real time per decision, microseconds (exact order
+        statistics: a partial sort finds them ~3x faster than sorting a run's 10^5+)."""
+        import numpy as np  # loaded with the simulator and the store already
+
+        n = len(self.decision_times_us)
+        if not n:
             return {"count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-        n = len(xs)
-        return {"count": n, "p50": xs[n // 2], "p99": xs[min(n - 1, int(n * 0.99))],
-                "max": xs[-1]}
+        ks = (n // 2, min(n - 1, int(n * 0.99)), n - 1)
+        xs = np.partition(np.fromiter(self.decision_times_us, float, n), ks)
+        return {"count": n, "p50": float(xs[ks[0]]), "p99": float(xs[ks[1]]),
+                "max": float(xs[ks[2]])}
 
     # -- internals -----------------------------------------------------------------
     def _backend(self, name: str) -> BackendState:
