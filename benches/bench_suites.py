@@ -15,9 +15,17 @@ requests it simulated, and reads the results back from the store:
 
 It prints a markdown block ready to paste into docs/benchmarks.md.
 
+`--calibrate` also fits the run-time estimator's constants (sagetui/suites/
+estimate.py) to the per-run wall times (run `created` → `ended` in the store):
+non-negative least squares over the sim runs of every suite timed, per-item
+costs of each agent strategy, and the suite start (suite wall − its runs). It
+prints the constants to paste and each suite's estimate against its measured
+wall time, also with the suite left out of the fit (a fairer error).
+
     .venv/bin/python benches/bench_suites.py                       # A–D in sim
     .venv/bin/python benches/bench_suites.py --fidelity --agents   # + fidelity live, agents
     .venv/bin/python benches/bench_suites.py --suites policies --keep-db /tmp/b.db
+    .venv/bin/python benches/bench_suites.py --agents --calibrate  # estimator constants
 """
 
 from __future__ import annotations
@@ -189,6 +197,105 @@ def agents_table(db: str, ids: list[int]) -> list[str]:
     return out
 
 
+def run_walls(db: str, ids: list[int]) -> list[float]:
+    """Per-run wall seconds (created → ended: engine construction and store writes included).
+
+    The first run of a process also pays the store's one-time setup (hardware
+    fingerprint, ~1 s) between created and started; that belongs to the suite's start,
+    so its created → started counts as the median of the other runs'."""
+    import statistics
+    from datetime import datetime as dt
+
+    store = open_store(db)
+    try:
+        with store.connection() as conn:
+            rows = conn.execute(
+                f"SELECT id, created, started, ended FROM run WHERE id IN ({','.join('?' * len(ids))}) "
+                "ORDER BY id", ids).fetchall() if ids else []
+    finally:
+        store.close()
+    t = [(dt.fromisoformat(c).timestamp(), dt.fromisoformat(st).timestamp(),
+          dt.fromisoformat(e).timestamp()) for _, c, st, e in rows]
+    walls = [e - c for c, _, e in t]
+    if len(t) > 1:
+        walls[0] = t[0][2] - t[0][1] + statistics.median(st - c for c, st, _ in t[1:])
+    return walls
+
+
+def calibrate(db: str, sims: list[dict], agents: dict | None, quick: bool) -> list[str]:
+    """Fit the estimator's constants; print them and each suite's estimate vs measured."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    from sagetui.suites import expand_suite, find_suite
+    from sagetui.suites.estimate import SimCosts, estimate_seconds, sim_features
+
+    out: list[str] = []
+    rows, exps = [], {}
+    for r in sims:
+        exp = expand_suite(find_suite(r["suite"]), quick=quick)
+        walls = run_walls(db, r["ids"])
+        if len(walls) != len(exp.runs):
+            raise SystemExit(f"{r['suite']}: {len(walls)} stored runs, {len(exp.runs)} expected")
+        exps[r["suite"]] = exp
+        r["start_s"] = r["wall_s"] - sum(walls)
+        rows += [(r["suite"], sim_features(c), w) for c, w in zip(exp.runs, walls, strict=True)]
+
+    def fit(keep) -> SimCosts:
+        sel = [(f, w) for s, f, w in rows if keep(s)]
+        coef, _ = nnls(np.array([f for f, _ in sel]), np.array([w for _, w in sel]))
+        starts = [r["start_s"] for r in sims if keep(r["suite"])]
+        return SimCosts(float(np.median(starts)), *(float(c) for c in coef))
+
+    if sims:
+        costs = fit(lambda s: True)
+        out += ["Fitted (paste into sagetui/suites/estimate.py):", "",
+                f"    SIM = SimCosts(suite_start_s={costs.suite_start_s:.2f}, "
+                f"run_s={costs.run_s:.4f}, backend_s={costs.backend_s:.4f}, "
+                f"llm_per_1k_s={costs.llm_per_1k_s:.4f}, "
+                f"embed_per_1k_s={costs.embed_per_1k_s:.4f})", "",
+                "| suite | measured | estimate (fit on all) | error | estimate (suite left out "
+                "of the fit) | error |", "|---|---:|---:|---:|---:|---:|"]
+        for r in sims:
+            est = estimate_seconds(exps[r["suite"]], costs)
+            loo = (estimate_seconds(exps[r["suite"]], fit(lambda s, n=r["suite"]: s != n))
+                   if len(sims) > 1 else float("nan"))
+            out.append(f"| {r['suite']} | {r['wall_s']:.1f} s | {est:.1f} s | "
+                       f"{100 * (est / r['wall_s'] - 1):+.0f}% | {loo:.1f} s | "
+                       f"{100 * (loo / r['wall_s'] - 1):+.0f}% |")
+        out.append("")
+    if agents:
+        from sagetui.agents import dataset
+        from sagetui.agents.runner import item_counts
+        from sagetui.suites.estimate import AGENTS, AgentCosts, agents_seconds
+
+        suite = find_suite("agents")
+        limit = suite.raw.get("quick", {}).get("limit") if quick else None
+        n = sum(item_counts(dataset.load(), limit).values())
+        walls = run_walls(db, agents["ids"])
+        strategies = tuple(suite.raw["agents"]["strategies"])
+        per = dict(zip(strategies, walls, strict=False))
+        start = agents["wall_s"] - sum(walls)
+        live = agents["mode"] == "live"
+        llm = per.pop("llm", 0.0)
+        # Live: the chat engine's start is the start beyond the sim start already fitted.
+        costs = AgentCosts(AGENTS.start_s if live else start, {k: v / n for k, v in per.items()},
+                           start - AGENTS.start_s if live else AGENTS.engine_start_s,
+                           llm / n if live else AGENTS.llm_per_item_s)
+        est = agents_seconds(strategies, item_counts(dataset.load(), limit), agents["mode"],
+                             costs)
+        out += ["Fitted agents costs (live: engine start and LLM cost; the rest kept from "
+                "estimate.py):" if live else "Fitted agents costs (sim; the live-only costs "
+                "kept from estimate.py):", "",
+                f"    AGENTS = AgentCosts(start_s={costs.start_s:.2f}, per_item_s={{"
+                + ", ".join(f'"{k}": {v:.5f}' for k, v in costs.per_item_s.items())
+                + f"}}, engine_start_s={costs.engine_start_s:.1f}, "
+                f"llm_per_item_s={costs.llm_per_item_s:.4f})", "",
+                f"agents ({agents['mode']}, {n} items per strategy): measured "
+                f"{agents['wall_s']:.1f} s, estimate with these costs {est:.1f} s.", ""]
+    return out
+
+
 def machine_line(started: datetime, load_start: tuple[float, ...]) -> str:
     fmt = " ".join(f"{x:.2f}" for x in load_start)
     end = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -207,6 +314,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the quick versions (a smoke check)")
     ap.add_argument("-v", "--verbose", action="store_true", help="pass each suite's progress through")
     ap.add_argument("--keep-db", metavar="FILE", help="store runs here instead of a temp file")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="fit the run-time estimator's constants (sagetui/suites/estimate.py)")
     args = ap.parse_args()
 
     tmp = None if args.keep_db else tempfile.TemporaryDirectory(prefix="bench-suites-")
@@ -238,13 +347,16 @@ def main() -> int:
                    f"(exit {r['rc']}).", "", *calibration_lines(db, r["ids"]), ""]
             md += [*fidelity_table(rows), ""] if rows else [
                 "No fidelity errors stored (see the suite's stderr above).", ""]
+        agents = None
         if args.agents:
             print(f"-- agents ({args.agents_mode}) ...", file=sys.stderr)
-            r = run_suite(db, "agents", mode=args.agents_mode, extra=extra,
-                          verbose=args.verbose)
+            r = agents = run_suite(db, "agents", mode=args.agents_mode, extra=extra,
+                                   verbose=args.verbose)
             failed |= r["rc"] != 0
             md += [f"Agents suite ({args.agents_mode}{', quick' if args.quick else ''}): "
                    f"{r['wall_s']:.1f} s wall.", "", *agents_table(db, r["ids"]), ""]
+        if args.calibrate:
+            md += calibrate(db, sims, agents, args.quick)
     finally:
         if tmp is not None:
             tmp.cleanup()

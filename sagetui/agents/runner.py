@@ -40,10 +40,24 @@ def subsample(items: list[dict], limit: int | None, seed: int) -> list[dict]:
     return random.Random(seed).sample(items, limit)
 
 
+def limits(limit: int | None) -> dict[str, int | None]:
+    """Items evaluated per part of the dataset under a `--quick` limit (None: all).
+    Planning and timing get a third of it, at least 10."""
+    other = limit and max(10, limit // 3)
+    return {"selection": limit, "planning": other, "timing": other}
+
+
+def item_counts(data: dict, limit: int | None) -> dict[str, int]:
+    """How many items of each part one strategy is evaluated on (for run-time estimates)."""
+    return {part: len(data[part]) if n is None else min(n, len(data[part]))
+            for part, n in limits(limit).items()}
+
+
 def evaluate(retriever: Retriever, data: dict, *, limit: int | None = None,
              seed: int = 0) -> tuple[dict, list[float]]:
     """All agent metrics of one strategy, and its per-query selection latencies (s)."""
-    sel = subsample(data["selection"], limit, seed)
+    lim = limits(limit)
+    sel = subsample(data["selection"], lim["selection"], seed)
     ranks, lat = [], []
     for item in sel:
         (ranking, _), dt = timed(retriever.rank, item["query"])
@@ -56,12 +70,12 @@ def evaluate(retriever: Retriever, data: dict, *, limit: int | None = None,
         "mrr": float(np.mean([metrics.reciprocal_rank(r, g) for r, g in ranks])),
         "selection_p50_ms": 1000 * float(np.percentile(lat, 50)),
     }
-    plans = subsample(data["planning"], limit and max(10, limit // 3), seed)
+    plans = subsample(data["planning"], lim["planning"], seed)
     made = [(plan(retriever, p["task"]), p["steps"]) for p in plans]
     out["plan_step_acc_pct"] = 100 * np.mean([metrics.step_accuracy(m, g) for m, g in made])
     out["plan_seq_match_pct"] = 100 * np.mean([m == g for m, g in made])
     out["plan_success_pct"] = 100 * np.mean([metrics.plan_success(m, g) for m, g in made])
-    timing = subsample(data["timing"], limit and max(10, limit // 3), seed)
+    timing = subsample(data["timing"], lim["timing"], seed)
     pred = [should_call(retriever, t["utterance"]) for t in timing]
     scores = metrics.binary_scores(pred, [t["call_tool"] for t in timing])
     out.update({f"timing_{k}_pct": 100 * v for k, v in scores.items()})

@@ -42,6 +42,9 @@ def show_cmd(name: str, quick: bool) -> None:
                        f"simulated (presets {p.llm_preset}, {p.embed_preset})\n"
                        f"expected run time (live): ~{_fmt_s(_fidelity_estimate(p))}")
             return
+        if suite.kind == "agents":
+            _show_agents(suite, quick)
+            return
         exp = expand_suite(suite, quick=quick)
     except ConfigError as exc:
         fail(str(exc))
@@ -62,6 +65,25 @@ def show_cmd(name: str, quick: bool) -> None:
         click.echo(f"  exports {what} from parts {', '.join(entry.get('parts', []))}")
     for mode in ("sim", "live"):
         est = estimate_seconds(expand_suite(suite, quick=quick, mode=mode))
+        click.echo(f"expected run time ({mode}): ~{_fmt_s(est)}")
+
+
+def _show_agents(suite, quick: bool) -> None:
+    """The agents suite has no sweep: its strategies, items and expected time."""
+    from ..agents import dataset
+    from ..agents.runner import item_counts
+    from ..suites.estimate import agents_suite_seconds
+
+    limit = suite.raw.get("quick", {}).get("limit") if quick else None
+    items = item_counts(dataset.load(), limit)
+    click.echo(f"{suite.name} ({suite.category}): {suite.title}")
+    click.echo(suite.description.strip())
+    click.echo(f"file: {suite.path}")
+    click.echo(f"strategies {', '.join(suite.raw.get('agents', {}).get('strategies', ()))}; "
+               + ", ".join(f"{n} {part} items" for part, n in items.items())
+               + " per strategy (the LLM strategy runs in live mode only)")
+    for mode in ("sim", "live"):
+        est = agents_suite_seconds(suite.raw, quick=quick, mode=mode)
         click.echo(f"expected run time ({mode}): ~{_fmt_s(est)}")
 
 
@@ -190,8 +212,11 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
             launcher.stop()
             fail(f"suite agents: chat engine did not start: {exc}", code=1)
         chat_engine = (engine.url, _served_model(engine) or engine.spec.model)
+    from ..suites.estimate import agents_suite_seconds
+
+    est = agents_suite_seconds(suite.raw, quick=quick, mode=mode)
     click.echo(f"suite agents{' (quick)' if quick else ''}: strategies {', '.join(strategies)} "
-               f"({mode})", err=True)
+               f"({mode}), expected ~{_fmt_s(est)}", err=True)
     try:
         ids = run_agents(ctx.obj["db"], suite_name=suite.name, spec_text=suite.text, mode=mode,
                          limit=limit, strategies=strategies, chat_engine=chat_engine,

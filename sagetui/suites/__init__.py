@@ -25,9 +25,7 @@ from pathlib import Path
 
 from ..config import ConfigError, Experiment, RunConfig, _set_path, expand_raw, read_toml
 from .backends_file import read_backends_file
-
-SIM_REQUESTS_PER_WALL_S = 12_000  # whole suite runs, simulator + metrics + store (docs/benchmarks.md "suites")
-LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
+from .estimate import LIVE_ENGINE_START_S, estimate_seconds  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -146,19 +144,3 @@ def _read_backends(path: str) -> list[dict]:
         raise ConfigError(f"{path}: backends: expected one or more [[backends]] tables "
                           "(this suite reads only the default list)")
     return default
-
-
-def estimate_seconds(exp: Experiment) -> float:
-    """Expected wall time: simulated requests at the measured sim speed; live in real time."""
-    total = 0.0
-    for cfg in exp.runs:
-        w = cfg.workload
-        if cfg.run.mode == "sim":
-            n = (w.target_rate() or w.rate) * w.end_s
-            total += 0.3 + n / SIM_REQUESTS_PER_WALL_S
-        else:
-            total += w.end_s + 5
-    if any(c.run.mode == "live" for c in exp.runs):
-        total += LIVE_ENGINE_START_S * len({(b.kind, b.preset, b.model) for c in exp.runs
-                                            for b in c.backends if not b.url})
-    return total

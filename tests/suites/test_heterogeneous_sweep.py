@@ -27,8 +27,8 @@ def test_load_sweep_spans_the_cpu_pool_capacity():
         if cfg.run.part in LOAD_PARTS:
             assert cfg.workload.mix["embedding"] == 1.0
     for part in LOAD_PARTS:
-        # The 4-node CPU pool serves ~700 embedding req/s in the simulator.
-        assert min(rates[part]) <= 300 and max(rates[part]) >= 1000, rates[part]
+        # The 4-node CPU pool serves ~280 embedding req/s in the simulator.
+        assert min(rates[part]) <= 100 and max(rates[part]) >= 600, rates[part]
 
 
 def test_quick_load_sweep_shows_cpu_saturating_and_mixed_spilling(db_path, tmp_path):

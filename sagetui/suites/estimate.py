@@ -1,0 +1,140 @@
+"""Expected wall time of a suite, from costs measured on this machine.
+
+Why a cost model and not one requests-per-second figure: a suite's time is
+also per-run overhead (engine construction, store writes of summaries,
+histograms and per-second samples) and per-backend work, and an embedding
+request costs the simulator far less than a chat request (it is batched; a
+chat request is many decode steps). One rate put suite D at 7 s when it took
+15.7 s, and C at 41 s for 51.7 s.
+
+The constants are fitted (non-negative least squares) on the per-run wall
+times of the full suites A–D and of the agents suite by
+`benches/bench_suites.py --calibrate`, which prints them with each suite's
+estimate next to its measured time; figures, machine and date in
+docs/benchmarks.md ("suites", session 2). Re-run it when the simulator's
+speed changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from loadgen.spec import Dist, read_empirical
+
+from ..config import Experiment, RunConfig
+
+LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
+LIVE_RUN_EXTRA_S = 5  # drain and store writes after a live run's schedule ends
+
+
+@dataclass(frozen=True)
+class SimCosts:
+    """Seconds of wall time on the 2-core machine (docs/benchmarks.md, suites session 2)."""
+
+    suite_start_s: float  # `python -m sagetui suite run`: imports, expansion, store open
+    run_s: float  # per run: engine construction, store writes
+    backend_s: float  # per backend per run (engines, per-second backend samples)
+    llm_per_1k_s: float  # per thousand chat/completion requests
+    embed_per_1k_s: float  # per thousand embedding requests
+
+
+@dataclass(frozen=True)
+class AgentCosts:
+    """The agents suite: a start (imports, MiniLM load, tool embeddings), then per item."""
+
+    start_s: float
+    per_item_s: dict[str, float]  # strategy -> seconds per evaluated item
+    engine_start_s: float  # live only: launching the chat engine (tiny Llama, vLLM on CPU)
+    llm_per_item_s: float  # live only: one completion call per item on the chat engine
+
+
+# Fitted by benches/bench_suites.py --calibrate (see the module docstring), 2026-11-25
+# 16:20 UTC at commit 217f736, load average ~2: full A–D + agents in sim. The chat engine's
+# start and the LLM strategy's per-item cost are from the live quick agents run at 16:14
+# UTC (docs/benchmarks.md, suites session 2).
+SIM = SimCosts(suite_start_s=2.72, run_s=0.1533, backend_s=0.0135, llm_per_1k_s=0.0410,
+               embed_per_1k_s=0.0237)
+AGENTS = AgentCosts(start_s=7.38, per_item_s={"bm25": 0.00019, "embedding": 0.01319,
+                                              "hybrid": 0.01335},
+                    engine_start_s=29.1, llm_per_item_s=0.0457)
+
+
+def dist_mean(d: Dist) -> float:
+    """Mean of a size distribution (lognormal `mean` is its median)."""
+    if d.kind == "fixed":
+        return d.value
+    if d.kind == "uniform":
+        return (d.low + d.high) / 2
+    if d.kind == "normal":
+        return d.mean
+    if d.kind == "lognormal":
+        return d.mean * math.exp(d.sigma ** 2 / 2)
+    values = read_empirical(d.file)
+    return sum(values) / len(values)
+
+
+def offered_requests(cfg: RunConfig) -> float:
+    """Requests a run sends: rate × schedule length; a closed loop at most one per client
+    per think time (an upper bound: the latency it also waits for is not known in advance)."""
+    w = cfg.workload
+    if w.clients is not None and w.clients.think_time_s > 0:
+        rate = w.clients.n / w.clients.think_time_s
+    else:  # open loop; a closed loop without think time is taken at workload.rate
+        rate = w.target_rate() or w.rate
+    return rate * w.end_s
+
+
+def sim_features(cfg: RunConfig) -> tuple[float, float, float, float]:
+    """(1, backends, thousands of LLM requests, thousands of embedding requests): what the
+    constants multiply. A pipeline request is one chat and one embedding request."""
+    w = cfg.workload
+    n = offered_requests(cfg)
+    total = sum(w.mix.values()) or 1.0
+    share = {c: v / total for c, v in w.mix.items()}
+    pipe = share.get("pipeline", 0.0)
+    llm = share.get("chat", 0.0) + share.get("completion", 0.0) + pipe
+    emb = share.get("embedding", 0.0) + pipe
+    return (1.0, float(len(cfg.backends)), n * llm / 1e3, n * emb / 1e3)
+
+
+def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
+    one, backends, llm_k, emb_k = sim_features(cfg)
+    return (costs.run_s * one + costs.backend_s * backends + costs.llm_per_1k_s * llm_k
+            + costs.embed_per_1k_s * emb_k)
+
+
+def estimate_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
+    """Expected wall time: simulated runs at the measured costs; live runs in real time
+    plus one start per distinct launched engine."""
+    total = costs.suite_start_s
+    for cfg in exp.runs:
+        if cfg.run.mode == "sim":
+            total += sim_run_seconds(cfg, costs)
+        else:
+            total += cfg.workload.end_s + LIVE_RUN_EXTRA_S
+    if any(c.run.mode == "live" for c in exp.runs):
+        total += LIVE_ENGINE_START_S * len({(b.kind, b.preset, b.model) for c in exp.runs
+                                            for b in c.backends if not b.url})
+    return total
+
+
+def agents_seconds(strategies: tuple[str, ...], items: dict[str, int], mode: str,
+                   costs: AgentCosts = AGENTS) -> float:
+    """The agents suite: start + items × each strategy's cost; the LLM strategy (live only)
+    adds an engine start and one call per item."""
+    n = sum(items.values())
+    total = costs.start_s + sum(costs.per_item_s.get(s, 0.0) * n for s in strategies)
+    if mode == "live" and "llm" in strategies:
+        total += costs.engine_start_s + costs.llm_per_item_s * n
+    return total
+
+
+def agents_suite_seconds(raw: dict, *, quick: bool, mode: str) -> float:
+    """`agents_seconds` for an agents suite file (its strategies and quick limit)."""
+    from ..agents import dataset
+    from ..agents.runner import item_counts
+
+    limit = raw.get("quick", {}).get("limit") if quick else None
+    strategies = tuple(raw.get("agents", {}).get("strategies", ()))
+    return agents_seconds(strategies, item_counts(dataset.load(), limit), mode)
