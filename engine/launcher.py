@@ -222,7 +222,10 @@ class Launcher:
         return list(self.engines)
 
     def _assign_gpus(self) -> dict[str, str]:
-        wanted = [s for s in self.specs if s.kind == "vllm" and not s.url]
+        # every launched engine that runs on a GPU gets its own devices, the embedding
+        # server too (without this it would share GPU 0 with whatever vLLM got)
+        wanted = [s for s in self.specs if not s.url and (
+            s.kind == "vllm" or (s.kind == "sentence-transformers" and s.device == "gpu"))]
         if not wanted:
             return {}
         ids = self.gpu_ids if self.gpu_ids is not None else _visible_gpus()

@@ -48,6 +48,11 @@ def test_argv_per_kind_and_gpu_assignment(tmp_path):
     small = gpu.model_copy(update={"name": "small", "gpus": 1, "tensor_parallel": 1})
     assert Launcher([gpu, small], tmp_path, gpu_ids=[4, 5, 6])._assign_gpus() == \
         {"big": "4,5", "small": "6"}
+    st = BackendSpec(name="st", kind="sentence-transformers", capabilities=["embedding"],
+                     device="gpu")
+    st_cpu = st.model_copy(update={"name": "st-cpu", "device": "cpu"})
+    assert Launcher([gpu, st, st_cpu], tmp_path, gpu_ids=[0, 1, 2])._assign_gpus() == \
+        {"big": "0,1", "st": "2"}  # the GPU embedding server gets its own device
     with pytest.raises(LaunchError, match="'small'.*gpus"):
         Launcher([gpu, small], tmp_path, gpu_ids=[0, 1])._assign_gpus()
     with pytest.raises(LaunchError, match="model: required"):
