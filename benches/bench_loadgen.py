@@ -9,7 +9,9 @@ server (instant answers) with:
   3. the ceilings: closed loop, 64 clients, no think time, 1 and N processes;
   4. vLLM's own serving benchmark (vllm.benchmarks.serve, in-process) at the
      same rate and sizes against the same server,
-and prints both tools side by side. Figures go to docs/benchmarks.md (## loadgen).
+and prints both tools side by side, with the cores each run used and those
+other processes on the machine used meanwhile (a shared machine's figure is
+only as good as that last column). Figures go to docs/benchmarks.md (## loadgen).
 
     .venv/bin/python benches/bench_loadgen.py [--rate 1000] [--duration 30] [--workers 2]
 """
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from loadgen.client import ClientConfig  # noqa: E402
 from loadgen.metrics import aggregate  # noqa: E402
+from loadgen.pacer import LEAD_S  # noqa: E402
 from loadgen.runner import run  # noqa: E402
 from loadgen.spec import WorkloadSpec  # noqa: E402
 
@@ -62,9 +65,10 @@ def spec(rate: float, duration: float, **kw) -> WorkloadSpec:
                         sizes={"completion": {"prompt_tokens": PROMPT, "output_tokens": OUTPUT}}, **kw)
 
 
-def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
+def ours_open(url: str, rate: float, duration: float, workers: int, lead_s: float, cpu: CpuMeter) -> dict:
     s = spec(rate, duration)
-    res = run(s, ClientConfig(targets=url, concurrency=512), workers=workers)
+    with cpu:
+        res = run(s, ClientConfig(targets=url, concurrency=512), workers=workers, lead_s=lead_s)
     t = time.perf_counter()
     a = aggregate(res.records, warmup_s=0, duration_s=duration, target_rate_rps=rate)
     aggregate_s = time.perf_counter() - t
@@ -72,7 +76,8 @@ def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
     m, p = al["metrics"], al["extra"]["pacing"]
     span = max(r.t_done for r in res.records)
     return {
-        "tool": f"sagetui loadgen ({workers} proc)", "target_rps": rate,
+        "tool": f"sagetui loadgen ({workers} proc)", "target_rps": rate, "pacer": res.pacer,
+        "cores": cpu.cores,
         "sent_rps": p["achieved_rps"], "sent_over_target": p["achieved_over_target"],
         "sent_over_offered": p["achieved_over_offered"],
         "completed_over_span_rps": al["completed"] / span,
@@ -88,27 +93,60 @@ def ours_open(url: str, rate: float, duration: float, workers: int) -> dict:
     }
 
 
-def pacer_floor(rate: float, duration: float) -> dict:
-    """The runner's wait alone (no HTTP, nothing else on the loop): how late
-    this machine's scheduler lets a sleeping process wake at the moment."""
+def pacer_floor(rate: float, duration: float, lead_s: float) -> dict:
+    """The runner's pacer alone (no HTTP, nothing else on the loop): how late
+    this machine lets the loop wake at the moment."""
     import numpy as np
 
     from loadgen.arrivals import poisson
     from loadgen.client import run_coro
-    from loadgen.runner import wait_until
+    from loadgen.pacer import Pacer
 
     times = poisson(np.random.default_rng(0), rate, duration)
 
     async def go() -> list[float]:
         t0, late = time.monotonic() + 0.05, []
-        for t in times:
-            await wait_until(t0 + t)
-            late.append(time.monotonic() - t0 - t)
+        async with Pacer(lead_s) as p:
+            for t in times:
+                await p.wait(t0 + t)
+                late.append(time.monotonic() - t0 - t)
         return late
 
     late = np.asarray(run_coro(go())) * 1000
     return {"rate": rate, "lateness_p50_ms": float(np.percentile(late, 50)),
             "lateness_p99_ms": float(np.percentile(late, 99)), "lateness_max_ms": float(late.max())}
+
+
+class CpuMeter:
+    """Cores used while a block runs: by this process (and its workers), by
+    the server, and by everything else on the machine (other people's work,
+    which is what makes a figure from a shared machine worse)."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    @staticmethod
+    def _busy_s() -> float:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+    def _server_s(self) -> float:
+        f = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own_s() -> float:
+        me, kids = os.times(), os.times()
+        return me.user + me.system + kids.children_user + kids.children_system
+
+    def __enter__(self) -> CpuMeter:
+        self.t, self.busy, self.srv, self.own = time.monotonic(), self._busy_s(), self._server_s(), self._own_s()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        el = time.monotonic() - self.t
+        busy, srv, own = self._busy_s() - self.busy, self._server_s() - self.srv, self._own_s() - self.own
+        self.cores = {"loadgen": own / el, "server": srv / el, "others": (busy - own - srv) / el}
 
 
 def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0) -> dict:
@@ -147,18 +185,22 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lead-ms", type=float, default=LEAD_S * 1000,
+                    help="the pacer wakes this long before each send, then yields to it")
     ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
     out: dict = {"load_before": os.getloadavg(), "cores": os.cpu_count(),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out["pacer_floor"] = pacer_floor(a.rate, min(a.duration, 10.0))
+    lead = a.lead_ms / 1000
+    out["pacer_floor"] = pacer_floor(a.rate, min(a.duration, 10.0), lead)
     print(json.dumps(out["pacer_floor"]), flush=True)
     server, url = start_null()
+    cpu = CpuMeter(server.pid)
     try:
-        out["open_1"] = ours_open(url, a.rate, a.duration, 1)
+        out["open_1"] = ours_open(url, a.rate, a.duration, 1, lead, cpu)
         print(json.dumps(out["open_1"], indent=1), flush=True)
-        out["open_n"] = ours_open(url, a.rate, a.duration, a.workers)
+        out["open_n"] = ours_open(url, a.rate, a.duration, a.workers, lead, cpu)
         print(json.dumps(out["open_n"], indent=1), flush=True)
         out["ceiling_1"] = ours_ceiling(url, 1)
         out["ceiling_n"] = ours_ceiling(url, a.workers)
@@ -167,15 +209,22 @@ def main() -> None:
             sys.path.insert(0, str(ROOT))
             from engine.tiny_model import ensure_tiny_model
 
-            out["vllm"] = vllm_bench(url, a.rate, a.duration, str(ensure_tiny_model()))
+            with cpu:
+                out["vllm"] = vllm_bench(url, a.rate, a.duration, str(ensure_tiny_model()))
+            out["vllm"]["cores"] = cpu.cores
     finally:
         server.terminate()
         server.wait(timeout=10)
     out["load_after"] = os.getloadavg()
     rows = [out["open_1"], out["open_n"]] + ([out["vllm"]] if "vllm" in out else [])
-    keys = ["target_rps", "sent_over_target", "completed_over_span_rps", "lateness_p50_ms",
+    for r in rows:
+        r["completed_over_target"] = r["completed_over_span_rps"] / r["target_rps"]
+        r.update({f"cores_{k}": v for k, v in r["cores"].items()})
+    keys = ["target_rps", "sent_over_target", "sent_over_offered", "completed_over_span_rps",
+            "completed_over_target", "lateness_p50_ms",
             "lateness_p99_ms", "ttft_sent_p50_ms", "ttft_sent_p99_ms", "ttft_p99_ms",
-            "e2e_sent_p50_ms", "e2e_sent_p99_ms", "e2e_p99_ms", "failed"]
+            "e2e_sent_p50_ms", "e2e_sent_p99_ms", "e2e_p99_ms", "failed", "cores_loadgen",
+            "cores_server", "cores_others"]
     print(f"\n{'metric':<26}" + "".join(f"{r['tool']:>28}" for r in rows))
     for k in keys:
         cells = []
@@ -185,6 +234,7 @@ def main() -> None:
         print(f"{k:<26}" + "".join(cells))
     print(f"ceiling (closed loop, 64 clients): 1 proc {out['ceiling_1']['req_s']:.0f} req/s, "
           f"{a.workers} proc {out['ceiling_n']['req_s']:.0f} req/s")
+    print(f"pacer: {out['open_1']['pacer']}")
     pf = out["pacer_floor"]
     print(f"pacer alone at {pf['rate']:.0f}/s (no HTTP): lateness p50 {pf['lateness_p50_ms']:.3f} ms, "
           f"p99 {pf['lateness_p99_ms']:.3f} ms, max {pf['lateness_max_ms']:.3f} ms")

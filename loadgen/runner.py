@@ -2,8 +2,8 @@
 
 Why this shape: open loop sends each request at t0 + its intended time —
 absolute deadlines on time.monotonic(), so a late send never pushes the
-following ones (no cumulative drift) — sleeping until just before the
-deadline and yielding the rest of the way. Closed loop runs one coroutine
+following ones (no cumulative drift) — woken just before the deadline by
+loadgen.pacer and yielding the rest of the way. Closed loop runs one coroutine
 per client, so never more than N are in flight. The GC is frozen and off
 during measurement. Several worker processes can share one schedule and one
 start time (CLOCK_MONOTONIC is system-wide) for rates one process cannot hold.
@@ -24,26 +24,12 @@ from dataclasses import dataclass, field
 
 from .client import Client, ClientConfig, run_coro
 from .metrics import second_sample
+from .pacer import LEAD_S, Pacer
 from .pipeline import Rag
 from .records import RequestRecord
 from .schedule import ScheduledRequest, Source
 from .spec import WorkloadSpec
 from .tokens import PromptMaker
-
-SPIN_S = 0.0  # > 0: sleep until this close to a deadline, then yield until it passes (burns a core)
-
-
-async def wait_until(deadline: float, spin_s: float = SPIN_S) -> None:
-    """Return at the first moment time.monotonic() >= deadline, never before.
-
-    Sleeps until spin_s before it, then yields to the loop until it passes
-    (timers may fire a little early; with spin_s > 0 this burns a core).
-    """
-    delay = deadline - time.monotonic()
-    if delay > spin_s:
-        await asyncio.sleep(delay - spin_s)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0)
 
 
 @dataclass
@@ -62,14 +48,16 @@ class RunResult:
     records: list[RequestRecord]
     max_in_flight: int
     workers: int
+    pacer: str = ""  # how sends were timed (Pacer.describe()), to report beside lateness
 
 
 class _Run:
     def __init__(self, spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None,
                  worker: int, workers: int, on_tick: Callable[[Tick], None] | None,
-                 preflight: int = 8):
+                 preflight: int = 8, lead_s: float = LEAD_S):
         self.spec, self.cfg = spec, cfg
         self.preflight = preflight
+        self.pacer = Pacer(lead_s)
         self.worker, self.workers = worker, workers
         self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed)
         self.source = Source(spec)
@@ -99,19 +87,31 @@ class _Run:
         return recs
 
     async def _open(self, client: Client, schedule: list[ScheduledRequest], bodies: list) -> None:
-        tasks = set()
-        t0 = client.t0
-        for req, body in zip(schedule, bodies, strict=True):
-            await wait_until(t0 + req.t)
-            task = asyncio.create_task(self._dispatch(client, req, body))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        """Each request's own task waits for its time and sends in the same loop
+        step it wakes in (a pacer that woke, then created the sending task,
+        would lose a loop iteration of other work to the send's lateness)."""
+        tasks: set[asyncio.Task] = set()
+        todo = iter(zip(schedule, bodies, strict=True))
+
+        def spawn() -> None:
+            item = next(todo, None)
+            if item is not None:
+                task = asyncio.create_task(send(*item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        async def send(req: ScheduledRequest, body: bytes | None) -> None:
+            await self.pacer.wait(client.t0 + req.t)
+            spawn()  # the next request waits for its time while this one is sent
+            await self._dispatch(client, req, body)
+
+        spawn()
         while tasks:
             await asyncio.gather(*list(tasks))
 
     async def _client_loop(self, client: Client, req: ScheduledRequest) -> None:
         while True:
-            await wait_until(client.t0 + req.t)
+            await self.pacer.wait(client.t0 + req.t)
             self.offered[int(req.t)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
@@ -160,7 +160,7 @@ class _Run:
 
     async def main(self, t0: float | None, ready: Callable[[], float] | None = None) -> RunResult:
         cfg = self.cfg
-        async with Client(cfg, self.prompts) as client:
+        async with Client(cfg, self.prompts) as client, self.pacer:
             initial = self._mine(self.source.initial())
             if self.preflight > 0:
                 await self._preflight(client, self.preflight)
@@ -195,7 +195,7 @@ class _Run:
                     self.on_tick(Tick(s, self.offered.pop(s, 0), 0, self.finished.pop(s, []), self.worker))
             if self.error is not None:
                 raise RuntimeError(f"progress callback failed: {self.error!r}") from self.error
-            return RunResult(self.records, client.max_in_flight, self.workers)
+            return RunResult(self.records, client.max_in_flight, self.workers, self.pacer.describe())
 
 
 class _Merger:
@@ -243,30 +243,34 @@ class _Merger:
 
 def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = None,
         workers: int = 1, on_progress: Callable[[dict], None] | None = None,
-        preflight: int = 8) -> RunResult:
+        preflight: int = 8, lead_s: float = LEAD_S) -> RunResult:
     """Run the workload; records are sorted by intended time. Blocks until done.
 
     preflight: warm-up requests per target before t0 (0 = none; see _Run._preflight).
+    lead_s: the pacer wakes this long before each send time and yields until it
+    (see loadgen/pacer.py); 0 = no yielding, less CPU, later sends.
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
+    if lead_s < 0:
+        raise ValueError(f"lead_s must be >= 0, got {lead_s}")
     if spec.clients is not None and cfg.concurrency * workers < spec.clients.n:
         raise ValueError(f"concurrency: {cfg.concurrency} connections x {workers} worker(s) "
                          f"cannot carry clients.n = {spec.clients.n} closed-loop clients")
     merger = _Merger(workers, on_progress) if on_progress else None
     if workers == 1:
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=0, workers=1,
-                 on_tick=merger.add if merger else None, preflight=preflight)
+                 on_tick=merger.add if merger else None, preflight=preflight, lead_s=lead_s)
         res = run_coro(r.main(None))
         if merger:
             merger.done(0)
         res.records.sort(key=lambda x: (x.t_intended, x.id))
         return res
-    return _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight)
+    return _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight, lead_s)
 
 
 def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, workers: int,
-            ready_q, go, t0_val, out_q, progress: bool, preflight: int) -> None:
+            ready_q, go, t0_val, out_q, progress: bool, preflight: int, lead_s: float) -> None:
     try:
         spec = WorkloadSpec.model_validate_json(spec_json)
 
@@ -277,22 +281,22 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
 
         on_tick = (lambda t: out_q.put(("tick", t))) if progress else None
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers,
-                 on_tick=on_tick, preflight=preflight)
+                 on_tick=on_tick, preflight=preflight, lead_s=lead_s)
         res = run_coro(r.main(None, ready))
-        out_q.put(("done", (worker, res.records, res.max_in_flight)))
+        out_q.put(("done", (worker, res.records, res.max_in_flight, res.pacer)))
     except BaseException as e:  # the parent must hear of it, not hang
         ready_q.put(worker)
         out_q.put(("error", (worker, f"worker {worker}: {e!r}")))
 
 
 def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: int,
-               merger: _Merger | None, preflight: int) -> RunResult:
+               merger: _Merger | None, preflight: int, lead_s: float) -> RunResult:
     ctx = mp.get_context("spawn")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go, t0_val = ctx.Event(), ctx.Value("d", 0.0)
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=(spec.model_dump_json(), cfg, tokenizer_dir, i, workers, ready_q, go,
-                               t0_val, out_q, merger is not None, preflight))
+                               t0_val, out_q, merger is not None, preflight, lead_s))
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -303,6 +307,7 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
         go.set()
         records: list[RequestRecord] = []
         max_if = 0
+        pacer = ""
         finished = 0
         errors = []
         while finished < workers:
@@ -318,6 +323,7 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
             if kind == "done":
                 records.extend(payload[1])
                 max_if += payload[2]
+                pacer = payload[3]
             else:
                 errors.append(payload[1])
             finished += 1
@@ -332,7 +338,7 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
                 p.kill()
                 p.join()
     records.sort(key=lambda x: (x.t_intended, x.id))
-    return RunResult(records, max_if, workers)
+    return RunResult(records, max_if, workers, pacer)
 
 
 def run_in_thread(*args, **kw) -> RunResult:
