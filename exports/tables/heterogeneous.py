@@ -84,7 +84,8 @@ def build(ctx: ExportContext) -> Table:
              "every pool); cost per 1M requests = their price per hour / (throughput × 3600) × 10⁶."]
     if swept:
         notes.append("Offered load is the workload's target rate (all classes); throughput, p99 "
-                     "and SLO attainment are those of the embedding requests.")
+                     "and SLO attainment (failures and rejections count as misses) are those of "
+                     "the embedding requests.")
     return Table(
         name=NAME,
         caption="Embedding serving on heterogeneous hardware pools"
