@@ -58,6 +58,7 @@ class BackendState:
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
         "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank", "flying",
+        "e2e_est", "e2e_seen",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -79,7 +80,9 @@ class BackendState:
         self.ttft_est = 0.0  # EWMA of dispatch -> first token (LLM)
         self.ttft_seen = False
         self.emb_est = LinearEstimator(alpha)
-        self.stats: EngineStats | None = None
+        self.e2e_est = 0.0  # EWMA of dispatch -> done (LLM), learnt while stats arrive
+        self.e2e_seen = False
+        self.stats: EngineStats | None = None  # the engine's latest report (live runtimes)
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
@@ -100,6 +103,12 @@ class BackendState:
         else:
             self.ttft_est, self.ttft_seen = seconds, True
 
+    def observe_e2e(self, seconds: float) -> None:
+        if self.e2e_seen:
+            self.e2e_est += self.alpha * (seconds - self.e2e_est)
+        else:
+            self.e2e_est, self.e2e_seen = seconds, True
+
     def free_in(self, now: float) -> float:
         """Estimated seconds until a slot frees: 0 if one is free, else the soonest
         estimated end of the dispatches in flight (meaningful for embedding batches,
@@ -110,7 +119,21 @@ class BackendState:
         return max(0.0, soonest - now)
 
     def estimate(self, group: str, tokens: float) -> float:
-        """Predicted service time (s) of a dispatch of this group and size here."""
+        """Predicted service time (s) of a dispatch of this group and size here.
+
+        When the engine's latest stats show requests waiting inside it (other
+        clients, or more dispatched than it runs at once), a new dispatch queues
+        behind them: `waiting / running` turnovers of the running batch, each about
+        one request's time there (LLM: dispatch -> done; embeddings: a batch).
+        """
         if group == "embedding":
-            return self.emb_est.predict(tokens)
-        return self.ttft_est
+            svc = self.emb_est.predict(tokens)
+            turnover = svc
+        else:
+            svc = turnover = self.ttft_est
+            if self.e2e_seen:
+                turnover = self.e2e_est
+        st = self.stats
+        if st is not None and st.waiting > 0:
+            svc += st.waiting / max(st.running, 1) * turnover
+        return svc

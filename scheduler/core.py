@@ -181,8 +181,11 @@ class ControlPlane:
         if ok:
             if d.group == "embedding":
                 b.emb_est.observe(d.tokens, now - d.t)
-            elif not d.started:
-                b.observe_ttft(now - d.t)
+            else:
+                if not d.started:
+                    b.observe_ttft(now - d.t)
+                if b.stats is not None:  # the queueing term of estimate() needs it
+                    b.observe_e2e(now - d.t)
             state = self._state
             for r in d.requests:
                 del state[r.id]
@@ -335,7 +338,8 @@ class ControlPlane:
         r = reqs_t[0]
         if r.cls == "embedding":
             group = "embedding"
-            tokens = sum(q.text_tokens or q.n_texts for q in reqs_t)
+            tokens = (r.text_tokens or r.n_texts if len(reqs_t) == 1
+                      else sum(q.text_tokens or q.n_texts for q in reqs_t))
             d = _InFlight(did, b, reqs_t, now, group, tokens)
             b.flying[did] = d  # free_in() estimates when a batch slot frees
         else:
