@@ -230,6 +230,6 @@ def test_lone_request_jitter_becomes_the_front_end_spread():
               "tpot_s": 2e-3 + 0.4e-3 * b, "batch": float(b)} for b in (2, 4, 8, 16)]
     cost, _, _ = fit_requests(recs)
     qs = cost.frontend_quantiles
-    assert len(qs) == 21 and qs == tuple(sorted(qs))
-    assert qs[0] < 0.008 and qs[-1] > 0.022 and qs[10] == pytest.approx(0.015, abs=0.003)
+    assert len(qs) == 101 and qs == tuple(sorted(qs))
+    assert qs[0] < 0.008 and qs[-1] > 0.022 and qs[50] == pytest.approx(0.015, abs=0.003)
     assert cost.frontend == pytest.approx(0.015, abs=0.002)
