@@ -59,10 +59,12 @@ def workload(rate: float, duration: float, seed: int) -> list[Request]:
 def throughput(repeat: int) -> None:
     reqs_n = len(workload(1000, 60, 1))
     print(f"## throughput: 8 x 7b-h100, 1000 req/s, 70/30, 60 sim-s ({reqs_n} requests)")
-    print("| policy | best wall s | req/s (best) | req/s (median) | CPU s | completed |")
-    print("|---|---|---|---|---|---|")
+    print("| policy | runs | best wall s | req/s min / median / max | CPU s (best) | completed "
+          "| load avg (1 min) |")
+    print("|---|---|---|---|---|---|---|")
     for policy in POLICIES:
         walls, cpus = [], []
+        load = os.getloadavg()[0]
         for _ in range(repeat):
             reqs = workload(1000, 60, 1)
             c0 = time.process_time()
@@ -71,8 +73,10 @@ def throughput(repeat: int) -> None:
             walls.append(res.wall_s)
         walls.sort()
         done = res.counters["completed"]
-        print(f"| {policy} | {walls[0]:.2f} | {reqs_n / walls[0]:,.0f} | "
-              f"{reqs_n / walls[len(walls) // 2]:,.0f} | {min(cpus):.2f} | {done}/{reqs_n} |")
+        rates = [reqs_n / w for w in walls]  # fastest first
+        print(f"| {policy} | {repeat} | {walls[0]:.3f} | {rates[-1]:,.0f} / "
+              f"{rates[len(rates) // 2]:,.0f} / {rates[0]:,.0f} | {min(cpus):.2f} | "
+              f"{done}/{reqs_n} | {load:.2f} |")
 
 
 def grid() -> None:

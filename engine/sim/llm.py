@@ -413,6 +413,8 @@ class SimLLMEngine:
         while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
             heapq.heappop(fin)
         k = fin[0][0] - self.D if fin else 0
+        if k < 2:
+            return False  # a decoder finishes after the next step: nothing to skip
         # steps until the blocks run out: a decoder needs a block at D when (c + D) % bs == 0
         bs, D, res = self.bs, self.D, self._res
         cycles = free // n
