@@ -184,7 +184,7 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
     from engine.spec import BackendSpec
 
     from ..agents.runner import run_agents
-    from ..suites import _read_backends
+    from ..suites.backends_file import read_backends_file
 
     mode = mode or "sim"
     cfg = suite.raw.get("agents", {})
@@ -192,7 +192,11 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
     limit = suite.raw.get("quick", {}).get("limit") if quick else None
     chat_engine, launcher = None, None
     if mode == "live":
-        raw = _read_backends(backends_file) if backends_file else suite.raw["base"]["backends"]
+        try:  # the file's list for the suite's one part, else its default list
+            raw = (read_backends_file(backends_file, suite.parts).for_part(suite.parts[0])
+                   if backends_file else suite.raw["base"]["backends"])
+        except ConfigError as exc:
+            fail(str(exc))
         try:
             specs = [BackendSpec.model_validate(b) for b in raw]
         except ValueError as exc:

@@ -83,3 +83,17 @@ def test_suites_without_parts_refuse_per_part_lists(tmp_path):
     f.write_text(LLM + backend("e", table="parts.mixed.backends"))
     with pytest.raises(ConfigError, match=r"pools.toml: parts.mixed: this suite takes only"):
         _read_backends(str(f))
+
+
+def test_agents_suite_reads_its_part_or_the_default_and_refuses_bad_files(tmp_path, db_path):
+    from sagetui.suites.backends_file import read_backends_file
+
+    f = tmp_path / "agents.toml"
+    f.write_text(LLM.replace("backends", "parts.agents.backends"))
+    bf = read_backends_file(str(f), find_suite("agents").parts)
+    assert [b["name"] for b in bf.for_part("agents")] == ["my-llm"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('x = 1\n')
+    res = CliRunner().invoke(main, ["--db", str(db_path), "suite", "run", "agents", "--mode",
+                                    "live", "--backends", str(bad)], catch_exceptions=False)
+    assert res.exit_code == 2 and f"{bad}: x" in res.output
