@@ -241,7 +241,8 @@ def _fidelity_estimate(p) -> float:
 
     measure = p.live_base.get("workload", {}).get("duration_s", 20)
     warmup = p.live_base.get("workload", {}).get("warmup_s", 3)
-    return p.profile_s + 2 * len(p.profiles) + len(p.loads) * (measure + warmup + 6) + LIVE_ENGINE_START_S
+    return (p.profile_s + 2 * len(p.profiles) + len(p.loads) * p.live_repeats * (measure + warmup + 6)
+            + LIVE_ENGINE_START_S)
 
 
 def _fmt_s(seconds: float) -> str:
