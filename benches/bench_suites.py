@@ -128,9 +128,10 @@ def fidelity_rows(db: str, ids: list[int]) -> list[dict]:
 
 
 def fidelity_table(rows: list[dict]) -> list[str]:
+    """Per statistic and load: live → sim (error), and the live repeat's difference."""
     stats = sorted({k for r in rows for k in r["errors"]},
                    key=lambda k: (not k.startswith("chat"), not k.startswith("embedding"), k))
-    out = ["| statistic | " + " | ".join(f"{r['rate']:g} req/s live → sim (error)"
+    out = ["| statistic | " + " | ".join(f"{r['rate']:g} req/s: live → sim (error; live repeat)"
                                         for r in rows) + " |",
            "|---|" + "---:|" * len(rows)]
     worst = 0.0
@@ -144,23 +145,35 @@ def fidelity_table(rows: list[dict]) -> list[str]:
             live = e.get("live_ms", e.get("live"))
             sim = e.get("sim_ms", e.get("sim"))
             unit = " ms" if "live_ms" in e else ""
-            cells.append(f"{live:.1f} → {sim:.1f}{unit} ({100 * e['rel_error']:+.1f}%)")
+            n = (r.get("live_noise") or {}).get(stat)
+            rep = f"; {100 * n['rel_error']:+.1f}%" if n else ""
+            cells.append(f"{live:.1f} → {sim:.1f}{unit} ({100 * e['rel_error']:+.1f}%{rep})")
             worst = max(worst, abs(e["rel_error"]))
         out.append(f"| {stat} | " + " | ".join(cells) + " |")
     met = sum(abs(e["rel_error"]) <= FIDELITY_TARGET for r in rows for e in r["errors"].values())
     total = sum(len(r["errors"]) for r in rows)
+    noise = [abs(e["rel_error"]) for r in rows for e in (r.get("live_noise") or {}).values()]
     out.append("")
     out.append(f"Within ±{100 * FIDELITY_TARGET:.0f}%: {met} of {total} figures; "
                f"worst |error| {100 * worst:.1f}%.")
+    if noise:
+        within = sum(x <= FIDELITY_TARGET for x in noise)
+        out.append(f"Live repeat vs first live run: {within} of {len(noise)} within "
+                   f"±{100 * FIDELITY_TARGET:.0f}%; worst {100 * max(noise):.1f}%.")
     return out
 
 
 def calibration_lines(db: str, ids: list[int]) -> list[str]:
     for by_cls in summaries(db, ids).values():
         cal = ((by_cls.get("all") or {}).get("extra") or {}).get("calibration")
-        if cal and "llm" in cal and "profile_run" in cal and "live_run" not in cal:
-            llm, emb = cal["llm"], cal["embedding"]
-            return [f"Calibration (profile run {cal['profile_run']}): TTFT fit "
+        if cal and "llm" in cal and "profile_runs" in cal and "live_run" not in cal:
+            llm, emb, c = cal["llm"], cal["embedding"], cal["llm"]["cost"]
+            return [f"Calibration (profile runs {cal['profile_runs']}): β0 "
+                    f"{1e3 * c['beta0']:.2f} ms, β1 {1e6 * c['beta1']:.1f} µs, β2 "
+                    f"{1e6 * c['beta2']:.1f} µs, β3 {1e9 * c['beta3']:.2f} ns, α "
+                    f"{1e3 * c['alpha']:.2f} ms, front end {1e3 * c.get('frontend', 0):.1f} ms; "
+                    f"embedding a {1e3 * emb['cost']['a']:.1f} ms, b "
+                    f"{1e6 * emb['cost']['b']:.1f} µs/token. TTFT fit "
                     f"R² {llm['ttft_fit']['r2']:.2f} / MAPE {llm['ttft_fit']['mape_pct']:.1f}% "
                     f"(n={llm['ttft_fit']['n']}), TPOT fit R² {llm['tpot_fit']['r2']:.2f} / "
                     f"MAPE {llm['tpot_fit']['mape_pct']:.1f}%, embedding fit "
