@@ -118,6 +118,17 @@ class BackendState:
         soonest = min(d.t + self.estimate(d.group, d.tokens) for d in self.flying.values())
         return max(0.0, soonest - now)
 
+    def backlog(self, now: float) -> float:
+        """Estimated seconds until the embedding batches in flight here are done, if
+        the engine runs them one after another (a CPU embedder does). A free slot is
+        not an idle engine: with two slots, a new batch queues behind the running one."""
+        if not self.flying:
+            return 0.0
+        end = now
+        for d in sorted(self.flying.values(), key=lambda d: d.t):
+            end = max(end, d.t) + self.estimate(d.group, d.tokens)
+        return max(0.0, end - now)
+
     def estimate(self, group: str, tokens: float) -> float:
         """Predicted service time (s) of a dispatch of this group and size here.
 

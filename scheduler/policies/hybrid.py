@@ -111,7 +111,8 @@ class HybridPolicy(Policy):
     def _route_batch(self, model: str, free: list[BackendState], now: float
                      ) -> BackendState | None:
         """Cost order (dedicated, CPU, cheap first): the first backend whose estimated
-        completion meets the batch's deadline. A free one gets the batch now; a busy
+        completion (its in-flight batches' backlog, then this batch) meets the batch's
+        deadline. A free one gets the batch now; a busy
         dedicated one that frees in time keeps it waiting (None) — that is what makes
         "prefer the cheap backend" real under load. If none can meet the deadline,
         spill to the free backend that finishes first (None if none is free)."""
@@ -132,9 +133,9 @@ class HybridPolicy(Policy):
                 continue
             svc = b.estimate("embedding", tokens)
             if b in free:
-                if now + svc <= deadline:
+                if now + b.backlog(now) + svc <= deadline:
                     return b
-            elif b.dedicated_embedding and now + b.free_in(now) + svc <= deadline:
+            elif b.dedicated_embedding and now + b.backlog(now) + svc <= deadline:
                 # Wait — but look again when spilling is the last chance, even if no
                 # other event comes (a backend that stops answering).
                 spill = min((deadline - x.estimate("embedding", tokens) for x in free),
@@ -144,7 +145,7 @@ class HybridPolicy(Policy):
                 return None
         best, best_t = None, INF
         for b in free:
-            t = now + b.estimate("embedding", tokens)
+            t = now + b.backlog(now) + b.estimate("embedding", tokens)
             if t < best_t:
                 best, best_t = b, t
         return best

@@ -134,6 +134,27 @@ def test_hybrid_prefers_cheap_cpu_while_it_meets_the_slo_then_spills_to_gpu():
     assert d.backend == "gpu"  # cpu would miss 20 ms
 
 
+def test_hybrid_counts_the_batch_already_running_on_a_free_slot():
+    """A CPU embedder with two slots runs one batch at a time: a second batch queues
+    behind the first. Its free slot must not look like an idle engine."""
+    be = [emb("cpu", conc=2, price_per_hour=0.1),
+          emb("gpu", conc=1, preset="minilm-h100", device="gpu", price_per_hour=2.5)]
+    cp = make_cp(be, policy="hybrid", hybrid={"batch_max_wait_ms": 0})
+    for _ in range(2):
+        cp.backends["cpu"].emb_est.observe(640, 0.180)
+        cp.backends["cpu"].emb_est.observe(160, 0.050)
+        cp.backends["gpu"].emb_est.observe(160, 0.003)
+    led = Ledger(cp)
+    (first,) = led.arrive(embed(0, 0.0, texts=20, tokens=640, slo_e2e_ms=200), 0.0)
+    assert first.backend == "cpu"  # 180 ms meets 200 ms
+    # 10 ms later: the cpu has a free slot, but 170 ms of the first batch + 50 ms > 200 ms
+    (d,) = led.arrive(embed(1, 0.010, texts=5, tokens=160, slo_e2e_ms=200), 0.010)
+    assert d.backend == "gpu"
+    # with a loose SLO the same batch is worth waiting for on the cheap cpu
+    (d,) = led.arrive(embed(2, 0.011, texts=5, tokens=160, slo_e2e_ms=500), 0.011)
+    assert d.backend == "cpu"
+
+
 def flood(cls_flood, seed=13):
     rng = random.Random(seed)
     reqs = [embed(i, 0.0 + i * 1e-5, texts=32) if cls_flood == "embedding" else
