@@ -398,15 +398,33 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def usable_cpus() -> list[int]:
+    """Cores a process started here may be pinned to: the cgroup's cpuset when there is
+    one, else every online core (not this process's own affinity, which a run may have
+    narrowed to keep the client off the engines' cores)."""
+    for path in ("/sys/fs/cgroup/cpuset.cpus.effective", "/sys/devices/system/cpu/online"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text:
+            out: list[int] = []
+            for part in text.split(","):
+                lo, _, hi = part.partition("-")
+                out += range(int(lo), int(hi or lo) + 1)
+            return out
+    return list(range(os.cpu_count() or 1))
+
+
 def check_cpus(spec: BackendSpec) -> None:
-    """A pinned engine's cores must be ones this process may use (before anything starts)."""
+    """A pinned engine's cores must exist here (checked before anything starts)."""
     if not spec.cpus:
         return
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = usable_cpus()
     missing = [c for c in spec.cpus if c not in allowed]
     if missing:
         raise LaunchError(f"backend {spec.name!r}: cpus: {missing} not available here; "
-                          f"this process may use cores {allowed}")
+                          f"usable cores are {allowed}")
 
 
 def _child_setup(cpus: list[int], die_with_parent: bool):

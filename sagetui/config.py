@@ -40,6 +40,10 @@ class RunSection(BaseModel):
     raw: bool = False  # keep per-request records in the store
     experiment: str | None = None  # experiment name; defaults to the run name
     part: str = ""  # the suite part this run belongs to (set by suites)
+    # Live runs: cores the measuring process (load generator and in-process gateway)
+    # runs on, e.g. keep it off the embedding engine's core on a small machine.
+    # Empty: wherever the OS puts it. Restored when the run ends.
+    cpus: list[int] = Field(default_factory=list)
 
 
 class FaultSpec(BaseModel):

@@ -26,6 +26,10 @@ def command(ctx: click.Context, config: str, mode: str | None, overrides: tuple[
 
     try:
         exp = load_experiment(config, overrides=list(overrides), mode=mode)
+        if any(cfg.run.mode == "live" for cfg in exp.runs):
+            from ..orchestrate.live import preflight
+
+            preflight(exp)  # unreachable engines, unusable cores: refused before any run
     except ConfigError as exc:
         fail(str(exc))
     db = ctx.obj["db"]

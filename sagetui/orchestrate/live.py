@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -25,7 +26,14 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.faults import kill, pause, resume
-from engine.launcher import TINY_ALIAS, LaunchedEngine, Launcher, LaunchError, check_health
+from engine.launcher import (
+    TINY_ALIAS,
+    LaunchedEngine,
+    Launcher,
+    LaunchError,
+    check_health,
+    usable_cpus,
+)
 from engine.metrics_scrape import parse_engine_stats
 from engine.spec import BackendSpec
 from loadgen.client import ClientConfig
@@ -96,6 +104,10 @@ def preflight(exp: Experiment) -> None:
     for cfg in exp.runs:
         if cfg.run.mode != "live":
             continue
+        bad = [c for c in cfg.run.cpus if c not in usable_cpus()]
+        if bad:
+            raise ConfigError(f"run.cpus: {bad} not available here; usable cores are "
+                              f"{usable_cpus()}")
         for b in cfg.backends:
             if b.name in seen:
                 continue
@@ -132,8 +144,6 @@ def run_live(cfg: RunConfig, writer: RunWriter) -> dict:
 
 
 def runs_dir() -> Path:
-    import os
-
     return Path(os.environ.get(RUNS_DIR_ENV, "runs"))
 
 
@@ -149,6 +159,11 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
         row["model"] = spec.model
     writer.add_backends(rows)
     w = _with_models(cfg, specs)
+    with pinned(cfg.run.cpus):
+        return _measure(cfg, writer, engines, by_name, specs, w, run_dir)
+
+
+def _measure(cfg, writer, engines, by_name, specs, w, run_dir) -> dict:
     gateway = None
     if cfg.control_plane.baseline == "sage":
         gateway = GatewayThread(GatewayConfig(cfg.control_plane, specs))
@@ -181,12 +196,41 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
     for ev in [*faults.drain(), *sampler.events]:
         writer.add_event(**ev)
     extra = {"live": {"max_in_flight": result.max_in_flight, "workers": result.workers,
-                      "run_dir": str(run_dir)}}
+                      "run_dir": str(run_dir),
+                      "client_cpus": sorted(os.sched_getaffinity(0))}}
     if gateway is not None:
         extra["control_plane"] = gateway.decision_summary()
     return write_results(writer, result.records, warmup_s=w.warmup_s, duration_s=w.duration_s,
                          target_rate_rps=w.target_rate(), raw=cfg.run.raw, extra=extra,
                          samples_written=True)
+
+
+@contextlib.contextmanager
+def pinned(cpus: list[int]):
+    """Every thread of this process (and what it starts meanwhile) on `cpus`, then back.
+
+    Why: on a small machine the load generator and the in-process gateway take CPU
+    time from whichever engine shares their core; `run.cpus` says which one pays.
+    """
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    for tid in tids:
+        _set_affinity(tid, cpus)
+    try:
+        yield
+    finally:
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            _set_affinity(tid, before)
+
+
+def _set_affinity(tid: int, cpus) -> None:
+    try:
+        os.sched_setaffinity(tid, cpus)
+    except ProcessLookupError:  # the thread ended meanwhile
+        pass
 
 
 def _concurrency(cfg: RunConfig) -> int:

@@ -130,6 +130,11 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
     from ..orchestrate.live import engine_session
 
     p = plan(suite, quick=quick, overrides=overrides, backends_file=backends_file)
+    from ..config import Experiment
+    from ..orchestrate.live import preflight
+
+    preflight(Experiment(name=suite.name, source=str(suite.path), spec_text="",
+                         runs=list(p.profiles), sweep={}))  # before anything starts or is stored
     store = open_store(db)
     reports: list[RunReport] = []
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from engine import faults, launcher
-from engine.launcher import Launcher, LaunchError, engine_argv
+from engine.launcher import Launcher, LaunchError, engine_argv, usable_cpus
 from engine.spec import BackendSpec
 
 from .conftest import group_members, sim_spec
@@ -238,7 +238,7 @@ def test_pinned_engine_runs_only_on_its_cores(tmp_path):
                      device="cpu", cpus=[core])
     argv = engine_argv(st, 1)[0]
     assert argv[argv.index("--threads") + 1] == "1"
-    too_far = max(os.sched_getaffinity(0)) + 1
+    too_far = max(usable_cpus()) + 1
     ok, bad = sim_spec("ok"), sim_spec("bad").model_copy(update={"cpus": [too_far]})
     with pytest.raises(LaunchError, match=rf"'bad'.*cpus: \[{too_far}\] not available"):
         Launcher([ok, bad], tmp_path).start()

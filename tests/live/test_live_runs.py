@@ -229,3 +229,35 @@ def test_gateway_embeddings_have_minilm_dimension(tmp_path, vllm_cpu):
             assert [len(d.embedding) for d in out.data] == [384, 384, 384]
         finally:
             gw.stop()
+
+
+def test_run_cpus_pins_the_client_for_the_run_only(tmp_path, db_path):
+    """`run.cpus` puts the load generator and gateway on those cores while the run
+    measures (stored as extra.live.client_cpus) and gives the old affinity back."""
+    core = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    cfg = config(tmp_path, f"""
+        [run]
+        name = "pinned"
+        mode = "live"
+        cpus = [{core}]
+        [workload]
+        rate = 20
+        duration_s = 2
+        warmup_s = 0
+        mix = {{ chat = 0.7, embedding = 0.3 }}
+    """ + SIM_BACKENDS)
+    res = CliRunner().invoke(main, ["--db", str(db_path), "run", cfg])
+    assert res.exit_code == 0, res.output
+    assert os.sched_getaffinity(0) == before
+    (extra,) = query(db_path, "SELECT extra_json FROM summary WHERE request_class='all'")
+    assert json.loads(extra[0])["live"]["client_cpus"] == [core]
+    bad = cfg.replace("pinned", "bad")
+    with open(cfg) as f:
+        text = f.read().replace(f"cpus = [{core}]", "cpus = [4096]")
+    with open(bad, "w") as f:
+        f.write(text)
+    res = CliRunner().invoke(main, ["--db", str(tmp_path / "other.db"), "run", bad])
+    assert res.exit_code == 2 and "run.cpus: [4096] not available" in res.output
+    assert not (tmp_path / "other.db").exists() or not query(
+        tmp_path / "other.db", "SELECT count(*) FROM run")[0][0]
