@@ -88,14 +88,14 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     rows = con.execute("SELECT r.mode, s.extra_json FROM run r JOIN summary s ON s.run_id=r.id "
                        "WHERE s.request_class='all' ORDER BY r.id").fetchall()
     modes = [m for m, _ in rows]
-    # 4 profiling phases (quick), then live/sim per load
-    assert modes == ["live"] * 4 + ["live", "sim", "live", "sim"]
+    # 5 profiling phases (quick), then live/sim per load
+    assert modes == ["live"] * 5 + ["live", "sim", "live", "sim"]
     calibration = json.loads(rows[0][1])["calibration"]
     assert calibration["profile_runs"] == [r for (r,) in con.execute(
         "SELECT id FROM run WHERE name LIKE 'fidelity/profile[%' ORDER BY id")]
     assert calibration["llm"]["ttft_fit"]["n"] >= 5  # the single client's requests
     assert calibration["llm"]["cost"]["beta0"] > 0 and calibration["embedding"]["cost"]["b"] > 0
-    for _mode, extra in rows[5::2]:
+    for _mode, extra in rows[6::2]:
         errors = json.loads(extra)["fidelity"]["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
         assert all(isinstance(e["rel_error"], float) for e in errors.values())
