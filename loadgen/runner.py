@@ -13,6 +13,7 @@ A progress callback gets one per-second sample (Sample columns).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gc
 import multiprocessing as mp
 import queue as queue_mod
@@ -30,6 +31,10 @@ from .records import RequestRecord
 from .schedule import ScheduledRequest, Source
 from .spec import WorkloadSpec
 from .tokens import PromptMaker
+
+QUIET_GAP_S = 0.005  # a gap in the sends this wide takes a second's bookkeeping (~1-4 ms)
+QUIET_MAX_DEFER_S = 0.25  # ...found within this long after the second ends, else the widest one
+QUIET_AFTER_SEND_S = 0.0003  # start it this long after the send before the gap
 
 
 @dataclass
@@ -67,6 +72,7 @@ class _Run:
         self.finished: dict[int, list[RequestRecord]] = defaultdict(list)
         self.error: BaseException | None = None
         self.rag: Rag | None = None
+        self.send_times: list[float] = []  # open loop: this worker's intended sends, sorted
 
     def _mine(self, reqs: list[ScheduledRequest]) -> list[ScheduledRequest]:
         if self.workers == 1:
@@ -127,7 +133,11 @@ class _Run:
             # (stamp and filing happen in one loop step); timers may fire early
             while (delay := client.t0 + k - time.monotonic()) > 0:
                 await asyncio.sleep(delay + 0.0005)
-            tick = Tick(k - 1, self.offered.pop(k - 1, 0), client.in_flight,
+            in_flight = client.in_flight
+            quiet = self._quiet_after(k)
+            if quiet is not None:
+                await self.pacer.wait(client.t0 + quiet)
+            tick = Tick(k - 1, self.offered.pop(k - 1, 0), in_flight,
                         self.finished.pop(k - 1, []), self.worker)
             try:
                 self.on_tick(tick)
@@ -135,6 +145,23 @@ class _Run:
                 self.error = e
                 return
             k += 1
+
+    def _quiet_after(self, t: float) -> float | None:
+        """Open loop: just after the first send at or after run time t that the
+        schedule follows with a gap of QUIET_GAP_S (else the widest gap within
+        QUIET_MAX_DEFER_S), so the second's bookkeeping and the progress
+        callback (milliseconds) do not hold up sends; None: do it now."""
+        ts = self.send_times
+        i = bisect.bisect_left(ts, t)
+        best, best_gap = None, 0.0
+        while i + 1 < len(ts) and ts[i] < t + QUIET_MAX_DEFER_S:
+            gap = ts[i + 1] - ts[i]
+            if gap > best_gap:
+                best, best_gap = ts[i], gap
+                if gap >= QUIET_GAP_S:
+                    break
+            i += 1
+        return None if best is None else best + QUIET_AFTER_SEND_S
 
     async def _preflight(self, client: Client, n: int) -> None:
         """Before t0: n concurrent 1-token requests per target URL of each class used.
@@ -171,6 +198,7 @@ class _Run:
             if not self.source.closed:
                 for r in initial:
                     self.offered[int(r.t)] += 1
+                self.send_times = [r.t for r in initial]
             bodies = [] if self.source.closed else [
                 None if r.cls == "pipeline" else client.encode(client.body(r)) for r in initial]
             gc.collect()

@@ -120,3 +120,19 @@ def test_progress_merger_orders_seconds_across_workers():
     assert [(s["t_s"], s["offered_rps"], s["done"]) for s in out] == [(0, 5, 2), (1, 5, 2), (2, 1, 3)]
     mg.done(0)
     assert len(out) == 3
+
+
+def test_progress_bookkeeping_waits_for_a_gap_in_the_sends():
+    from loadgen.runner import QUIET_AFTER_SEND_S, _Run
+
+    r = _Run(WorkloadSpec(rate=10, duration_s=1), ClientConfig(targets="http://127.0.0.1:1"),
+             tokenizer_dir=None, worker=0, workers=1, on_tick=None)
+    assert r._quiet_after(1.0) is None  # closed loop / nothing scheduled: at once
+    r.send_times = [0.999, 1.0005, 1.001, 1.002, 1.0021, 1.010, 1.011]
+    # the first send at/after 1.0 followed by >= 5 ms of nothing is the one at 1.0021
+    assert r._quiet_after(1.0) == pytest.approx(1.0021 + QUIET_AFTER_SEND_S)
+    dense = [1 + i * 0.001 for i in range(400)]  # never 5 ms apart: the widest gap in 0.25 s
+    dense[100] += 0.0004
+    r.send_times = dense
+    assert r._quiet_after(1.0) == pytest.approx(dense[99] + QUIET_AFTER_SEND_S)  # 1.4 ms to the next
+    assert r._quiet_after(1.5) is None  # after the last send
