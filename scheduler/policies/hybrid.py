@@ -160,8 +160,10 @@ class HybridPolicy(Policy):
     def select(self, now: float) -> Selection:
         cp = self.cp
         max_texts, wait_s, texts = self.max_texts, self.wait_s, self.emb_texts
-        ready = [m for m, dq in self.emb.items()
-                 if dq and (texts[m] >= max_texts or now >= dq[0].arrival + wait_s)]
+        ready = []  # models whose batch is full or whose window has closed
+        for m, dq in self.emb.items():
+            if dq and (texts[m] >= max_texts or now >= dq[0].arrival + wait_s):
+                ready.append(m)
         llm = self.llm
         llm_waiting = bool(llm["chat"] or llm["completion"])
         if not (ready or llm_waiting):
@@ -198,7 +200,9 @@ class HybridPolicy(Policy):
             return self._take_batch(best_model), emb_target
         if best_llm is not None:
             req = heapq.heappop(llm[best_llm[2].cls])[2]
-            return [req], router_pick(cp, req, llm_cands, now)
+            if len(llm_cands) == 1 and self.lone_is_choice:
+                return (req,), llm_cands[0]
+            return (req,), router_pick(cp, req, llm_cands, now)
         return None
 
     def drain(self) -> list[Request]:
