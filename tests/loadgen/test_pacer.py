@@ -73,3 +73,12 @@ def test_bad_lead_is_refused_naming_it():
         Pacer(-0.001)
     with pytest.raises(ValueError, match="lead_s"):
         run(WorkloadSpec(rate=10, duration_s=1), ClientConfig(targets="http://127.0.0.1:1"), lead_s=-1)
+
+
+def test_runs_on_uvloop_where_installed():
+    pytest.importorskip("uvloop")  # a dependency (pyproject); its ms timers are why the pacer exists
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_coro(loop_module()).startswith("uvloop")
