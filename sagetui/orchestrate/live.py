@@ -197,7 +197,8 @@ def _measure(cfg, writer, engines, by_name, specs, w, run_dir) -> dict:
         writer.add_event(**ev)
     extra = {"live": {"max_in_flight": result.max_in_flight, "workers": result.workers,
                       "run_dir": str(run_dir),
-                      "client_cpus": sorted(os.sched_getaffinity(0))}}
+                      "client_cpus": sorted(os.sched_getaffinity(0)),
+                      "pacer": result.pacer}}
     if gateway is not None:
         extra["control_plane"] = gateway.decision_summary()
     return write_results(writer, result.records, warmup_s=w.warmup_s, duration_s=w.duration_s,

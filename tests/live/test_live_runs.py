@@ -251,7 +251,8 @@ def test_run_cpus_pins_the_client_for_the_run_only(tmp_path, db_path):
     assert res.exit_code == 0, res.output
     assert os.sched_getaffinity(0) == before
     (extra,) = query(db_path, "SELECT extra_json FROM summary WHERE request_class='all'")
-    assert json.loads(extra[0])["live"]["client_cpus"] == [core]
+    live = json.loads(extra[0])["live"]
+    assert live["client_cpus"] == [core] and live["pacer"]  # how sends were timed
     bad = cfg.replace("pinned", "bad")
     with open(cfg) as f:
         text = f.read().replace(f"cpus = [{core}]", "cpus = [4096]")
