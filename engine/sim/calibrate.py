@@ -214,11 +214,8 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
             and r.get("t_dispatched") is not None and r.get("t_first_token") is not None
             and r.get("t_done") is not None and r.get("prompt_tokens", 0) > 0
             and r.get("output_tokens", 0) > 0]
-    by_backend: dict[str, list[Mapping]] = {}
-    for r in done:
-        by_backend.setdefault(str(r.get("backend", "")), []).append(r)
     out = []
-    for group in by_backend.values():
+    for group in _by_backend(done):
         starts = np.array([r["t_first_token"] for r in group], dtype=float)
         ends = np.array([r["t_done"] for r in group], dtype=float)
         # integral of the number of decoding requests over time, piecewise linear
@@ -232,19 +229,15 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
         f_t = starts[f_order]
         f_cum = np.concatenate([[0.0], np.cumsum(
             np.array([group[j]["prompt_tokens"] for j in f_order], dtype=float))])
-        sent = np.array([r["t_dispatched"] for r in group], dtype=float)
-        sent_sorted, ends_sorted = np.sort(sent), np.sort(ends)
-        for r, s0, a, b in zip(group, sent, starts, ends, strict=True):
+        busy = _in_flight_at_dispatch(group)
+        for r, n_busy, a, b in zip(group, busy, starts, ends, strict=True):
             o = int(r["output_tokens"])
             span = b - a
             batch = (np.interp(b, t, integral) - np.interp(a, t, integral)) / span if span > 0 else 1.0
             i0, i1 = np.searchsorted(f_t, a, "right"), np.searchsorted(f_t, b, "right")
             others = f_cum[i1] - f_cum[i0]
-            # others dispatched no later than this one and not done when it was dispatched
-            in_flight = int(np.searchsorted(sent_sorted, s0, "right") - 1
-                            - np.searchsorted(ends_sorted, s0, "right"))
             out.append({
-                "in_flight": max(in_flight, 0),
+                "in_flight": n_busy,
                 "new_per_step": float(i1 - i0) / (o - 1) if o > 1 else 0.0,
                 "prefill_per_step": float(others) / (o - 1) if o > 1 else 0.0,
                 "prompt_tokens": int(r["prompt_tokens"]), "output_tokens": o,
@@ -265,16 +258,22 @@ def embedding_records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
     done = [r for r in rows if r.get("status", "completed") == "completed"
             and r.get("t_dispatched") is not None and r.get("t_done") is not None
             and r.get("prompt_tokens", 0) > 0]
-    by_backend: dict[str, list[Mapping]] = {}
-    for r in done:
-        by_backend.setdefault(str(r.get("backend", "")), []).append(r)
-    out = []
-    for group in by_backend.values():
-        sent = np.sort([r["t_dispatched"] for r in group])
-        ends = np.sort([r["t_done"] for r in group])
-        for r in group:
-            s0 = r["t_dispatched"]
-            busy = int(np.searchsorted(sent, s0, "right") - 1 - np.searchsorted(ends, s0, "right"))
-            out.append({"tokens": int(r["prompt_tokens"]), "seconds": r["t_done"] - s0,
-                        "in_flight": max(busy, 0)})
-    return out
+    return [{"tokens": int(r["prompt_tokens"]), "seconds": r["t_done"] - r["t_dispatched"],
+             "in_flight": n_busy}
+            for group in _by_backend(done)
+            for r, n_busy in zip(group, _in_flight_at_dispatch(group), strict=True)]
+
+
+def _by_backend(rows: list[Mapping]) -> list[list[Mapping]]:
+    groups: dict[str, list[Mapping]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get("backend", "")), []).append(r)
+    return list(groups.values())
+
+
+def _in_flight_at_dispatch(group: list[Mapping]) -> list[int]:
+    """Per row: the group's other rows dispatched no later and not done at its dispatch."""
+    sent = np.sort([r["t_dispatched"] for r in group])
+    ends = np.sort([r["t_done"] for r in group])
+    return [max(int(np.searchsorted(sent, r["t_dispatched"], "right") - 1
+                    - np.searchsorted(ends, r["t_dispatched"], "right")), 0) for r in group]
