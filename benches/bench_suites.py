@@ -80,16 +80,21 @@ def run_suite(db: str, name: str, *, mode: str | None = None, extra: list[str] =
             "rc": rc, "load_start": load0, "load_end": os.getloadavg()[0]}
 
 
-def run_statuses(db: str, ids: list[int]) -> dict[str, int]:
+def _run_rows(db: str, select: str, ids: list[int], tail: str = "") -> list[tuple]:
+    """`SELECT {select} FROM run WHERE id IN ids {tail}` on the store at `db`."""
+    if not ids:
+        return []
     store = open_store(db)
     try:
         with store.connection() as conn:
-            rows = conn.execute(
-                f"SELECT status, COUNT(*) FROM run WHERE id IN ({','.join('?' * len(ids))}) "
-                "GROUP BY status", ids).fetchall() if ids else []
+            return conn.execute(f"SELECT {select} FROM run WHERE id IN "
+                                f"({','.join('?' * len(ids))}) {tail}", ids).fetchall()
     finally:
         store.close()
-    return dict(rows)
+
+
+def run_statuses(db: str, ids: list[int]) -> dict[str, int]:
+    return dict(_run_rows(db, "status, COUNT(*)", ids, "GROUP BY status"))
 
 
 def summaries(db: str, ids: list[int]) -> dict[int, dict[str, dict]]:
@@ -219,14 +224,7 @@ def run_walls(db: str, ids: list[int]) -> list[float]:
     import statistics
     from datetime import datetime as dt
 
-    store = open_store(db)
-    try:
-        with store.connection() as conn:
-            rows = conn.execute(
-                f"SELECT id, created, started, ended FROM run WHERE id IN ({','.join('?' * len(ids))}) "
-                "ORDER BY id", ids).fetchall() if ids else []
-    finally:
-        store.close()
+    rows = _run_rows(db, "id, created, started, ended", ids, "ORDER BY id")
     t = [(dt.fromisoformat(c).timestamp(), dt.fromisoformat(st).timestamp(),
           dt.fromisoformat(e).timestamp()) for _, c, st, e in rows]
     walls = [e - c for c, _, e in t]
