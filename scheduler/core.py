@@ -77,6 +77,8 @@ class ControlPlane:
         # Only policies that hold work for a time (hybrid's batch window) set timers;
         # asking the others after every decision would be pure cost.
         self._timed = type(self.policy).next_timer is not Policy.next_timer
+        self._settled = (self._slot_limited and self.policy.settled_after_pump
+                         and not self._timed)
         cap = config.queue_capacity
         self.capacity = {"chat": cap.chat, "completion": cap.completion,
                          "embedding": cap.embedding}
@@ -151,7 +153,10 @@ class ControlPlane:
                     out.append(self._dispatch([req], choice, now))
             else:
                 self.policy.push(req, now)
-                self._pump(now, out)
+                if self.free[cls] or not self._settled:
+                    self._pump(now, out)
+                # else the queues were settled by the last pump and this arrival freed
+                # no slot: nothing can move (under overload, most arrivals end here).
         self._account(t0)
         return out
 

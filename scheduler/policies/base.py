@@ -50,6 +50,10 @@ class Policy:
     # Classes an arrival may be routed straight away when every queue is empty
     # and a slot is free (the order cannot matter then); hybrid holds embeddings.
     direct_classes: frozenset[str] = frozenset()
+    # True where select() answers None only when no queued class has a free capable
+    # backend (and no timers): then the queues are settled after every pump, and an
+    # arrival whose class has no free backend cannot make anything dispatchable.
+    settled_after_pump = False
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
@@ -91,6 +95,7 @@ class HeapPolicy(Policy):
     """
 
     direct_classes = frozenset(REQUEST_CLASSES)
+    settled_after_pump = True
 
     def __init__(self, cp: ControlPlane) -> None:
         super().__init__(cp)

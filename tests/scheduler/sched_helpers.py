@@ -126,6 +126,10 @@ class Ledger:
         for b in cp.backend_list:
             if cp.config.baseline == "sage":
                 assert 0 <= b.in_flight <= b.max_conc, (b.name, b.in_flight)
+        if cp.config.baseline == "sage" and cp.policy.settled_after_pump:
+            # What lets on_arrival skip the pump: nothing queued could go anywhere.
+            for c, n in cp.queued.items():
+                assert not (n and cp.free_for(c)), (c, n, [b.name for b in cp.free_for(c)])
         if final:
             assert set(self.left) == self.arrived
 
