@@ -7,6 +7,7 @@ serves every live test in every directory.
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -15,6 +16,13 @@ from engine.spec import BackendSpec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# Launched in the background (`make test &` from a script), pytest inherits SIGINT
+# ignored and so would every child it starts: the Ctrl-C tests then test nothing.
+# A Python handler is reset to the default on exec, so children get a normal SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

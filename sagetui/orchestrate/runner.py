@@ -56,6 +56,11 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
     """Execute every run of `exp` and store it. Returns one report per run."""
     store = open_store(db_path)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Started in the background (`cmd &` from a script), SIGINT arrives ignored, and
+    # SIGTERM's cancel (which raises SIGINT) would do nothing: take SIGINT back.
+    int_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if int_ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     reports: list[RunReport] = []
     stack = contextlib.ExitStack()
     if any(cfg.run.mode == "live" for cfg in exp.runs):
@@ -74,6 +79,8 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
     finally:
         stack.close()
         signal.signal(signal.SIGTERM, previous)
+        if int_ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         store.close()
     return reports
 

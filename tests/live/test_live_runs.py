@@ -117,9 +117,17 @@ def test_killing_one_of_two_engines_mid_run_loses_no_request(tmp_path, db_path):
     assert done >= 0.8 * issued
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupting_a_live_run_leaves_no_child_process(tmp_path, db_path, sig):
-    """Ctrl-C, or SIGTERM (the dashboard's cancel): engines gone, run cancelled, data kept."""
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig,background", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                            (signal.SIGTERM, True)],
+                         ids=["ctrl-c", "sigterm", "sigterm-started-in-background"])
+def test_interrupting_a_live_run_leaves_no_child_process(tmp_path, db_path, sig, background):
+    """Ctrl-C, or SIGTERM (the dashboard's cancel): engines gone, run cancelled, data kept.
+    Started in the background (`sagetui run … &` from a script) SIGINT arrives ignored;
+    SIGTERM must cancel all the same."""
     cfg = config(tmp_path, """
         [run]
         name = "teardown"
@@ -133,7 +141,8 @@ def test_interrupting_a_live_run_leaves_no_child_process(tmp_path, db_path, sig)
     """ + SIM_BACKENDS)
     env = {**os.environ, "SAGETUI_RUNS_DIR": str(tmp_path / "runs")}
     proc = subprocess.Popen([sys.executable, "-m", "sagetui", "--db", str(db_path), "run", cfg],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_ignore_sigint if background else None)
     try:
         deadline = time.monotonic() + 120
         children: list[psutil.Process] = []
