@@ -134,16 +134,23 @@ def test_hybrid_prefers_cheap_cpu_while_it_meets_the_slo_then_spills_to_gpu():
     assert d.backend == "gpu"  # cpu would miss 20 ms
 
 
-def test_hybrid_counts_the_batch_already_running_on_a_free_slot():
-    """A CPU embedder with two slots runs one batch at a time: a second batch queues
-    behind the first. Its free slot must not look like an idle engine."""
-    be = [emb("cpu", conc=2, price_per_hour=0.1),
+def _cheap_cpu_and_gpu(cpu_conc: int, cpu=(), gpu=()):
+    """Hybrid (no batch window) over a cheap CPU embedder with `cpu_conc` slots and a
+    dear GPU one, each having already seen these (tokens, seconds) batches twice."""
+    be = [emb("cpu", conc=cpu_conc, price_per_hour=0.1),
           emb("gpu", conc=1, preset="minilm-h100", device="gpu", price_per_hour=2.5)]
     cp = make_cp(be, policy="hybrid", hybrid={"batch_max_wait_ms": 0})
     for _ in range(2):
-        cp.backends["cpu"].emb_est.observe(640, 0.180)
-        cp.backends["cpu"].emb_est.observe(160, 0.050)
-        cp.backends["gpu"].emb_est.observe(160, 0.003)
+        for name, seen in (("cpu", cpu), ("gpu", gpu)):
+            for tokens, seconds in seen:
+                cp.backends[name].emb_est.observe(tokens, seconds)
+    return cp
+
+
+def test_hybrid_counts_the_batch_already_running_on_a_free_slot():
+    """A CPU embedder with two slots runs one batch at a time: a second batch queues
+    behind the first. Its free slot must not look like an idle engine."""
+    cp = _cheap_cpu_and_gpu(2, cpu=[(640, 0.180), (160, 0.050)], gpu=[(160, 0.003)])
     led = Ledger(cp)
     (first,) = led.arrive(embed(0, 0.0, texts=20, tokens=640, slo_e2e_ms=200), 0.0)
     assert first.backend == "cpu"  # 180 ms meets 200 ms
@@ -262,12 +269,7 @@ def test_hybrid_waits_for_the_cheap_cpu_while_the_slo_allows_and_spills_when_not
 
 
 def test_a_batch_held_for_a_stuck_cpu_spills_at_its_last_chance():
-    be = [emb("cpu", conc=1, price_per_hour=0.1),
-          emb("gpu", conc=1, preset="minilm-h100", device="gpu", price_per_hour=2.5)]
-    cp = make_cp(be, policy="hybrid", hybrid={"batch_max_wait_ms": 0})
-    for _ in range(2):
-        cp.backends["cpu"].emb_est.observe(128, 0.012)
-        cp.backends["gpu"].emb_est.observe(128, 0.002)
+    cp = _cheap_cpu_and_gpu(1, cpu=[(128, 0.012)], gpu=[(128, 0.002)])
     led = Ledger(cp)
     (first,) = led.arrive(embed(0, 0.0, texts=4, tokens=128, slo_e2e_ms=100), 0.0)
     assert first.backend == "cpu"
