@@ -86,7 +86,7 @@ class BackendState:
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
-        self.flying: dict = {}  # dispatch id -> in-flight embedding batch (for free_in)
+        self.flying: dict = {}  # dispatch id -> in-flight embedding batch (for backlog)
 
     @property
     def free(self) -> bool:
@@ -109,15 +109,6 @@ class BackendState:
         else:
             self.e2e_est, self.e2e_seen = seconds, True
 
-    def free_in(self, now: float) -> float:
-        """Estimated seconds until a slot frees: 0 if one is free, else the soonest
-        estimated end of the dispatches in flight (meaningful for embedding batches,
-        whose estimate is their whole service time)."""
-        if self.in_flight < self.max_conc:
-            return 0.0
-        soonest = min(d.t + self.estimate(d.group, d.tokens) for d in self.flying.values())
-        return max(0.0, soonest - now)
-
     def backlog(self, now: float) -> float:
         """Estimated seconds until the embedding batches in flight here are done, if
         the engine runs them one after another (a CPU embedder does). A free slot is
@@ -125,7 +116,7 @@ class BackendState:
         if not self.flying:
             return 0.0
         end = now
-        for d in sorted(self.flying.values(), key=lambda d: d.t):
+        for d in self.flying.values():  # insertion order is dispatch order
             end = max(end, d.t) + self.estimate(d.group, d.tokens)
         return max(0.0, end - now)
 

@@ -346,7 +346,7 @@ class ControlPlane:
             tokens = (r.text_tokens or r.n_texts if len(reqs_t) == 1
                       else sum(q.text_tokens or q.n_texts for q in reqs_t))
             d = _InFlight(did, b, reqs_t, now, group, tokens)
-            b.flying[did] = d  # free_in() estimates when a batch slot frees
+            b.flying[did] = d  # backlog() estimates the work still ahead here
         else:
             group = "llm"
             d = _InFlight(did, b, reqs_t, now, group, r.prompt_tokens)

@@ -101,13 +101,13 @@ def preflight(exp: Experiment) -> None:
     import shutil
 
     seen: set[str] = set()
+    cores = usable_cpus()
     for cfg in exp.runs:
         if cfg.run.mode != "live":
             continue
-        bad = [c for c in cfg.run.cpus if c not in usable_cpus()]
+        bad = [c for c in cfg.run.cpus if c not in cores]
         if bad:
-            raise ConfigError(f"run.cpus: {bad} not available here; usable cores are "
-                              f"{usable_cpus()}")
+            raise ConfigError(f"run.cpus: {bad} not available here; usable cores are {cores}")
         for b in cfg.backends:
             if b.name in seen:
                 continue
@@ -137,7 +137,8 @@ def run_live(cfg: RunConfig, writer: RunWriter) -> dict:
             session.close()
         raise RuntimeError(f"engines did not start: {exc}") from None
     try:
-        return _run_on(cfg, writer, engines, run_dir)
+        with pinned(cfg.run.cpus):
+            return _run_on(cfg, writer, engines, run_dir)
     finally:
         if own_session or any(f.action == "kill" for f in cfg.faults):
             session.close()  # a killed engine cannot serve the next run
@@ -159,11 +160,6 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
         row["model"] = spec.model
     writer.add_backends(rows)
     w = _with_models(cfg, specs)
-    with pinned(cfg.run.cpus):
-        return _measure(cfg, writer, engines, by_name, specs, w, run_dir)
-
-
-def _measure(cfg, writer, engines, by_name, specs, w, run_dir) -> dict:
     gateway = None
     if cfg.control_plane.baseline == "sage":
         gateway = GatewayThread(GatewayConfig(cfg.control_plane, specs))
