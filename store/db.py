@@ -26,7 +26,6 @@ from store.schema import SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 STALE_HEARTBEAT_S = 30.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -57,13 +56,14 @@ def _validate(path: Path) -> int | None:
         raise StoreError(f"{path}: is a directory, not a run store")
     if not path.exists() or path.stat().st_size == 0:
         return None
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
-    if header != SQLITE_HEADER:
-        raise StoreError(f"{path}: not an SQLite database (bad header); file left untouched")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"{path}: cannot read: permission denied")
+    # The header is checked by SQLite itself (SQLITE_NOTADB), never by opening the
+    # file here: closing any descriptor on the file drops every POSIX lock this
+    # process holds on it, so a process that already had the store open (the TUI,
+    # a runner) would lose its WAL lock, and another process's last close would
+    # then delete the WAL under it ("database disk image is malformed"; SQLite's
+    # "How To Corrupt", section 2.2; tests/store/test_store_reliability.py).
     try:
         conn = connect(path, readonly=True)
         try:
@@ -75,6 +75,9 @@ def _validate(path: Path) -> int | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise StoreError(f"{path}: not an SQLite database (bad header); "
+                             "file left untouched") from exc
         raise StoreError(f"{path}: corrupt SQLite database ({exc}); file left untouched") from exc
     check_supported(version, str(path))
     return version

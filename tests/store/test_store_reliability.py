@@ -142,3 +142,19 @@ def test_reader_never_locked_beside_two_writers(db_path, tmp_path):
         assert [r["status"] for r in runs] == ["completed", "completed"]
         assert all(len(queries.samples(store, r["id"])) == 50 for r in runs)
         assert all(queries.get_run(store, r["id"])["requests"] == 20_000 for r in runs)
+
+
+def test_reopening_keeps_the_wal_lock_of_a_store_already_open(db_path):
+    """Opening the store again in a process that has it open must not drop that
+    process's POSIX locks (any close() of the file does): else another process's
+    last close deletes the WAL under the open store, whose next read finds
+    "database disk image is malformed" (seen in CI beside two writers)."""
+    with open_store(db_path) as store:
+        queries.list_runs(store)  # a pooled connection holds the file open in WAL mode
+        open_store(db_path).close()  # validation in the same process
+        writer = _spawn("writer_proc.py", db_path, "other", 1, 0.0)
+        out, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+        # our connection is still open, so the writer was not the last one out
+        assert Path(f"{db_path}-wal").exists(), "the writer's close deleted the WAL under us"
+        assert [r["name"] for r in queries.list_runs(store)] == ["other"]

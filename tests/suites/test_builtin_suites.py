@@ -94,7 +94,11 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     assert calibration["profile_runs"] == [r for (r,) in con.execute(
         "SELECT id FROM run WHERE name LIKE 'fidelity/profile[%' ORDER BY id")]
     assert calibration["llm"]["ttft_fit"]["n"] >= 5  # the single client's requests
-    assert calibration["llm"]["cost"]["beta0"] > 0 and calibration["embedding"]["cost"]["b"] > 0
+    # a one-sequence decode step costs something; how it splits between the step's
+    # base cost (β0) and the per-sequence cost (β2) is not asserted: 4 s phases on
+    # a noisy CI machine have left NNLS at β0 = 0 with all of it in β2
+    llm = calibration["llm"]["cost"]
+    assert llm["beta0"] + llm["beta2"] > 0 and calibration["embedding"]["cost"]["b"] > 0
     for _mode, extra in rows[6::2]:
         errors = json.loads(extra)["fidelity"]["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
