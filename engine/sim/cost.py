@@ -181,6 +181,10 @@ class EmbedPreset:
     price_per_hour: float = 0.0
     source: str = ""
     extra: dict = field(default_factory=dict)
+    # Dynamic batching in the server (serve-embed's --max-batch, TEI's, vLLM pooling's):
+    # batches waiting behind a running one are merged into the next pass until it
+    # holds this many texts. 0 serves submitted batches one by one.
+    dynamic_batch_texts: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,9 +1,13 @@
 """SimEmbeddingEngine: embedding batches served FIFO by `parallelism` workers.
 
-The control plane forms the batches; the engine only serves them. Each batch
+The control plane forms the batches; the engine serves them in passes. A pass
 takes a + b·tokens (EmbedCost); one larger than the preset's max_batch_texts
 runs as several back to back (one more `a` each), as sentence-transformers'
-encode(batch_size=...) does. Same step-driven API as SimLLMEngine.
+encode(batch_size=...) does. With the preset's dynamic_batch_texts set, batches
+queued behind a busy worker are merged into its next pass up to that many
+texts, as serve-embed's batcher (engine/st_engine.py) and TEI do: under load
+they share one `a` instead of each paying it in turn. Same step-driven API as
+SimLLMEngine.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ class SimEmbeddingEngine:
         self.max_batch = preset.max_batch_texts
         if self.max_batch < 1:
             raise ValueError(f"max_batch_texts: must be >= 1, got {self.max_batch}")
+        self.merge_to = preset.dynamic_batch_texts
+        if self.merge_to < 0:
+            raise ValueError(f"dynamic_batch_texts: must be >= 0, got {self.merge_to}")
         self._queue: deque[tuple[Any, int, int]] = deque()
-        self._busy: list[tuple[float, int, Any, int]] = []  # (t_end, seq, batch_id, n_texts)
+        # (t_end, seq, ((batch_id, n_texts), ...)): a pass and the batches it carries
+        self._busy: list[tuple[float, int, tuple[tuple[Any, int], ...]]] = []
         self._known: set[Any] = set()
         self._aborted: set[Any] = set()
         self._wake: float | None = None  # idle engine: start queued batches at this time
@@ -66,12 +74,13 @@ class SimEmbeddingEngine:
         events: list[SimEvent] = []
         busy = self._busy
         while busy and busy[0][0] <= now:
-            t_end, _, bid, n = heapq.heappop(busy)
-            self._known.discard(bid)
-            if bid in self._aborted:  # ran to its end; nobody hears of it
-                self._aborted.discard(bid)
-            else:
-                events.append(SimEvent("done", bid, n, t_end))
+            t_end, _, members = heapq.heappop(busy)
+            for bid, n in members:
+                self._known.discard(bid)
+                if bid in self._aborted:  # ran to its end; nobody hears of it
+                    self._aborted.discard(bid)
+                else:
+                    events.append(SimEvent("done", bid, n, t_end))
             self._start(t_end)
         if self._wake is not None and self._wake <= now:
             self._start(self._wake)
@@ -81,17 +90,26 @@ class SimEmbeddingEngine:
     def _start(self, t: float) -> None:
         q = self._queue
         while q and len(self._busy) < self.parallelism:
-            bid, n, tokens = q.popleft()
-            if bid in self._aborted:
-                self._aborted.discard(bid)
-                self._known.discard(bid)
-                continue
+            members, n, tokens = [], 0, 0
+            # the head batch, then (dynamic batching) whatever waits behind it, as the
+            # server's batcher takes queued requests while it holds fewer than the cap
+            while q and (not members or n < self.merge_to):
+                bid, bn, btok = q.popleft()
+                if bid in self._aborted:
+                    self._aborted.discard(bid)
+                    self._known.discard(bid)
+                    continue
+                members.append((bid, bn))
+                n += bn
+                tokens += btok
+            if not members:
+                return
             self._seq += 1
             self.batches += 1
             # more texts than the engine's batch size run as several batches back to back
             k = -(-n // self.max_batch)
             dt = self.cost.batch_time(tokens) + (k - 1) * self.cost.a
-            heapq.heappush(self._busy, (t + dt, self._seq, bid, n))
+            heapq.heappush(self._busy, (t + dt, self._seq, tuple(members)))
 
     def stats(self) -> EngineStats:
         run, wait = len(self._busy), len(self._queue)

@@ -92,23 +92,28 @@ def _builtin_embed() -> dict[str, EmbedPreset]:
         # costs a = 10.88 ms + b = 156.6 us/token (R² 0.96, MAPE 5.9 %); two torch
         # threads run a batch 1.85x faster (1.6-2.1x measured), hence a/1.85, b/1.85
         # for the in-process engine that serves one batch at a time on both cores.
+        # dynamic_batch_texts = 32 in all three: serve-embed's batcher (--max-batch 32)
+        # merges what queued during a pass into the next one (engine/st_engine.py).
         "minilm-cpu": EmbedPreset(
             name="minilm-cpu", model="all-MiniLM-L6-v2", device_kind="x86-64", device="cpu",
             cost=EmbedCost(a=5.88e-3, b=84.7e-6), parallelism=1, max_batch_texts=256,
-            price_per_hour=0.10, source="measured on 2-core x86-64; docs/simulator.md",
+            dynamic_batch_texts=32, price_per_hour=0.10,
+            source="measured on 2-core x86-64; docs/simulator.md",
         ),
         # Roofline: 2 x 22.7M FLOPs/token at 30% of H100 BF16 peak -> 0.15 us/token;
         # a = launch + tokenization + Python per batch, assumed 2 ms.
         "minilm-h100": EmbedPreset(
             name="minilm-h100", model="all-MiniLM-L6-v2", device_kind="H100", device="gpu",
             cost=EmbedCost(a=2.0e-3, b=0.15e-6), parallelism=1, max_batch_texts=1024,
-            price_per_hour=DEVICES["H100"].price_per_hour, source="roofline, eff 0.3",
+            dynamic_batch_texts=32, price_per_hour=DEVICES["H100"].price_per_hour,
+            source="roofline, eff 0.3",
         ),
         # Roofline: 2 x 335M FLOPs/token at 50% of A100 BF16 peak -> 4.3 us/token; a = 5 ms.
         "bge-large-a100": EmbedPreset(
             name="bge-large-a100", model="BAAI/bge-large-en-v1.5", device_kind="A100-80GB",
             device="gpu", cost=EmbedCost(a=5.0e-3, b=4.3e-6), parallelism=1,
-            max_batch_texts=512, price_per_hour=DEVICES["A100-80GB"].price_per_hour,
+            max_batch_texts=512, dynamic_batch_texts=32,
+            price_per_hour=DEVICES["A100-80GB"].price_per_hour,
             source="roofline, eff 0.5",
         ),
     }

@@ -10,9 +10,9 @@ from engine.sim.cost import EmbedCost, EmbedPreset
 A, B = 4e-3, 50e-6
 
 
-def preset(par: int = 1) -> EmbedPreset:
+def preset(par: int = 1, merge_to: int = 0) -> EmbedPreset:
     return EmbedPreset(name="e", model="m", device_kind="X", device="cpu",
-                       cost=EmbedCost(A, B), parallelism=par)
+                       cost=EmbedCost(A, B), parallelism=par, dynamic_batch_texts=merge_to)
 
 
 def drain(eng, t: float = 0.0) -> list:
@@ -86,3 +86,38 @@ def test_oversized_batches_run_as_several():
     eng.submit("big", 20, 2000, 0.0)
     (ev,) = drain(eng)
     assert ev.t == pytest.approx(3 * A + B * 2000)
+
+
+def test_dynamic_batching_merges_batches_queued_behind_a_busy_worker():
+    """serve-embed's batcher: what queued during a pass runs as the next pass, one `a`."""
+    eng = SimEmbeddingEngine(preset(merge_to=32))
+    eng.submit("a", 4, 128, 0.0)
+    assert eng.advance(0.0) == []  # a starts alone on the idle engine
+    eng.submit("b", 2, 64, 0.001)
+    eng.submit("c", 3, 96, 0.002)
+    evs = drain(eng)
+    ta = A + B * 128
+    assert [(e.req_id, e.tokens) for e in evs] == [("a", 4), ("b", 2), ("c", 3)]
+    assert evs[0].t == pytest.approx(ta)
+    assert evs[1].t == evs[2].t == pytest.approx(ta + A + B * (64 + 96))  # one pass
+    assert eng.batches == 2
+
+
+def test_dynamic_batching_stops_at_its_cap_and_skips_aborted_batches():
+    eng = SimEmbeddingEngine(preset(merge_to=8))
+    eng.submit("a", 1, 10, 0.0)
+    eng.advance(0.0)
+    for bid in "bcde":
+        eng.submit(bid, 4, 40, 0.001)
+    eng.abort("c")
+    evs = drain(eng)
+    ta = A + B * 10
+    t_bd = ta + A + B * 80  # b and d (c aborted) make 8 texts: the cap
+    assert [(e.req_id, e.t) for e in evs] == [("a", pytest.approx(ta)), ("b", pytest.approx(t_bd)),
+                                             ("d", pytest.approx(t_bd)),
+                                             ("e", pytest.approx(t_bd + A + B * 40))]
+
+
+def test_dynamic_batching_rejects_a_negative_cap():
+    with pytest.raises(ValueError, match="dynamic_batch_texts"):
+        SimEmbeddingEngine(preset(merge_to=-1))

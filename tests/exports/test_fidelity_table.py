@@ -14,7 +14,8 @@ def _block(rate, live_run, noise=True):
     errors = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 33.0, "rel_error": 0.1},
               "all.throughput_rps": {"live": 10.0, "sim": 9.5, "rel_error": -0.05}}
     block = {"rate": rate, "live_run": live_run, "errors": errors}
-    if noise:
+    if noise:  # two live runs, pooled as the reference
+        block["live_runs"] = [live_run, live_run + 1]
         block["live_noise"] = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 36.0,
                                                  "rel_error": 0.2}}
     return {"fidelity": block}
@@ -37,3 +38,6 @@ def test_rows_carry_sim_error_and_live_repeat(tmp_path):
     assert by[("5", "all.throughput_rps (req/s)")]["noise"] is None  # not repeated
     assert by[("10", "chat.ttft.p99 (ms)")]["noise"] is None  # this load ran live once
     assert by[("10", "all.throughput_rps (req/s)")]["error"] == -5.0
+    sim5, sim10 = sorted({r["runs"].split("/")[1] for r in rows}, key=int)
+    assert by[("5", "chat.ttft.p99 (ms)")]["runs"] == f"1+2/{sim5}"  # pooled reference
+    assert by[("10", "chat.ttft.p99 (ms)")]["runs"] == f"3/{sim10}"  # older blocks
