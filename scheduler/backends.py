@@ -58,7 +58,7 @@ class BackendState:
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
         "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank", "flying",
-        "e2e_est", "e2e_seen",
+        "e2e_est", "e2e_seen", "pool_free",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -85,6 +85,7 @@ class BackendState:
         self.stats: EngineStats | None = None  # the engine's latest report (live runtimes)
         self.dispatched = 0  # total dispatches, for tests and samples
         self.pool_classes: tuple[str, ...] = ()  # classes whose pool holds it (set by the core)
+        self.pool_free: tuple[list, ...] = ()  # the core's free lists of those classes
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
         self.flying: dict = {}  # dispatch id -> in-flight embedding batch (for backlog)
 

@@ -67,6 +67,8 @@ class ControlPlane:
         # place on every dispatch/release/up/down (policies keep a reference).
         self.free: dict[str, list[BackendState]] = {c: [] for c in REQUEST_CLASSES}
         self._recompute_free()
+        for b in self.backend_list:  # the lists a dispatch/release updates, looked up once
+            b.pool_free = tuple(self.free[c] for c in b.pool_classes)
         self.router = make_router(config)
         # Under sage the slots bound dispatch; the baselines forward regardless.
         self._slot_limited = config.baseline == "sage"
@@ -354,8 +356,7 @@ class ControlPlane:
         self.in_flight[did] = d
         n = b.in_flight = b.in_flight + 1
         if n == b.max_conc:
-            for c in b.pool_classes:
-                free = self.free[c]
+            for free in b.pool_free:
                 if b in free:
                     free.remove(b)
         b.outstanding += len(reqs_t)
@@ -367,8 +368,7 @@ class ControlPlane:
         b = d.backend
         b.in_flight -= 1
         if b.in_flight == b.max_conc - 1 and b.up:
-            for c in b.pool_classes:
-                free = self.free[c]
+            for free in b.pool_free:
                 if not free or free[-1].idx < b.idx:
                     free.append(b)  # the common case under load: the only free one
                 elif b not in free:
@@ -397,15 +397,15 @@ class ControlPlane:
         us = (perf_counter_ns() - t0) / 1000.0
         self.decision_times_us.append(us)
         touched = self._touched
-        if not touched:
-            return
-        ov = self.overhead_us
-        get = ov.get
-        if len(touched) == 1:
+        n = len(touched)
+        if n == 1:  # the common case: one arrival queued, or one completion
             rid = touched[0]
-            ov[rid] = get(rid, 0.0) + us
-        else:
-            share = us / len(touched)
+            ov = self.overhead_us
+            ov[rid] = ov.get(rid, 0.0) + us
+            touched.clear()
+        elif n:
+            ov = self.overhead_us
+            share = us / n
             for rid in touched:
-                ov[rid] = get(rid, 0.0) + share
-        touched.clear()
+                ov[rid] = ov.get(rid, 0.0) + share
+            touched.clear()

@@ -169,8 +169,8 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         o.overhead_us = overhead.pop(rid, None)
         return o
 
-    def resched(name: str) -> None:
-        t = engines[name].next_event_time()
+    def resched(name: str, eng) -> None:
+        t = eng.next_event_time()
         if t != eng_t[name]:
             eng_t[name] = t
             if t is not None:
@@ -203,7 +203,7 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                     o.t_dispatched, o.backend = now, name
                     llm_did[r.id] = a.dispatch_id
                     eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
-                resched(name)
+                resched(name, eng)
             elif ta is SetTimer:
                 heappush(heap, (a.t, next_seq(), _TIMER, None))
             else:  # Reject | Fail
@@ -214,7 +214,8 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                     finish(o, now)
 
     def engine_step(name: str, now: float) -> None:
-        for kind, key, ntok, t, rids in engines[name].advance(now):
+        eng = engines[name]  # a fault may replace it, but only between events
+        for kind, key, ntok, t, rids in eng.advance(now):
             if kind == "done":
                 if type(key) is str:
                     o = settle(key)
@@ -242,7 +243,7 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                 for k in rids:
                     if type(k) is str:
                         live[k].chunk_times.append(t)
-        resched(name)
+        resched(name, eng)
 
     def take_sample(t_s: float) -> None:
         samples.append({

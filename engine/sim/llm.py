@@ -357,7 +357,8 @@ class SimLLMEngine:
         new = 0
         if not preempted:
             max_seqs = self.max_seqs
-            while left > 0 and len(running) < max_seqs:
+            # _n_waiting first: an empty queue (most steps' last look) costs no call
+            while left > 0 and self._n_waiting and len(running) < max_seqs:
                 r = self._peek_waiting()
                 if r is None:
                     break

@@ -7,6 +7,8 @@ compared with.
 
 from __future__ import annotations
 
+from heapq import heappush
+
 from scheduler.policies.base import HeapPolicy
 from scheduler.request import Request
 
@@ -16,3 +18,7 @@ class FifoPolicy(HeapPolicy):
 
     def key(self, req: Request) -> float:
         return req.arrival
+
+    def push(self, req: Request, now: float) -> None:
+        # key() inlined: one call fewer on every queued arrival, the same entry.
+        heappush(self.heaps[req.cls], (req.arrival, next(self._seq), req))

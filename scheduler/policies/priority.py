@@ -9,6 +9,8 @@ aging_s` (default 5 s).
 
 from __future__ import annotations
 
+from heapq import heappush
+
 from scheduler.policies.base import HeapPolicy
 from scheduler.request import Request
 
@@ -22,3 +24,8 @@ class PriorityPolicy(HeapPolicy):
 
     def key(self, req: Request) -> float:
         return req.priority * self.aging_s + req.arrival
+
+    def push(self, req: Request, now: float) -> None:
+        # key() inlined: one call fewer on every queued arrival, the same entry.
+        heappush(self.heaps[req.cls],
+                 (req.priority * self.aging_s + req.arrival, next(self._seq), req))
