@@ -101,6 +101,9 @@ class HeapPolicy(Policy):
         super().__init__(cp)
         self.heaps: dict[str, list] = {c: [] for c in REQUEST_CLASSES}
         self._seq = itertools.count()
+        # (heap, free list) per class in class order, for select(); a class no backend
+        # can serve never queues (the core rejects it), so it is left out.
+        self._lanes = [(self.heaps[c], cp.free[c]) for c in REQUEST_CLASSES if cp.capable[c]]
 
     def key(self, req: Request):
         raise NotImplementedError
@@ -109,14 +112,10 @@ class HeapPolicy(Policy):
         heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
 
     def select(self, now: float) -> Selection:
-        free = self.cp.free  # class -> free backends, kept current by the core
-        best = None
-        best_cands = None
-        for cls, heap in self.heaps.items():
-            if heap and (best is None or heap[0] < best):
-                cands = free[cls]
-                if cands:
-                    best, best_cands = heap[0], cands
+        best = best_heap = best_cands = None
+        for heap, cands in self._lanes:  # free lists kept current by the core
+            if heap and cands and (best is None or heap[0] < best):
+                best, best_heap, best_cands = heap[0], heap, cands
         if best is None:
             return None
         req = best[-1]
@@ -124,7 +123,7 @@ class HeapPolicy(Policy):
             choice = best_cands[0]
         else:
             choice = self.route(req, best_cands, now)
-        heapq.heappop(self.heaps[req.cls])
+        heapq.heappop(best_heap)
         if type(choice) is Reject:
             return choice
         return (req,), choice
