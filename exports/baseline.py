@@ -4,13 +4,14 @@ Rules (docs/exports.md): every run compared must share
 - the hardware fingerprint of the machine that ran it;
 - per engine kind, the engine version (and software versions of vLLM, torch, CUDA);
 - per (engine kind, model — or simulator preset — and device kind), the engine
-  parameters and launch arguments.
+  parameters and launch arguments (less the host and port the engine listened on).
 Backends that differ on purpose (GPU vs CPU pools, 1 vs 8 backends) pass: only
 the same engine on the same device must be set up the same way.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -19,6 +20,28 @@ from exports.model import RunView
 
 _SOFTWARE_KEYS = ("vllm", "vllm_dist", "torch", "cuda", "sentence-transformers",
                   "sentence_transformers", "transformers")
+# Where a launched engine listens: a free port is taken at each launch, so two runs of
+# the same engine set up the same way differ here and nowhere that matters.
+_ADDRESS_FLAGS = ("--host", "--port")
+
+
+def _setting_args(launch_args: str) -> str:
+    """The stored launch arguments without the listening address (the store keeps all)."""
+    try:
+        data = json.loads(launch_args)
+    except ValueError:
+        return launch_args
+    if not (isinstance(data, dict) and isinstance(data.get("argv"), list)):
+        return launch_args
+    argv, kept, skip = data["argv"], [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _ADDRESS_FLAGS:
+            skip = True  # the flag and its value
+        elif not (isinstance(a, str) and a.startswith(tuple(f + "=" for f in _ADDRESS_FLAGS))):
+            kept.append(a)
+    return json.dumps({**data, "argv": kept}, sort_keys=True)
 
 
 def find_mismatches(runs: Iterable[RunView]) -> list[str]:
@@ -49,7 +72,7 @@ def find_mismatches(runs: Iterable[RunView]) -> list[str]:
             if b.engine_version and (b.engine_kind, b.engine_version) not in seen_v:
                 seen_v.add((b.engine_kind, b.engine_version))
                 versions[b.engine_kind][b.engine_version].append(r.id)
-            setting = f"params {b.params} args {b.launch_args}"
+            setting = f"params {b.params} args {_setting_args(b.launch_args)}"
             model = b.model or (f"preset {b.preset}" if b.preset else "(model not recorded)")
             slot = f"{b.engine_kind} {model} on {b.device_kind or b.device}"
             if (slot, setting) not in seen_p:

@@ -50,3 +50,28 @@ def test_bundle_refuses_a_unit_mixing_setups(cli, tmp_path):
     result = cli("--format", "pdf", "--bundle", "--suite", "unfair", "-o", str(out))
     assert result.exit_code == 2 and "mismatch: refusing an unfair comparison" in result.output
     assert not out.exists()
+
+
+def _view(run_id: int, port: int, extra: list[str] = ()):
+    from exports.model import BackendView, RunView
+
+    argv = ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "/m", "--host",
+            "127.0.0.1", "--port", str(port), f"--port={port}", *extra]
+    b = BackendView(name="v", preset="", role="both", engine_kind="vllm-cpu", device="cpu",
+                    device_kind="x86-64", model="tiny-llama", engine_version="0.32",
+                    price_per_hour=0.1, params="{}",
+                    launch_args=json.dumps({"argv": argv, "env": {"A": "1"}}))
+    return RunView(id=run_id, name="r", experiment="e", suite=None, experiment_spec="",
+                   part="", mode="live", status="completed", config={}, config_hash="h",
+                   seed=1, repetition=0, sagetui_version="0", git_sha="", software={},
+                   hardware=None, duration_s=1.0, warmup_s=0.0, backends=(b,))
+
+
+def test_engines_launched_on_different_ports_are_the_same_setup():
+    """Each part of a live suite relaunches its engines on a free port; that is no mismatch
+    (found exporting a live quick scalability suite), but a real argument difference is."""
+    from exports.baseline import find_mismatches
+
+    assert find_mismatches([_view(1, 33153), _view(2, 55373)]) == []
+    (diff,) = find_mismatches([_view(1, 33153), _view(2, 55373, ["--max-model-len", "1024"])])
+    assert "engine parameters of vllm-cpu tiny-llama" in diff and "1024" in diff
