@@ -216,25 +216,6 @@ class SimLLMEngine:
             q.popleft()
         return q[0] if q else None
 
-    def _pop_waiting(self) -> None:
-        if self.priority_scheduling:
-            heapq.heappop(self._waiting_heap)
-        else:
-            self._waiting_fifo.popleft()
-        self._n_waiting -= 1
-
-    def _add_decoder(self, r: _Req) -> None:
-        # computed = prompt + n_out - 1 = c + D
-        r.c = r.prompt + r.n_out - 1 - self.D
-        r.state = _DEC
-        r.gen += 1
-        self._n_dec += 1
-        self._dec_c_sum += r.c
-        self._res[r.c % self.bs] += 1
-        # n_out(D') = c + D' - prompt + 1 reaches out_total at D' = out_total + prompt - 1 - c
-        d_finish = r.out_total + r.prompt - 1 - r.c
-        heapq.heappush(self._finish, (d_finish, r.seq, r.gen, r))
-
     def _drop_decoder(self, r: _Req) -> None:
         """Take a decoder out of the counters (its heap entry goes stale), free its blocks."""
         r.computed = r.c + self.D
@@ -316,7 +297,16 @@ class SimLLMEngine:
                 r.state = _DONE
                 append(_event(("done", r.id, r.out_total, t, ())))
             else:
-                self._add_decoder(r)
+                # It decodes from now on (inlined: once per request, on the hot path).
+                # computed = prompt + n_out - 1 = c + D
+                c = r.c = r.prompt + r.n_out - 1 - D
+                r.state = _DEC
+                r.gen += 1
+                self._n_dec += 1
+                self._dec_c_sum += c
+                self._res[c % self.bs] += 1
+                # n_out(D') = c + D' - prompt + 1 reaches out_total at D' = out_total + prompt - 1 - c
+                heapq.heappush(fin, (r.out_total + r.prompt - 1 - c, r.seq, r.gen, r))
         self._plan = []
         if ids:  # before any done, so a request's tokens precede its completion
             events.insert(0, SimEvent("tokens", None, 1, t, tuple(ids)))
@@ -356,7 +346,7 @@ class SimLLMEngine:
         #    (none in a step that had to preempt).
         new = 0
         if not preempted:
-            max_seqs = self.max_seqs
+            max_seqs, prio = self.max_seqs, self.priority_scheduling
             # _n_waiting first: an empty queue (most steps' last look) costs no call
             while left > 0 and self._n_waiting and len(running) < max_seqs:
                 r = self._peek_waiting()
@@ -366,7 +356,11 @@ class SimLLMEngine:
                 b = -(-n // bs)
                 if b > free:
                     break
-                self._pop_waiting()
+                if prio:  # take the head peeked above
+                    heapq.heappop(self._waiting_heap)
+                else:
+                    self._waiting_fifo.popleft()
+                self._n_waiting -= 1
                 free -= b
                 left -= n
                 need += b
