@@ -70,7 +70,7 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for dotted, value in q.get("set", {}).items():
         _set_path(base, dotted, copy.deepcopy(value), suite.path, what="quick.set")
     common = copy.deepcopy(base)
-    for dotted, value in {**fid.get("profile", {}), **q.get("profile", {})}.items():
+    for dotted, value in fid.get("profile", {}).items():
         _set_path(common, dotted, copy.deepcopy(value), suite.path, what="fidelity.profile")
     profiles = [expand_raw(raw, source=suite.path, spec_text="", overrides=overrides).runs[0]
                 for raw in _phases(suite, fid, q, common)]
@@ -110,6 +110,8 @@ def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
         for dotted, value in ph.get("set", {}).items():
             _set_path(raw, dotted, copy.deepcopy(value), suite.path,
                       what=f"fidelity.phases[{ph['name']}].set")
+        for dotted, value in q.get("profile", {}).items():  # --quick shortens every phase
+            _set_path(raw, dotted, copy.deepcopy(value), suite.path, what="quick.profile")
         raw.setdefault("run", {}).update(part="profile", raw=True, mode="live",
                                          name=f"{suite.name}/profile[{ph['name']}]")
         out.append(raw)
