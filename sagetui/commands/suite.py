@@ -125,6 +125,9 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
     modes = sorted({c.run.mode for c in exp.runs})
     click.echo(f"suite {suite.name}{' (quick)' if quick else ''}: {len(exp.runs)} runs, "
                f"mode {'/'.join(modes)}, expected ~{_fmt_s(estimate_seconds(exp))}", err=True)
+    if "live" in modes:  # measured: D's quick loads on the 2-core CPU engines took 6x
+        click.echo("  (live: a run whose load exceeds the engines' capacity also waits for "
+                   "its backlog to drain, which this estimate does not include)", err=True)
 
     def on_start(i, n, cfg):
         click.echo(f"[{i + 1}/{n}] {cfg.run.name} rep {cfg.repetition} ...", err=True)
