@@ -139,7 +139,12 @@ class SimLLMEngine:
         self._seq += 1
         r = _Req(req_id, prompt_tokens, output_tokens, priority, self._seq)
         self._reqs[req_id] = r
-        self._push_waiting(r, front=False)
+        # _push_waiting(r, front=False) inlined (once per request; r starts in _WAIT)
+        self._n_waiting += 1
+        if self.priority_scheduling:
+            heapq.heappush(self._waiting_heap, (r.priority, r.seq, r))
+        else:
+            self._waiting_fifo.append(r)
         if self._t_end is None:
             self._t_start = self._t_end = now  # idle wake-up: plan a step at `now`
             self._real = False
