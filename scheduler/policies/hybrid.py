@@ -98,7 +98,8 @@ class HybridPolicy(Policy):
         return batch
 
     def next_timer(self, now: float) -> float | None:
-        t_min = self._recheck if self._recheck > now and self._recheck != INF else None
+        rc = self._recheck
+        t_min = rc if now < rc < INF else None
         self._recheck = INF
         for model, dq in self.emb.items():
             if dq and self.emb_texts[model] < self.max_texts:
@@ -171,7 +172,7 @@ class HybridPolicy(Policy):
 
         best_model, best_emb_key, emb_target = None, INF, None
         if ready:
-            cands = cp.free_for("embedding")
+            cands = cp.free["embedding"]
             if llm_waiting and cands:
                 waiting = [c for c, h in llm.items() if h]
                 cands = [b for b in cands if self._allowed(
@@ -188,7 +189,7 @@ class HybridPolicy(Policy):
         if llm_waiting:
             for cls, heap in llm.items():
                 if heap and (best_llm is None or heap[0] < best_llm):
-                    cands = cp.free_for(cls)
+                    cands = cp.free[cls]  # the core's list, not to be modified
                     if emb_target is not None and emb_target.mixed and emb_target in cands:
                         # The batch waits for this shared backend: LLM keeps to its share.
                         cands = [b for b in cands if b is not emb_target
