@@ -168,6 +168,14 @@ def fidelity_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _late(cost: dict) -> str:
+    """The calibrated completion lateness (decode stalls) at p50/p90/p99, in ms."""
+    q = cost.get("completion_quantiles") or []
+    if len(q) < 2:
+        return "none"
+    return "/".join(f"{1e3 * q[round(p * (len(q) - 1))]:.1f}" for p in (0.5, 0.9, 0.99)) + " ms"
+
+
 def calibration_lines(db: str, ids: list[int]) -> list[str]:
     for by_cls in summaries(db, ids).values():
         cal = ((by_cls.get("all") or {}).get("extra") or {}).get("calibration")
@@ -176,7 +184,8 @@ def calibration_lines(db: str, ids: list[int]) -> list[str]:
             return [f"Calibration (profile runs {cal['profile_runs']}): β0 "
                     f"{1e3 * c['beta0']:.2f} ms, β1 {1e6 * c['beta1']:.1f} µs, β2 "
                     f"{1e6 * c['beta2']:.1f} µs, β3 {1e9 * c['beta3']:.2f} ns, α "
-                    f"{1e3 * c['alpha']:.2f} ms, front end {1e3 * c.get('frontend', 0):.1f} ms; "
+                    f"{1e3 * c['alpha']:.2f} ms, front end {1e3 * c.get('frontend', 0):.1f} ms, "
+                    f"completion lateness p50/p90/p99 {_late(c)}; "
                     f"embedding a {1e3 * emb['cost']['a']:.1f} ms, b "
                     f"{1e6 * emb['cost']['b']:.1f} µs/token. TTFT fit "
                     f"R² {llm['ttft_fit']['r2']:.2f} / MAPE {llm['ttft_fit']['mape_pct']:.1f}% "

@@ -116,11 +116,15 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     is left of the intercept is the front end, which delays only its own
     request. With at least `spread_min` lone requests the front end's measured
     spread is kept too (quantiles of each lone request's residual), so
-    simulated TTFT tails carry the jitter the live machine showed. Vary the concurrency across records (closed loops of 1 … 16
+    simulated TTFT tails carry the jitter the live machine showed. Likewise, with at
+    least `spread_min` decoding requests, each one's decode time beyond the fit (TPOT
+    residual × steps) above the median residual gives `completion_quantiles`: the
+    stalls that make the chat E2E tail, which mean step times cannot carry.
+    Vary the concurrency across records (closed loops of 1 … 16
     clients, say) or β0 and β2 cannot be told apart, and include lone
     requests of varied prompt lengths.
     """
-    lone_p, lone_y, tpot_rows, tpot_y, tpot_pps = [], [], [], [], []
+    lone_p, lone_y, tpot_rows, tpot_y, tpot_pps, tpot_steps = [], [], [], [], [], []
     for i, r in enumerate(records):
         p = _field(r, "prompt_tokens", i)
         o = _field(r, "output_tokens", i)
@@ -131,6 +135,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
             lone_p.append(p)
             lone_y.append(ttft)
         if o > 1:
+            tpot_steps.append(o - 1)
             b = max(_field(r, "batch", i, 1.0), 1.0)
             tpot_rows.append([1.0, b, b * (p + o / 2.0), _field(r, "new_per_step", i, 0.0)])
             tpot_y.append(_field(r, "tpot_s", i))
@@ -163,11 +168,18 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         k = min(len(delays), 101)
         quantiles = tuple(float(q) for q in np.quantile(delays, np.linspace(0, 1, k)))
         frontend = float(delays.mean())
-    cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
-                   beta3=float(beta3), alpha=float(alpha), frontend=frontend,
-                   frontend_quantiles=quantiles)
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
     tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha]) + beta1 * np.array(tpot_pps)
+    late: tuple[float, ...] = ()
+    if len(YT) >= spread_min:  # the decode stalls: each request's decode-time residual
+        steps = np.array(tpot_steps, dtype=float)
+        resid = (YT - tpot_pred) * steps
+        excess = np.clip(resid - np.median(resid), 0.0, None)  # above the typical request
+        k = min(len(excess), 101)
+        late = tuple(float(q) for q in np.quantile(excess, np.linspace(0, 1, k)))
+    cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
+                   beta3=float(beta3), alpha=float(alpha), frontend=frontend,
+                   frontend_quantiles=quantiles, completion_quantiles=late)
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 
 

@@ -35,6 +35,12 @@ class LLMCost:
     # Optional spread of that latency, as measured: its quantiles (seconds) at evenly
     # spaced probabilities 0 … 1. Each request then draws its own delay (seeded).
     frontend_quantiles: tuple[float, ...] = ()
+    # Optional lateness of a request's last token beyond the step model, as measured:
+    # quantiles (seconds, at probabilities 0 … 1) of the profile's decode-time residuals
+    # above their median. Live decodes stall now and then (the OS, the collector, the
+    # streaming path) and those stalls are the chat E2E tail; each request draws its own
+    # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
+    completion_quantiles: tuple[float, ...] = ()
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""
@@ -140,7 +146,8 @@ class LLMPreset:
         cost = d.pop("cost")
         if not isinstance(cost, dict):
             raise ValueError("cost: must be a table of beta0, beta1, beta2, beta3, alpha")
-        cost = {**cost, "frontend_quantiles": tuple(cost.get("frontend_quantiles", ()))}
+        cost = {**cost, "frontend_quantiles": tuple(cost.get("frontend_quantiles", ())),
+                "completion_quantiles": tuple(cost.get("completion_quantiles", ()))}
         return cls(cost=LLMCost(**cost), **d)
 
 

@@ -65,6 +65,7 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False):
     kw, _ = sim_flags(spec.extra_args)
     engine = SimLLMEngine(preset, token_events=token_events, **kw)
     c = preset.cost
-    if c.frontend > 0 or c.frontend_quantiles:
-        return Frontend(engine, c.frontend, c.frontend_quantiles)
+    if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
+        return Frontend(engine, c.frontend, c.frontend_quantiles,
+                        completion_quantiles=c.completion_quantiles)
     return engine

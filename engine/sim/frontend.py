@@ -12,6 +12,14 @@ and leaves ITL untouched.
 
 `Frontend` wraps any engine with the SimLLMEngine interface (submit, abort,
 next_event_time, advance, stats) and passes everything else through.
+
+With completion quantiles it also holds each request's `done` back by a drawn
+lateness, on the same reasoning: a live decode that stalls (the OS, the
+garbage collector, the streaming path) makes that request late; the step
+model, fitted to mean step times, has no such tail. The calibrated quantiles
+are the profile's decode-time residuals above their median
+(engine.sim.calibrate.fit_requests). Drawn per request, a stall here delays
+one request, where a live engine stall would delay its whole batch together.
 """
 
 from __future__ import annotations
@@ -33,19 +41,21 @@ class Frontend:
     """
 
     def __init__(self, engine: Any, delay: float, quantiles: Sequence[float] = (),
-                 seed: int = 0):
+                 seed: int = 0, *, completion_quantiles: Sequence[float] = ()):
         if delay < 0:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
-        if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
-            raise ValueError("frontend_quantiles: must be >= 0 and ascending")
-        if len(quantiles) == 1:
-            raise ValueError("frontend_quantiles: need at least 2 (for probabilities 0 and 1)")
+        _check_quantiles("frontend_quantiles", quantiles)
+        _check_quantiles("completion_quantiles", completion_quantiles)
         self.engine = engine
         self.delay = delay
         self._q = np.asarray(quantiles, dtype=float)
         self._p = np.linspace(0.0, 1.0, len(self._q))
         self._rng = random.Random(seed)
+        self._cq = np.asarray(completion_quantiles, dtype=float)
+        self._cp = np.linspace(0.0, 1.0, len(self._cq))
+        self._crng = random.Random(seed + 1)  # its own stream: the front end's draws stay put
         self._due: list[tuple[float, int, tuple]] = []  # (release time, seq, submit args)
+        self._late: list[tuple[float, int, Any]] = []  # (release time, seq, done event)
         self._seq = 0
         self._aborted: set = set()
 
@@ -61,7 +71,8 @@ class Frontend:
                              (req_id, prompt_tokens, output_tokens, priority)))
 
     def abort(self, req_id: Any, now: float | None = None) -> None:
-        if any(args[0] == req_id for _, _, args in self._due):
+        if any(args[0] == req_id for _, _, args in self._due) or \
+                any(e.req_id == req_id for _, _, e in self._late):
             self._aborted.add(req_id)
         else:
             self.engine.abort(req_id, now)
@@ -69,12 +80,16 @@ class Frontend:
     def next_event_time(self) -> float | None:
         t = self.engine.next_event_time()
         if self._due and (t is None or self._due[0][0] < t):
-            return self._due[0][0]
+            t = self._due[0][0]
+        if self._late and (t is None or self._late[0][0] < t):
+            t = self._late[0][0]
         return t
 
     def advance(self, now: float) -> list:
         """Finish the engine's step ending at `now`, then hand over what is due by `now`."""
         events = self.engine.advance(now)
+        if self._cq.size or self._late:
+            events = self._hold_completions(events, now)
         while self._due and self._due[0][0] <= now:
             t, _, args = heappop(self._due)
             if args[0] in self._aborted:
@@ -83,11 +98,45 @@ class Frontend:
             self.engine.submit(*args, now=t)
         return events
 
+    def _hold_completions(self, events: list, now: float) -> list:
+        """Hold each `done` back by its drawn lateness; release those due by `now`."""
+        out = []
+        for e in events:
+            if e.kind == "done" and self._cq.size:
+                self._seq += 1
+                t = e.t + float(np.interp(self._crng.random(), self._cp, self._cq))
+                heappush(self._late, (t, self._seq, e._replace(t=t)))
+            else:
+                out.append(e)
+        released = False
+        while self._late and self._late[0][0] <= now:
+            e = heappop(self._late)[2]
+            if e.req_id in self._aborted:
+                self._aborted.discard(e.req_id)
+                continue
+            out.append(e)
+            released = True
+        if released:
+            out.sort(key=lambda e: e.t)  # stable: the engine's own order within a time
+        return out
+
     def stats(self):
-        """The engine's stats, with requests still in the front end counted as waiting."""
+        """The engine's stats, with requests still in the front end counted as waiting
+        and finished ones held back by their lateness as running."""
         st = self.engine.stats()
         if self._due:
             st.waiting += len(self._due)
             if st.in_flight is not None:
                 st.in_flight += len(self._due)
+        if self._late:
+            st.running += len(self._late)
+            if st.in_flight is not None:
+                st.in_flight += len(self._late)
         return st
+
+
+def _check_quantiles(name: str, quantiles: Sequence[float]) -> None:
+    if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
+        raise ValueError(f"{name}: must be >= 0 and ascending")
+    if len(quantiles) == 1:
+        raise ValueError(f"{name}: need at least 2 (for probabilities 0 and 1)")

@@ -233,3 +233,24 @@ def test_lone_request_jitter_becomes_the_front_end_spread():
     assert len(qs) == 101 and qs == tuple(sorted(qs))
     assert qs[0] < 0.008 and qs[-1] > 0.022 and qs[50] == pytest.approx(0.015, abs=0.003)
     assert cost.frontend == pytest.approx(0.015, abs=0.002)
+
+
+def test_decode_stalls_become_the_completion_lateness():
+    """One decode in ten stalls 40 ms on top of the step model: the fit's completion
+    quantiles are 0 up to the median and carry the stall in the top tenth; the step
+    costs themselves stay those of the typical request."""
+    rng = random.Random(11)
+    recs = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
+             "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
+            for p in (32, 64, 128, 256)]
+    for i in range(300):
+        b, o = rng.choice((1, 2, 4, 8, 16)), rng.randint(8, 64)
+        stall = 0.040 if i % 10 == 0 else 0.0
+        recs.append({"prompt_tokens": 100, "output_tokens": o, "in_flight": 3, "ttft_s": 0.05,
+                     "tpot_s": 2e-3 + 0.4e-3 * b + stall / (o - 1), "batch": float(b)})
+    cost, _, _ = fit_requests(recs)
+    late = cost.completion_quantiles
+    assert len(late) == 101 and late == tuple(sorted(late)) and late[0] >= 0
+    assert late[50] < 1e-3  # the typical request is not late
+    assert late[95] == pytest.approx(0.040, abs=0.008) and late[-1] < 0.05
+    assert cost.beta2 == pytest.approx(0.4e-3, rel=0.1)

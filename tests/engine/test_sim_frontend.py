@@ -80,3 +80,38 @@ def test_measured_spread_gives_each_request_its_own_delay_reproducibly():
     assert sorted(d)[100] == pytest.approx(0.015, abs=0.002)
     with pytest.raises(ValueError, match="ascending"):
         Frontend(SimLLMEngine(preset), 0.01, [0.02, 0.01])
+
+
+def test_completion_lateness_holds_back_done_but_no_engine_step():
+    """A drawn lateness of exactly 30 ms (quantiles all 30 ms): each done arrives 30 ms
+    after its last step and no later — a held back does not slow b, decoding beside it."""
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+    plain = _run(Frontend(SimLLMEngine(preset), COST.frontend),
+                 [(0.0, "a", 8, 3), (0.0, "b", 8, 11)])
+    eng = Frontend(SimLLMEngine(preset), COST.frontend, completion_quantiles=[0.03, 0.03])
+    late = _run(eng, [(0.0, "a", 8, 3), (0.0, "b", 8, 11)])
+    for r in ("a", "b"):
+        assert late[r]["first_token"] == pytest.approx(plain[r]["first_token"])
+        assert late[r]["done"] == pytest.approx(plain[r]["done"] + 0.03)
+    assert eng.stats().in_flight == 0
+
+
+def test_a_request_aborted_while_held_back_reports_nothing():
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+    eng = Frontend(SimLLMEngine(preset), 0.0, completion_quantiles=[0.5, 0.5])
+    eng.submit("a", 8, 2, 2, 0.0)
+    seen = []
+    while (te := eng.next_event_time()) is not None and te < 0.1:
+        seen += [e.kind for e in eng.advance(te)]
+    assert "done" not in seen and eng.stats().running == 1  # finished, held back
+    eng.abort("a", 0.1)
+    assert [e.kind for e in _drain(eng)] == [] and eng.stats().in_flight == 0
+    with pytest.raises(ValueError, match="completion_quantiles: must be >= 0"):
+        Frontend(SimLLMEngine(preset), 0.0, completion_quantiles=[-1.0, 0.0])
+
+
+def _drain(eng):
+    out = []
+    while (te := eng.next_event_time()) is not None:
+        out += eng.advance(te)
+    return out
