@@ -101,13 +101,18 @@ class BackendSpec(BaseModel):
     def _sim_preset(self) -> BackendSpec:
         if self.kind != "sim":
             return self
-        # Imported here: the registry reads the user presets directory.
-        from engine.sim.presets import preset_names
+        # Imported here: the registry reads the user presets directory. Only this
+        # preset's file is read (a broken one raises, naming it); others may be broken.
+        from engine.sim.presets import EmbedPreset, get_preset, preset_names
 
-        llm, embed = preset_names("llm"), preset_names("embedding")
-        allowed = embed if self.capabilities == ["embedding"] else llm
-        if self.preset not in allowed:
-            what = "embedding" if allowed is embed else "LLM"
+        want_embed = self.capabilities == ["embedding"]
+        try:
+            found = isinstance(get_preset(self.preset), EmbedPreset) == want_embed
+        except KeyError:
+            found = False
+        if not found:
+            what = "embedding" if want_embed else "LLM"
+            allowed = preset_names("embedding" if want_embed else "llm")
             raise ValueError(
                 f"preset: {self.preset!r} is not a known {what} simulator preset; "
                 f"allowed: {', '.join(allowed)}"

@@ -216,16 +216,20 @@ def _fill_preset_defaults(data: dict, presets: dict) -> None:
     """A simulated backend without a price or device kind takes its preset's, so
     cost-aware routing and cost tables see real prices; an explicit value wins.
     `presets` is a cache the caller keeps across sweep points (filled on first use)."""
-    from engine.sim.presets import list_presets
+    from engine.sim.presets import get_preset
 
     for b in data.get("backends") or []:
         if not isinstance(b, dict) or b.get("kind") != "sim" or not b.get("preset"):
             continue
-        if not presets:
-            presets.update(list_presets())
-        preset = presets.get(b["preset"])
+        name = b["preset"]
+        if name not in presets:
+            try:
+                presets[name] = get_preset(str(name))
+            except (KeyError, ValueError):
+                presets[name] = None  # validation names the unknown or broken preset
+        preset = presets[name]
         if preset is None:
-            continue  # validation names the unknown preset
+            continue
         b.setdefault("price_per_hour", preset.price_per_hour)
         b.setdefault("device_kind", preset.device_kind)
 

@@ -140,23 +140,36 @@ def _load_file(path: Path) -> Preset:
             return LLMPreset.from_dict(data)
         if kind == "embedding":
             return EmbedPreset.from_dict(data)
-    except (TypeError, ValueError, KeyError) as e:
+    except KeyError as e:
+        raise ValueError(f"{path}: invalid preset: missing field {e}") from e
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: invalid preset: {e}") from e
     raise ValueError(f"{path}: field 'type' must be 'llm' or 'embedding', got {kind!r}")
 
 
-def _user_presets(directory: Path | None = None) -> dict[str, Preset]:
+def _user_presets(directory: Path | None = None, strict: bool = True) -> dict[str, Preset]:
     d = directory or presets_dir()
     if not d.is_dir():
         return {}
-    return {p.stem: _load_file(p) for p in sorted(d.glob("*.json"))}
+    out = {}
+    for p in sorted(d.glob("*.json")):
+        try:
+            out[p.stem] = _load_file(p)
+        except ValueError:
+            if strict:
+                raise
+    return out
 
 
-def list_presets(kind: str | None = None, directory: Path | None = None) -> dict[str, Preset]:
-    """All presets by name (user ones override built-ins); kind = 'llm' | 'embedding' | None."""
+def list_presets(kind: str | None = None, directory: Path | None = None, *,
+                 strict: bool = True) -> dict[str, Preset]:
+    """All presets by name (user ones override built-ins); kind = 'llm' | 'embedding' | None.
+    A broken user file raises, naming it; with strict=False it is left out (for listing
+    the allowed names in another error)."""
     if kind not in (None, "llm", "embedding"):
         raise ValueError(f"kind: {kind!r} is not one of llm, embedding")
-    merged: dict[str, Preset] = {**_BUILTIN_LLM, **_BUILTIN_EMBED, **_user_presets(directory)}
+    merged: dict[str, Preset] = {**_BUILTIN_LLM, **_BUILTIN_EMBED,
+                                 **_user_presets(directory, strict)}
     if kind == "llm":
         return {k: v for k, v in merged.items() if isinstance(v, LLMPreset)}
     if kind == "embedding":
@@ -165,15 +178,26 @@ def list_presets(kind: str | None = None, directory: Path | None = None) -> dict
 
 
 def preset_names(kind: str | None = None) -> list[str]:
-    return sorted(list_presets(kind))
+    """Names of the readable presets of `kind` (broken user files left out)."""
+    return sorted(list_presets(kind, strict=False))
 
 
 def get_preset(name: str, directory: Path | None = None) -> Preset:
-    """A preset by name; unknown names list the allowed ones."""
-    all_ = list_presets(directory=directory)
-    if name not in all_:
-        raise KeyError(f"preset: {name!r} unknown; allowed: {', '.join(sorted(all_))}")
-    return all_[name]
+    """A preset by name (a user file of that name overrides a built-in); unknown names
+    list the allowed ones.
+
+    Only the named file is read: a broken file of another preset (hand-edited, or saved
+    by a newer sagetui) must not stop every simulation that does not use it.
+    """
+    d = directory or presets_dir()
+    path = d / f"{name}.json"
+    if path.is_file():
+        return _load_file(path)
+    builtin = {**_BUILTIN_LLM, **_BUILTIN_EMBED}
+    if name in builtin:
+        return builtin[name]
+    user = {p.stem for p in d.glob("*.json")} if d.is_dir() else set()
+    raise KeyError(f"preset: {name!r} unknown; allowed: {', '.join(sorted({*builtin, *user}))}")
 
 
 def get_llm_preset(name: str, directory: Path | None = None) -> LLMPreset:

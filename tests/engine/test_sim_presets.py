@@ -138,3 +138,15 @@ def test_docs_table_matches_the_presets():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()
     for line in llm_preset_table().splitlines():
         assert line in doc, line
+
+
+def test_a_broken_preset_file_stops_only_what_uses_it(tmp_path):
+    """Found when an older sagetui met a preset saved by a newer one: every simulation
+    failed, even on built-in presets. Only the named preset's file is read now."""
+    (tmp_path / "broken.json").write_text(json.dumps({"type": "embedding", "name": "broken"}))
+    assert get_preset("7b-h100", directory=tmp_path).name == "7b-h100"
+    with pytest.raises(ValueError, match=r"broken.json: invalid preset: missing field 'cost'"):
+        get_preset("broken", directory=tmp_path)
+    with pytest.raises(KeyError, match="allowed: .*broken"):  # still listed as a name
+        get_preset("nope", directory=tmp_path)
+

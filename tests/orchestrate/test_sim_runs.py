@@ -142,3 +142,17 @@ def test_simulated_embedding_time_grows_with_all_its_texts(db_path, make_config)
                                             "WHERE status='completed'")]
     c = get_embed_preset("minilm-cpu").cost
     assert min(e2e) == pytest.approx(c.a + c.b * 16 * 32, rel=1e-6)
+
+
+def test_a_sim_run_names_a_broken_preset_it_uses(tmp_path, monkeypatch):
+    from sagetui.config import ConfigError, expand_raw
+
+    monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path))
+    (tmp_path / "mine.json").write_text("{not json")
+    raw = {"run": {"mode": "sim"}, "workload": {"rate": 10, "duration_s": 5},
+           "backends": [{"name": "b", "kind": "sim", "preset": "7b-h100",
+                         "capabilities": ["chat"]}]}
+    assert expand_raw(raw, source="t.toml", spec_text="").runs[0].backends[0].price_per_hour > 0
+    raw["backends"][0]["preset"] = "mine"
+    with pytest.raises(ConfigError, match="mine.json"):
+        expand_raw(raw, source="t.toml", spec_text="")
