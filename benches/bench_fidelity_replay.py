@@ -1,0 +1,92 @@
+"""Re-simulate a stored fidelity run: recalibrate from its profile runs, compare with its live runs.
+
+Why: the live half of the fidelity suite takes ~15 min and needs a quiet machine;
+the simulated half takes seconds. To judge a change to the simulator or to the
+calibration, replay a store the suite already filled (`bench_suites.py --fidelity
+--keep-db FILE`): the profile runs are fitted again with the current code, each
+load is simulated again with the current code, and the errors are computed
+against the stored live runs (pooled, as the suite does). The copy of the store
+is a temporary file; the presets go to a temporary folder; nothing is written
+next to FILE.
+
+usage: bench_fidelity_replay.py FILE [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGET = 0.10
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("db", help="a store the fidelity suite filled (bench_suites.py --keep-db)")
+    ap.add_argument("--quick", action="store_true", help="the store holds the quick suite")
+    args = ap.parse_args()
+    if not Path(args.db).is_file():
+        print(f"error: {args.db}: no such file", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="fid-replay-") as tmp:
+        os.environ["SAGETUI_PRESETS_DIR"] = str(Path(tmp) / "presets")
+        os.environ["SAGETUI_RUNS_DIR"] = str(Path(tmp) / "runs")
+        db = str(Path(tmp) / "replay.db")
+        shutil.copy(args.db, db)
+        return replay(db, args.quick)
+
+
+def replay(db: str, quick: bool) -> int:
+    from sagetui.config import expand_raw
+    from sagetui.orchestrate.runner import run_one
+    from sagetui.suites import find_suite
+    from sagetui.suites import fidelity as fid
+    from store import open_store, queries
+
+    suite = find_suite("fidelity")
+    plan = fid.plan(suite, quick=quick)
+    with open_store(db) as store:
+        runs = queries.list_runs(store)
+        profiles = sorted(r["id"] for r in runs if "/profile[" in r["name"])
+        if len(profiles) != len(plan.profiles):
+            print(f"error: {len(profiles)} profile runs stored, the suite has "
+                  f"{len(plan.profiles)} phases (--quick?)", file=sys.stderr)
+            return 2
+        cal = fid.calibrate_from_runs(store, profiles, plan)
+        c = cal["llm"]["cost"]
+        print(f"calibration: β0 {1e3 * c['beta0']:.2f} ms, β1 {1e6 * c['beta1']:.1f} µs, "
+              f"β2 {1e6 * c['beta2']:.1f} µs, front end {1e3 * c['frontend']:.1f} ms; "
+              f"embedding a {1e3 * cal['embedding']['cost']['a']:.1f} ms, "
+              f"b {1e6 * cal['embedding']['cost']['b']:.1f} µs/token")
+        print("| load | statistic | live (pooled) | sim | error |")
+        print("|---:|---|---:|---:|---:|")
+        met = total = 0
+        for rate in plan.loads:
+            lives = sorted(r["id"] for r in runs if r["name"] == f"fidelity/live[rate={rate:g}]"
+                           and r["status"] == "completed")
+            if not lives:
+                print(f"error: no completed live run at {rate:g} req/s", file=sys.stderr)
+                return 2
+            cfg = expand_raw(fid._sim_point(plan, rate, suite.name), source=str(suite.path),
+                             spec_text="").runs[0]
+            sim = run_one(store, None, cfg)
+            live = fid.pooled_summaries(store, lives) if len(lives) > 1 else \
+                queries.summaries_for(store, lives)[lives[0]]
+            for stat, e in fid.compare(live, sim.summaries).items():
+                lv, sv = e.get("live_ms", e.get("live")), e.get("sim_ms", e.get("sim"))
+                total += 1
+                met += abs(e["rel_error"]) <= TARGET
+                print(f"| {rate:g} | {stat} | {lv:.1f} | {sv:.1f} | {100 * e['rel_error']:+.1f}% |")
+        print(f"\nWithin ±{100 * TARGET:.0f}%: {met} of {total} figures.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
