@@ -46,8 +46,8 @@ def main() -> int:
 def replay(db: str, quick: bool) -> int:
     from sagetui.config import expand_raw
     from sagetui.orchestrate.runner import run_one
-    from sagetui.suites import find_suite
     from sagetui.suites import fidelity as fid
+    from sagetui.suites import find_suite
     from store import open_store, queries
 
     suite = find_suite("fidelity")
