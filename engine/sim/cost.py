@@ -37,7 +37,7 @@ class LLMCost:
     frontend_quantiles: tuple[float, ...] = ()
     # Optional lateness of a request's last token beyond the step model, as measured:
     # quantiles (seconds, at probabilities 0 … 1) of the profile's decode-time residuals
-    # above their median. Live decodes stall now and then (the OS, the collector, the
+    # above their upper quartile. Live decodes stall now and then (the OS, the collector, the
     # streaming path) and those stalls are the chat E2E tail; each request draws its own
     # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
     completion_quantiles: tuple[float, ...] = ()
