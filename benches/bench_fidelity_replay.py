@@ -80,8 +80,7 @@ def replay(db: str, quick: bool) -> int:
             cfg = expand_raw(fid._sim_point(plan, rate, suite.name), source=str(suite.path),
                              spec_text="").runs[0]
             sim = run_one(store, None, cfg)
-            live = fid.pooled_summaries(store, lives) if len(lives) > 1 else \
-                queries.summaries_for(store, lives)[lives[0]]
+            live = fid.pooled_summaries(store, lives)
             for stat, e in fid.compare(live, sim.summaries).items():
                 lv, sv = e.get("live_ms", e.get("live")), e.get("sim_ms", e.get("sim"))
                 total += 1

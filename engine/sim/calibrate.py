@@ -163,10 +163,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     quantiles: tuple[float, ...] = ()
     if len(YL) >= spread_min:  # each lone request's own front-end time, as measured
         delays = np.clip(YL - (alpha + beta0 + beta1 * XL[:, 1]), 0.0, None)
-        # as many quantiles as samples (up to 101): each measured delay keeps its own
-        # weight; 21 fixed quantiles gave one outlier in 50 a 5 % share of the draws
-        k = min(len(delays), 101)
-        quantiles = tuple(float(q) for q in np.quantile(delays, np.linspace(0, 1, k)))
+        quantiles = _spread(delays)
         frontend = float(delays.mean())
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
     tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha]) + beta1 * np.array(tpot_pps)
@@ -177,13 +174,19 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         # above the upper quartile: centred at the median, the draws' mean (~6 ms) lifted
         # every E2E p50 by ~5 %; replayed on three stored suites, 51 of 63 figures
         # within 10 % against 48 (median) and 50 (none) (docs/benchmarks.md)
-        excess = np.clip(resid - np.percentile(resid, 75), 0.0, None)
-        k = min(len(excess), 101)
-        late = tuple(float(q) for q in np.quantile(excess, np.linspace(0, 1, k)))
+        late = _spread(np.clip(resid - np.percentile(resid, 75), 0.0, None))
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
                    frontend_quantiles=quantiles, completion_quantiles=late)
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
+
+
+def _spread(samples: np.ndarray) -> tuple[float, ...]:
+    """Quantiles at evenly spaced probabilities, as many as samples (up to 101): each
+    measured value keeps its own weight; 21 fixed quantiles gave one outlier in 50 a
+    5 % share of the draws."""
+    k = min(len(samples), 101)
+    return tuple(float(q) for q in np.quantile(samples, np.linspace(0, 1, k)))
 
 
 def fit_embedding(records: Iterable[Mapping]) -> tuple[EmbedCost, FitReport]:

@@ -44,16 +44,11 @@ class Frontend:
                  seed: int = 0, *, completion_quantiles: Sequence[float] = ()):
         if delay < 0:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
-        _check_quantiles("frontend_quantiles", quantiles)
-        _check_quantiles("completion_quantiles", completion_quantiles)
         self.engine = engine
         self.delay = delay
-        self._q = np.asarray(quantiles, dtype=float)
-        self._p = np.linspace(0.0, 1.0, len(self._q))
-        self._rng = random.Random(seed)
-        self._cq = np.asarray(completion_quantiles, dtype=float)
-        self._cp = np.linspace(0.0, 1.0, len(self._cq))
-        self._crng = random.Random(seed + 1)  # its own stream: the front end's draws stay put
+        self._front = _Spread("frontend_quantiles", quantiles, seed)
+        # its own stream: adding a lateness leaves the front end's draws where they were
+        self._lateness = _Spread("completion_quantiles", completion_quantiles, seed + 1)
         self._due: list[tuple[float, int, tuple]] = []  # (release time, seq, submit args)
         self._late: list[tuple[float, int, Any]] = []  # (release time, seq, done event)
         self._seq = 0
@@ -65,8 +60,7 @@ class Frontend:
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
                now: float = 0.0) -> None:
         self._seq += 1
-        delay = float(np.interp(self._rng.random(), self._p, self._q)) if self._q.size \
-            else self.delay
+        delay = self._front.draw() if self._front else self.delay
         heappush(self._due, (now + delay, self._seq,
                              (req_id, prompt_tokens, output_tokens, priority)))
 
@@ -88,7 +82,7 @@ class Frontend:
     def advance(self, now: float) -> list:
         """Finish the engine's step ending at `now`, then hand over what is due by `now`."""
         events = self.engine.advance(now)
-        if self._cq.size or self._late:
+        if self._lateness:
             events = self._hold_completions(events, now)
         while self._due and self._due[0][0] <= now:
             t, _, args = heappop(self._due)
@@ -102,9 +96,9 @@ class Frontend:
         """Hold each `done` back by its drawn lateness; release those due by `now`."""
         out = []
         for e in events:
-            if e.kind == "done" and self._cq.size:
+            if e.kind == "done":
                 self._seq += 1
-                t = e.t + float(np.interp(self._crng.random(), self._cp, self._cq))
+                t = e.t + self._lateness.draw()
                 heappush(self._late, (t, self._seq, e._replace(t=t)))
             else:
                 out.append(e)
@@ -135,8 +129,21 @@ class Frontend:
         return st
 
 
-def _check_quantiles(name: str, quantiles: Sequence[float]) -> None:
-    if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
-        raise ValueError(f"{name}: must be >= 0 and ascending")
-    if len(quantiles) == 1:
-        raise ValueError(f"{name}: need at least 2 (for probabilities 0 and 1)")
+class _Spread:
+    """A measured delay's quantiles at evenly spaced probabilities 0 … 1, drawn by
+    inverse CDF from its own seeded generator. Empty quantiles: falsy, never drawn."""
+
+    def __init__(self, name: str, quantiles: Sequence[float], seed: int):
+        if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
+            raise ValueError(f"{name}: must be >= 0 and ascending")
+        if len(quantiles) == 1:
+            raise ValueError(f"{name}: need at least 2 (for probabilities 0 and 1)")
+        self._q = np.asarray(quantiles, dtype=float)
+        self._p = np.linspace(0.0, 1.0, len(self._q))
+        self._rng = random.Random(seed)
+
+    def __bool__(self) -> bool:
+        return bool(self._q.size)
+
+    def draw(self) -> float:
+        return float(np.interp(self._rng.random(), self._p, self._q))

@@ -171,9 +171,8 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                 done = [r for r in lives if r.status == "completed"]
                 if done and sim.status == "completed":
                     ids = [r.run_id for r in done]
-                    live = pooled_summaries(store, ids) if len(ids) > 1 else done[0].summaries
                     block = {"live_run": ids[0], "live_runs": ids, "rate": rate,
-                             "errors": compare(live, sim.summaries),
+                             "errors": compare(pooled_summaries(store, ids), sim.summaries),
                              "calibration": calibration}
                     if len(done) > 1:  # the same workload and seed live again: pure noise
                         block["live_repeat_run"] = ids[1]
@@ -265,8 +264,8 @@ def pooled_summaries(store, run_ids: list[int]) -> dict:
     runs of the same workload and seed differ by up to ~20 % there
     (docs/benchmarks.md). Merging the runs' whole-run histograms is one
     estimate from all their requests, the same estimator (HdrHistogram
-    quantiles) the single-run summaries use. Throughput is the runs' mean.
-    Returns a summaries-shaped dict for `compare`.
+    quantiles) the single-run summaries use, so one run pooled alone is that run.
+    Throughput is the runs' mean. Returns a summaries-shaped dict for `compare`.
     """
     from store import histograms as hg
     from store import queries
