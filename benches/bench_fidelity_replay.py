@@ -67,7 +67,8 @@ def replay(db: str, quick: bool) -> int:
         print(f"calibration: β0 {1e3 * c['beta0']:.2f} ms, β1 {1e6 * c['beta1']:.1f} µs, "
               f"β2 {1e6 * c['beta2']:.1f} µs, front end {1e3 * c['frontend']:.1f} ms; "
               f"embedding a {1e3 * cal['embedding']['cost']['a']:.1f} ms, "
-              f"b {1e6 * cal['embedding']['cost']['b']:.1f} µs/token")
+              f"b {1e6 * cal['embedding']['cost']['b']:.1f} µs/token; "
+              f"co-host +{1e6 * c.get('cohost_beta2', 0.0):.1f} µs per decode token")
         print("| load | statistic | live (pooled) | sim | error |")
         print("|---:|---|---:|---:|---:|")
         met = total = 0

@@ -39,6 +39,10 @@ class BackendSpec(BaseModel):
     # pinning. Pinning keeps co-located engines from stealing each other's cores, which
     # on a small machine decides tail latency (docs/live.md, "Pinning engines to cores").
     cpus: list[int] = []
+    # The machine this engine shares with the run's other engines that name the same host
+    # (e.g. "local"). A simulated engine then pays its preset's co-host costs while another
+    # one there is busy (engine.sim.host). Empty: alone, as in a cluster.
+    host: str = ""
 
     @field_validator("name")
     @classmethod

@@ -77,12 +77,13 @@ class SimResult:
     wall_s: float
 
 
-def make_sim_engine(spec: BackendSpec, token_events: bool = False):
+def make_sim_engine(spec: BackendSpec, token_events: bool = False, hosts: dict | None = None):
     """A simulated engine for a `kind = "sim"` backend (engine.sim.factory: its
-    preset plus the vLLM scheduler flags in `extra_args`)."""
+    preset plus the vLLM scheduler flags in `extra_args`; `hosts`, one per
+    simulation, lets engines that name one `host` slow each other down)."""
     from engine.sim.factory import make_engine
 
-    return make_engine(spec, token_events=token_events)
+    return make_engine(spec, token_events=token_events, hosts=hosts)
 
 
 def _sample_backend(eng) -> dict:
@@ -122,7 +123,8 @@ def simulate(
 def _simulate(config, backends, requests, on_done, faults, engine_factory, horizon_s,
               token_events, sample_every_s) -> SimResult:
     wall0 = time.perf_counter()
-    factory = engine_factory or (lambda s: make_sim_engine(s, token_events))
+    hosts: dict = {}  # machines shared by engines, by the specs' `host`
+    factory = engine_factory or (lambda s: make_sim_engine(s, token_events, hosts))
     cp = ControlPlane(config, backends)
     engines = {s.name: factory(s) for s in backends}
     specs = {s.name: s for s in backends}

@@ -102,7 +102,9 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     it, default 0), in_flight (the engine's other requests at this one's
     dispatch, default 0), batch (mean sequences decoding while it decoded,
     default 1), prefill_per_step and new_per_step (others' prompt tokens
-    prefilled, and others started, per step of its decode; default 0).
+    prefilled, and others started, per step of its decode; default 0), cohost (the
+    share of its decode during which another engine on the same machine was busy,
+    default 0: it gives `cohost_beta2`, engine.sim.host).
 
     Why staged rather than one joint least squares: a request that reaches an
     idle engine (in_flight 0) has TTFT = frontend + α + β0 + β1·prompt exactly,
@@ -137,7 +139,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         if o > 1:
             tpot_steps.append(o - 1)
             b = max(_field(r, "batch", i, 1.0), 1.0)
-            tpot_rows.append([1.0, b, b * (p + o / 2.0), _field(r, "new_per_step", i, 0.0)])
+            tpot_rows.append([1.0, b, b * (p + o / 2.0), _field(r, "new_per_step", i, 0.0),
+                              b * min(_field(r, "cohost", i, 0.0), 1.0)])
             tpot_y.append(_field(r, "tpot_s", i))
             tpot_pps.append(_field(r, "prefill_per_step", i, 0.0))
     if len(lone_y) < 2 or len(set(lone_p)) < 2:
@@ -158,7 +161,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     if keep.sum() < 4:
         raise ValueError("requests: TPOTs are not longer than others' prefills explain; "
                          "cannot fit the decode cost")
-    beta0, beta2, beta3, alpha = _solve(XT[keep], net[keep])
+    beta0, beta2, beta3, alpha, cohost = _solve(XT[keep], net[keep])
     frontend = max(float(intercept) - float(beta0) - float(alpha), 0.0)
     quantiles: tuple[float, ...] = ()
     if len(YL) >= spread_min:  # each lone request's own front-end time, as measured
@@ -166,7 +169,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         quantiles = _spread(delays)
         frontend = float(delays.mean())
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
-    tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha]) + beta1 * np.array(tpot_pps)
+    tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha, cohost]) + beta1 * np.array(tpot_pps)
     late: tuple[float, ...] = ()
     if len(YT) >= spread_min:  # the decode stalls: each request's decode-time residual
         steps = np.array(tpot_steps, dtype=float)
@@ -177,7 +180,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         late = _spread(np.clip(resid - np.percentile(resid, 75), 0.0, None))
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
-                   frontend_quantiles=quantiles, completion_quantiles=late)
+                   frontend_quantiles=quantiles, completion_quantiles=late,
+                   cohost_beta2=float(cohost))
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 
 
@@ -216,7 +220,29 @@ def calibrated(base: LLMPreset | EmbedPreset, cost: LLMCost | EmbedCost, name: s
     return replace(base, name=name, cost=cost, source=f"calibrated from {base.name}: {report}")
 
 
-def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
+def busy_spans(rows: Iterable[Mapping]) -> np.ndarray:
+    """The merged [t_dispatched, t_done] intervals of `rows`: when their engine was busy."""
+    iv = sorted((r["t_dispatched"], r["t_done"]) for r in rows
+                if r.get("t_dispatched") is not None and r.get("t_done") is not None)
+    out: list[list[float]] = []
+    for a, b in iv:
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return np.array(out, dtype=float).reshape(-1, 2)
+
+
+def busy_share(spans: np.ndarray, a: float, b: float) -> float:
+    """The share of [a, b] that `spans` (from busy_spans) cover."""
+    if b <= a or not len(spans):
+        return 0.0
+    return float(np.clip(np.minimum(spans[:, 1], b) - np.maximum(spans[:, 0], a), 0.0,
+                         None).sum() / (b - a))
+
+
+def records_from_requests(rows: Iterable[Mapping], cohost: np.ndarray | None = None
+                          ) -> list[dict]:
     """Fit records (for `fit_requests`) from a run's raw per-request rows.
 
     Rows carry the store's `request` columns (t_dispatched, t_first_token,
@@ -225,8 +251,10 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
     same backend's other requests dispatched no later and not yet done; `batch` is the mean
     number of the same backend's requests decoding during this one's decode
     (from the rows themselves), and `prefill_per_step` the prompt tokens of
-    requests whose prefill finished during its decode, per decode step. Rows
-    that did not complete, or lack stamps, are skipped.
+    requests whose prefill finished during its decode, per decode step;
+    `cohost` the share of its decode that another engine on the same machine
+    was busy, given that engine's `busy_spans`. Rows that did not complete, or
+    lack stamps, are skipped.
     """
     done = [r for r in rows if r.get("status", "completed") == "completed"
             and r.get("t_dispatched") is not None and r.get("t_first_token") is not None
@@ -262,6 +290,7 @@ def records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
                 "ttft_s": r["t_first_token"] - r["t_dispatched"],
                 "tpot_s": span / (o - 1) if o > 1 else 0.0,
                 "batch": max(float(batch), 1.0),
+                "cohost": busy_share(cohost, a, b) if cohost is not None else 0.0,
             })
     return out
 

@@ -41,6 +41,9 @@ class LLMCost:
     # streaming path) and those stalls are the chat E2E tail; each request draws its own
     # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
     completion_quantiles: tuple[float, ...] = ()
+    # Extra per decode token in a step that starts while another engine on the same machine
+    # is busy (engine.sim.host). 0 for an engine alone on its machine; calibration fits it.
+    cohost_beta2: float = 0.0
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""

@@ -111,6 +111,10 @@ class SimEmbeddingEngine:
             dt = self.cost.batch_time(tokens) + (k - 1) * self.cost.a
             heapq.heappush(self._busy, (t + dt, self._seq, tuple(members)))
 
+    def busy_at(self, t: float) -> bool:
+        """A pass is running at `t` (for engines sharing this one's machine)."""
+        return any(end > t for end, _, _ in self._busy)
+
     def stats(self) -> EngineStats:
         run, wait = len(self._busy), len(self._queue)
         return EngineStats(running=run, waiting=wait, kv_use=0.0, in_flight=run + wait)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from engine.sim.cost import EmbedPreset
 from engine.sim.embed import SimEmbeddingEngine
 from engine.sim.frontend import Frontend
+from engine.sim.host import SharedHost
 from engine.sim.llm import SimLLMEngine
 from engine.sim.presets import get_preset
 from engine.spec import BackendSpec
@@ -55,15 +56,25 @@ def sim_flags(extra_args: list[str]) -> tuple[dict, list[str]]:
     return kw, ignored
 
 
-def make_engine(spec: BackendSpec, *, token_events: bool = False):
-    """The simulated engine for a sim backend: its preset, plus its vLLM flags."""
+def make_engine(spec: BackendSpec, *, token_events: bool = False,
+                hosts: dict[str, SharedHost] | None = None):
+    """The simulated engine for a sim backend: its preset, plus its vLLM flags.
+
+    `hosts` (one dict per simulation) collects the machines named by the specs'
+    `host`, so engines on one machine see each other (engine.sim.host)."""
     if spec.kind != "sim":
         raise ValueError(f"kind: backend {spec.name!r} is {spec.kind!r}, not 'sim'")
     preset = get_preset(spec.preset)
+    host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
     if isinstance(preset, EmbedPreset):
-        return SimEmbeddingEngine(preset)
+        engine = SimEmbeddingEngine(preset)  # busy or not, seen by the LLM engines there
+        if host is not None:
+            host.join(spec.name, engine)
+        return engine
     kw, _ = sim_flags(spec.extra_args)
-    engine = SimLLMEngine(preset, token_events=token_events, **kw)
+    engine = SimLLMEngine(preset, token_events=token_events, host=host, **kw)
+    if host is not None:
+        host.join(spec.name, engine)
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
         return Frontend(engine, c.frontend, c.frontend_quantiles,

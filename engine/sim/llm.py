@@ -64,8 +64,12 @@ class SimLLMEngine:
         record_steps: bool = False,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
+        host=None,
     ):
         self.preset = preset
+        # engine.sim.host.SharedHost, or None: alone on its machine. Sharing one turns off
+        # fast-forwarding: each step's cost depends on the others' state when it starts.
+        self.host = host
         self.cost = preset.cost
         self.bs = preset.block_size
         self.num_blocks = preset.num_blocks
@@ -185,6 +189,10 @@ class SimLLMEngine:
         self._finish_step(t, events)
         self._start_step(t, events)
         return events
+
+    def busy_at(self, t: float) -> bool:
+        """A step is running at `t` (for engines sharing this one's machine)."""
+        return self._t_end is not None and self._t_end > t
 
     def stats(self) -> EngineStats:
         run = len(self._running)
@@ -391,6 +399,8 @@ class SimLLMEngine:
             kv += r.computed
         self._plan = plan
         dt = self.cost.step_time(prefill, n_dec, kv, new)
+        if self.host is not None and self.host.others_busy(self, t):
+            dt += self.cost.cohost_beta2 * n_dec
         self._t_end = t + dt
         if self.step_log is not None:
             self.step_log.append({
@@ -401,7 +411,8 @@ class SimLLMEngine:
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
-        if self.token_events or self.step_log is not None or n == 0 or self._prefill:
+        if (self.token_events or self.step_log is not None or n == 0 or self._prefill
+                or self.host is not None):
             return False
         free = self.num_blocks - self.used_blocks
         if self._n_waiting and len(self._running) < self.max_seqs:

@@ -190,9 +190,10 @@ def _sim_point(p: FidelityPlan, rate: float, suite_name: str) -> dict:
     for b in point.get("backends", []):
         caps = b.get("capabilities", [])
         preset = p.embed_preset if caps == ["embedding"] else p.llm_preset
+        # one machine: the live engines share it, so the simulated ones do (engine.sim.host)
         sims.append({"name": b["name"], "kind": "sim", "preset": preset,
                      "device": b.get("device", "cpu"), "capabilities": caps,
-                     "max_concurrency": b.get("max_concurrency", 1)})
+                     "max_concurrency": b.get("max_concurrency", 1), "host": "local"})
     point["backends"] = sims
     return point
 
@@ -206,6 +207,7 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
     tiny Llama's tokenizer counted, and vLLM adds the chat template's tokens.)
     """
     from engine.sim.calibrate import (
+        busy_spans,
         calibrated,
         embedding_records_from_requests,
         fit_embedding,
@@ -230,10 +232,11 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
                 r["t_dispatched"] = r["t_sent"]
             if r["request_id"] in intended:
                 r["prompt_tokens"] = intended[r["request_id"]].prompt_tokens
-        llm_records += records_from_requests(
-            [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1])
-        emb_records += embedding_records_from_requests(
-            [r for r in rows if r["request_class"] == "embedding"])
+        chat = [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1]
+        emb = [r for r in rows if r["request_class"] == "embedding"]
+        # the engines share this machine: vLLM's steps cost more while MiniLM works
+        llm_records += records_from_requests(chat, cohost=busy_spans(emb))
+        emb_records += embedding_records_from_requests(emb)
     if len(llm_records) < 10 or len(emb_records) < 5:
         raise RuntimeError(f"profile runs {run_ids}: too few completed requests to calibrate "
                            f"({len(llm_records)} chat, {len(emb_records)} embedding)")
