@@ -68,13 +68,13 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
     host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
     if isinstance(preset, EmbedPreset):
         engine = SimEmbeddingEngine(preset)  # busy or not, seen by the LLM engines there
-        if host is not None:
-            host.join(spec.name, engine)
-        return engine
-    kw, _ = sim_flags(spec.extra_args)
-    engine = SimLLMEngine(preset, token_events=token_events, host=host, **kw)
+    else:
+        kw, _ = sim_flags(spec.extra_args)
+        engine = SimLLMEngine(preset, token_events=token_events, host=host, **kw)
     if host is not None:
         host.join(spec.name, engine)
+    if isinstance(engine, SimEmbeddingEngine):
+        return engine
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
         return Frontend(engine, c.frontend, c.frontend_quantiles,

@@ -67,10 +67,12 @@ class SimLLMEngine:
         host=None,
     ):
         self.preset = preset
-        # engine.sim.host.SharedHost, or None: alone on its machine. Sharing one turns off
-        # fast-forwarding: each step's cost depends on the others' state when it starts.
+        # engine.sim.host.SharedHost, or None: alone on its machine. A co-host cost turns
+        # off fast-forwarding (each step's cost depends on the others' state when it
+        # starts); without one the host is never asked, so nothing is slowed down.
         self.host = host
         self.cost = preset.cost
+        self._crowd = host if preset.cost.cohost_beta2 > 0 else None
         self.bs = preset.block_size
         self.num_blocks = preset.num_blocks
         self.max_seqs = max_num_seqs or preset.max_num_seqs
@@ -399,7 +401,7 @@ class SimLLMEngine:
             kv += r.computed
         self._plan = plan
         dt = self.cost.step_time(prefill, n_dec, kv, new)
-        if self.host is not None and self.host.others_busy(self, t):
+        if self._crowd is not None and self._crowd.others_busy(self, t):
             dt += self.cost.cohost_beta2 * n_dec
         self._t_end = t + dt
         if self.step_log is not None:
@@ -412,7 +414,7 @@ class SimLLMEngine:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
         if (self.token_events or self.step_log is not None or n == 0 or self._prefill
-                or self.host is not None):
+                or self._crowd is not None):
             return False
         free = self.num_blocks - self.used_blocks
         if self._n_waiting and len(self._running) < self.max_seqs:
