@@ -9,7 +9,7 @@ against the stored live runs (pooled, as the suite does). The copy of the store
 is a temporary file; the presets go to a temporary folder; nothing is written
 next to FILE.
 
-usage: bench_fidelity_replay.py FILE [--quick]
+usage: bench_fidelity_replay.py FILE [--quick] [--sim-repeats N]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("db", help="a store the fidelity suite filled (bench_suites.py --keep-db)")
     ap.add_argument("--quick", action="store_true", help="the store holds the quick suite")
+    ap.add_argument("--sim-repeats", type=int, metavar="N",
+                    help="simulated runs per load (default: the suite's sim_repeats)")
     args = ap.parse_args()
     if not Path(args.db).is_file():
         print(f"error: {args.db}: no such file", file=sys.stderr)
@@ -40,11 +42,10 @@ def main() -> int:
         os.environ["SAGETUI_RUNS_DIR"] = str(Path(tmp) / "runs")
         db = str(Path(tmp) / "replay.db")
         shutil.copy(args.db, db)
-        return replay(db, args.quick)
+        return replay(db, args.quick, args.sim_repeats)
 
 
-def replay(db: str, quick: bool) -> int:
-    from sagetui.config import expand_raw
+def replay(db: str, quick: bool, sim_repeats: int | None = None) -> int:
     from sagetui.orchestrate.runner import run_one
     from sagetui.suites import fidelity as fid
     from sagetui.suites import find_suite
@@ -52,6 +53,8 @@ def replay(db: str, quick: bool) -> int:
 
     suite = find_suite("fidelity")
     plan = fid.plan(suite, quick=quick)
+    if sim_repeats:
+        plan.sim_repeats = sim_repeats
     with open_store(db) as store:
         runs = queries.list_runs(store)
         stored = {r["name"]: r["id"] for r in runs if "/profile[" in r["name"]}
@@ -78,11 +81,10 @@ def replay(db: str, quick: bool) -> int:
             if not lives:
                 print(f"error: no completed live run at {rate:g} req/s", file=sys.stderr)
                 return 2
-            cfg = expand_raw(fid._sim_point(plan, rate, suite.name), source=str(suite.path),
-                             spec_text="").runs[0]
-            sim = run_one(store, None, cfg)
+            sims = [run_one(store, None, cfg).run_id
+                    for cfg in fid.sim_configs(plan, rate, suite)]
             live = fid.pooled_summaries(store, lives)
-            for stat, e in fid.compare(live, sim.summaries).items():
+            for stat, e in fid.compare(live, fid.pooled_summaries(store, sims)).items():
                 lv, sv = e.get("live_ms", e.get("live")), e.get("sim_ms", e.get("sim"))
                 total += 1
                 met += abs(e["rel_error"]) <= TARGET

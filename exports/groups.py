@@ -17,8 +17,8 @@ from exports.model import RunView
 from exports.stats import Estimate, estimate
 
 # Keys that never distinguish configurations.
-IGNORED_KEYS = ("run.seed", "run.repetition", "run.name", "run.repetitions", "run.tags",
-                "workload.seed")
+IGNORED_KEYS = ("run.seed", "run.engine_seed", "run.repetition", "run.name", "run.repetitions",
+                "run.tags", "workload.seed")
 
 
 @dataclass(frozen=True)

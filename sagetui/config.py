@@ -44,6 +44,11 @@ class RunSection(BaseModel):
     # runs on, e.g. keep it off the embedding engine's core on a small machine.
     # Empty: wherever the OS puts it. Restored when the run ends.
     cpus: list[int] = Field(default_factory=list)
+    # Sim runs: the seed of the simulated engines' measured noise (a calibrated preset's
+    # front-end delay, decode stalls and embedding pass times). Unset: the workload's
+    # seed, so each repetition draws new noise with its new workload. Set it to draw
+    # new noise over the same workload (the fidelity suite's repeated sim runs).
+    engine_seed: int | None = Field(default=None, ge=0)
 
 
 class FaultSpec(BaseModel):

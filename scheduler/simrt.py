@@ -77,13 +77,15 @@ class SimResult:
     wall_s: float
 
 
-def make_sim_engine(spec: BackendSpec, token_events: bool = False, hosts: dict | None = None):
+def make_sim_engine(spec: BackendSpec, token_events: bool = False, hosts: dict | None = None,
+                    seed: int = 0):
     """A simulated engine for a `kind = "sim"` backend (engine.sim.factory: its
     preset plus the vLLM scheduler flags in `extra_args`; `hosts`, one per
-    simulation, lets engines that name one `host` slow each other down)."""
+    simulation, lets engines that name one `host` slow each other down; `seed`, the
+    run's, seeds its noise draws)."""
     from engine.sim.factory import make_engine
 
-    return make_engine(spec, token_events=token_events, hosts=hosts)
+    return make_engine(spec, token_events=token_events, hosts=hosts, seed=seed)
 
 
 def _sample_backend(eng) -> dict:
@@ -103,9 +105,11 @@ def simulate(
     horizon_s: float | None = None,
     token_events: bool = False,
     sample_every_s: float = 1.0,
+    seed: int = 0,
 ) -> SimResult:
     """Run `requests` (arrival = virtual time) to completion, or to `horizon_s`
-    after which everything still queued or running fails with `run_ended`."""
+    after which everything still queued or running fails with `run_ended`. `seed`
+    seeds the engines' noise draws (each backend its own stream)."""
     if engine_factory is None:
         # The simulator's modules load once per process (numpy comes with them); that
         # is set-up, not simulation, so it stays out of wall_s.
@@ -114,17 +118,17 @@ def simulate(
     gc.disable()  # millions of short-lived objects, no cycles: collection is pure cost
     try:
         return _simulate(config, backends, requests, on_done, faults, engine_factory, horizon_s,
-                         token_events, sample_every_s)
+                         token_events, sample_every_s, seed)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def _simulate(config, backends, requests, on_done, faults, engine_factory, horizon_s,
-              token_events, sample_every_s) -> SimResult:
+              token_events, sample_every_s, seed) -> SimResult:
     wall0 = time.perf_counter()
     hosts: dict = {}  # machines shared by engines, by the specs' `host`
-    factory = engine_factory or (lambda s: make_sim_engine(s, token_events, hosts))
+    factory = engine_factory or (lambda s: make_sim_engine(s, token_events, hosts, seed))
     cp = ControlPlane(config, backends)
     engines = {s.name: factory(s) for s in backends}
     specs = {s.name: s for s in backends}

@@ -84,14 +84,16 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict) -> int:
 
 
 def config_hash(config: dict) -> str:
-    """sha256 of the canonical JSON config with every `seed`/`repetition` key removed.
+    """sha256 of the canonical JSON config with every `seed`/`engine_seed`/`repetition`
+    key removed.
 
     Runs that differ only by seed or repetition index share a hash: they are
     repetitions of one configuration (what `runs compare` groups on).
     """
     def strip(x):
         if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in ("seed", "repetition")}
+            return {k: strip(v) for k, v in x.items()
+                    if k not in ("seed", "engine_seed", "repetition")}
         if isinstance(x, list):
             return [strip(v) for v in x]
         return x

@@ -172,6 +172,13 @@ class EmbedCost:
 
     a: float
     b: float
+    # Optional spread of a pass's time around a + b·tokens, as measured: quantiles (at
+    # evenly spaced probabilities 0 … 1) of measured / fitted, scaled to mean 1. Each
+    # simulated pass draws its own factor (seeded). Without it every pass of a size takes
+    # the same time, and a percentile of a workload with a few distinct sizes snaps to one
+    # of them: at 5 req/s the simulated embedding p50 sat on the 4-text pass time, 6-9 %
+    # under a live p50 that fell between the 4- and 5-text times (docs/fidelity.md).
+    spread_quantiles: tuple[float, ...] = ()
 
     def batch_time(self, tokens: int) -> float:
         return self.a + self.b * tokens
@@ -207,4 +214,5 @@ class EmbedPreset:
         cost = d.pop("cost")
         if not isinstance(cost, dict):
             raise ValueError("cost: must be a table of a, b")
+        cost = {**cost, "spread_quantiles": tuple(cost.get("spread_quantiles", ()))}
         return cls(cost=EmbedCost(**cost), **d)

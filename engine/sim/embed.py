@@ -6,8 +6,9 @@ runs as several back to back (one more `a` each), as sentence-transformers'
 encode(batch_size=...) does. With the preset's dynamic_batch_texts set, batches
 queued behind a busy worker are merged into its next pass up to that many
 texts, as serve-embed's batcher (engine/st_engine.py) and TEI do: under load
-they share one `a` instead of each paying it in turn. Same step-driven API as
-SimLLMEngine.
+they share one `a` instead of each paying it in turn. A calibrated preset also
+carries the live pass times' spread around that line (EmbedCost.spread_quantiles),
+drawn per pass. Same step-driven API as SimLLMEngine.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from typing import Any
 
 from engine.sim.cost import EmbedPreset
 from engine.sim.events import SimEvent
+from engine.sim.spread import Spread
 from engine.spec import EngineStats
 
 
 class SimEmbeddingEngine:
     """FIFO batch server in virtual time."""
 
-    def __init__(self, preset: EmbedPreset, *, parallelism: int | None = None):
+    def __init__(self, preset: EmbedPreset, *, parallelism: int | None = None, seed: int = 0):
         self.preset = preset
         self.cost = preset.cost
+        # each pass's measured spread around a + b·tokens, drawn from its own stream
+        self._spread = Spread("spread_quantiles", preset.cost.spread_quantiles, seed)
         self.parallelism = parallelism or preset.parallelism
         if self.parallelism < 1:
             raise ValueError(f"parallelism: must be >= 1, got {self.parallelism}")
@@ -109,6 +113,8 @@ class SimEmbeddingEngine:
             # more texts than the engine's batch size run as several batches back to back
             k = -(-n // self.max_batch)
             dt = self.cost.batch_time(tokens) + (k - 1) * self.cost.a
+            if self._spread:
+                dt *= self._spread.draw()
             heapq.heappush(self._busy, (t + dt, self._seq, tuple(members)))
 
     def busy_at(self, t: float) -> bool:

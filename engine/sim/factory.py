@@ -9,6 +9,8 @@ the model; `sim_flags` returns them as ignored so the caller can say so.
 
 from __future__ import annotations
 
+import zlib
+
 from engine.sim.cost import EmbedPreset
 from engine.sim.embed import SimEmbeddingEngine
 from engine.sim.frontend import Frontend
@@ -57,17 +59,20 @@ def sim_flags(extra_args: list[str]) -> tuple[dict, list[str]]:
 
 
 def make_engine(spec: BackendSpec, *, token_events: bool = False,
-                hosts: dict[str, SharedHost] | None = None):
+                hosts: dict[str, SharedHost] | None = None, seed: int = 0):
     """The simulated engine for a sim backend: its preset, plus its vLLM flags.
 
     `hosts` (one dict per simulation) collects the machines named by the specs'
-    `host`, so engines on one machine see each other (engine.sim.host)."""
+    `host`, so engines on one machine see each other (engine.sim.host). `seed` (the
+    run's) and the backend's name seed its noise draws: replicas of one calibrated
+    preset must not stall in lockstep, and a new seed draws new noise."""
     if spec.kind != "sim":
         raise ValueError(f"kind: backend {spec.name!r} is {spec.kind!r}, not 'sim'")
     preset = get_preset(spec.preset)
     host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
+    noise = zlib.crc32(f"{seed}/{spec.name}".encode())
     if isinstance(preset, EmbedPreset):
-        engine = SimEmbeddingEngine(preset)  # busy or not, seen by the LLM engines there
+        engine = SimEmbeddingEngine(preset, seed=noise)  # busy or not, seen by the LLM engines there
     else:
         kw, _ = sim_flags(spec.extra_args)
         engine = SimLLMEngine(preset, token_events=token_events, host=host, **kw)
@@ -77,6 +82,6 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
         return engine
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
-        return Frontend(engine, c.frontend, c.frontend_quantiles,
+        return Frontend(engine, c.frontend, c.frontend_quantiles, noise,
                         completion_quantiles=c.completion_quantiles)
     return engine

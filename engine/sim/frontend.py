@@ -24,12 +24,11 @@ one request, where a live engine stall would delay its whole batch together.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from heapq import heappop, heappush
 from typing import Any
 
-import numpy as np
+from engine.sim.spread import Spread
 
 
 class Frontend:
@@ -46,9 +45,9 @@ class Frontend:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
         self.engine = engine
         self.delay = delay
-        self._front = _Spread("frontend_quantiles", quantiles, seed)
+        self._front = Spread("frontend_quantiles", quantiles, seed)
         # its own stream: adding a lateness leaves the front end's draws where they were
-        self._lateness = _Spread("completion_quantiles", completion_quantiles, seed + 1)
+        self._lateness = Spread("completion_quantiles", completion_quantiles, seed + 1)
         self._due: list[tuple[float, int, tuple]] = []  # (release time, seq, submit args)
         self._late: list[tuple[float, int, Any]] = []  # (release time, seq, done event)
         self._seq = 0
@@ -127,23 +126,3 @@ class Frontend:
             if st.in_flight is not None:
                 st.in_flight += len(self._late)
         return st
-
-
-class _Spread:
-    """A measured delay's quantiles at evenly spaced probabilities 0 … 1, drawn by
-    inverse CDF from its own seeded generator. Empty quantiles: falsy, never drawn."""
-
-    def __init__(self, name: str, quantiles: Sequence[float], seed: int):
-        if any(q < 0 for q in quantiles) or list(quantiles) != sorted(quantiles):
-            raise ValueError(f"{name}: must be >= 0 and ascending")
-        if len(quantiles) == 1:
-            raise ValueError(f"{name}: need at least 2 (for probabilities 0 and 1)")
-        self._q = np.asarray(quantiles, dtype=float)
-        self._p = np.linspace(0.0, 1.0, len(self._q))
-        self._rng = random.Random(seed)
-
-    def __bool__(self) -> bool:
-        return bool(self._q.size)
-
-    def draw(self) -> float:
-        return float(np.interp(self._rng.random(), self._p, self._q))

@@ -2,7 +2,8 @@
 
 Reads `extra_json.fidelity` of the fidelity suite's simulated runs (summary
 `all`): {"live_run", "live_runs" (optional: all live runs of the load, pooled
-as the reference), "rate", "errors": {"chat.ttft.p50": {"live_ms", "sim_ms",
+as the reference), "sim_runs" (optional: all sim runs of the load, pooled; the
+block sits on the first), "rate", "errors": {"chat.ttft.p50": {"live_ms", "sim_ms",
 "rel_error"}, ..., "all.throughput_rps": {"live", "sim", "rel_error"}},
 "live_noise": {same keys, second live run vs first} (optional)}.
 """
@@ -23,11 +24,11 @@ def _block(run) -> dict | None:
     return block if isinstance(block, dict) and isinstance(block.get("errors"), dict) else None
 
 
-def _live_ids(block: dict) -> str:
-    runs = block.get("live_runs")
+def _ids(block: dict, key: str, single) -> str:
+    runs = block.get(key)
     if isinstance(runs, list) and runs:
         return "+".join(str(r) for r in runs)
-    return str(block.get("live_run"))
+    return str(single)
 
 
 def build(ctx: ExportContext) -> Table:
@@ -47,7 +48,8 @@ def build(ctx: ExportContext) -> Table:
             rows.append({"rate": f"{block.get('rate', 0):g}", "stat": f"{stat} ({unit})",
                          "live": live, "sim": sim, "error": 100 * e["rel_error"],
                          "noise": None if repeat is None else 100 * repeat,
-                         "runs": f"{_live_ids(block)}/{run.id}"})
+                         "runs": f"{_ids(block, 'live_runs', block.get('live_run'))}/"
+                                 f"{_ids(block, 'sim_runs', run.id)}"})
     if not rows:
         raise ExportError(f"{NAME}: no run carries extra_json.fidelity (run the fidelity suite: "
                           "sagetui suite run fidelity)")
@@ -61,7 +63,8 @@ def build(ctx: ExportContext) -> Table:
         rows=rows, run_ids=used,
         notes=["Error = (simulated - live) / live; the target is within 10%. Latencies are "
                "measured from the intended send time in both modes. Where a load ran live "
-               "more than once (runs 8+9), live is all its runs pooled (histograms merged).",
+               "or simulated more than once (runs 8+9), that side is all its runs pooled "
+               "(histograms merged).",
                "Live repeat = (second live run - first) / first, same workload and seed: "
                "the live noise floor (blank when the suite ran each load once)."],
     )

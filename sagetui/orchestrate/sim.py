@@ -54,8 +54,9 @@ def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
 
     requests = [admit(s) for s in scheduled]
     writer.heartbeat(requests_done=0)
+    seed = cfg.run.engine_seed if cfg.run.engine_seed is not None else w.seed
     result = simulate(cfg.control_plane, cfg.backends, requests, on_done=on_done,
-                      faults=sim_faults(cfg), horizon_s=w.end_s + DRAIN_S)
+                      faults=sim_faults(cfg), horizon_s=w.end_s + DRAIN_S, seed=seed)
     records = [to_record(o) for o in result.outcomes]
     if pipes is not None:
         records.extend(pipes.records)

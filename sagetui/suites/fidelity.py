@@ -14,11 +14,11 @@ Steps (one experiment in the store):
    (engine.sim.calibrate); save them as named presets; the fit errors go into
    the first profile run's summary (`extra.calibration`);
 3. compare — at each load, the same workload (same seed) live and simulated
-   with the calibrated presets; each sim run's summary carries
-   `extra.fidelity`: the relative error of chat p50/p99 TTFT and E2E,
-   embedding p50/p99 E2E and throughput against the live runs of that load
-   (with `live_repeats = 2`, both runs pooled: their histograms merged, see
-   `pooled_summaries`). `live_noise` holds the second live run's difference
+   with the calibrated presets (`sim_repeats` times, each with its own engine
+   noise seed); the first sim run's summary carries `extra.fidelity`: the
+   relative error of chat p50/p99 TTFT and E2E, embedding p50/p99 E2E and
+   throughput, the sim runs pooled against the live runs pooled (their
+   histograms merged, see `pooled_summaries`). `live_noise` holds the second live run's difference
    from the first (same workload, same seed): the noise of one run, the floor
    below which no simulator can be shown more accurate by a single run.
 """
@@ -50,6 +50,8 @@ class FidelityPlan:
     llm_preset: str
     embed_preset: str
     live_repeats: int = 1  # live runs per load; a second one measures the live noise floor
+    # simulated runs per load: the same workload, new engine noise each (run.engine_seed)
+    sim_repeats: int = 1
 
     @property
     def profile_s(self) -> float:
@@ -81,13 +83,13 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for rate in loads:  # every comparison point must validate now
         point = _point(live_base, rate, "live", suite.name)
         expand_raw(point, source=suite.path, spec_text="", overrides=overrides)
-    repeats = q.get("live_repeats", fid.get("live_repeats", 1))
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 5:
-        raise ConfigError(f"{suite.path}: fidelity.live_repeats: an integer 1..5, got {repeats!r}")
+    repeats = {key: q.get(key, fid.get(key, 1)) for key in ("live_repeats", "sim_repeats")}
+    for key, n in repeats.items():
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            raise ConfigError(f"{suite.path}: fidelity.{key}: an integer 1..10, got {n!r}")
     return FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
                         llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
-                        embed_preset=fid.get("embed_preset", "minilm-cpu-fit"),
-                        live_repeats=repeats)
+                        embed_preset=fid.get("embed_preset", "minilm-cpu-fit"), **repeats)
 
 
 def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
@@ -163,29 +165,48 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                 live_cfg = expand_raw(_point(p.live_base, rate, "live", suite.name),
                                       source=suite.path, spec_text="",
                                       overrides=overrides).runs[0]
-                sim_cfg = expand_raw(_sim_point(p, rate, suite.name), source=suite.path,
-                                     spec_text="", overrides=overrides).runs[0]
                 lives = [record(run_one(store, exp_id, live_cfg))
                          for _ in range(p.live_repeats)]
-                sim = record(run_one(store, exp_id, sim_cfg))
-                done = [r for r in lives if r.status == "completed"]
-                if done and sim.status == "completed":
-                    ids = [r.run_id for r in done]
-                    block = {"live_run": ids[0], "live_runs": ids, "rate": rate,
-                             "errors": compare(pooled_summaries(store, ids), sim.summaries),
-                             "calibration": calibration}
-                    if len(done) > 1:  # the same workload and seed live again: pure noise
-                        block["live_repeat_run"] = ids[1]
-                        block["live_noise"] = compare(done[0].summaries, done[1].summaries)
-                    _add_extra(store, sim.run_id, {"fidelity": block})
+                sims = [record(run_one(store, exp_id, cfg))
+                        for cfg in sim_configs(p, rate, suite, overrides)]
+                done = [r.run_id for r in lives if r.status == "completed"]
+                sim_done = [r.run_id for r in sims if r.status == "completed"]
+                if done and sim_done:
+                    _add_extra(store, sim_done[0],
+                               {"fidelity": fidelity_block(store, rate, done, sim_done,
+                                                           calibration)})
     finally:
         store.close()
     return reports
 
 
-def _sim_point(p: FidelityPlan, rate: float, suite_name: str) -> dict:
+def sim_configs(p: FidelityPlan, rate: float, suite: Suite, overrides: list[str] = ()
+                ) -> list[RunConfig]:
+    """The simulated runs of one load: the live workload on the calibrated models,
+    `sim_repeats` times with engine seeds 1, 2, … (new noise draws, same requests)."""
+    return [expand_raw(_sim_point(p, rate, suite.name, seed), source=suite.path, spec_text="",
+                       overrides=overrides).runs[0]
+            for seed in range(1, p.sim_repeats + 1)]
+
+
+def fidelity_block(store, rate: float, live_ids: list[int], sim_ids: list[int],
+                   calibration: dict) -> dict:
+    """What the first sim run of a load carries as `extra.fidelity`: the pooled sim
+    runs against the pooled live runs, and the second live run against the first."""
+    block = {"live_run": live_ids[0], "live_runs": live_ids, "sim_runs": sim_ids, "rate": rate,
+             "errors": compare(pooled_summaries(store, live_ids),
+                               pooled_summaries(store, sim_ids)),
+             "calibration": calibration}
+    if len(live_ids) > 1:  # the same workload and seed live again: pure noise
+        block["live_repeat_run"] = live_ids[1]
+        block["live_noise"] = compare(*(pooled_summaries(store, [i]) for i in live_ids[:2]))
+    return block
+
+
+def _sim_point(p: FidelityPlan, rate: float, suite_name: str, engine_seed: int = 1) -> dict:
     """The live comparison point with every engine replaced by its calibrated model."""
     point = _point(p.live_base, rate, "sim", suite_name)
+    point["run"]["engine_seed"] = engine_seed
     sims = []
     for b in point.get("backends", []):
         caps = b.get("capabilities", [])

@@ -254,3 +254,21 @@ def test_decode_stalls_become_the_completion_lateness():
     assert late[50] < 1e-3  # the typical request is not late
     assert late[95] == pytest.approx(0.040, abs=0.008) and late[-1] < 0.05
     assert cost.beta2 == pytest.approx(0.4e-3, rel=0.1)
+
+
+def test_embedding_fit_keeps_the_body_of_the_spread_only():
+    """Passes ±10 % around the line plus one pass in twenty twice as slow: the fit's
+    spread is the body (no factor near 2), scaled to mean 1; with few records, none."""
+    rng = random.Random(12)
+    recs = []
+    for i in range(200):
+        n = rng.randint(32, 256)
+        factor = 2.0 if i % 20 == 0 else rng.uniform(0.9, 1.1)
+        recs.append({"tokens": n, "seconds": (15e-3 + 4e-4 * n) * factor})
+    cost, _ = fit_embedding(recs)
+    qs = cost.spread_quantiles
+    assert len(qs) == 101 and qs == tuple(sorted(qs))
+    assert sum(qs) / len(qs) == pytest.approx(1.0, abs=0.01)
+    assert qs[-1] < 1.3 and qs[0] > 0.7  # the slow passes are not drawn
+    assert qs[-1] - qs[0] > 0.1  # but the body's spread is
+    assert fit_embedding(recs[:10])[0].spread_quantiles == ()

@@ -121,3 +121,28 @@ def test_dynamic_batching_stops_at_its_cap_and_skips_aborted_batches():
 def test_dynamic_batching_rejects_a_negative_cap():
     with pytest.raises(ValueError, match="dynamic_batch_texts"):
         SimEmbeddingEngine(preset(merge_to=-1))
+
+
+def pass_times(eng, tokens: list[int]) -> list[float]:
+    """Each batch alone on an idle engine: its pass time."""
+    out, t = [], 0.0
+    for i, n in enumerate(tokens):
+        eng.submit(i, 1, n, now=t)
+        (done,) = drain(eng)
+        out.append(done.t - t)
+        t = done.t + 1.0
+    return out
+
+
+def test_a_measured_spread_varies_each_pass_around_the_line_reproducibly():
+    spread = EmbedPreset(name="e", model="m", device_kind="X", device="cpu",
+                         cost=EmbedCost(A, B, spread_quantiles=(0.8, 1.0, 1.2)))
+    line = A + B * 100
+    times = pass_times(SimEmbeddingEngine(spread, seed=3), [100] * 400)
+    assert min(times) >= 0.8 * line - 1e-12 and max(times) <= 1.2 * line + 1e-12
+    assert sum(times) / len(times) == pytest.approx(line, rel=0.03)  # mean-1 factors
+    assert len({round(x, 9) for x in times}) > 300  # a spread, not a few values
+    assert pass_times(SimEmbeddingEngine(spread, seed=3), [100] * 400) == times
+    assert pass_times(SimEmbeddingEngine(spread, seed=4), [100] * 400) != times
+    # without one, every pass of a size takes the same time
+    assert pass_times(SimEmbeddingEngine(preset()), [100] * 5) == pytest.approx([line] * 5)

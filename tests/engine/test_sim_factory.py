@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine.sim import SimEmbeddingEngine, SimLLMEngine
@@ -49,3 +51,31 @@ def test_bad_flags_are_named(args, message):
 def test_only_sim_backends():
     with pytest.raises(ValueError, match="not 'sim'"):
         make_engine(spec(kind="vllm"))
+
+
+def test_noise_is_seeded_per_run_and_per_backend(tmp_path, monkeypatch):
+    """Replicas of one calibrated preset draw their own front-end delays, and a new
+    run seed draws new ones; the same seed and name draw the same."""
+    from engine.sim.presets import get_llm_preset, save_preset
+
+    base = get_llm_preset("tiny-cpu")
+    noisy = replace(base, name="noisy", cost=replace(base.cost, frontend_quantiles=tuple(
+        0.001 * i for i in range(101))))
+    monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path))
+    save_preset(noisy, tmp_path)
+
+    def ttfts(name: str, seed: int) -> list[float]:
+        eng = make_engine(spec(name=name, preset="noisy"), seed=seed)
+        out = []
+        for i in range(20):
+            t0 = i * 10.0
+            eng.submit(i, 16, 1, now=t0)
+            while (te := eng.next_event_time()) is not None:
+                out += [e.t - t0 for e in eng.advance(te) if e.kind == "first_token"]
+        return out
+
+    a = ttfts("r0", 1)
+    assert len(a) == 20
+    assert ttfts("r0", 1) == a
+    assert ttfts("r1", 1) != a
+    assert ttfts("r0", 2) != a

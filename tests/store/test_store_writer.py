@@ -55,7 +55,8 @@ def test_hardware_fingerprint_stored_once(store):
 
 def test_config_hash_ignores_seed_and_repetition_only():
     a = {"run": {"seed": 1, "name": "x"}, "workload": {"seed": 5, "rate": 10}, "repetition": 0}
-    b = {"run": {"seed": 2, "name": "x"}, "workload": {"seed": 9, "rate": 10}, "repetition": 3}
+    b = {"run": {"seed": 2, "name": "x", "engine_seed": 4}, "workload": {"seed": 9, "rate": 10},
+         "repetition": 3}
     c = {"run": {"seed": 1, "name": "x"}, "workload": {"seed": 5, "rate": 11}}
     assert config_hash(a) == config_hash(b) != config_hash(c)
     assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})

@@ -88,8 +88,8 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     rows = con.execute("SELECT r.mode, s.extra_json FROM run r JOIN summary s ON s.run_id=r.id "
                        "WHERE s.request_class='all' ORDER BY r.id").fetchall()
     modes = [m for m, _ in rows]
-    # 5 profiling phases (quick), then live/sim per load
-    assert modes == ["live"] * 5 + ["live", "sim", "live", "sim"]
+    # 5 profiling phases (quick), then per load one live run and two sim runs
+    assert modes == ["live"] * 5 + ["live", "sim", "sim"] * 2
     calibration = json.loads(rows[0][1])["calibration"]
     assert calibration["profile_runs"] == [r for (r,) in con.execute(
         "SELECT id FROM run WHERE name LIKE 'fidelity/profile[%' ORDER BY id")]
@@ -99,10 +99,17 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     # a noisy CI machine have left NNLS at β0 = 0 with all of it in β2
     llm = calibration["llm"]["cost"]
     assert llm["beta0"] + llm["beta2"] > 0 and calibration["embedding"]["cost"]["b"] > 0
-    for _mode, extra in rows[6::2]:
-        errors = json.loads(extra)["fidelity"]["errors"]
+    ids = [r for (r,) in con.execute("SELECT id FROM run ORDER BY id")]
+    for first in (6, 9):  # a load's first sim run carries the comparison, of both sims pooled
+        block = json.loads(rows[first][1])["fidelity"]
+        assert block["sim_runs"] == ids[first:first + 2]
+        assert "fidelity" not in json.loads(rows[first + 1][1])
+        errors = block["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
         assert all(isinstance(e["rel_error"], float) for e in errors.values())
+    seeds = [json.loads(c)["run"].get("engine_seed") for (c,) in con.execute(
+        "SELECT config_json FROM run WHERE mode='sim' ORDER BY id")]
+    assert seeds == [1, 2, 1, 2]
     # The appendix table comes out of the suite's bundle.
     out = tmp_path / "bundle"
     res = cli(db_path, "export", "--bundle", "--suite", "fidelity", "--format", "latex",
