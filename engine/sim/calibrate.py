@@ -104,7 +104,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     default 1), prefill_per_step and new_per_step (others' prompt tokens
     prefilled, and others started, per step of its decode; default 0), cohost (the
     share of its decode during which another engine on the same machine was busy,
-    default 0: it gives `cohost_beta2`, engine.sim.host).
+    default 0: it gives `cohost_beta2`, engine.sim.host), group (the profile phase the
+    record came from: stalls are measured against its own phase, below).
 
     Why staged rather than one joint least squares: a request that reaches an
     idle engine (in_flight 0) has TTFT = frontend + α + β0 + β1·prompt exactly,
@@ -120,13 +121,17 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     spread is kept too (quantiles of each lone request's residual), so
     simulated TTFT tails carry the jitter the live machine showed. Likewise, with at
     least `spread_min` decoding requests, each one's decode time beyond the fit (TPOT
-    residual × steps) above the residuals' upper quartile gives `completion_quantiles`:
-    the stalls that make the chat E2E tail, which mean step times cannot carry.
+    residual × steps) above the upper quartile of its group's residuals gives
+    `completion_quantiles`: the stalls that make the chat E2E tail, which mean step
+    times cannot carry. Per group because a phase the linear step model misfits (16
+    clients' steps slower than the line) is off as a whole, not stalling: against all
+    records' quartile that misfit was drawn as a stall by every simulated request.
     Vary the concurrency across records (closed loops of 1 … 16
     clients, say) or β0 and β2 cannot be told apart, and include lone
     requests of varied prompt lengths.
     """
     lone_p, lone_y, tpot_rows, tpot_y, tpot_pps, tpot_steps = [], [], [], [], [], []
+    tpot_group: list = []
     for i, r in enumerate(records):
         p = _field(r, "prompt_tokens", i)
         o = _field(r, "output_tokens", i)
@@ -143,6 +148,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
                               b * min(_field(r, "cohost", i, 0.0), 1.0)])
             tpot_y.append(_field(r, "tpot_s", i))
             tpot_pps.append(_field(r, "prefill_per_step", i, 0.0))
+            tpot_group.append(r.get("group", ""))
     if len(lone_y) < 2 or len(set(lone_p)) < 2:
         raise ValueError("requests: need at least 2 requests of different prompt lengths that "
                          "found the engine idle (in_flight 0) to fit the prefill cost; profile "
@@ -177,12 +183,24 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         # above the upper quartile: centred at the median, the draws' mean (~6 ms) lifted
         # every E2E p50 by ~5 %; replayed on three stored suites, 51 of 63 figures
         # within 10 % against 48 (median) and 50 (none) (docs/benchmarks.md)
-        late = _spread(np.clip(resid - np.percentile(resid, 75), 0.0, None))
+        late = _spread(np.clip(resid - _upper_quartiles(resid, tpot_group), 0.0, None))
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
                    frontend_quantiles=quantiles, completion_quantiles=late,
                    cohost_beta2=float(cohost))
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
+
+
+def _upper_quartiles(resid: np.ndarray, groups: list) -> np.ndarray:
+    """Per record, the upper quartile of its group's residuals (all records' where its
+    group has fewer than 8)."""
+    out = np.full(len(resid), np.percentile(resid, 75))
+    g = np.array([str(x) for x in groups])
+    for name in set(g):
+        mask = g == name
+        if mask.sum() >= 8:
+            out[mask] = np.percentile(resid[mask], 75)
+    return out
 
 
 def _spread(samples: np.ndarray) -> tuple[float, ...]:

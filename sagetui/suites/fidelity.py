@@ -256,7 +256,8 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
         chat = [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1]
         emb = [r for r in rows if r["request_class"] == "embedding"]
         # the engines share this machine: vLLM's steps cost more while MiniLM works
-        llm_records += records_from_requests(chat, cohost=busy_spans(emb))
+        llm_records += [{**rec, "group": run_id}
+                        for rec in records_from_requests(chat, cohost=busy_spans(emb))]
         emb_records += embedding_records_from_requests(emb)
     if len(llm_records) < 10 or len(emb_records) < 5:
         raise RuntimeError(f"profile runs {run_ids}: too few completed requests to calibrate "

@@ -256,6 +256,31 @@ def test_decode_stalls_become_the_completion_lateness():
     assert cost.beta2 == pytest.approx(0.4e-3, rel=0.1)
 
 
+def test_a_profile_phase_the_step_model_misfits_is_not_taken_for_stalls():
+    """Phase "b" (batch 8) decodes 10 ms per step slower than the linear step model can
+    follow; both phases stall 40 ms one decode in ten. Measured against each phase's
+    own upper quartile the lateness is the stalls only; against all records' together
+    phase b's misfit is drawn as a stall of well over 100 ms."""
+    rng = random.Random(13)
+    lone = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
+             "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
+            for p in (32, 64, 128, 256)]
+    recs = []
+    for i in range(400):
+        group = "b" if i % 4 == 0 else "a"
+        b = 8 if group == "b" else rng.choice((1, 2, 4, 16))
+        slow = 10e-3 if group == "b" else 0.0
+        stall = 0.040 if rng.random() < 0.1 else 0.0
+        recs.append({"prompt_tokens": 100, "output_tokens": 20, "in_flight": 3, "ttft_s": 0.05,
+                     "tpot_s": 2e-3 + 0.4e-3 * b + slow + stall / 19, "batch": float(b),
+                     "group": group})
+    late = fit_requests(lone + recs)[0].completion_quantiles
+    assert late[95] == pytest.approx(0.040, abs=0.010) and late[-1] < 0.05
+    pooled = fit_requests(lone + [{k: v for k, v in r.items() if k != "group"}
+                                  for r in recs])[0].completion_quantiles
+    assert pooled[90] > 0.1  # the same records without phases: the misfit is drawn
+
+
 def test_embedding_fit_keeps_the_body_of_the_spread_only():
     """Passes ±10 % around the line plus one pass in twenty twice as slow: the fit's
     spread is the body (no factor near 2), scaled to mean 1; with few records, none."""
