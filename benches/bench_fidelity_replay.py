@@ -9,7 +9,7 @@ against the stored live runs (pooled, as the suite does). The copy of the store
 is a temporary file; the presets go to a temporary folder; nothing is written
 next to FILE.
 
-usage: bench_fidelity_replay.py FILE [--quick] [--sim-repeats N]
+usage: bench_fidelity_replay.py FILE [--quick] [--sim-repeats N] [--skip-phase NAME ...]
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the store holds the quick suite")
     ap.add_argument("--sim-repeats", type=int, metavar="N",
                     help="simulated runs per load (default: the suite's sim_repeats)")
+    ap.add_argument("--skip-phase", action="append", default=[], metavar="NAME",
+                    help="fit without this profiling phase (repeatable): a paired A/B of a "
+                         "phase on the same live runs")
     args = ap.parse_args()
     if not Path(args.db).is_file():
         print(f"error: {args.db}: no such file", file=sys.stderr)
@@ -42,10 +45,10 @@ def main() -> int:
         os.environ["SAGETUI_RUNS_DIR"] = str(Path(tmp) / "runs")
         db = str(Path(tmp) / "replay.db")
         shutil.copy(args.db, db)
-        return replay(db, args.quick, args.sim_repeats)
+        return replay(db, args.quick, args.sim_repeats, args.skip_phase)
 
 
-def replay(db: str, quick: bool, sim_repeats: int | None = None) -> int:
+def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str] = ()) -> int:
     from sagetui.orchestrate.runner import run_one
     from sagetui.suites import fidelity as fid
     from sagetui.suites import find_suite
@@ -57,7 +60,8 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None) -> int:
         plan.sim_repeats = sim_repeats
     with open_store(db) as store:
         runs = queries.list_runs(store)
-        stored = {r["name"]: r["id"] for r in runs if "/profile[" in r["name"]}
+        stored = {r["name"]: r["id"] for r in runs if "/profile[" in r["name"]
+                  and r["name"].split("[", 1)[1].rstrip("]") not in skip}
         # a store from an older suite may lack a phase added since: fit what it has
         plan.profiles = [c for c in plan.profiles if c.run.name in stored]
         profiles = [stored[c.run.name] for c in plan.profiles]
