@@ -17,6 +17,7 @@ import bisect
 import gc
 import multiprocessing as mp
 import queue as queue_mod
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -54,17 +55,18 @@ class RunResult:
     max_in_flight: int
     workers: int
     pacer: str = ""  # how sends were timed (Pacer.describe()), to report beside lateness
+    prompt_salt: str = ""  # what made this run's prompt texts its own (loadgen.tokens)
 
 
 class _Run:
     def __init__(self, spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None,
                  worker: int, workers: int, on_tick: Callable[[Tick], None] | None,
-                 preflight: int = 8, lead_s: float = LEAD_S):
+                 preflight: int = 8, lead_s: float = LEAD_S, prompt_salt: str = ""):
         self.spec, self.cfg = spec, cfg
         self.preflight = preflight
         self.pacer = Pacer(lead_s)
         self.worker, self.workers = worker, workers
-        self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed)
+        self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed, salt=prompt_salt)
         self.source = Source(spec)
         self.on_tick = on_tick
         self.records: list[RequestRecord] = []
@@ -271,13 +273,19 @@ class _Merger:
 
 def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = None,
         workers: int = 1, on_progress: Callable[[dict], None] | None = None,
-        preflight: int = 8, lead_s: float = LEAD_S) -> RunResult:
+        preflight: int = 8, lead_s: float = LEAD_S, prompt_salt: str | None = None) -> RunResult:
     """Run the workload; records are sorted by intended time. Blocks until done.
 
     preflight: warm-up requests per target before t0 (0 = none; see _Run._preflight).
     lead_s: the pacer wakes this long before each send time and yields until it
     (see loadgen/pacer.py); 0 = no yielding, less CPU, later sends.
+    prompt_salt: makes the prompt texts this run's own, so an engine's prefix
+    cache holds none of them from an earlier run (loadgen.tokens.PromptMaker).
+    None (the default) draws a fresh one; "" keeps the texts of the seed alone.
+    The sizes and send times are the seed's either way.
     """
+    if prompt_salt is None:
+        prompt_salt = secrets.token_hex(8)
     if workers < 1:
         raise ValueError("workers must be >= 1")
     if lead_s < 0:
@@ -288,17 +296,21 @@ def run(spec: WorkloadSpec, cfg: ClientConfig, *, tokenizer_dir: str | None = No
     merger = _Merger(workers, on_progress) if on_progress else None
     if workers == 1:
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=0, workers=1,
-                 on_tick=merger.add if merger else None, preflight=preflight, lead_s=lead_s)
+                 on_tick=merger.add if merger else None, preflight=preflight, lead_s=lead_s,
+                 prompt_salt=prompt_salt)
         res = run_coro(r.main(None))
         if merger:
             merger.done(0)
         res.records.sort(key=lambda x: (x.t_intended, x.id))
-        return res
-    return _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight, lead_s)
+    else:
+        res = _run_multi(spec, cfg, tokenizer_dir, workers, merger, preflight, lead_s, prompt_salt)
+    res.prompt_salt = prompt_salt
+    return res
 
 
 def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, workers: int,
-            ready_q, go, t0_val, out_q, progress: bool, preflight: int, lead_s: float) -> None:
+            ready_q, go, t0_val, out_q, progress: bool, preflight: int, lead_s: float,
+            prompt_salt: str) -> None:
     try:
         spec = WorkloadSpec.model_validate_json(spec_json)
 
@@ -309,7 +321,7 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
 
         on_tick = (lambda t: out_q.put(("tick", t))) if progress else None
         r = _Run(spec, cfg, tokenizer_dir=tokenizer_dir, worker=worker, workers=workers,
-                 on_tick=on_tick, preflight=preflight, lead_s=lead_s)
+                 on_tick=on_tick, preflight=preflight, lead_s=lead_s, prompt_salt=prompt_salt)
         res = run_coro(r.main(None, ready))
         out_q.put(("done", (worker, res.records, res.max_in_flight, res.pacer)))
     except BaseException as e:  # the parent must hear of it, not hang
@@ -318,13 +330,13 @@ def _worker(spec_json: str, cfg: ClientConfig, tokenizer_dir, worker: int, worke
 
 
 def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: int,
-               merger: _Merger | None, preflight: int, lead_s: float) -> RunResult:
+               merger: _Merger | None, preflight: int, lead_s: float, prompt_salt: str) -> RunResult:
     ctx = mp.get_context("spawn")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go, t0_val = ctx.Event(), ctx.Value("d", 0.0)
     procs = [ctx.Process(target=_worker, daemon=True,
                          args=(spec.model_dump_json(), cfg, tokenizer_dir, i, workers, ready_q, go,
-                               t0_val, out_q, merger is not None, preflight, lead_s))
+                               t0_val, out_q, merger is not None, preflight, lead_s, prompt_salt))
              for i in range(workers)]
     for p in procs:
         p.start()

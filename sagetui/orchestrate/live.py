@@ -194,7 +194,9 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
     extra = {"live": {"max_in_flight": result.max_in_flight, "workers": result.workers,
                       "run_dir": str(run_dir),
                       "client_cpus": sorted(os.sched_getaffinity(0)),
-                      "pacer": result.pacer}}
+                      "pacer": result.pacer,
+                      # this run's own prompt texts: no prefix-cache hits from earlier runs
+                      "prompt_salt": result.prompt_salt}}
     if gateway is not None:
         extra["control_plane"] = gateway.decision_summary()
     return write_results(writer, result.records, warmup_s=w.warmup_s, duration_s=w.duration_s,

@@ -199,3 +199,13 @@ async def test_sse_lines_split_across_reads():
     assert len(rec.chunk_times) == 2 and rec.output_tokens == 2
     assert m.ttft_sent(rec) >= 0.025  # the first line was complete only with the second piece
     assert m.e2e_sent(rec) >= 0.085
+
+
+def test_salt_gives_new_texts_of_the_same_length():
+    from loadgen.tokens import PromptMaker
+
+    plain, a, b = PromptMaker(seed=3), PromptMaker(seed=3, salt="a"), PromptMaker(seed=3, salt="b")
+    assert plain.text(40, "r1") == PromptMaker(seed=3, salt="").text(40, "r1")
+    assert len({plain.text(40, "r1"), a.text(40, "r1"), b.text(40, "r1")}) == 3
+    assert a.text(40, "r1") == PromptMaker(seed=3, salt="a").text(40, "r1")
+    assert all(len(p.text(40, "r1").split()) == 40 for p in (plain, a, b))

@@ -136,3 +136,70 @@ def test_progress_bookkeeping_waits_for_a_gap_in_the_sends():
     r.send_times = dense
     assert r._quiet_after(1.0) == pytest.approx(dense[99] + QUIET_AFTER_SEND_S)  # 1.4 ms to the next
     assert r._quiet_after(1.5) is None  # after the last send
+
+
+def _recording_server():
+    """A null server in a thread that keeps each chat request's prompt by request id."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from loadgen.null_server import NullServer
+
+    seen: dict[str, str] = {}
+
+    @web.middleware
+    async def record(request, handler):
+        if request.path == "/v1/chat/completions":
+            body = await request.json()
+            seen[request.headers["X-Request-Id"]] = body["messages"][0]["content"]
+        return await handler(request)
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box = {}
+
+    async def up():
+        app = NullServer().app()
+        app.middlewares.append(record)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        box["runner"], box["port"] = runner, site._server.sockets[0].getsockname()[1]
+        started.set()
+
+    threading.Thread(target=lambda: (loop.run_until_complete(up()), loop.run_forever()),
+                     daemon=True).start()
+    assert started.wait(10)
+
+    def stop():
+        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+
+    return f"http://127.0.0.1:{box['port']}", seen, stop
+
+
+def test_each_run_sends_its_own_prompt_texts():
+    """Two runs of one seed send the same sizes at the same times, but texts of their
+    own, so an engine's prefix cache cannot serve one run from the other's prompts."""
+    url, seen, stop = _recording_server()
+    spec = WorkloadSpec(rate=40, duration_s=0.5, mix={"chat": 1.0}, model="null", seed=7)
+    try:
+        texts, sizes, salts = [], [], []
+        for salt in (None, None, "fixed", "fixed"):
+            seen.clear()
+            res = run(spec, ClientConfig(targets=url), preflight=0, prompt_salt=salt)
+            assert all(r.status == "completed" for r in res.records)
+            texts.append(dict(seen))
+            sizes.append({r.id: r.prompt_tokens for r in res.records})
+            salts.append(res.prompt_salt)
+    finally:
+        stop()
+    assert len(texts[0]) >= 10 and texts[0].keys() == texts[1].keys()
+    assert salts[0] and salts[1] and salts[0] != salts[1] and salts[2] == "fixed"
+    differ = [k for k in texts[0] if texts[0][k] != texts[1][k]]
+    assert len(differ) == len(texts[0])  # every request's text is new
+    assert texts[2] == texts[3]  # a given salt repeats its texts exactly
+    assert sizes[0] == sizes[1] == sizes[2]  # and the workload itself is the seed's
