@@ -10,6 +10,7 @@ is a temporary file; the presets go to a temporary folder; nothing is written
 next to FILE.
 
 usage: bench_fidelity_replay.py FILE [--quick] [--sim-repeats N] [--skip-phase NAME ...]
+                                [--keep-db OUT]
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main() -> int:
     ap.add_argument("--skip-phase", action="append", default=[], metavar="NAME",
                     help="fit without this profiling phase (repeatable): a paired A/B of a "
                          "phase on the same live runs")
+    ap.add_argument("--keep-db", metavar="OUT",
+                    help="keep the replayed store (the new sim runs beside the stored live ones)")
     args = ap.parse_args()
     if not Path(args.db).is_file():
         print(f"error: {args.db}: no such file", file=sys.stderr)
@@ -45,7 +48,10 @@ def main() -> int:
         os.environ["SAGETUI_RUNS_DIR"] = str(Path(tmp) / "runs")
         db = str(Path(tmp) / "replay.db")
         shutil.copy(args.db, db)
-        return replay(db, args.quick, args.sim_repeats, args.skip_phase)
+        rc = replay(db, args.quick, args.sim_repeats, args.skip_phase)
+        if args.keep_db:
+            shutil.copy(db, args.keep_db)
+        return rc
 
 
 def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str] = ()) -> int:

@@ -26,6 +26,10 @@ from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
 
 STEP_FIELDS = ("prefill", "decode", "kv_read", "new", "seconds")
 REQUEST_FIELDS = ("prompt_tokens", "output_tokens", "ttft_s", "tpot_s")
+# A lone request after this much idle meets an engine whose processes slept: measured
+# on the tiny CPU model, its TTFT was 3-4 ms longer at the median after >= 20 ms of
+# idle than straight after another request, and about level beyond (docs/fidelity.md).
+COLD_AFTER_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,8 @@ def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[L
     return cost, _report(Y, X @ coef)
 
 
-def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
-                 ) -> tuple[LLMCost, FitReport, FitReport]:
+def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
+                 cold_after_s: float = COLD_AFTER_S) -> tuple[LLMCost, FitReport, FitReport]:
     """β, α and the front-end latency from per-request records (a live run).
 
     Returns the cost and the TTFT and TPOT fit reports. Fields: prompt_tokens,
@@ -105,7 +109,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     prefilled, and others started, per step of its decode; default 0), cohost (the
     share of its decode during which another engine on the same machine was busy,
     default 0: it gives `cohost_beta2`, engine.sim.host), group (the profile phase the
-    record came from: stalls are measured against its own phase, below).
+    record came from: stalls are measured against its own phase, below), idle_s (how
+    long the engine had been idle when a lone request came, default 0: below).
 
     Why staged rather than one joint least squares: a request that reaches an
     idle engine (in_flight 0) has TTFT = frontend + α + β0 + β1·prompt exactly,
@@ -119,7 +124,10 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     is left of the intercept is the front end, which delays only its own
     request. With at least `spread_min` lone requests the front end's measured
     spread is kept too (quantiles of each lone request's residual), so
-    simulated TTFT tails carry the jitter the live machine showed. Likewise, with at
+    simulated TTFT tails carry the jitter the live machine showed; and when at least
+    `spread_min` lone requests came after `cold_after_s` of idle and as many sooner,
+    the two spreads are kept apart (`frontend_cold_quantiles`: an engine left idle
+    answers later, engine.sim.frontend). Likewise, with at
     least `spread_min` decoding requests, each one's decode time beyond the fit (TPOT
     residual × steps) above the upper quartile of its group's residuals gives
     `completion_quantiles`: the stalls that make the chat E2E tail, which mean step
@@ -131,6 +139,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     requests of varied prompt lengths.
     """
     lone_p, lone_y, tpot_rows, tpot_y, tpot_pps, tpot_steps = [], [], [], [], [], []
+    lone_idle: list[float] = []
     tpot_group: list = []
     for i, r in enumerate(records):
         p = _field(r, "prompt_tokens", i)
@@ -141,6 +150,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         if _field(r, "in_flight", i, 0.0) == 0:
             lone_p.append(p)
             lone_y.append(ttft)
+            lone_idle.append(_field(r, "idle_s", i, 0.0))
         if o > 1:
             tpot_steps.append(o - 1)
             b = max(_field(r, "batch", i, 1.0), 1.0)
@@ -170,8 +180,17 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     beta0, beta2, beta3, alpha, cohost = _solve(XT[keep], net[keep])
     frontend = max(float(intercept) - float(beta0) - float(alpha), 0.0)
     quantiles: tuple[float, ...] = ()
-    if len(YL) >= spread_min:  # each lone request's own front-end time, as measured
+    cold_quantiles: tuple[float, ...] = ()
+    idle = np.array(lone_idle)
+    # a run's first request (idle unknown) met a new connection: in neither spread
+    cold, warm = (idle >= cold_after_s) & np.isfinite(idle), idle < cold_after_s
+    if (cold | warm).sum() >= spread_min:  # each lone request's own front-end time
         delays = np.clip(YL - (alpha + beta0 + beta1 * XL[:, 1]), 0.0, None)
+        if min(cold.sum(), warm.sum()) >= spread_min:
+            cold_quantiles = _spread(delays[cold])
+            delays = delays[warm]
+        else:
+            delays = delays[cold | warm]
         quantiles = _spread(delays)
         frontend = float(delays.mean())
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
@@ -187,6 +206,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
                    frontend_quantiles=quantiles, completion_quantiles=late,
+                   frontend_cold_quantiles=cold_quantiles, frontend_cold_after_s=cold_after_s,
                    cohost_beta2=float(cohost))
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 
@@ -286,7 +306,8 @@ def records_from_requests(rows: Iterable[Mapping], cohost: np.ndarray | None = N
     (from the rows themselves), and `prefill_per_step` the prompt tokens of
     requests whose prefill finished during its decode, per decode step;
     `cohost` the share of its decode that another engine on the same machine
-    was busy, given that engine's `busy_spans`. Rows that did not complete, or
+    was busy, given that engine's `busy_spans`; `idle_s` how long the backend had had
+    nothing open at this one's dispatch (0 if something was). Rows that did not complete, or
     lack stamps, are skipped.
     """
     done = [r for r in rows if r.get("status", "completed") == "completed"
@@ -309,7 +330,8 @@ def records_from_requests(rows: Iterable[Mapping], cohost: np.ndarray | None = N
         f_cum = np.concatenate([[0.0], np.cumsum(
             np.array([group[j]["prompt_tokens"] for j in f_order], dtype=float))])
         busy = _in_flight_at_dispatch(group)
-        for r, n_busy, a, b in zip(group, busy, starts, ends, strict=True):
+        idle = _idle_at_dispatch(group)
+        for r, n_busy, idle_s, a, b in zip(group, busy, idle, starts, ends, strict=True):
             o = int(r["output_tokens"])
             span = b - a
             batch = (np.interp(b, t, integral) - np.interp(a, t, integral)) / span if span > 0 else 1.0
@@ -317,6 +339,7 @@ def records_from_requests(rows: Iterable[Mapping], cohost: np.ndarray | None = N
             others = f_cum[i1] - f_cum[i0]
             out.append({
                 "in_flight": n_busy,
+                "idle_s": idle_s,
                 "new_per_step": float(i1 - i0) / (o - 1) if o > 1 else 0.0,
                 "prefill_per_step": float(others) / (o - 1) if o > 1 else 0.0,
                 "prompt_tokens": int(r["prompt_tokens"]), "output_tokens": o,
@@ -349,6 +372,20 @@ def _by_backend(rows: list[Mapping]) -> list[list[Mapping]]:
     for r in rows:
         groups.setdefault(str(r.get("backend", "")), []).append(r)
     return list(groups.values())
+
+
+def _idle_at_dispatch(group: list[Mapping]) -> list[float]:
+    """Per row: how long the group had had nothing open at its dispatch (0 if something
+    was open; inf for a row before anything was done)."""
+    order = sorted(range(len(group)), key=lambda i: group[i]["t_dispatched"])
+    out = [0.0] * len(group)
+    open_until = float("-inf")  # when the rows dispatched so far have all finished
+    for i in order:
+        t = group[i]["t_dispatched"]
+        if t >= open_until:
+            out[i] = t - open_until  # inf before the first row
+        open_until = max(open_until, group[i]["t_done"])
+    return out
 
 
 def _in_flight_at_dispatch(group: list[Mapping]) -> list[int]:

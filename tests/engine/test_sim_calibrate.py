@@ -297,3 +297,36 @@ def test_embedding_fit_keeps_the_body_of_the_spread_only():
     assert qs[-1] < 1.3 and qs[0] > 0.7  # the slow passes are not drawn
     assert qs[-1] - qs[0] > 0.1  # but the body's spread is
     assert fit_embedding(recs[:10])[0].spread_quantiles == ()
+
+
+def test_idle_time_at_dispatch_is_measured_from_the_last_request_out():
+    rows = [{"backend": "x", "t_dispatched": t0, "t_first_token": t0 + 0.01, "t_done": t1,
+             "prompt_tokens": 10, "output_tokens": 4}
+            for t0, t1 in ((1.0, 2.0), (1.5, 2.5), (2.5, 3.0), (3.25, 3.5))]
+    idle = [r["idle_s"] for r in records_from_requests(rows)]
+    # the first found nothing before it; the second came while the first was open;
+    # the third as the second finished; the fourth after 0.25 s of idle
+    assert idle == [float("inf"), 0.0, pytest.approx(0.0), pytest.approx(0.25)]
+
+
+def _lone(rng, n, jitter, idle_s):
+    return [{"prompt_tokens": (p := rng.randint(16, 384)), "output_tokens": 9, "in_flight": 0,
+             "idle_s": idle_s, "ttft_s": rng.uniform(*jitter) + 2e-3 + 80e-6 * p,
+             "tpot_s": 2.4e-3, "batch": 1.0} for _ in range(n)]
+
+
+def test_requests_after_idle_get_a_front_end_spread_of_their_own():
+    """Lone requests straight after another (5-15 ms front end) and after 0.3 s of
+    idle (15-25 ms): two spreads, each its own; with too few of either, one for all."""
+    rng = random.Random(5)
+    busy = [{"prompt_tokens": 100, "output_tokens": 9, "in_flight": 3, "ttft_s": 0.05,
+             "tpot_s": 2e-3 + 0.4e-3 * b, "batch": float(b)} for b in (2, 4, 8, 16)]
+    warm, cold = _lone(rng, 150, (0.005, 0.015), 0.004), _lone(rng, 150, (0.015, 0.025), 0.3)
+    cost, _, _ = fit_requests(warm + cold + busy)
+    assert cost.frontend_cold_after_s == 0.02
+    assert cost.frontend_quantiles[50] == pytest.approx(0.010, abs=0.002)
+    assert cost.frontend_cold_quantiles[50] == pytest.approx(0.020, abs=0.002)
+    assert cost.frontend_quantiles[-1] < 0.016 < cost.frontend_cold_quantiles[20]
+    few, _, _ = fit_requests(warm + cold[:10] + busy)
+    assert few.frontend_cold_quantiles == () and len(few.frontend_quantiles) == 101
+    assert few.frontend_quantiles[-1] > 0.02  # the ten cold ones are in the one spread
