@@ -26,10 +26,6 @@ from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
 
 STEP_FIELDS = ("prefill", "decode", "kv_read", "new", "seconds")
 REQUEST_FIELDS = ("prompt_tokens", "output_tokens", "ttft_s", "tpot_s")
-# A lone request after this much idle meets an engine whose processes slept: measured
-# on the tiny CPU model, its TTFT was 3-4 ms longer at the median after >= 20 ms of
-# idle than straight after another request, and about level beyond (docs/fidelity.md).
-COLD_AFTER_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -97,8 +93,8 @@ def fit_steps(records: Iterable[Mapping], *, fit_alpha: bool = False) -> tuple[L
     return cost, _report(Y, X @ coef)
 
 
-def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
-                 cold_after_s: float = COLD_AFTER_S) -> tuple[LLMCost, FitReport, FitReport]:
+def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
+                 ) -> tuple[LLMCost, FitReport, FitReport]:
     """β, α and the front-end latency from per-request records (a live run).
 
     Returns the cost and the TTFT and TPOT fit reports. Fields: prompt_tokens,
@@ -110,7 +106,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
     share of its decode during which another engine on the same machine was busy,
     default 0: it gives `cohost_beta2`, engine.sim.host), group (the profile phase the
     record came from: stalls are measured against its own phase, below), idle_s (how
-    long the engine had been idle when a lone request came, default 0: below).
+    long the engine had had nothing open when a lone request came, default 0; inf for
+    a run's first request, which met a new connection and joins no spread).
 
     Why staged rather than one joint least squares: a request that reaches an
     idle engine (in_flight 0) has TTFT = frontend + α + β0 + β1·prompt exactly,
@@ -124,10 +121,10 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
     is left of the intercept is the front end, which delays only its own
     request. With at least `spread_min` lone requests the front end's measured
     spread is kept too (quantiles of each lone request's residual), so
-    simulated TTFT tails carry the jitter the live machine showed; and when at least
-    `spread_min` lone requests came after `cold_after_s` of idle and as many sooner,
-    the two spreads are kept apart (`frontend_cold_quantiles`: an engine left idle
-    answers later, engine.sim.frontend). Likewise, with at
+    simulated TTFT tails carry the jitter the live machine showed: lone requests
+    straight after another and after a while idle (the latter wait 3-4 ms longer at
+    the median) pooled in one spread, which fitted the stored suites better than two
+    kept apart (docs/fidelity.md). Likewise, with at
     least `spread_min` decoding requests, each one's decode time beyond the fit (TPOT
     residual × steps) above the upper quartile of its group's residuals gives
     `completion_quantiles`: the stalls that make the chat E2E tail, which mean step
@@ -180,17 +177,10 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
     beta0, beta2, beta3, alpha, cohost = _solve(XT[keep], net[keep])
     frontend = max(float(intercept) - float(beta0) - float(alpha), 0.0)
     quantiles: tuple[float, ...] = ()
-    cold_quantiles: tuple[float, ...] = ()
-    idle = np.array(lone_idle)
-    # a run's first request (idle unknown) met a new connection: in neither spread
-    cold, warm = (idle >= cold_after_s) & np.isfinite(idle), idle < cold_after_s
-    if (cold | warm).sum() >= spread_min:  # each lone request's own front-end time
-        delays = np.clip(YL - (alpha + beta0 + beta1 * XL[:, 1]), 0.0, None)
-        if min(cold.sum(), warm.sum()) >= spread_min:
-            cold_quantiles = _spread(delays[cold])
-            delays = delays[warm]
-        else:
-            delays = delays[cold | warm]
+    # a run's first request (idle unknown) met a new connection: one was a 45 ms outlier
+    known = np.isfinite(np.array(lone_idle))
+    if known.sum() >= spread_min:  # each lone request's own front-end time, as measured
+        delays = np.clip(YL - (alpha + beta0 + beta1 * XL[:, 1]), 0.0, None)[known]
         quantiles = _spread(delays)
         frontend = float(delays.mean())
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
@@ -206,7 +196,6 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20,
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
                    frontend_quantiles=quantiles, completion_quantiles=late,
-                   frontend_cold_quantiles=cold_quantiles, frontend_cold_after_s=cold_after_s,
                    cohost_beta2=float(cohost))
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 

@@ -41,12 +41,6 @@ class LLMCost:
     # streaming path) and those stalls are the chat E2E tail; each request draws its own
     # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
     completion_quantiles: tuple[float, ...] = ()
-    # Optional front-end delay quantiles for a request that finds the engine idle for
-    # `frontend_cold_after_s` or more: the processes on its path had gone to sleep and
-    # take longer to answer (engine.sim.frontend). Without them every request draws
-    # from `frontend_quantiles`.
-    frontend_cold_quantiles: tuple[float, ...] = ()
-    frontend_cold_after_s: float = 0.02
     # Extra per decode token in a step that starts while another engine on the same machine
     # is busy (engine.sim.host). 0 for an engine alone on its machine; calibration fits it.
     cohost_beta2: float = 0.0
@@ -156,8 +150,7 @@ class LLMPreset:
         if not isinstance(cost, dict):
             raise ValueError("cost: must be a table of beta0, beta1, beta2, beta3, alpha")
         cost = {**cost, "frontend_quantiles": tuple(cost.get("frontend_quantiles", ())),
-                "completion_quantiles": tuple(cost.get("completion_quantiles", ())),
-                "frontend_cold_quantiles": tuple(cost.get("frontend_cold_quantiles", ()))}
+                "completion_quantiles": tuple(cost.get("completion_quantiles", ()))}
         return cls(cost=LLMCost(**cost), **d)
 
 

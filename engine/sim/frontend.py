@@ -20,13 +20,6 @@ model, fitted to mean step times, has no such tail. The calibrated quantiles
 are the profile's decode-time residuals above their upper quartile
 (engine.sim.calibrate.fit_requests). Drawn per request, a stall here delays
 one request, where a live engine stall would delay its whole batch together.
-
-With cold quantiles, a request that finds the engine idle for at least
-`cold_after_s` (none of this front end's requests open) draws its delay from
-those instead: measured live on the tiny CPU model, a lone request after
->= 20 ms of idle had a TTFT 3-4 ms longer at the median than one sent
-straight after another finished (the processes on the path had gone to
-sleep), and light loads are made of such requests.
 """
 
 from __future__ import annotations
@@ -43,14 +36,11 @@ class Frontend:
 
     With `quantiles` (the delay's measured quantiles at evenly spaced
     probabilities 0 … 1) each request draws its own delay by inverse CDF from a
-    generator seeded with `seed`, so the run stays reproducible; with
-    `cold_quantiles` too, a request submitted after `cold_after_s` or more with
-    none open draws from those.
+    generator seeded with `seed`, so the run stays reproducible.
     """
 
     def __init__(self, engine: Any, delay: float, quantiles: Sequence[float] = (),
-                 seed: int = 0, *, completion_quantiles: Sequence[float] = (),
-                 cold_quantiles: Sequence[float] = (), cold_after_s: float = 0.02):
+                 seed: int = 0, *, completion_quantiles: Sequence[float] = ()):
         if delay < 0:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
         self.engine = engine
@@ -58,12 +48,6 @@ class Frontend:
         self._front = Spread("frontend_quantiles", quantiles, seed)
         # its own stream: adding a lateness leaves the front end's draws where they were
         self._lateness = Spread("completion_quantiles", completion_quantiles, seed + 1)
-        self._cold = Spread("frontend_cold_quantiles", cold_quantiles, seed + 2)
-        if cold_after_s < 0:
-            raise ValueError(f"frontend_cold_after_s: must be >= 0 s, got {cold_after_s}")
-        self.cold_after_s = cold_after_s
-        self._open: set = set()  # submitted and not yet reported done (or aborted)
-        self._idle_since = float("-inf")  # when the last open request left
         self._due: list[tuple[float, int, tuple]] = []  # (release time, seq, submit args)
         self._late: list[tuple[float, int, Any]] = []  # (release time, seq, done event)
         self._seq = 0
@@ -75,16 +59,11 @@ class Frontend:
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
                now: float = 0.0) -> None:
         self._seq += 1
-        if self._cold and not self._open and now - self._idle_since >= self.cold_after_s:
-            delay = self._cold.draw()
-        else:
-            delay = self._front.draw() if self._front else self.delay
-        self._open.add(req_id)
+        delay = self._front.draw() if self._front else self.delay
         heappush(self._due, (now + delay, self._seq,
                              (req_id, prompt_tokens, output_tokens, priority)))
 
     def abort(self, req_id: Any, now: float | None = None) -> None:
-        self._close(req_id, now)
         if any(args[0] == req_id for _, _, args in self._due) or \
                 any(e.req_id == req_id for _, _, e in self._late):
             self._aborted.add(req_id)
@@ -104,9 +83,6 @@ class Frontend:
         events = self.engine.advance(now)
         if self._lateness:
             events = self._hold_completions(events, now)
-        for e in events:
-            if e.kind == "done":
-                self._close(e.req_id, e.t)
         while self._due and self._due[0][0] <= now:
             t, _, args = heappop(self._due)
             if args[0] in self._aborted:
@@ -114,12 +90,6 @@ class Frontend:
                 continue
             self.engine.submit(*args, now=t)
         return events
-
-    def _close(self, req_id: Any, t: float | None) -> None:
-        if req_id in self._open:
-            self._open.discard(req_id)
-            if not self._open and t is not None:
-                self._idle_since = t
 
     def _hold_completions(self, events: list, now: float) -> list:
         """Hold each `done` back by its drawn lateness; release those due by `now`."""

@@ -115,23 +115,3 @@ def _drain(eng):
     while (te := eng.next_event_time()) is not None:
         out += eng.advance(te)
     return out
-
-
-def test_a_request_that_finds_the_engine_idle_draws_the_cold_delay():
-    """Cold delays 30 ms, warm 10 ms (each a point spread), cold after 20 ms of idle:
-    the first request and one 1 s after the last are cold; one sent 5 ms after the
-    last finished, and one sent while another is open, are warm."""
-    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
-    eng = Frontend(SimLLMEngine(preset), 0.01, [0.01, 0.01], cold_quantiles=[0.03, 0.03],
-                   cold_after_s=0.02)
-    ev = _run(eng, [(0.0, "a", 8, 1)])
-    assert ev["a"]["first_token"] == pytest.approx(0.03 + COST.beta0)
-    t = ev["a"]["done"]
-    ev = _run(eng, [(t + 0.005, "b", 8, 30), (t + 0.006, "c", 8, 1)])
-    assert ev["b"]["first_token"] - (t + 0.005) == pytest.approx(0.01 + COST.beta0)
-    assert ev["c"]["first_token"] - (t + 0.006) < 0.02  # b was open: warm
-    t = max(ev["b"]["done"], ev["c"]["done"]) + 1.0
-    ev = _run(eng, [(t, "d", 8, 1)])
-    assert ev["d"]["first_token"] - t == pytest.approx(0.03 + COST.beta0)
-    with pytest.raises(ValueError, match="frontend_cold_after_s"):
-        Frontend(SimLLMEngine(preset), 0.01, cold_after_s=-1)
