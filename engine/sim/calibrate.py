@@ -26,6 +26,10 @@ from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
 
 STEP_FIELDS = ("prefill", "decode", "kv_read", "new", "seconds")
 REQUEST_FIELDS = ("prompt_tokens", "output_tokens", "ttft_s", "tpot_s")
+# A decode-time excess above this is an engine stall (several steps' worth: it holds the
+# whole batch); below it, per-request jitter on the streaming path. Chosen from 1, 5,
+# 10 and 20 ms by replaying the three uncached stored suites (docs/fidelity.md).
+STALL_MIN_S = 0.020
 
 
 @dataclass(frozen=True)
@@ -186,16 +190,28 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
     tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha, cohost]) + beta1 * np.array(tpot_pps)
     late: tuple[float, ...] = ()
+    stall_rate, stall_q = 0.0, ()
     if len(YT) >= spread_min:  # the decode stalls: each request's decode-time residual
         steps = np.array(tpot_steps, dtype=float)
         resid = (YT - tpot_pred) * steps
         # above the upper quartile: centred at the median, the draws' mean (~6 ms) lifted
         # every E2E p50 by ~5 %; replayed on three stored suites, 51 of 63 figures
         # within 10 % against 48 (median) and 50 (none) (docs/benchmarks.md)
-        late = _spread(np.clip(resid - _upper_quartiles(resid, tpot_group), 0.0, None))
+        excess = np.clip(resid - _upper_quartiles(resid, tpot_group), 0.0, None)
+        stalled = excess > STALL_MIN_S
+        if stalled.sum() >= 5:
+            # an engine stall: each request saw its own steps' stalls, at a rate per step
+            # and sequence (Poisson over its steps × batch)
+            exposure = steps * XT[:, 1]
+            stall_rate = float(-np.log(1.0 - stalled.mean()) / exposure.mean())
+            stall_q = _spread(excess[stalled])
+            late = _spread(np.where(stalled, 0.0, excess))  # the small ones: per request
+        else:
+            late = _spread(excess)
     cost = LLMCost(beta0=float(beta0), beta1=float(beta1), beta2=float(beta2),
                    beta3=float(beta3), alpha=float(alpha), frontend=frontend,
                    frontend_quantiles=quantiles, completion_quantiles=late,
+                   step_stall_rate=stall_rate, step_stall_quantiles=stall_q,
                    cohost_beta2=float(cohost))
     return cost, _report(YL, ttft_pred), _report(YT, tpot_pred)
 

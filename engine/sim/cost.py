@@ -41,6 +41,12 @@ class LLMCost:
     # streaming path) and those stalls are the chat E2E tail; each request draws its own
     # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
     completion_quantiles: tuple[float, ...] = ()
+    # Optional stalls of the engine itself: each step, with probability `step_stall_rate`
+    # per sequence in it, lasts a drawn stall (quantiles, seconds, at probabilities 0 … 1)
+    # longer. Unlike the completion lateness, a stall holds every request in the step and
+    # every one waiting for the next (engine.sim.llm).
+    step_stall_rate: float = 0.0
+    step_stall_quantiles: tuple[float, ...] = ()
     # Extra per decode token in a step that starts while another engine on the same machine
     # is busy (engine.sim.host). 0 for an engine alone on its machine; calibration fits it.
     cohost_beta2: float = 0.0
@@ -150,7 +156,8 @@ class LLMPreset:
         if not isinstance(cost, dict):
             raise ValueError("cost: must be a table of beta0, beta1, beta2, beta3, alpha")
         cost = {**cost, "frontend_quantiles": tuple(cost.get("frontend_quantiles", ())),
-                "completion_quantiles": tuple(cost.get("completion_quantiles", ()))}
+                "completion_quantiles": tuple(cost.get("completion_quantiles", ())),
+                "step_stall_quantiles": tuple(cost.get("step_stall_quantiles", ()))}
         return cls(cost=LLMCost(**cost), **d)
 
 

@@ -75,7 +75,7 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
         engine = SimEmbeddingEngine(preset, seed=noise)  # busy or not, seen by the LLM engines there
     else:
         kw, _ = sim_flags(spec.extra_args)
-        engine = SimLLMEngine(preset, token_events=token_events, host=host, **kw)
+        engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
     if host is not None:
         host.join(spec.name, engine)
     if isinstance(engine, SimEmbeddingEngine):

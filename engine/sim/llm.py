@@ -18,12 +18,14 @@ With `token_events=True` or `record_steps=True` every step is simulated.
 from __future__ import annotations
 
 import heapq
+import random
 from collections import deque
 from functools import partial
 from typing import Any
 
 from engine.sim.cost import LLMPreset
 from engine.sim.events import SimEvent
+from engine.sim.spread import Spread
 from engine.spec import EngineStats
 
 _WAIT, _PREFILL, _DEC, _DONE, _ABORTED = range(5)
@@ -65,6 +67,7 @@ class SimLLMEngine:
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
         host=None,
+        seed: int = 0,
     ):
         self.preset = preset
         # engine.sim.host.SharedHost, or None: alone on its machine. A co-host cost turns
@@ -73,6 +76,15 @@ class SimLLMEngine:
         self.host = host
         self.cost = preset.cost
         self._crowd = host if preset.cost.cohost_beta2 > 0 else None
+        # engine stalls (seeded: a run stays reproducible); they turn off fast-forwarding
+        c = preset.cost
+        if not 0.0 <= c.step_stall_rate < 1.0:
+            raise ValueError(f"step_stall_rate: must be in [0, 1), got {c.step_stall_rate}")
+        self._stall = Spread("step_stall_quantiles", c.step_stall_quantiles, seed + 4) \
+            if c.step_stall_rate > 0 else None
+        if self._stall is not None and not self._stall:
+            raise ValueError("step_stall_quantiles: needed when step_stall_rate > 0")
+        self._stall_rng = random.Random(seed + 5)
         self.bs = preset.block_size
         self.num_blocks = preset.num_blocks
         self.max_seqs = max_num_seqs or preset.max_num_seqs
@@ -403,6 +415,9 @@ class SimLLMEngine:
         dt = self.cost.step_time(prefill, n_dec, kv, new)
         if self._crowd is not None and self._crowd.others_busy(self, t):
             dt += self.cost.cohost_beta2 * n_dec
+        if self._stall is not None and self._stall_rng.random() < min(
+                self.cost.step_stall_rate * (n_dec + len(plan)), 0.5):
+            dt += self._stall.draw()
         self._t_end = t + dt
         if self.step_log is not None:
             self.step_log.append({
@@ -414,7 +429,7 @@ class SimLLMEngine:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
         if (self.token_events or self.step_log is not None or n == 0 or self._prefill
-                or self._crowd is not None):
+                or self._crowd is not None or self._stall is not None):
             return False
         free = self.num_blocks - self.used_blocks
         if self._n_waiting and len(self._running) < self.max_seqs:

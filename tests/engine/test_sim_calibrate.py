@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 
@@ -235,31 +236,35 @@ def test_lone_request_jitter_becomes_the_front_end_spread():
     assert cost.frontend == pytest.approx(0.015, abs=0.002)
 
 
-def test_decode_stalls_become_the_completion_lateness():
-    """One decode in ten stalls 40 ms on top of the step model: the fit's completion
-    quantiles are 0 up to the median and carry the stall in the top tenth; the step
-    costs themselves stay those of the typical request."""
+def test_decode_stalls_become_engine_stalls_at_a_rate_per_sequence_step():
+    """One decode in ten stalls 40 ms on top of the step model: the fit makes them engine
+    stalls of ~40 ms, at the rate per step and decoding sequence that gives one in ten
+    requests a stall over its steps (Poisson); the completion lateness keeps no tail;
+    the step costs stay those of the typical request."""
     rng = random.Random(11)
     recs = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
              "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
             for p in (32, 64, 128, 256)]
+    exposure = []
     for i in range(300):
         b, o = rng.choice((1, 2, 4, 8, 16)), rng.randint(8, 64)
         stall = 0.040 if i % 10 == 0 else 0.0
+        exposure.append(b * (o - 1))
         recs.append({"prompt_tokens": 100, "output_tokens": o, "in_flight": 3, "ttft_s": 0.05,
                      "tpot_s": 2e-3 + 0.4e-3 * b + stall / (o - 1), "batch": float(b)})
     cost, _, _ = fit_requests(recs)
-    late = cost.completion_quantiles
-    assert len(late) == 101 and late == tuple(sorted(late)) and late[0] >= 0
-    assert late[50] < 1e-3  # the typical request is not late
-    assert late[95] == pytest.approx(0.040, abs=0.008) and late[-1] < 0.05
+    stalls = cost.step_stall_quantiles
+    assert stalls == tuple(sorted(stalls)) and len(stalls) == 30
+    assert stalls[0] == pytest.approx(0.040, abs=0.005) and stalls[-1] < 0.045
+    assert cost.step_stall_rate == pytest.approx(-math.log(0.9) / (sum(exposure) / 300), rel=0.01)
+    assert cost.completion_quantiles[-1] < 0.02  # the stalls left it
     assert cost.beta2 == pytest.approx(0.4e-3, rel=0.1)
 
 
 def test_a_profile_phase_the_step_model_misfits_is_not_taken_for_stalls():
     """Phase "b" (batch 8) decodes 10 ms per step slower than the linear step model can
     follow; both phases stall 40 ms one decode in ten. Measured against each phase's
-    own upper quartile the lateness is the stalls only; against all records' together
+    own upper quartile the stalls are those 40 ms only; against all records' together
     phase b's misfit is drawn as a stall of well over 100 ms."""
     rng = random.Random(13)
     lone = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
@@ -274,11 +279,11 @@ def test_a_profile_phase_the_step_model_misfits_is_not_taken_for_stalls():
         recs.append({"prompt_tokens": 100, "output_tokens": 20, "in_flight": 3, "ttft_s": 0.05,
                      "tpot_s": 2e-3 + 0.4e-3 * b + slow + stall / 19, "batch": float(b),
                      "group": group})
-    late = fit_requests(lone + recs)[0].completion_quantiles
-    assert late[95] == pytest.approx(0.040, abs=0.010) and late[-1] < 0.05
+    stalls = fit_requests(lone + recs)[0].step_stall_quantiles
+    assert stalls[len(stalls) // 2] == pytest.approx(0.040, abs=0.010) and stalls[-1] < 0.05
     pooled = fit_requests(lone + [{k: v for k, v in r.items() if k != "group"}
-                                  for r in recs])[0].completion_quantiles
-    assert pooled[90] > 0.1  # the same records without phases: the misfit is drawn
+                                  for r in recs])[0].step_stall_quantiles
+    assert pooled[-1] > 0.1  # the same records without phases: the misfit is drawn
 
 
 def test_embedding_fit_keeps_the_body_of_the_spread_only():

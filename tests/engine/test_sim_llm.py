@@ -267,3 +267,27 @@ def test_abort_without_now_during_a_fast_forward_keeps_the_books():
     assert aborted_in_ff
     assert sorted(done) == [0, 1, 2, 4, 5]
     assert eng.used_blocks == 0 and eng.stats().running == 0
+
+
+def test_an_engine_stall_holds_every_request_in_the_step():
+    """Stalls of exactly 30 ms at 20 % per step and sequence: two requests that decode
+    side by side are held by the same stalls, so both finish the same whole number of
+    stalls late; a third that arrives meanwhile waits for them too (its first token is
+    late as well); the seed fixes the draws; no rate, no stalls."""
+    def go(rate, seed=1):
+        c = LLMCost(B0, B1, B2, 0.0, A, step_stall_rate=rate, step_stall_quantiles=(0.03, 0.03))
+        ev = run(SimLLMEngine(preset(cost=c), seed=seed),
+                 [(0.0, "a", 16, 40, 2), (0.0, "b", 16, 40, 2), (0.05, "c", 16, 2, 2)])
+        return {r: (times(e, "first_token")[0], times(e, "done")[0]) for r, e in ev.items()}
+
+    plain, stalled = go(0.0), go(0.2)
+    late_a = stalled["a"][1] - plain["a"][1]
+    assert late_a == pytest.approx(stalled["b"][1] - plain["b"][1])
+    assert late_a > 0.03 - 1e-9 and (late_a / 0.03) == pytest.approx(round(late_a / 0.03))
+    assert stalled["c"][0] > plain["c"][0]
+    assert go(0.2) == stalled and go(0.2, seed=2) != stalled
+    with pytest.raises(ValueError, match="step_stall_quantiles"):
+        SimLLMEngine(preset(cost=LLMCost(B0, B1, B2, step_stall_rate=0.1)))
+    with pytest.raises(ValueError, match="step_stall_rate"):
+        SimLLMEngine(preset(cost=LLMCost(B0, B1, B2, step_stall_rate=1.5,
+                                         step_stall_quantiles=(0.01, 0.02))))

@@ -49,9 +49,13 @@ async def test_metrics_scrape_sees_load(vllm_cpu):
             body = {"model": "tiny-llama", "prompt": "x", "max_tokens": 500, "ignore_eos": True}
             return [c async for c in eng.stream_completion(body)]
 
-        tasks = [asyncio.create_task(one()) for _ in range(8)]
+        # Waves of 8 until 20 scrapes were taken under load: on a busy machine one
+        # wave finished within two scrapes (vLLM's gauges then read 0 at both).
+        tasks: list[asyncio.Task] = []
         seen = []
-        while not all(t.done() for t in tasks):
+        while len(seen) < 20 or not all(t.done() for t in tasks):
+            if all(t.done() for t in tasks) and len(seen) < 20:
+                tasks += [asyncio.create_task(one()) for _ in range(8)]
             seen.append(await eng.stats())
             await asyncio.sleep(0.005)
         results = await asyncio.gather(*tasks)
