@@ -130,9 +130,11 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     the median) pooled in one spread, which fitted the stored suites better than two
     kept apart (docs/fidelity.md). Likewise, with at
     least `spread_min` decoding requests, each one's decode time beyond the fit (TPOT
-    residual × steps) above the upper quartile of its group's residuals gives
-    `completion_quantiles`: the stalls that make the chat E2E tail, which mean step
-    times cannot carry. Per group because a phase the linear step model misfits (16
+    residual × steps) above the upper quartile of its group's residuals gives the
+    stalls that make the chat E2E tail, which mean step times cannot carry: above
+    STALL_MIN_S engine stalls (`step_stall_rate`, `step_stall_quantiles`, at the rate
+    per step and sequence that gives each request its share over steps × batch), the
+    rest `completion_quantiles`, drawn per request. Per group because a phase the linear step model misfits (16
     clients' steps slower than the line) is off as a whole, not stalling: against all
     records' quartile that misfit was drawn as a stall by every simulated request.
     Vary the concurrency across records (closed loops of 1 … 16

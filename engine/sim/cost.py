@@ -37,9 +37,9 @@ class LLMCost:
     frontend_quantiles: tuple[float, ...] = ()
     # Optional lateness of a request's last token beyond the step model, as measured:
     # quantiles (seconds, at probabilities 0 … 1) of the profile's decode-time residuals
-    # above their upper quartile. Live decodes stall now and then (the OS, the collector, the
-    # streaming path) and those stalls are the chat E2E tail; each request draws its own
-    # and, like the front end, it never lengthens an engine step (engine.sim.frontend).
+    # above their upper quartile, the small ones (the streaming path's jitter; calibration
+    # makes the large ones engine stalls, below). Each request draws its own and, like
+    # the front end, it never lengthens an engine step (engine.sim.frontend).
     completion_quantiles: tuple[float, ...] = ()
     # Optional stalls of the engine itself: each step, with probability `step_stall_rate`
     # per sequence in it, lasts a drawn stall (quantiles, seconds, at probabilities 0 … 1)

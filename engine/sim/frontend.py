@@ -14,12 +14,12 @@ and leaves ITL untouched.
 next_event_time, advance, stats) and passes everything else through.
 
 With completion quantiles it also holds each request's `done` back by a drawn
-lateness, on the same reasoning: a live decode that stalls (the OS, the
-garbage collector, the streaming path) makes that request late; the step
-model, fitted to mean step times, has no such tail. The calibrated quantiles
-are the profile's decode-time residuals above their upper quartile
-(engine.sim.calibrate.fit_requests). Drawn per request, a stall here delays
-one request, where a live engine stall would delay its whole batch together.
+lateness, on the same reasoning: a live decode slowed on its own streaming
+path makes that request late; the step model, fitted to mean step times, has
+no such tail. The calibrated quantiles are the small ones of the profile's
+decode-time residuals above their upper quartile (engine.sim.calibrate.fit_requests);
+the large ones hold the whole engine and are drawn there (SimLLMEngine,
+`step_stall_rate`).
 """
 
 from __future__ import annotations

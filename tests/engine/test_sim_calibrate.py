@@ -236,15 +236,20 @@ def test_lone_request_jitter_becomes_the_front_end_spread():
     assert cost.frontend == pytest.approx(0.015, abs=0.002)
 
 
+def _idle_lone_requests() -> list[dict]:
+    """Four lone requests of varied prompts: enough for the prefill fit, no spread."""
+    return [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
+             "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
+            for p in (32, 64, 128, 256)]
+
+
 def test_decode_stalls_become_engine_stalls_at_a_rate_per_sequence_step():
     """One decode in ten stalls 40 ms on top of the step model: the fit makes them engine
     stalls of ~40 ms, at the rate per step and decoding sequence that gives one in ten
     requests a stall over its steps (Poisson); the completion lateness keeps no tail;
     the step costs stay those of the typical request."""
     rng = random.Random(11)
-    recs = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
-             "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
-            for p in (32, 64, 128, 256)]
+    recs = _idle_lone_requests()
     exposure = []
     for i in range(300):
         b, o = rng.choice((1, 2, 4, 8, 16)), rng.randint(8, 64)
@@ -267,9 +272,7 @@ def test_a_profile_phase_the_step_model_misfits_is_not_taken_for_stalls():
     own upper quartile the stalls are those 40 ms only; against all records' together
     phase b's misfit is drawn as a stall of well over 100 ms."""
     rng = random.Random(13)
-    lone = [{"prompt_tokens": p, "output_tokens": 9, "in_flight": 0,
-             "ttft_s": 0.012 + 80e-6 * p, "tpot_s": 2.4e-3, "batch": 1.0}
-            for p in (32, 64, 128, 256)]
+    lone = _idle_lone_requests()
     recs = []
     for i in range(400):
         group = "b" if i % 4 == 0 else "a"
