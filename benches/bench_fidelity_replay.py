@@ -81,7 +81,9 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
               f"β2 {1e6 * c['beta2']:.1f} µs, front end {1e3 * c['frontend']:.1f} ms; "
               f"embedding a {1e3 * cal['embedding']['cost']['a']:.1f} ms, "
               f"b {1e6 * cal['embedding']['cost']['b']:.1f} µs/token; "
-              f"co-host +{1e6 * c.get('cohost_beta2', 0.0):.1f} µs per decode token")
+              f"co-host +{1e6 * c.get('cohost_beta2', 0.0):.1f} µs per decode token, "
+              f"MiniLM +{100 * cal['embedding']['cost'].get('cohost_per_seq', 0.0):.1f} % "
+              f"per streaming sequence")
         print("| load | statistic | live (pooled) | sim | error |")
         print("|---:|---|---:|---:|---:|")
         met = total = 0

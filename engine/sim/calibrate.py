@@ -254,22 +254,50 @@ def fit_embedding(records: Iterable[Mapping], *, spread_min: int = 20
     for every pass, whatever the other engine did, it put the simulated embedding
     p99 at 5 req/s up to 46 % over live on the stored suites (docs/fidelity.md).
     """
-    rows, y = [], []
+    rows, y, seqs = [], [], []
     for i, r in enumerate(records):
         if _field(r, "in_flight", i, 0.0) > 0:
             continue
         rows.append([1.0, _field(r, "tokens", i)])
         y.append(_field(r, "seconds", i))
+        seqs.append(_field(r, "cohost_seqs", i, 0.0))
     _need(len(y), 2, "batches")
-    X, Y = np.array(rows, dtype=float), np.array(y, dtype=float)
-    coef = _solve(X, Y)
-    pred = X @ coef
+    X, Y, S = np.array(rows, dtype=float), np.array(y, dtype=float), np.array(seqs)
+    k = _cohost_per_seq(X, Y, S)
+    stretch = 1.0 + k * S
+    coef = _solve(X * stretch[:, None], Y)
+    pred = (X @ coef) * stretch
     spread: tuple[float, ...] = ()
     if len(Y) >= spread_min and (pred > 0).all():
         ratio = np.clip(Y / pred, *np.percentile(Y / pred, [10, 90]))
         spread = _spread(ratio / ratio.mean())
-    return (EmbedCost(a=float(coef[0]), b=float(coef[1]), spread_quantiles=spread),
-            _report(Y, pred))
+    return (EmbedCost(a=float(coef[0]), b=float(coef[1]), spread_quantiles=spread,
+                      cohost_per_seq=k), _report(Y, pred))
+
+
+# co-host slowdowns tried by the embedding fit, per sequence decoding beside a pass
+_COHOST_GRID = np.linspace(0.0, 0.5, 201)
+
+
+def _cohost_per_seq(X: np.ndarray, Y: np.ndarray, seqs: np.ndarray, min_each: int = 10
+                    ) -> float:
+    """The stretch per decoding sequence k in seconds = (a + b·tokens)(1 + k·seqs).
+
+    A grid search over k, each with its (a, b) fitted as the rest of the module fits
+    (relative error): the model is linear but for k. Needs at least `min_each` lone
+    passes with nothing decoding beside them and as many with something: without
+    both, k and the line cannot be told apart, and k is 0.
+    """
+    if (seqs == 0).sum() < min_each or (seqs > 0).sum() < min_each:
+        return 0.0
+    best, best_k = np.inf, 0.0
+    for k in _COHOST_GRID:
+        stretch = 1.0 + k * seqs
+        coef = _solve(X * stretch[:, None], Y)
+        err = float(np.sum(((X @ coef) * stretch / Y - 1.0) ** 2))
+        if err < best:
+            best, best_k = err, float(k)
+    return best_k
 
 
 def calibrated(base: LLMPreset | EmbedPreset, cost: LLMCost | EmbedCost, name: str,
@@ -358,18 +386,29 @@ def records_from_requests(rows: Iterable[Mapping], cohost: np.ndarray | None = N
     return out
 
 
-def embedding_records_from_requests(rows: Iterable[Mapping]) -> list[dict]:
+def embedding_records_from_requests(rows: Iterable[Mapping],
+                                    chat: Iterable[Mapping] | None = None) -> list[dict]:
     """Fit records (for `fit_embedding`) from a run's completed embedding rows.
 
     Rows carry t_dispatched, t_done, prompt_tokens (all texts' tokens) and
     backend; `in_flight` counts the same backend's other requests dispatched no later
-    and not yet done at this one's dispatch.
+    and not yet done at this one's dispatch. Given the same run's `chat` rows (with
+    t_first_token and t_done), `cohost_seqs` counts those streaming at its dispatch:
+    the sequences the LLM engine on the same machine was decoding.
     """
     done = [r for r in rows if r.get("status", "completed") == "completed"
             and r.get("t_dispatched") is not None and r.get("t_done") is not None
             and r.get("prompt_tokens", 0) > 0]
+    streams = sorted((r["t_first_token"], r["t_done"]) for r in chat or ()
+                     if r.get("t_first_token") is not None and r.get("t_done") is not None)
+    starts = np.array([a for a, _ in streams], dtype=float)
+    ends = np.sort(np.array([b for _, b in streams], dtype=float))
+
+    def streaming(t: float) -> int:  # first token at or before t, not done by t
+        return int(np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right"))
+
     return [{"tokens": int(r["prompt_tokens"]), "seconds": r["t_done"] - r["t_dispatched"],
-             "in_flight": n_busy}
+             "in_flight": n_busy, "cohost_seqs": streaming(r["t_dispatched"])}
             for group in _by_backend(done)
             for r, n_busy in zip(group, _in_flight_at_dispatch(group), strict=True)]
 

@@ -186,6 +186,12 @@ class EmbedCost:
     # of them: at 5 req/s the simulated embedding p50 sat on the 4-text pass time, 6-9 %
     # under a live p50 that fell between the 4- and 5-text times (docs/fidelity.md).
     spread_quantiles: tuple[float, ...] = ()
+    # Optional co-host slowdown: a pass that starts while n sequences decode on an LLM
+    # engine of the same machine (engine.sim.host) takes (1 + cohost_per_seq·n) times
+    # as long. On this project's 2-core machine MiniLM's own core also carries part of
+    # the streaming path (gateway, load generator, vLLM's API server), whose work grows
+    # with the sequences streaming: lone passes took ~5 % longer per one (docs/fidelity.md).
+    cohost_per_seq: float = 0.0
 
     def batch_time(self, tokens: int) -> float:
         return self.a + self.b * tokens

@@ -8,7 +8,9 @@ queued behind a busy worker are merged into its next pass up to that many
 texts, as serve-embed's batcher (engine/st_engine.py) and TEI do: under load
 they share one `a` instead of each paying it in turn. A calibrated preset also
 carries the live pass times' spread around that line (EmbedCost.spread_quantiles),
-drawn per pass. Same step-driven API as SimLLMEngine.
+drawn per pass, and may stretch a pass by the sequences the LLM engines of its
+machine are decoding when it starts (EmbedCost.cohost_per_seq, engine.sim.host).
+Same step-driven API as SimLLMEngine.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ from engine.spec import EngineStats
 class SimEmbeddingEngine:
     """FIFO batch server in virtual time."""
 
-    def __init__(self, preset: EmbedPreset, *, parallelism: int | None = None, seed: int = 0):
+    def __init__(self, preset: EmbedPreset, *, parallelism: int | None = None, seed: int = 0,
+                 host=None):
         self.preset = preset
         self.cost = preset.cost
+        if preset.cost.cohost_per_seq < 0:
+            raise ValueError(f"cohost_per_seq: must be >= 0, got {preset.cost.cohost_per_seq}")
+        # engine.sim.host.SharedHost, or None: alone on its machine. Asked, at each pass's
+        # start, how many sequences its LLM engines decode, if the preset has that cost.
+        self._crowd = host if preset.cost.cohost_per_seq > 0 else None
         # each pass's measured spread around a + b·tokens, drawn from its own stream
         self._spread = Spread("spread_quantiles", preset.cost.spread_quantiles, seed)
         self.parallelism = parallelism or preset.parallelism
@@ -115,6 +123,8 @@ class SimEmbeddingEngine:
             dt = self.cost.batch_time(tokens) + (k - 1) * self.cost.a
             if self._spread:
                 dt *= self._spread.draw()
+            if self._crowd is not None:
+                dt *= 1.0 + self.cost.cohost_per_seq * self._crowd.others_decoding(self)
             heapq.heappush(self._busy, (t + dt, self._seq, tuple(members)))
 
     def busy_at(self, t: float) -> bool:

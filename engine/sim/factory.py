@@ -72,7 +72,7 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
     host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
     noise = zlib.crc32(f"{seed}/{spec.name}".encode())
     if isinstance(preset, EmbedPreset):
-        engine = SimEmbeddingEngine(preset, seed=noise)  # busy or not, seen by the LLM engines there
+        engine = SimEmbeddingEngine(preset, seed=noise, host=host)
     else:
         kw, _ = sim_flags(spec.extra_args)
         engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)

@@ -7,9 +7,12 @@ Measured on this project's 2-core machine (docs/fidelity.md), a vLLM decode
 step costs more per sequence while MiniLM is encoding. An LLM preset carries
 that extra cost (`LLMCost.cohost_beta2`, calibrated from the profile's mixed
 phases); the host tells the LLM engine whether any other engine on it is busy
-when it starts a step. (The converse, MiniLM slower while vLLM steps, fitted
-too but over-predicted the embedding p99 on every stored suite but one, so the
-embedding model has no such term.) Backends share a host when their specs
+when it starts a step. The converse: an embedding preset may carry
+`EmbedCost.cohost_per_seq`, and the host tells the embedding engine how many
+sequences the LLM engines there are decoding when it starts a pass. (Whether
+vLLM was busy at all, fitted in session 5, over-predicted the embedding p99;
+the number of streaming sequences is what the shared cores' load follows.)
+Backends share a host when their specs
 name the same `host`; without one an engine is alone, as every engine of a
 cluster preset is.
 """
@@ -34,3 +37,8 @@ class SharedHost:
     def others_busy(self, me: Any, t: float) -> bool:
         """Whether an engine other than `me` is working at time `t`."""
         return any(e is not me and e.busy_at(t) for e in self._members.values())
+
+    def others_decoding(self, me: Any) -> int:
+        """The sequences decoding now on the LLM engines other than `me`."""
+        return sum(e.decoding() for e in self._members.values()
+                   if e is not me and hasattr(e, "decoding"))

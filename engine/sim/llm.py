@@ -208,6 +208,11 @@ class SimLLMEngine:
         """A step is running at `t` (for engines sharing this one's machine)."""
         return self._t_end is not None and self._t_end > t
 
+    def decoding(self) -> int:
+        """Sequences in the decode batch now (for engines sharing this one's machine);
+        exact inside a fast-forward too, which ends at the first sequence to finish."""
+        return self._n_dec
+
     def stats(self) -> EngineStats:
         run = len(self._running)
         return EngineStats(

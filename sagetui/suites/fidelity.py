@@ -258,7 +258,8 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
         # the engines share this machine: vLLM's steps cost more while MiniLM works
         llm_records += [{**rec, "group": run_id}
                         for rec in records_from_requests(chat, cohost=busy_spans(emb))]
-        emb_records += embedding_records_from_requests(emb)
+        # and MiniLM's passes take longer while chat streams (the cores it shares)
+        emb_records += embedding_records_from_requests(emb, chat=chat)
     if len(llm_records) < 10 or len(emb_records) < 5:
         raise RuntimeError(f"profile runs {run_ids}: too few completed requests to calibrate "
                            f"({len(llm_records)} chat, {len(emb_records)} embedding)")
@@ -277,7 +278,8 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
                 "ttft_fit": {"n": ttft_fit.n, "r2": ttft_fit.r2, "mape_pct": ttft_fit.mape},
                 "tpot_fit": {"n": tpot_fit.n, "r2": tpot_fit.r2, "mape_pct": tpot_fit.mape}},
         "embedding": {"preset": p.embed_preset, "path": str(emb_path),
-                      "cost": {"a": emb_cost.a, "b": emb_cost.b},
+                      "cost": {"a": emb_cost.a, "b": emb_cost.b,
+                               "cohost_per_seq": emb_cost.cohost_per_seq},
                       "fit": {"n": emb_fit.n, "r2": emb_fit.r2, "mape_pct": emb_fit.mape}},
     }
 

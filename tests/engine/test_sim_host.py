@@ -1,5 +1,5 @@
 """SharedHost: a simulated LLM engine pays its co-host cost while another engine on its
-machine is busy."""
+machine is busy, and an embedding pass stretches with the sequences decoding beside it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import random
 import pytest
 
 from engine.sim import SimEmbeddingEngine, SimLLMEngine
-from engine.sim.calibrate import busy_share, busy_spans, fit_requests
+from engine.sim.calibrate import (
+    busy_share,
+    busy_spans,
+    embedding_records_from_requests,
+    fit_embedding,
+    fit_requests,
+)
 from engine.sim.cost import EmbedCost, EmbedPreset, LLMCost, LLMPreset
 from engine.sim.factory import make_engine
 from engine.sim.host import SharedHost
@@ -18,12 +24,12 @@ LLM = LLMCost(beta0=2e-3, beta1=0.0, beta2=0.5e-3, cohost_beta2=0.2e-3)
 EMB = EmbedCost(a=10e-3, b=0.4e-3)
 
 
-def engines(shared: bool) -> tuple[SimLLMEngine, SimEmbeddingEngine]:
+def engines(shared: bool, emb_cost: EmbedCost = EMB) -> tuple[SimLLMEngine, SimEmbeddingEngine]:
     host = SharedHost() if shared else None
     llm = SimLLMEngine(LLMPreset(name="l", model="m", device_kind="x", device="cpu", cost=LLM,
                                  kv_capacity_tokens=16 * 1024), host=host, record_steps=True)
     emb = SimEmbeddingEngine(EmbedPreset(name="e", model="m", device_kind="x", device="cpu",
-                                         cost=EMB))
+                                         cost=emb_cost), host=host)
     if host is not None:
         host.join("llm", llm)
         host.join("emb", emb)
@@ -101,3 +107,60 @@ def test_fits_give_back_the_co_host_costs():
     alone, _, _ = fit_requests([{**r, "cohost": 0.0, "tpot_s": r["tpot_s"] - LLM.cohost_beta2
                                  * r["batch"] * r["cohost"]} for r in recs])
     assert alone.cohost_beta2 == 0.0 and alone.beta2 == pytest.approx(LLM.beta2, rel=0.05)
+
+
+def pass_time(shared: bool, decoding: int, k: float = 0.05) -> float:
+    """One 100-token pass, started while `decoding` sequences decode on the LLM engine."""
+    llm, emb = engines(shared, EmbedCost(a=EMB.a, b=EMB.b, cohost_per_seq=k))
+    for i in range(decoding):
+        llm.submit(i, 1, 1000, 2, 0.0)
+    while llm.decoding() < decoding:  # through the prefill step
+        llm.advance(llm.next_event_time())
+    t0 = llm.next_event_time() - 1e-4 if decoding else 0.0  # inside the first decode step
+    llm.advance(t0)
+    emb.submit("b", 1, 100, t0)
+    emb.advance(t0)
+    return emb.next_event_time() - t0
+
+
+def test_a_pass_stretches_with_the_sequences_decoding_beside_it():
+    line = EMB.a + EMB.b * 100
+    assert pass_time(True, 0) == pytest.approx(line)
+    assert pass_time(True, 3) == pytest.approx(line * (1 + 3 * 0.05))
+    assert pass_time(True, 3, k=0.0) == pytest.approx(line)
+    assert pass_time(False, 3) == pytest.approx(line)  # alone on its machine
+
+
+def test_negative_co_host_stretch_is_refused():
+    with pytest.raises(ValueError, match="cohost_per_seq"):
+        engines(True, EmbedCost(a=EMB.a, b=EMB.b, cohost_per_seq=-0.1))
+
+
+def test_embedding_records_count_the_chat_streams_at_dispatch():
+    chat = [{"t_first_token": 0.5, "t_done": 2.0},   # streaming at 1.0
+            {"t_first_token": 0.2, "t_done": 0.9},   # done before
+            {"t_first_token": 1.5, "t_done": 3.0},   # not yet streaming (prefill, or unsent)
+            {"t_first_token": 0.1, "t_done": 1.2}]   # streaming
+    emb = [{"t_dispatched": 1.0, "t_done": 1.1, "prompt_tokens": 40, "backend": "e"},
+           {"t_dispatched": 5.0, "t_done": 5.1, "prompt_tokens": 40, "backend": "e"}]
+    recs = embedding_records_from_requests(emb, chat=chat)
+    assert [r["cohost_seqs"] for r in recs] == [2, 0]
+    assert [r["cohost_seqs"] for r in embedding_records_from_requests(emb)] == [0, 0]
+
+
+def test_embedding_fit_gives_back_the_stretch_per_sequence():
+    rng = random.Random(3)
+    recs = []
+    for _ in range(300):
+        tok, n = rng.randint(10, 400), rng.choice([0, 0, 1, 2, 3])
+        y = (EMB.a + EMB.b * tok) * (1 + 0.06 * n) * (1 + rng.gauss(0, 0.01))
+        recs.append({"tokens": tok, "seconds": y, "cohost_seqs": n, "in_flight": 0})
+    cost, _ = fit_embedding(recs)
+    assert cost.cohost_per_seq == pytest.approx(0.06, abs=0.005)
+    assert cost.a == pytest.approx(EMB.a, rel=0.05) and cost.b == pytest.approx(EMB.b, rel=0.05)
+    # only passes with chat beside them: stretch and line cannot be told apart
+    busy = [r for r in recs if r["cohost_seqs"] > 0]
+    assert fit_embedding(busy)[0].cohost_per_seq == 0.0
+    # nothing streaming beside any pass: no stretch, the plain line
+    plain = [{**r, "cohost_seqs": 0} for r in recs if r["cohost_seqs"] == 0]
+    assert fit_embedding(plain)[0].cohost_per_seq == 0.0
