@@ -83,5 +83,5 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
         return Frontend(engine, c.frontend, c.frontend_quantiles, noise,
-                        completion_quantiles=c.completion_quantiles)
+                        completion_quantiles=c.completion_quantiles, per_seq=c.frontend_per_seq)
     return engine

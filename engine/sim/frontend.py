@@ -20,6 +20,15 @@ no such tail. The calibrated quantiles are the small ones of the profile's
 decode-time residuals above their upper quartile (engine.sim.calibrate.fit_requests);
 the large ones hold the whole engine and are drawn there (SimLLMEngine,
 `step_stall_rate`).
+
+With `per_seq` a request's delay grows with the sequences its engine is
+decoding when it comes: the API server, the gateway and the client relay every
+streamed token, and on a small shared machine that work delays a new request's
+way in. Measured on this project's 2-core machine through MiniLM's passes
+(`EmbedCost.cohost_per_seq`, the same cause on the same cores): 5–7 % per
+streaming sequence; the lone requests the front end is fitted on never have
+any beside them, so the calibration carries MiniLM's figure over
+(docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -40,11 +49,15 @@ class Frontend:
     """
 
     def __init__(self, engine: Any, delay: float, quantiles: Sequence[float] = (),
-                 seed: int = 0, *, completion_quantiles: Sequence[float] = ()):
+                 seed: int = 0, *, completion_quantiles: Sequence[float] = (),
+                 per_seq: float = 0.0):
         if delay < 0:
             raise ValueError(f"frontend: must be >= 0 s, got {delay}")
+        if per_seq < 0:
+            raise ValueError(f"frontend_per_seq: must be >= 0, got {per_seq}")
         self.engine = engine
         self.delay = delay
+        self.per_seq = per_seq  # stretch per sequence the engine is decoding at submission
         self._front = Spread("frontend_quantiles", quantiles, seed)
         # its own stream: adding a lateness leaves the front end's draws where they were
         self._lateness = Spread("completion_quantiles", completion_quantiles, seed + 1)
@@ -60,6 +73,8 @@ class Frontend:
                now: float = 0.0) -> None:
         self._seq += 1
         delay = self._front.draw() if self._front else self.delay
+        if self.per_seq:
+            delay *= 1.0 + self.per_seq * self.engine.decoding()
         heappush(self._due, (now + delay, self._seq,
                              (req_id, prompt_tokens, output_tokens, priority)))
 

@@ -115,3 +115,18 @@ def _drain(eng):
     while (te := eng.next_event_time()) is not None:
         out += eng.advance(te)
     return out
+
+
+def test_the_delay_stretches_with_the_sequences_streaming_when_a_request_comes():
+    """a and b decode from 12 ms on; c comes at 20 ms, while they stream: its 10 ms front
+    end takes 10 × (1 + 2·0.1) = 12 ms, where d, alone at 1 s, takes its plain 10 ms."""
+    preset = replace(get_llm_preset("tiny-cpu"), cost=COST)
+    subs = [(0.0, "a", 8, 50), (0.0, "b", 8, 50), (0.02, "c", 8, 2), (1.0, "d", 8, 2)]
+    plain = _run(Frontend(SimLLMEngine(preset), COST.frontend), subs)
+    ev = _run(Frontend(SimLLMEngine(preset), COST.frontend, per_seq=0.1), subs)
+    assert plain["c"]["first_token"] - 0.02 == pytest.approx(0.012, abs=0.0021)
+    assert ev["c"]["first_token"] - plain["c"]["first_token"] == pytest.approx(0.002, abs=0.0021)
+    assert ev["c"]["first_token"] > plain["c"]["first_token"]
+    assert ev["d"]["first_token"] == pytest.approx(plain["d"]["first_token"])
+    with pytest.raises(ValueError, match="frontend_per_seq"):
+        Frontend(SimLLMEngine(preset), 0.01, per_seq=-0.1)
