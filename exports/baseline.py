@@ -2,7 +2,9 @@
 
 Rules (docs/exports.md): every run compared must share
 - the hardware fingerprint of the machine that ran it;
-- per engine kind, the engine version (and software versions of vLLM, torch, CUDA);
+- per engine kind, the engine version (and software versions of vLLM, torch, CUDA); a
+  version's trailing "(device, dtype)" note (serve-embed's) is compared per device kind
+  only, so one release on a GPU and on a CPU pool is the same engine;
 - per (engine kind, model — or simulator preset — and device kind), the engine
   parameters and launch arguments (less the host and port the engine listened on).
 Backends that differ on purpose (GPU vs CPU pools, 1 vs 8 backends) pass: only
@@ -44,6 +46,19 @@ def _setting_args(launch_args: str) -> str:
     return json.dumps({**data, "argv": kept}, sort_keys=True)
 
 
+def _release(kind: str, version: str) -> tuple[str, str]:
+    """(release, note): serve-embed reports e.g. `sentence-transformers 6.0.1 (cuda, float32)`;
+    the note says where and how it computes, which differs between GPU and CPU pools on purpose.
+    serve-sim reports `sagetui-sim PRESET`: the preset is the engine's model (its parameters are
+    compared per slot below), so a chat and an embedding preset in one run are no mismatch."""
+    if kind == "sim" and version.startswith("sagetui-sim "):
+        return "sagetui-sim", ""
+    head, sep, tail = version.rpartition(" (")
+    if sep and head and tail.endswith(")"):
+        return head, tail[:-1]
+    return version, ""
+
+
 def find_mismatches(runs: Iterable[RunView]) -> list[str]:
     """Human-readable differences that make these runs an unfair comparison (empty = fair)."""
     runs = list(runs)
@@ -65,21 +80,29 @@ def find_mismatches(runs: Iterable[RunView]) -> list[str]:
                 vals[str(r.software[key])].append(r.id)
         check(f"software version {key}", vals)
     versions: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    builds: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     params: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         seen_v, seen_p = set(), set()
         for b in r.backends:
-            if b.engine_version and (b.engine_kind, b.engine_version) not in seen_v:
-                seen_v.add((b.engine_kind, b.engine_version))
-                versions[b.engine_kind][b.engine_version].append(r.id)
+            device = b.device_kind or b.device
+            release, note = _release(b.engine_kind, b.engine_version)
+            if b.engine_version and (b.engine_kind, release) not in seen_v:
+                seen_v.add((b.engine_kind, release))
+                versions[b.engine_kind][release].append(r.id)
+            if note and (device, b.engine_kind, note) not in seen_v:
+                seen_v.add((device, b.engine_kind, note))
+                builds[f"{b.engine_kind} on {device}"][f"({note})"].append(r.id)
             setting = f"params {b.params} args {_setting_args(b.launch_args)}"
             model = b.model or (f"preset {b.preset}" if b.preset else "(model not recorded)")
-            slot = f"{b.engine_kind} {model} on {b.device_kind or b.device}"
+            slot = f"{b.engine_kind} {model} on {device}"
             if (slot, setting) not in seen_p:
                 seen_p.add((slot, setting))
                 params[slot][setting].append(r.id)
     for kind, vals in sorted(versions.items()):
         check(f"engine version of {kind}", vals)
+    for slot, vals in sorted(builds.items()):
+        check(f"engine setup (device, dtype) of {slot}", vals)
     for slot, vals in sorted(params.items()):
         check(f"engine parameters of {slot}", vals)
     return found

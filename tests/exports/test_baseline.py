@@ -75,3 +75,63 @@ def test_engines_launched_on_different_ports_are_the_same_setup():
     assert find_mismatches([_view(1, 33153), _view(2, 55373)]) == []
     (diff,) = find_mismatches([_view(1, 33153), _view(2, 55373, ["--max-model-len", "1024"])])
     assert "engine parameters of vllm-cpu tiny-llama" in diff and "1024" in diff
+
+
+def _embed_run(run_id: int, *engines: tuple[str, str, str]):
+    """A run whose embedding backends are serve-embed engines: (device, device_kind, version)."""
+    from exports.model import BackendView, RunView
+
+    backends = tuple(
+        BackendView(name=f"e{i}", preset="", role="embedding", engine_kind="sentence-transformers",
+                    device=device, device_kind=kind, model="all-MiniLM-L6-v2", engine_version=ver,
+                    price_per_hour=2.5 if device == "gpu" else 0.1, params="{}",
+                    launch_args=json.dumps({"argv": ["python", "-m", "engine.servers.embed_server",
+                                                     "--device", "cuda" if device == "gpu" else "cpu"],
+                                            "env": {}}))
+        for i, (device, kind, ver) in enumerate(engines))
+    return RunView(id=run_id, name="r", experiment="e", suite=None, experiment_spec="",
+                   part="", mode="live", status="completed", config={}, config_hash="h",
+                   seed=1, repetition=0, sagetui_version="0", git_sha="", software={},
+                   hardware=None, duration_s=1.0, warmup_s=0.0, backends=backends)
+
+
+GPU = ("gpu", "NVIDIA H100 80GB HBM3", "sentence-transformers 6.0.1 (cuda, float32)")
+CPU = ("cpu", "Xeon core", "sentence-transformers 6.0.1 (cpu, float32)")
+
+
+def test_the_same_embedding_engine_on_gpu_and_cpu_pools_is_fair():
+    """serve-embed's version names its device and dtype; suite D's GPU-only, CPU-only and mixed
+    pools run the same release on different devices, which is the comparison, not a mismatch
+    (found exporting the live quick heterogeneous suite run on a GPU machine)."""
+    from exports.baseline import find_mismatches
+
+    assert find_mismatches([_embed_run(1, GPU), _embed_run(2, CPU, CPU), _embed_run(3, GPU, CPU)]) == []
+
+
+def test_embedding_engine_release_or_dtype_differences_are_still_refused():
+    from exports.baseline import find_mismatches
+
+    (diff,) = find_mismatches([_embed_run(1, GPU, CPU),
+                               _embed_run(2, CPU[:2] + ("sentence-transformers 6.2.0 (cpu, float32)",))])
+    assert "engine version of sentence-transformers differs" in diff and "6.2.0" in diff
+    (diff,) = find_mismatches([_embed_run(1, GPU),
+                               _embed_run(2, GPU[:2] + ("sentence-transformers 6.0.1 (cuda, float16)",))])
+    assert "sentence-transformers on NVIDIA H100 80GB HBM3" in diff and "float16" in diff
+
+
+def test_served_simulator_presets_are_models_not_versions():
+    """serve-sim's version is `sagetui-sim PRESET`; a live run with a chat and an embedding
+    preset (suite D's own parts, examples/live-serve-sim.toml) was refused as unfair."""
+    from dataclasses import replace
+
+    from exports.baseline import find_mismatches
+
+    def sim(run_id: int, *presets: str, params: str = "{}"):
+        run = _embed_run(run_id, *[("gpu", "H100", f"sagetui-sim {p}") for p in presets])
+        return replace(run, backends=tuple(
+            replace(b, engine_kind="sim", model=p, preset=p, params=f"{p} {params}")
+            for b, p in zip(run.backends, presets, strict=True)))
+
+    assert find_mismatches([sim(1, "7b-h100", "minilm-h100"), sim(2, "7b-h100", "minilm-cpu")]) == []
+    (diff,) = find_mismatches([sim(1, "7b-h100"), sim(2, "7b-h100", params="changed")])
+    assert "engine parameters of sim 7b-h100 on H100" in diff
