@@ -16,10 +16,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -51,6 +53,9 @@ class LaunchedEngine:
     version: str = ""
     proc: subprocess.Popen | None = None
     port: int = 0
+    # vLLM's ZeroMQ sockets (VLLM_RPC_BASE_PATH): a folder of its own, removed at stop;
+    # in the shared temp folder, every killed engine left its sockets there for good
+    rpc_dir: Path | None = None
 
     @property
     def name(self) -> str:
@@ -246,6 +251,11 @@ class Launcher:
         argv, env_extra = engine_argv(spec, port, self.host, self.python)
         if cuda_devices is not None:
             env_extra["CUDA_VISIBLE_DEVICES"] = cuda_devices
+        rpc_dir = engine.rpc_dir if engine is not None else None
+        if spec.kind.startswith("vllm") and "VLLM_RPC_BASE_PATH" not in os.environ:
+            # short on purpose: a socket path may not exceed ~107 bytes
+            rpc_dir = rpc_dir or Path(tempfile.mkdtemp(prefix="sagetui-vllm-"))
+            env_extra["VLLM_RPC_BASE_PATH"] = str(rpc_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{_safe(spec.name)}.log"
         with open(log_path, "ab") as log:
@@ -263,7 +273,7 @@ class Launcher:
             with self._lock:
                 self.engines.append(engine)
         engine.url, engine.port, engine.argv, engine.env = f"http://{self.host}:{port}", port, argv, env_extra
-        engine.log_path, engine.proc = log_path, proc
+        engine.log_path, engine.proc, engine.rpc_dir = log_path, proc, rpc_dir
         return engine
 
     def _wait_healthy(self, pending: list[LaunchedEngine]) -> None:
@@ -304,6 +314,7 @@ class Launcher:
         """Terminate every launched engine's process group: SIGTERM, then SIGKILL after grace."""
         with self._lock:
             procs = [e.proc for e in self.engines if e.proc is not None]
+            rpc_dirs = [e.rpc_dir for e in self.engines if e.rpc_dir is not None]
         for p in procs:
             _signal_group(p.pid, signal.SIGTERM)
             _signal_group(p.pid, signal.SIGCONT)  # a paused engine must run to handle SIGTERM
@@ -320,6 +331,8 @@ class Launcher:
             end = time.monotonic() + 5
             while _group_alive(p) and time.monotonic() < end:
                 time.sleep(0.05)
+        for d in rpc_dirs:  # the engines are gone: nothing listens on these sockets
+            shutil.rmtree(d, ignore_errors=True)
         _unregister(self)
 
 

@@ -224,6 +224,47 @@ def test_missing_engine_command_is_named(tmp_path, monkeypatch):
             pass
 
 
+FAKE_VLLM = """#!{python}
+# stands in for `vllm serve`: one ZeroMQ-like socket where vLLM puts its, then /health
+import http.server, os, socket, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+sock = socket.socket(socket.AF_UNIX)
+sock.bind(os.path.join(os.environ["VLLM_RPC_BASE_PATH"], "engine-core.sock"))
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"{{}}")
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
+def test_vllm_sockets_live_in_a_folder_of_their_own_removed_at_stop(tmp_path, monkeypatch):
+    """vLLM puts its ZeroMQ sockets in VLLM_RPC_BASE_PATH (the temp folder by default),
+    and a killed engine never removes them: each launched vLLM gets its own folder,
+    and stop removes it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "vllm"
+    fake.write_text(FAKE_VLLM.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("VLLM_RPC_BASE_PATH", raising=False)
+    spec = BackendSpec(name="gpu0", kind="vllm", capabilities=["chat"], model="m")
+    with Launcher([spec], tmp_path, gpu_ids=[0]) as (eng,):
+        rpc = eng.rpc_dir
+        assert rpc is not None and eng.env["VLLM_RPC_BASE_PATH"] == str(rpc)
+        assert (rpc / "engine-core.sock").is_socket()
+    assert not rpc.exists()
+    # a path the user chose is theirs: used as given, and left alone
+    mine = tmp_path / "rpc"
+    mine.mkdir()
+    monkeypatch.setenv("VLLM_RPC_BASE_PATH", str(mine))
+    with Launcher([spec], tmp_path, gpu_ids=[0]) as (eng,):
+        assert eng.rpc_dir is None and (mine / "engine-core.sock").is_socket()
+    assert mine.is_dir()
+
+
 def test_pinned_engine_runs_only_on_its_cores(tmp_path):
     """`cpus` pins the launched process tree (checked from /proc), and a core this
     process may not use is refused before any engine starts."""

@@ -22,6 +22,8 @@ def test_health_version_and_store_row(vllm_cpu):
     assert "vllm.entrypoints.openai.api_server" in launch["argv"]
     assert launch["env"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert vllm_cpu.log_path.is_file()
+    # its ZeroMQ sockets sit in a folder of its own (removed at stop), not in /tmp
+    assert any(p.is_socket() for p in vllm_cpu.rpc_dir.iterdir())
 
 
 async def test_stream_chat_exact_max_tokens(vllm_cpu):
