@@ -44,6 +44,10 @@ class RunSection(BaseModel):
     # runs on, e.g. keep it off the embedding engine's core on a small machine.
     # Empty: wherever the OS puts it. Restored when the run ends.
     cpus: list[int] = Field(default_factory=list)
+    # Live runs: load-generator processes sharing one schedule (loadgen.runner). One
+    # Python process with the in-process gateway beside it sent only 568-678 of 800
+    # req/s on a 16-core GPU host (docs/gpu.md, session 7): raise it for high rates.
+    load_workers: int = Field(default=1, ge=1, le=64)
     # Sim runs: the seed of the simulated engines' measured noise (a calibrated preset's
     # front-end delay, decode stalls and embedding pass times). Unset: the workload's
     # seed, so each repetition draws new noise with its new workload. Set it to draw

@@ -183,7 +183,8 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
 
     try:
         result = run_load(w, ClientConfig(targets=targets, concurrency=_concurrency(cfg)),
-                          tokenizer_dir=_tokenizer_dir(cfg), on_progress=on_progress)
+                          tokenizer_dir=_tokenizer_dir(cfg), on_progress=on_progress,
+                          workers=cfg.run.load_workers)
     finally:
         faults.stop()
         sampler.stop()

@@ -262,6 +262,7 @@ def test_run_cpus_pins_the_client_for_the_run_only(tmp_path, db_path):
     (extra,) = query(db_path, "SELECT extra_json FROM summary WHERE request_class='all'")
     live = json.loads(extra[0])["live"]
     assert live["client_cpus"] == [core] and live["pacer"]  # how sends were timed
+    assert live["workers"] == 1
     bad = cfg.replace("pinned", "bad")
     with open(cfg) as f:
         text = f.read().replace(f"cpus = [{core}]", "cpus = [4096]")
@@ -271,3 +272,28 @@ def test_run_cpus_pins_the_client_for_the_run_only(tmp_path, db_path):
     assert res.exit_code == 2 and "run.cpus: [4096] not available" in res.output
     assert not (tmp_path / "other.db").exists() or not query(
         tmp_path / "other.db", "SELECT count(*) FROM run")[0][0]
+
+
+def test_load_workers_share_one_live_run(tmp_path, db_path):
+    """`run.load_workers` spreads the sends over that many processes: one run, every
+    request stored once."""
+    cfg = config(tmp_path, """
+        [run]
+        name = "two-workers"
+        mode = "live"
+        raw = true
+        load_workers = 2
+        [workload]
+        rate = 40
+        duration_s = 2
+        warmup_s = 0
+        mix = { chat = 0.7, embedding = 0.3 }
+    """ + SIM_BACKENDS)
+    res = CliRunner().invoke(main, ["--db", str(db_path), "run", cfg])
+    assert res.exit_code == 0, res.output
+    (extra,) = query(db_path, "SELECT extra_json FROM summary WHERE request_class='all'")
+    assert json.loads(extra[0])["live"]["workers"] == 2
+    done, (n, distinct, ok) = (query(db_path, "SELECT requests_done FROM run")[0][0],
+                               query(db_path, "SELECT count(*), count(DISTINCT request_id), "
+                                     "sum(status = 'completed') FROM request")[0])
+    assert done == n == distinct == ok > 60  # ~80 sent at 40 req/s for 2 s, each once
