@@ -65,10 +65,8 @@ class PromptMaker:
         return self.tok is not None
 
     def _rng(self, key: str) -> np.random.Generator:
-        if not self.salt:
-            return np.random.default_rng([self.seed, zlib.crc32(key.encode())])
-        return np.random.default_rng([self.seed, zlib.crc32(key.encode()),
-                                      zlib.crc32(self.salt.encode())])
+        salt = [zlib.crc32(self.salt.encode())] if self.salt else []  # none: the seed's texts
+        return np.random.default_rng([self.seed, zlib.crc32(key.encode()), *salt])
 
     def text(self, n_tokens: int, key: str) -> str:
         if n_tokens <= 0:

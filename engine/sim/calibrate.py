@@ -399,16 +399,12 @@ def embedding_records_from_requests(rows: Iterable[Mapping],
     done = [r for r in rows if r.get("status", "completed") == "completed"
             and r.get("t_dispatched") is not None and r.get("t_done") is not None
             and r.get("prompt_tokens", 0) > 0]
-    streams = sorted((r["t_first_token"], r["t_done"]) for r in chat or ()
-                     if r.get("t_first_token") is not None and r.get("t_done") is not None)
-    starts = np.array([a for a, _ in streams], dtype=float)
-    ends = np.sort(np.array([b for _, b in streams], dtype=float))
-
-    def streaming(t: float) -> int:  # first token at or before t, not done by t
-        return int(np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right"))
-
+    streams = [r for r in chat or ()
+               if r.get("t_first_token") is not None and r.get("t_done") is not None]
+    first = [r["t_first_token"] for r in streams]
+    last = [r["t_done"] for r in streams]
     return [{"tokens": int(r["prompt_tokens"]), "seconds": r["t_done"] - r["t_dispatched"],
-             "in_flight": n_busy, "cohost_seqs": streaming(r["t_dispatched"])}
+             "in_flight": n_busy, "cohost_seqs": int(_open_at(first, last, r["t_dispatched"]))}
             for group in _by_backend(done)
             for r, n_busy in zip(group, _in_flight_at_dispatch(group), strict=True)]
 
@@ -434,9 +430,15 @@ def _idle_at_dispatch(group: list[Mapping]) -> list[float]:
     return out
 
 
+def _open_at(starts, ends, t):
+    """How many of the intervals (starts[i], ends[i]) hold time(s) `t`: started at or
+    before it, not ended by it."""
+    return (np.searchsorted(np.sort(starts), t, "right")
+            - np.searchsorted(np.sort(ends), t, "right"))
+
+
 def _in_flight_at_dispatch(group: list[Mapping]) -> list[int]:
     """Per row: the group's other rows dispatched no later and not done at its dispatch."""
-    sent = np.sort([r["t_dispatched"] for r in group])
-    ends = np.sort([r["t_done"] for r in group])
-    return [max(int(np.searchsorted(sent, r["t_dispatched"], "right") - 1
-                    - np.searchsorted(ends, r["t_dispatched"], "right")), 0) for r in group]
+    sent = [r["t_dispatched"] for r in group]
+    others = _open_at(sent, [r["t_done"] for r in group], sent) - 1  # less the row itself
+    return [max(int(n), 0) for n in others]
