@@ -6,6 +6,21 @@
 set -euo pipefail
 PY="${PY:-python3}"
 VENV=.venv
+
+# A fresh install needs room: the CPU venv measures 3.9 GiB (vLLM, torch),
+# and pip unpacks wheels beside it. A full disk otherwise fails deep inside
+# pip with "[Errno 28] No space left on device" and leaves a half-made venv,
+# so refuse first, naming the folder and the numbers. An existing, importable
+# venv only needs a refresh and is not checked.
+MIN_FREE_GIB="${SAGETUI_SETUP_MIN_FREE_GIB:-5}"
+if ! { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import sagetui" 2>/dev/null; }; then
+    free_kib=$(df -Pk . | awk 'NR==2 {print $4}')
+    free_gib=$((free_kib / 1048576))
+    if [ "$free_gib" -lt "$MIN_FREE_GIB" ]; then
+        echo "setup: only ${free_gib} GiB free on the disk holding $PWD; a fresh $VENV needs about ${MIN_FREE_GIB} GiB (3.9 GiB of packages plus pip's unpacking). Free some space and run again." >&2
+        exit 1
+    fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
