@@ -16,7 +16,12 @@ phase gives the hop's latency with no queueing; small embedding requests in a
 closed loop measure the gateway's sustained req/s (policy fifo and hybrid).
 
     .venv/bin/python benches/bench_gateway.py [--rate 500] [--duration 10] [--rounds 2]
-                                              [--only all|serial|mixed|embed] [--json OUT]
+                                              [--only all|serial|mixed|embed] [--workers 1]
+                                              [--json OUT]
+
+--workers spreads the load generator's sends over that many processes (open loop
+and closed loop; the one-in-flight phase stays one), so that at high rates the
+client is not what saturates.
 """
 
 from __future__ import annotations
@@ -132,8 +137,17 @@ def cpu_s(proc: subprocess.Popen | None) -> float:
     return t.user + t.system
 
 
+def busy_span(records: list) -> float:
+    """Seconds from the first send to the last answer: CPU over it is the cores a
+    process used while the run was on (worker start-up left out)."""
+    sent = [r.t_sent for r in records if r.t_sent is not None]
+    done = [r.t_done for r in records if r.t_done is not None]
+    return max(done) - min(sent) if sent and done else float("nan")
+
+
 def measure_mixed(target: str | dict, rate: float, duration: float, warmup: float,
-                  hop: subprocess.Popen | None = None) -> dict:
+                  hop: subprocess.Popen | None = None, workers: int = 1,
+                  engines: tuple[subprocess.Popen, ...] = ()) -> dict:
     """Open-loop Poisson, 70% streamed chat / 30% embeddings; latencies from the actual
     send (the same schedule for every path, so differences are the hop's cost)."""
     spec = WorkloadSpec(rate=rate, duration_s=duration, warmup_s=warmup, seed=7,
@@ -142,9 +156,10 @@ def measure_mixed(target: str | dict, rate: float, duration: float, warmup: floa
                                "embedding": {"n_texts": 1, "text_tokens": 16}},
                         model="tiny", embedding_model="mini")
     targets = target if isinstance(target, dict) else {"chat": [target], "embedding": [target]}
-    c0 = cpu_s(hop)
-    res = run(spec, ClientConfig(targets=targets, concurrency=2048))
-    hop_cpu = cpu_s(hop) - c0
+    c0, e0 = cpu_s(hop), sum(map(cpu_s, engines))
+    res = run(spec, ClientConfig(targets=targets, concurrency=2048), workers=workers)
+    wall = busy_span(res.records)
+    hop_cpu, eng_cpu = cpu_s(hop) - c0, sum(map(cpu_s, engines)) - e0
     recs = [r for r in res.records if r.t_intended >= warmup]
     ok = [r for r in recs if r.status == "completed"]
     e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
@@ -154,11 +169,15 @@ def measure_mixed(target: str | dict, rate: float, duration: float, warmup: floa
             "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99),
             "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99),
             "lateness_p99": pct(late, 99),
+            "offered_rps": len(recs) / duration,  # the run is warmup + duration
+            "sent_rps": len(late) / duration,
+            "completed_rps": len(ok) / (max(r.t_done for r in ok) - warmup) if ok else 0.0,
+            "hop_cores": hop_cpu / wall, "engine_cores": eng_cpu / wall,
             "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
 
 
 def measure_embed_throughput(target: str, clients: int, duration: float,
-                             hop: subprocess.Popen | None = None) -> dict:
+                             hop: subprocess.Popen | None = None, workers: int = 1) -> dict:
     """Closed loop: `clients` concurrent callers of small embedding requests."""
     spec = WorkloadSpec(clients={"n": clients, "think_time_s": 0.0}, duration_s=duration,
                         warmup_s=1.0, seed=3,
@@ -166,14 +185,16 @@ def measure_embed_throughput(target: str, clients: int, duration: float,
                         sizes={"embedding": {"n_texts": 1, "text_tokens": 8}},
                         model="tiny", embedding_model="mini")
     c0 = cpu_s(hop)
-    res = run(spec, ClientConfig(targets={"embedding": [target]}, concurrency=clients))
+    res = run(spec, ClientConfig(targets={"embedding": [target]}, concurrency=clients),
+              workers=workers)
+    wall = busy_span(res.records)
     hop_cpu = cpu_s(hop) - c0
     ok = [r for r in res.records if r.status == "completed" and r.t_done is not None]
     t_first = min(r.t_sent for r in ok)
     t_last = max(r.t_done for r in ok)
     e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
     return {"rps": len(ok) / (t_last - t_first), "failed": len(res.records) - len(ok),
-            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99),
+            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99), "hop_cores": hop_cpu / wall,
             "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
 
 
@@ -211,6 +232,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", choices=("all", "mixed", "embed", "serial"), default="all")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="load-generator processes for the open- and closed-loop phases")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
                     help=argparse.SUPPRESS)
@@ -219,7 +242,7 @@ def main() -> None:
         serve_proxy(int(a.proxy[0]), a.proxy[1], a.proxy[2])
         return
     procs: list[subprocess.Popen] = []
-    results: dict = {"machine": f"{os.cpu_count()} cores", "rate": a.rate,
+    results: dict = {"machine": f"{os.cpu_count()} cores", "rate": a.rate, "workers": a.workers,
                      "duration_s": a.duration, "load_avg_start": os.getloadavg()}
     rounds: dict[str, list[dict]] = {}
     try:
@@ -257,11 +280,11 @@ def main() -> None:
                 rounds.setdefault(f"serial_{name}", []).append(r)
                 print(f"round {i} serial {name}", json.dumps(r), flush=True)
             for name, tgt, hop in mixed:
-                r = measure_mixed(tgt, a.rate, a.duration, warm, hop)
+                r = measure_mixed(tgt, a.rate, a.duration, warm, hop, a.workers, tuple(procs[:2]))
                 rounds.setdefault(f"mixed_{name}", []).append(r)
                 print(f"round {i} mixed {name}", json.dumps(r), flush=True)
             for name, tgt, hop in embed:
-                r = measure_embed_throughput(tgt, a.clients, a.duration, hop)
+                r = measure_embed_throughput(tgt, a.clients, a.duration, hop, a.workers)
                 rounds.setdefault(f"embed_{name}", []).append(r)
                 print(f"round {i} embed {name}", json.dumps(r), flush=True)
     finally:

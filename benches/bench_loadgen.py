@@ -5,15 +5,18 @@ its target rate without drift and say how late it sent. This drives the null
 server (instant answers) with:
   1. Poisson at --rate for --duration, one process (target: achieved within 1%,
      lateness p99 <= 2 ms);
-  2. the same with --workers processes sharing one schedule and start time;
-  3. the ceilings: closed loop, 64 clients, no think time, 1 and N processes;
+  2. the same with --workers processes sharing one schedule and start time
+     (a comma list, e.g. 2,4, runs each count in turn);
+  3. the ceilings: closed loop, 64 clients, no think time, 1 and N processes
+     (--skip-ceiling leaves them out);
   4. vLLM's own serving benchmark (vllm.benchmarks.serve, in-process) at the
      same rate and sizes against the same server,
 and prints both tools side by side, with the cores each run used and those
 other processes on the machine used meanwhile (a shared machine's figure is
 only as good as that last column). Figures go to docs/benchmarks.md (## loadgen).
 
-    .venv/bin/python benches/bench_loadgen.py [--rate 1000] [--duration 30] [--workers 2]
+    .venv/bin/python benches/bench_loadgen.py [--rate 1000] [--duration 30] [--workers 2[,4...]]
+                                              [--skip-ceiling] [--skip-vllm] [--json OUT]
 """
 
 from __future__ import annotations
@@ -149,12 +152,17 @@ class CpuMeter:
         self.cores = {"loadgen": own / el, "server": srv / el, "others": (busy - own - srv) / el}
 
 
-def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0) -> dict:
+def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0,
+                 cpu: CpuMeter | None = None) -> dict:
     s = spec(1, duration, clients={"n": clients, "think_time_s": 0.0})
-    res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
+    if cpu is None:
+        res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
+    else:
+        with cpu:
+            res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
     done = [r for r in res.records if r.status == "completed"]
     return {"workers": workers, "clients": clients, "req_s": len(done) / duration,
-            "failed": len(res.records) - len(done)}
+            "failed": len(res.records) - len(done)} | ({"cores": cpu.cores} if cpu else {})
 
 
 def vllm_bench(url: str, rate: float, duration: float, tokenizer: str) -> dict:
@@ -184,10 +192,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--duration", type=float, default=30.0)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")], default=[2],
+                    help="worker processes for the multi-process runs; a comma list runs each")
     ap.add_argument("--lead-ms", type=float, default=LEAD_S * 1000,
                     help="the pacer wakes this long before each send, then yields to it")
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--skip-ceiling", action="store_true", help="no closed-loop ceilings")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
     out: dict = {"load_before": os.getloadavg(), "cores": os.cpu_count(),
@@ -200,11 +210,15 @@ def main() -> None:
     try:
         out["open_1"] = ours_open(url, a.rate, a.duration, 1, lead, cpu)
         print(json.dumps(out["open_1"], indent=1), flush=True)
-        out["open_n"] = ours_open(url, a.rate, a.duration, a.workers, lead, cpu)
-        print(json.dumps(out["open_n"], indent=1), flush=True)
-        out["ceiling_1"] = ours_ceiling(url, 1)
-        out["ceiling_n"] = ours_ceiling(url, a.workers)
-        print(json.dumps([out["ceiling_1"], out["ceiling_n"]]), flush=True)
+        for n in a.workers:
+            out[f"open_{n}"] = ours_open(url, a.rate, a.duration, n, lead, cpu)
+            print(json.dumps(out[f"open_{n}"], indent=1), flush=True)
+        out["open_n"] = out[f"open_{a.workers[0]}"]
+        if not a.skip_ceiling:
+            for n in [1, *a.workers]:
+                out[f"ceiling_{n}"] = ours_ceiling(url, n, cpu=cpu)
+            out["ceiling_n"] = out[f"ceiling_{a.workers[0]}"]
+            print(json.dumps([out[f"ceiling_{n}"] for n in [1, *a.workers]]), flush=True)
         if not a.skip_vllm:
             sys.path.insert(0, str(ROOT))
             from engine.tiny_model import ensure_tiny_model
@@ -216,7 +230,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
     out["load_after"] = os.getloadavg()
-    rows = [out["open_1"], out["open_n"]] + ([out["vllm"]] if "vllm" in out else [])
+    rows = [out["open_1"]] + [out[f"open_{n}"] for n in a.workers] + ([out["vllm"]] if "vllm" in out else [])
     for r in rows:
         r["completed_over_target"] = r["completed_over_span_rps"] / r["target_rps"]
         r.update({f"cores_{k}": v for k, v in r["cores"].items()})
@@ -232,8 +246,9 @@ def main() -> None:
             v = r.get(k)
             cells.append(f"{'n/a' if v is None else (f'{v:.4g}' if isinstance(v, float) else v):>28}")
         print(f"{k:<26}" + "".join(cells))
-    print(f"ceiling (closed loop, 64 clients): 1 proc {out['ceiling_1']['req_s']:.0f} req/s, "
-          f"{a.workers} proc {out['ceiling_n']['req_s']:.0f} req/s")
+    if not a.skip_ceiling:
+        print("ceiling (closed loop, 64 clients): " + ", ".join(
+            f"{n} proc {out[f'ceiling_{n}']['req_s']:.0f} req/s" for n in [1, *a.workers]))
     print(f"pacer: {out['open_1']['pacer']}")
     pf = out["pacer_floor"]
     print(f"pacer alone at {pf['rate']:.0f}/s (no HTTP): lateness p50 {pf['lateness_p50_ms']:.3f} ms, "
