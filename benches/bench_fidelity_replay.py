@@ -84,6 +84,12 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
               f"co-host +{1e6 * c.get('cohost_beta2', 0.0):.1f} µs per decode token, "
               f"MiniLM +{100 * cal['embedding']['cost'].get('cohost_per_seq', 0.0):.1f} % "
               f"per streaming sequence")
+        # the drift probe, where the store has one (suites from session 9 on)
+        probe_name = (plan.probe_raw or {}).get("run", {}).get("name")
+        probe_rows = [fid.request_rows(store, i, c.workload)
+                      for i, c in zip(profiles, plan.profiles, strict=True)
+                      if c.run.name == probe_name]
+        speeds = []
         print("| load | statistic | live (pooled) | sim | error |")
         print("|---:|---|---:|---:|---:|")
         met = total = 0
@@ -96,12 +102,29 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
             sims = [run_one(store, None, cfg).run_id
                     for cfg in fid.sim_configs(plan, rate, suite)]
             live = fid.pooled_summaries(store, lives)
+            probes = [r["id"] for r in runs if r["name"] == f"fidelity/probe[rate={rate:g}]"
+                      and r["status"] == "completed"]
+            if probe_rows and probes:
+                workload = fid.probe_config(plan, rate, suite).workload
+                speeds.append((rate, fid.machine_speed(
+                    probe_rows, [fid.request_rows(store, probes[0], workload)], cal)))
             for stat, e in fid.compare(live, fid.pooled_summaries(store, sims)).items():
                 lv, sv = e.get("live_ms", e.get("live")), e.get("sim_ms", e.get("sim"))
                 total += 1
                 met += abs(e["rel_error"]) <= TARGET
                 print(f"| {rate:g} | {stat} | {lv:.1f} | {sv:.1f} | {100 * e['rel_error']:+.1f}% |")
         print(f"\nWithin ±{100 * TARGET:.0f}%: {met} of {total} figures.")
+        if not speeds:
+            print("\nNo drift probe in this store (suites before session 9).")
+            return 0
+        print("\nMachine drift: the probe before each load against the profile's (lone "
+              "requests; + = slower):\n\n| load | class | n profile / now | change | p |\n"
+              "|---:|---|---:|---:|---:|")
+        for rate, speed in speeds:
+            for cls, d in speed.items():
+                change = "—" if d["change"] is None else f"{100 * d['change']:+.1f}%"
+                p = "—" if d["p_value"] is None else f"{d['p_value']:.3g}"
+                print(f"| {rate:g} | {cls} | {d['n_profile']} / {d['n_live']} | {change} | {p} |")
     return 0
 
 

@@ -238,14 +238,15 @@ def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
 
 
 def _fidelity_estimate(p) -> float:
-    """Profiling phases (+2 s each to start and store) + each load's live runs and
-    sim runs (~2 s each) + one engine start."""
+    """Profiling phases (+2 s each to start and store) + each load's drift probe, live
+    runs and sim runs (~2 s each) + one engine start."""
     from ..suites import LIVE_ENGINE_START_S
 
     measure = p.live_base.get("workload", {}).get("duration_s", 20)
     warmup = p.live_base.get("workload", {}).get("warmup_s", 3)
     return (p.profile_s + 2 * len(p.profiles)
-            + len(p.loads) * (p.live_repeats * (measure + warmup + 6) + 2 * p.sim_repeats)
+            + len(p.loads) * (p.probe_s + (2 if p.probe_s else 0)
+                              + p.live_repeats * (measure + warmup + 6) + 2 * p.sim_repeats)
             + LIVE_ENGINE_START_S)
 
 

@@ -20,7 +20,10 @@ Steps (one experiment in the store):
    throughput, the sim runs pooled against the live runs pooled (their
    histograms merged, see `pooled_summaries`). `live_noise` holds the second live run's difference
    from the first (same workload, same seed): the noise of one run, the floor
-   below which no simulator can be shown more accurate by a single run.
+   below which no simulator can be shown more accurate by a single run;
+   `machine_speed` the drift probe (a profile phase run again just before the
+   load) against the profile's: how much the machine itself changed speed
+   (`suites.drift`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from store import open_store
 from ..config import ConfigError, RunConfig, _set_path, expand_raw
 from ..orchestrate.runner import RunReport, run_one
 from . import Suite
+from .drift import machine_speed
 
 # What the comparison reports: (summary class, metric, statistic).
 COMPARED = (("chat", "ttft", "p50"), ("chat", "ttft", "p99"), ("chat", "e2e", "p50"),
@@ -52,11 +56,22 @@ class FidelityPlan:
     live_repeats: int = 1  # live runs per load; a second one measures the live noise floor
     # simulated runs per load: the same workload, new engine noise each (run.engine_seed)
     sim_repeats: int = 1
+    # profile phases (run names) measured but not fitted: the drift probe's
+    unfitted: frozenset[str] = frozenset()
+    # the drift probe: its profile phase's raw config, run again before each load
+    # (`probe_config`); None when the suite (or its quick subset) has none
+    probe_raw: dict | None = None
 
     @property
     def profile_s(self) -> float:
         """Workload seconds of all profiling phases together."""
         return sum(c.workload.end_s for c in self.profiles)
+
+    @property
+    def probe_s(self) -> float:
+        """Workload seconds of one drift probe (run again before each load); 0 if none."""
+        name = (self.probe_raw or {}).get("run", {}).get("name")
+        return sum(c.workload.end_s for c in self.profiles if c.run.name == name)
 
 
 def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
@@ -87,27 +102,59 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for key, n in repeats.items():
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
             raise ConfigError(f"{suite.path}: fidelity.{key}: an integer 1..10, got {n!r}")
-    return FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
-                        llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
-                        embed_preset=fid.get("embed_preset", "minilm-cpu-fit"), **repeats)
+    chosen = _chosen(suite, fid, q)
+    unfitted = frozenset(c.run.name for c, ph in zip(profiles, chosen, strict=True)
+                         if not ph.get("fit", True))
+    probe = fid.get("probe")
+    if probe is not None and probe not in {ph["name"] for ph in fid.get("phases", [])}:
+        raise ConfigError(f"{suite.path}: fidelity.probe: {probe!r} is not one of "
+                          "fidelity.phases")
+    raws = dict(zip((ph["name"] for ph in chosen), _phases(suite, fid, q, common), strict=True))
+    fp = FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
+                      llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
+                      embed_preset=fid.get("embed_preset", "minilm-cpu-fit"),
+                      unfitted=unfitted, probe_raw=raws.get(probe), **repeats)
+    for rate in loads:  # the probe runs must validate now too
+        if fp.probe_raw is not None:
+            probe_config(fp, rate, suite, overrides)
+    return fp
 
 
-def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
-    """One raw run config per profiling phase (`[[fidelity.phases]]`, or the quick subset)."""
+def probe_config(p: FidelityPlan, rate: float, suite: Suite, overrides: list[str] = ()
+                 ) -> RunConfig:
+    """The drift probe run before the comparison at `rate`: its profile phase again,
+    the same workload and seed, stored as its own run."""
+    raw = copy.deepcopy(p.probe_raw)
+    raw["run"].update(part="probe", name=f"{suite.name}/probe[rate={rate:g}]")
+    return expand_raw(raw, source=suite.path, spec_text="", overrides=overrides).runs[0]
+
+
+def _chosen(suite: Suite, fid: dict, q: dict) -> list[dict]:
+    """The profiling phases to run (`[[fidelity.phases]]`, or the quick subset), checked."""
     phases = fid.get("phases") or []
     if not phases or any(not isinstance(ph, dict) or not ph.get("name") for ph in phases):
         raise ConfigError(f"{suite.path}: fidelity.phases: a non-empty list of tables, "
                           "each with a name and its settings in `set`")
+    for ph in phases:
+        if not isinstance(ph.get("fit", True), bool):
+            raise ConfigError(f"{suite.path}: fidelity.phases[{ph['name']}].fit: true or false, "
+                              f"got {ph['fit']!r}")
     names = [ph["name"] for ph in phases]
     chosen = q.get("phases", names)
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise ConfigError(f"{suite.path}: quick.phases: {unknown} not among fidelity.phases "
                           f"({', '.join(names)})")
+    if all(not ph.get("fit", True) for ph in phases if ph["name"] in chosen):
+        raise ConfigError(f"{suite.path}: fidelity.phases: every chosen phase has fit = false; "
+                          "nothing is left to calibrate from")
+    return [ph for ph in phases if ph["name"] in chosen]
+
+
+def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
+    """One raw run config per profiling phase (`[[fidelity.phases]]`, or the quick subset)."""
     out = []
-    for ph in phases:
-        if ph["name"] not in chosen:
-            continue
+    for ph in _chosen(suite, fid, q):
         raw = copy.deepcopy(common)
         for dotted, value in ph.get("set", {}).items():
             _set_path(raw, dotted, copy.deepcopy(value), suite.path,
@@ -161,7 +208,15 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                 profile_ids.append(prof.run_id)
             calibration = calibrate_from_runs(store, profile_ids, p)
             _add_extra(store, profile_ids[0], {"calibration": calibration})
+            probe_rows = [request_rows(store, i, c.workload)
+                          for i, c in zip(profile_ids, p.profiles, strict=True)
+                          if p.probe_raw is not None
+                          and c.run.name == p.probe_raw["run"]["name"]]
             for rate in p.loads:
+                probe = None
+                if p.probe_raw is not None:
+                    probe = record(run_one(store, exp_id, probe_config(p, rate, suite,
+                                                                       overrides)))
                 live_cfg = expand_raw(_point(p.live_base, rate, "live", suite.name),
                                       source=suite.path, spec_text="",
                                       overrides=overrides).runs[0]
@@ -172,9 +227,14 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                 done = [r.run_id for r in lives if r.status == "completed"]
                 sim_done = [r.run_id for r in sims if r.status == "completed"]
                 if done and sim_done:
+                    speed = None
+                    if probe is not None and probe.status == "completed":
+                        speed = machine_speed(probe_rows, [request_rows(
+                            store, probe.run_id, probe_config(p, rate, suite).workload)],
+                            calibration)
                     _add_extra(store, sim_done[0],
                                {"fidelity": fidelity_block(store, rate, done, sim_done,
-                                                           calibration)})
+                                                           calibration, speed)})
     finally:
         store.close()
     return reports
@@ -190,13 +250,16 @@ def sim_configs(p: FidelityPlan, rate: float, suite: Suite, overrides: list[str]
 
 
 def fidelity_block(store, rate: float, live_ids: list[int], sim_ids: list[int],
-                   calibration: dict) -> dict:
+                   calibration: dict, speed: dict | None = None) -> dict:
     """What the first sim run of a load carries as `extra.fidelity`: the pooled sim
-    runs against the pooled live runs, and the second live run against the first."""
+    runs against the pooled live runs, the second live run against the first, and
+    how fast the machine ran in the live runs against the profile (`suites.drift`)."""
     block = {"live_run": live_ids[0], "live_runs": live_ids, "sim_runs": sim_ids, "rate": rate,
              "errors": compare(pooled_summaries(store, live_ids),
                                pooled_summaries(store, sim_ids)),
              "calibration": calibration}
+    if speed is not None:
+        block["machine_speed"] = speed
     if len(live_ids) > 1:  # the same workload and seed live again: pure noise
         block["live_repeat_run"] = live_ids[1]
         block["live_noise"] = compare(*(pooled_summaries(store, [i]) for i in live_ids[:2]))
@@ -220,13 +283,8 @@ def _sim_point(p: FidelityPlan, rate: float, suite_name: str, engine_seed: int =
 
 
 def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
-    """Fit and save both presets from the profile runs' raw records; returns the fit report.
-
-    Token counts are the workload's intended sizes, not the servers' `usage`:
-    the simulator is fed intended sizes, so the costs must be per intended
-    token. (MiniLM's tokenizer makes ~2 tokens of each synthetic token the
-    tiny Llama's tokenizer counted, and vLLM adds the chat template's tokens.)
-    """
+    """Fit and save both presets from the profile runs' raw records (`request_rows`,
+    in intended token counts); returns the fit report."""
     from engine.sim.calibrate import (
         busy_spans,
         calibrated,
@@ -236,23 +294,13 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
         records_from_requests,
     )
     from engine.sim.presets import get_preset, save_preset
-    from loadgen.schedule import intended_requests
 
     llm_records, emb_records = [], []
     for run_id, cfg in zip(run_ids, p.profiles, strict=True):
+        if cfg.run.name in p.unfitted:  # a reference for the drift check only
+            continue
         # records are built per run: one run's clients never meet another's
-        with store.connection() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = [dict(r) for r in conn.execute(
-                "SELECT request_id, request_class, status, backend, prompt_tokens, "
-                "output_tokens, n_texts, t_sent, t_dispatched, t_first_token, t_done "
-                "FROM request WHERE run_id=? AND status='completed'", (run_id,))]
-        intended = intended_requests(cfg.workload, [r["request_id"] for r in rows])
-        for r in rows:
-            if r["t_dispatched"] is None:  # no gateway dispatch stamp: use the send time
-                r["t_dispatched"] = r["t_sent"]
-            if r["request_id"] in intended:
-                r["prompt_tokens"] = intended[r["request_id"]].prompt_tokens
+        rows = request_rows(store, run_id, cfg.workload)
         chat = [r for r in rows if r["request_class"] == "chat" and r["output_tokens"] > 1]
         emb = [r for r in rows if r["request_class"] == "embedding"]
         # the engines share this machine: vLLM's steps cost more while MiniLM works
@@ -278,6 +326,8 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
                                       f"{emb_fit}; runs {runs}"))
     return {
         "profile_runs": run_ids,
+        "unfitted_runs": [i for i, c in zip(run_ids, p.profiles, strict=True)
+                          if c.run.name in p.unfitted],
         "llm": {"preset": p.llm_preset, "path": str(llm_path), "cost": dataclasses.asdict(llm_cost),
                 "ttft_fit": {"n": ttft_fit.n, "r2": ttft_fit.r2, "mape_pct": ttft_fit.mape},
                 "tpot_fit": {"n": tpot_fit.n, "r2": tpot_fit.r2, "mape_pct": tpot_fit.mape}},
@@ -286,6 +336,31 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
                                "cohost_per_seq": emb_cost.cohost_per_seq},
                       "fit": {"n": emb_fit.n, "r2": emb_fit.r2, "mape_pct": emb_fit.mape}},
     }
+
+
+def request_rows(store, run_id: int, workload) -> list[dict]:
+    """A run's completed requests, their token counts the workload's intended sizes.
+
+    Token counts are the workload's intended sizes, not the servers' `usage`:
+    the simulator is fed intended sizes, so the costs must be per intended
+    token. (MiniLM's tokenizer makes ~2 tokens of each synthetic token the
+    tiny Llama's tokenizer counted, and vLLM adds the chat template's tokens.)
+    """
+    from loadgen.schedule import intended_requests
+
+    with store.connection() as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute(
+            "SELECT request_id, request_class, status, backend, prompt_tokens, "
+            "output_tokens, n_texts, t_sent, t_dispatched, t_first_token, t_done "
+            "FROM request WHERE run_id=? AND status='completed'", (run_id,))]
+    intended = intended_requests(workload, [r["request_id"] for r in rows])
+    for r in rows:
+        if r["t_dispatched"] is None:  # no gateway dispatch stamp: use the send time
+            r["t_dispatched"] = r["t_sent"]
+        if r["request_id"] in intended:
+            r["prompt_tokens"] = intended[r["request_id"]].prompt_tokens
+    return rows
 
 
 def pooled_summaries(store, run_ids: list[int]) -> dict:

@@ -1,4 +1,5 @@
-"""The fidelity appendix table: sim vs live per load, with the live noise floor."""
+"""The fidelity appendix table: sim vs live per load, with the live noise floor and
+the machine's drift."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def _block(rate, live_run, noise=True):
     errors = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 33.0, "rel_error": 0.1},
               "all.throughput_rps": {"live": 10.0, "sim": 9.5, "rel_error": -0.05}}
     block = {"rate": rate, "live_run": live_run, "errors": errors}
+    if rate == 5:  # a drift probe ran before this load
+        block["machine_speed"] = {"chat": {"change": 0.031, "p_value": 0.2},
+                                  "embedding": {"change": None, "p_value": None}}
     if noise:  # two live runs, pooled as the reference
         block["live_runs"] = [live_run, live_run + 1]
         block["live_noise"] = {"chat.ttft.p99": {"live_ms": 30.0, "sim_ms": 36.0,
@@ -38,6 +42,9 @@ def test_rows_carry_sim_error_and_live_repeat(tmp_path):
     assert by[("5", "all.throughput_rps (req/s)")]["noise"] is None  # not repeated
     assert by[("10", "chat.ttft.p99 (ms)")]["noise"] is None  # this load ran live once
     assert by[("10", "all.throughput_rps (req/s)")]["error"] == -5.0
+    assert by[("5", "chat.ttft.p99 (ms)")]["drift"] == 3.1  # the chat class's probe
+    assert by[("5", "all.throughput_rps (req/s)")]["drift"] is None  # no class of its own
+    assert by[("10", "chat.ttft.p99 (ms)")]["drift"] is None  # no probe at this load
     sim5, sim10 = sorted({r["runs"].split("/")[1] for r in rows}, key=int)
     assert by[("5", "chat.ttft.p99 (ms)")]["runs"] == f"1+2/{sim5}"  # pooled reference
     assert by[("10", "chat.ttft.p99 (ms)")]["runs"] == f"3/{sim10}"  # older blocks

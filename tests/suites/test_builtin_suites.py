@@ -88,11 +88,17 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     rows = con.execute("SELECT r.mode, s.extra_json FROM run r JOIN summary s ON s.run_id=r.id "
                        "WHERE s.request_class='all' ORDER BY r.id").fetchall()
     modes = [m for m, _ in rows]
-    # 5 profiling phases (quick), then per load one live run and two sim runs
-    assert modes == ["live"] * 5 + ["live", "sim", "sim"] * 2
+    # 6 profiling phases (quick), then per load the drift probe, one live run, two sim runs
+    assert modes == ["live"] * 6 + ["live", "live", "sim", "sim"] * 2
     calibration = json.loads(rows[0][1])["calibration"]
     assert calibration["profile_runs"] == [r for (r,) in con.execute(
         "SELECT id FROM run WHERE name LIKE 'fidelity/profile[%' ORDER BY id")]
+    # the probe is measured in the profile but not fitted
+    assert calibration["unfitted_runs"] == [r for (r,) in con.execute(
+        "SELECT id FROM run WHERE name = 'fidelity/profile[probe]'")]
+    probes = con.execute("SELECT name, json_extract(config_json, '$.run.part') FROM run "
+                         "WHERE name LIKE 'fidelity/probe[%' ORDER BY id").fetchall()
+    assert probes == [("fidelity/probe[rate=5]", "probe"), ("fidelity/probe[rate=10]", "probe")]
     assert calibration["llm"]["ttft_fit"]["n"] >= 5  # the single client's requests
     # a one-sequence decode step costs something; how it splits between the step's
     # base cost (β0) and the per-sequence cost (β2) is not asserted: 4 s phases on
@@ -100,13 +106,18 @@ def test_quick_fidelity_suite_runs_live_and_stores_its_errors(db_path, tmp_path,
     llm = calibration["llm"]["cost"]
     assert llm["beta0"] + llm["beta2"] > 0 and calibration["embedding"]["cost"]["b"] > 0
     ids = [r for (r,) in con.execute("SELECT id FROM run ORDER BY id")]
-    for first in (6, 9):  # a load's first sim run carries the comparison, of both sims pooled
+    for first in (8, 12):  # a load's first sim run carries the comparison, of both sims pooled
         block = json.loads(rows[first][1])["fidelity"]
         assert block["sim_runs"] == ids[first:first + 2]
         assert "fidelity" not in json.loads(rows[first + 1][1])
         errors = block["errors"]
         assert "chat.ttft.p50" in errors and "all.throughput_rps" in errors
         assert all(isinstance(e["rel_error"], float) for e in errors.values())
+        # the probe before this load against the profile's (few lone requests in 4 s)
+        speed = block["machine_speed"]
+        assert set(speed) == {"chat", "embedding"}
+        assert all(isinstance(d["n_live"], int) for d in speed.values())
+        assert sum(d["n_profile"] for d in speed.values()) > 0  # of 16 requests at 4 req/s
     seeds = [json.loads(c)["run"].get("engine_seed") for (c,) in con.execute(
         "SELECT config_json FROM run WHERE mode='sim' ORDER BY id")]
     assert seeds == [1, 2, 1, 2]
