@@ -58,6 +58,7 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
     from sagetui.orchestrate.runner import run_one
     from sagetui.suites import fidelity as fid
     from sagetui.suites import find_suite
+    from sagetui.suites.drift import describe
     from store import open_store, queries
 
     suite = find_suite("fidelity")
@@ -117,14 +118,10 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
         if not speeds:
             print("\nNo drift probe in this store (suites before session 9).")
             return 0
-        print("\nMachine drift: the probe before each load against the profile's (lone "
-              "requests; + = slower):\n\n| load | class | n profile / now | change | p |\n"
-              "|---:|---|---:|---:|---:|")
+        print("\nMachine drift, the probe before each load against the profile's "
+              "(+ = slower; lone requests profile/now):")
         for rate, speed in speeds:
-            for cls, d in speed.items():
-                change = "—" if d["change"] is None else f"{100 * d['change']:+.1f}%"
-                p = "—" if d["p_value"] is None else f"{d['p_value']:.3g}"
-                print(f"| {rate:g} | {cls} | {d['n_profile']} / {d['n_live']} | {change} | {p} |")
+            print(f"- {rate:g} req/s: {describe(speed)}")
     return 0
 
 

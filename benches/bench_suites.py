@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sagetui.suites.drift import describe  # noqa: E402
 from store import open_store  # noqa: E402
 from store.queries import summaries_for  # noqa: E402
 
@@ -165,6 +166,11 @@ def fidelity_table(rows: list[dict]) -> list[str]:
         within = sum(x <= FIDELITY_TARGET for x in noise)
         out.append(f"Live repeat vs first live run: {within} of {len(noise)} within "
                    f"±{100 * FIDELITY_TARGET:.0f}%; worst {100 * max(noise):.1f}%.")
+    drift = [(r["rate"], r["machine_speed"]) for r in rows if r.get("machine_speed")]
+    if drift:
+        out += ["", "Machine drift, the probe before each load against the profile's "
+                "(+ = slower; lone requests profile/now):"]
+        out += [f"- {rate:g} req/s: {describe(speed)}" for rate, speed in drift]
     return out
 
 

@@ -114,3 +114,15 @@ def machine_speed(profile_runs: Iterable[list[Mapping]], live_runs: Iterable[lis
                            pooled(live_runs, lone_chat, beta1)),
             "embedding": _shift(pooled(profile_runs, lone_embedding, emb["a"], emb["b"]),
                                 pooled(live_runs, lone_embedding, emb["a"], emb["b"]))}
+
+
+def describe(speed: Mapping) -> str:
+    """One line for a report: per class the change, its p-value and the lone counts."""
+    parts = []
+    for cls, d in speed.items():
+        if d.get("change") is None:
+            parts.append(f"{cls} — ({d['n_profile']}/{d['n_live']} lone, too few)")
+        else:
+            parts.append(f"{cls} {100 * d['change']:+.1f}% (p {d['p_value']:.2g}; "
+                         f"{d['n_profile']}/{d['n_live']} lone)")
+    return ", ".join(parts)

@@ -98,3 +98,11 @@ def test_a_bad_probe_setting_is_refused_naming_the_field(tmp_path, old, new, mes
     with pytest.raises(ConfigError, match=message) as err:
         fidelity.plan(suite, quick=False)
     assert str(tmp_path) in str(err.value)
+
+
+def test_describe_names_each_class_and_says_when_too_few():
+    from sagetui.suites.drift import describe
+
+    line = describe({"chat": {"change": 0.031, "p_value": 0.012, "n_profile": 30, "n_live": 28},
+                     "embedding": {"change": None, "p_value": None, "n_profile": 3, "n_live": 2}})
+    assert line == "chat +3.1% (p 0.012; 30/28 lone), embedding — (3/2 lone, too few)"
