@@ -37,9 +37,12 @@ def show_cmd(name: str, quick: bool) -> None:
             from ..suites.fidelity import plan
 
             p = plan(suite, quick=quick)
+            probe = (f"drift probe: {p.probe_raw['run']['name']} (not fitted), run again "
+                     f"before each load as {suite.name}/probe[rate=R]\n" if p.probe_raw else "")
             click.echo(f"{suite.name}: {suite.title}\n{suite.description.strip()}\n"
-                       f"file: {suite.path}\n{len(p.profiles)} profiling phases, then loads {p.loads} live and "
-                       f"simulated (presets {p.llm_preset}, {p.embed_preset})\n"
+                       f"file: {suite.path}\n{len(p.profiles)} profiling phases, then loads "
+                       f"{p.loads} live and simulated (presets {p.llm_preset}, "
+                       f"{p.embed_preset})\n{probe}"
                        f"expected run time (live): ~{_fmt_s(_fidelity_estimate(p))}")
             return
         if suite.kind == "agents":

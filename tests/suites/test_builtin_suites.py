@@ -36,6 +36,9 @@ def test_suite_show_prints_expected_time(db_path):
     res = cli(db_path, "suite", "show", "control-plane")
     assert res.exit_code == 0
     assert "expected run time (sim)" in res.output and "repetitions 3" in res.output
+    res = cli(db_path, "suite", "show", "fidelity")
+    assert res.exit_code == 0 and "expected run time (live)" in res.output
+    assert "drift probe: fidelity/profile[probe] (not fitted)" in res.output
 
 
 def test_bad_suite_input_is_refused_before_anything_runs(db_path, tmp_path):
