@@ -160,8 +160,9 @@ def fidelity_table(rows: list[dict]) -> list[str]:
     total = sum(len(r["errors"]) for r in rows)
     noise = [abs(e["rel_error"]) for r in rows for e in (r.get("live_noise") or {}).values()]
     out.append("")
+    mean = sum(abs(e["rel_error"]) for r in rows for e in r["errors"].values()) / max(total, 1)
     out.append(f"Within ±{100 * FIDELITY_TARGET:.0f}%: {met} of {total} figures; "
-               f"worst |error| {100 * worst:.1f}%.")
+               f"mean |error| {100 * mean:.1f}%, worst {100 * worst:.1f}%.")
     if noise:
         within = sum(x <= FIDELITY_TARGET for x in noise)
         out.append(f"Live repeat vs first live run: {within} of {len(noise)} within "
