@@ -20,6 +20,19 @@ import aiohttp
 from engine.metrics_scrape import parse_engine_stats
 from engine.spec import EngineStats
 
+# How long an idle pooled connection is kept: under the servers' own keep-alive, so
+# the server never closes a connection the client is about to send on (uvicorn,
+# hence vLLM's API server, closes idle ones after 5 s; aiohttp's client default is
+# 15 s). In that window a request meets "Server disconnected" and fails; one CI run
+# lost a request of the vLLM metrics test that way.
+KEEPALIVE_S = 4.0
+
+
+def connector(**kwargs: Any) -> aiohttp.TCPConnector:
+    """A connection pool for talking to engines (unbounded, DNS cached, `KEEPALIVE_S`)."""
+    return aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_S,
+                                **kwargs)
+
 
 class EngineHTTPError(Exception):
     """An engine answered with an error or not at all; names the URL and status."""
@@ -69,9 +82,7 @@ class HTTPEngine:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                timeout=self._timeout)
+            self._session = aiohttp.ClientSession(connector=connector(), timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:

@@ -148,8 +148,11 @@ class Client:
         self.max_in_flight = 0
 
     async def __aenter__(self) -> Client:
+        # idle connections are dropped before the server's keep-alive would (uvicorn's
+        # 5 s): a send on one the server is closing fails "Server disconnected"
+        # (engine.http.KEEPALIVE_S; loadgen does not import engine)
         conn = aiohttp.TCPConnector(limit=self.cfg.concurrency, limit_per_host=0,
-                                    ttl_dns_cache=300, force_close=False)
+                                    ttl_dns_cache=300, keepalive_timeout=4.0)
         self.session = aiohttp.ClientSession(
             connector=conn, timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
             read_bufsize=2**16,

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from engine.http import HTTPEngine
+from engine.http import HTTPEngine, connector
 from engine.spec import BackendSpec
 from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.core import ControlPlane
@@ -117,9 +117,7 @@ class Runtime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, force_close=False),
-            auto_decompress=False)
+        self.session = aiohttp.ClientSession(connector=connector(), auto_decompress=False)
         self._engines = {n: HTTPEngine(u, session=self.session) for n, u in self.urls.items()}
         if self.opt.probe_health:
             for name in self.backends:
