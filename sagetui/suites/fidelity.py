@@ -213,10 +213,10 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                           if p.probe_raw is not None
                           and c.run.name == p.probe_raw["run"]["name"]]
             for rate in p.loads:
-                probe = None
+                probe, probe_cfg = None, None
                 if p.probe_raw is not None:
-                    probe = record(run_one(store, exp_id, probe_config(p, rate, suite,
-                                                                       overrides)))
+                    probe_cfg = probe_config(p, rate, suite, overrides)
+                    probe = record(run_one(store, exp_id, probe_cfg))
                 live_cfg = expand_raw(_point(p.live_base, rate, "live", suite.name),
                                       source=suite.path, spec_text="",
                                       overrides=overrides).runs[0]
@@ -230,8 +230,7 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                     speed = None
                     if probe is not None and probe.status == "completed":
                         speed = machine_speed(probe_rows, [request_rows(
-                            store, probe.run_id, probe_config(p, rate, suite).workload)],
-                            calibration)
+                            store, probe.run_id, probe_cfg.workload)], calibration)
                     _add_extra(store, sim_done[0],
                                {"fidelity": fidelity_block(store, rate, done, sim_done,
                                                            calibration, speed)})
