@@ -26,6 +26,28 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 
 @pytest.fixture
+async def serve_app():
+    """Serve aiohttp `web.Application`s on free loopback ports; returns each one's URL.
+    Why: tests that need a real server with one odd behaviour (cut SSE lines, peers
+    seen per connection) build a tiny app; this is the one way they start it."""
+    from aiohttp import web
+
+    runners = []
+
+    async def start(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
 def db_path(tmp_path):
     """A fresh store path in a temporary folder."""
     return tmp_path / "sagetui.db"

@@ -15,31 +15,19 @@ import engine.http as http
 from engine.http import HTTPEngine
 
 
-async def _server(peers: list):
+async def test_an_idle_connection_is_replaced_not_reused(monkeypatch, serve_app):
+    monkeypatch.setattr(http, "KEEPALIVE_S", 0.2)
+    peers: list = []
+
     async def health(request: web.Request) -> web.Response:
         peers.append(request.transport.get_extra_info("peername"))
         return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_get("/health", health)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}"
-
-
-async def test_an_idle_connection_is_replaced_not_reused(monkeypatch):
-    monkeypatch.setattr(http, "KEEPALIVE_S", 0.2)
-    peers: list = []
-    runner, url = await _server(peers)
-    try:
-        async with HTTPEngine(url) as eng:
-            assert await eng.health() and await eng.health()
-            await asyncio.sleep(0.6)  # idle past the client's keep-alive
-            assert await eng.health()
-        assert peers[0] == peers[1]  # back to back: the same connection
-        assert peers[2] != peers[1]  # after the idle time: a new one
-    finally:
-        await runner.cleanup()
+    async with HTTPEngine(await serve_app(app)) as eng:
+        assert await eng.health() and await eng.health()
+        await asyncio.sleep(0.6)  # idle past the client's keep-alive
+        assert await eng.health()
+    assert peers[0] == peers[1]  # back to back: the same connection
+    assert peers[2] != peers[1]  # after the idle time: a new one

@@ -168,7 +168,7 @@ def test_http_error_classification():
     assert _http_failure(429, b"slow down").status == "rejected"
 
 
-async def test_sse_lines_split_across_reads():
+async def test_sse_lines_split_across_reads(serve_app):
     """A real server that cuts lines mid-way: a line counts when it is complete."""
     import asyncio
 
@@ -186,15 +186,7 @@ async def test_sse_lines_split_across_reads():
 
     app = web.Application()
     app.router.add_post("/v1/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        rec = await call(f"http://127.0.0.1:{port}", req("completion", out=2))
-    finally:
-        await runner.cleanup()
+    rec = await call(await serve_app(app), req("completion", out=2))
     assert rec.status == "completed", rec.reason
     assert len(rec.chunk_times) == 2 and rec.output_tokens == 2
     assert m.ttft_sent(rec) >= 0.025  # the first line was complete only with the second piece
