@@ -13,6 +13,8 @@ import time
 
 from aiohttp import web
 
+from scheduler.gateway.embed_batch import as_inputs
+
 DIM = 8
 
 
@@ -127,8 +129,8 @@ class Upstream:
     async def _embed(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls.append((request.path, body))
-        inp = body["input"]
-        texts = [inp] if isinstance(inp, str) else inp
+        # OpenAI's forms: a string, a list of them, one list of token ids, or several
+        texts = as_inputs(body["input"])
         self.embed_batches.append(len(texts))
         self.running += 1
         try:
