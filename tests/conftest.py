@@ -10,9 +10,18 @@ import os
 import signal
 
 import pytest
+from hypothesis import settings
 
 from engine.launcher import Launcher
 from engine.spec import BackendSpec
+
+# CI (`.ci/run`) draws the same property-test examples every run, so a submission
+# lands or fails on its own code, not on that run's draw; `make test` elsewhere
+# draws new ones each run, to keep exploring. A case found that way becomes an
+# `@example` (tests/gateway/test_gw_fuzz.py has one).
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("SAGETUI_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["SAGETUI_HYPOTHESIS_PROFILE"])
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
