@@ -86,10 +86,7 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
               f"MiniLM +{100 * cal['embedding']['cost'].get('cohost_per_seq', 0.0):.1f} % "
               f"per streaming sequence")
         # the drift probe, where the store has one (suites from session 9 on)
-        probe_name = (plan.probe_raw or {}).get("run", {}).get("name")
-        probe_rows = [fid.request_rows(store, i, c.workload)
-                      for i, c in zip(profiles, plan.profiles, strict=True)
-                      if c.run.name == probe_name]
+        probe_rows = fid.profile_probe_rows(store, plan, profiles)
         speeds = []
         print("| load | statistic | live (pooled) | sim | error |")
         print("|---:|---|---:|---:|---:|")

@@ -22,6 +22,7 @@ only as good as that last column). Figures go to docs/benchmarks.md (## loadgen)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -155,11 +156,8 @@ class CpuMeter:
 def ours_ceiling(url: str, workers: int, clients: int = 64, duration: float = 5.0,
                  cpu: CpuMeter | None = None) -> dict:
     s = spec(1, duration, clients={"n": clients, "think_time_s": 0.0})
-    if cpu is None:
+    with cpu or contextlib.nullcontext():
         res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
-    else:
-        with cpu:
-            res = run(s, ClientConfig(targets=url, concurrency=clients), workers=workers)
     done = [r for r in res.records if r.status == "completed"]
     return {"workers": workers, "clients": clients, "req_s": len(done) / duration,
             "failed": len(res.records) - len(done)} | ({"cores": cpu.cores} if cpu else {})

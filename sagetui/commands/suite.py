@@ -37,8 +37,8 @@ def show_cmd(name: str, quick: bool) -> None:
             from ..suites.fidelity import plan
 
             p = plan(suite, quick=quick)
-            probe = (f"drift probe: {p.probe_raw['run']['name']} (not fitted), run again "
-                     f"before each load as {suite.name}/probe[rate=R]\n" if p.probe_raw else "")
+            probe = (f"drift probe: {p.probe_name} (not fitted), run again before each "
+                     f"load as {suite.name}/probe[rate=R]\n" if p.probe_name else "")
             click.echo(f"{suite.name}: {suite.title}\n{suite.description.strip()}\n"
                        f"file: {suite.path}\n{len(p.profiles)} profiling phases, then loads "
                        f"{p.loads} live and simulated (presets {p.llm_preset}, "

@@ -68,10 +68,14 @@ class FidelityPlan:
         return sum(c.workload.end_s for c in self.profiles)
 
     @property
+    def probe_name(self) -> str | None:
+        """The drift probe's profile run name, or None."""
+        return self.probe_raw["run"]["name"] if self.probe_raw is not None else None
+
+    @property
     def probe_s(self) -> float:
         """Workload seconds of one drift probe (run again before each load); 0 if none."""
-        name = (self.probe_raw or {}).get("run", {}).get("name")
-        return sum(c.workload.end_s for c in self.profiles if c.run.name == name)
+        return sum(c.workload.end_s for c in self.profiles if c.run.name == self.probe_name)
 
 
 def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
@@ -89,8 +93,10 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     common = copy.deepcopy(base)
     for dotted, value in fid.get("profile", {}).items():
         _set_path(common, dotted, copy.deepcopy(value), suite.path, what="fidelity.profile")
+    chosen = _chosen(suite, fid, q)
+    raws = _phases(suite, chosen, q, common)
     profiles = [expand_raw(raw, source=suite.path, spec_text="", overrides=overrides).runs[0]
-                for raw in _phases(suite, fid, q, common)]
+                for raw in raws]
     loads = q.get("loads", fid.get("loads"))
     if not loads or any(not isinstance(x, int | float) or x <= 0 for x in loads):
         raise ConfigError(f"{suite.path}: fidelity.loads: a non-empty list of rates > 0")
@@ -102,20 +108,19 @@ def plan(suite: Suite, *, quick: bool, overrides: list[str] = (),
     for key, n in repeats.items():
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
             raise ConfigError(f"{suite.path}: fidelity.{key}: an integer 1..10, got {n!r}")
-    chosen = _chosen(suite, fid, q)
     unfitted = frozenset(c.run.name for c, ph in zip(profiles, chosen, strict=True)
                          if not ph.get("fit", True))
     probe = fid.get("probe")
     if probe is not None and probe not in {ph["name"] for ph in fid.get("phases", [])}:
         raise ConfigError(f"{suite.path}: fidelity.probe: {probe!r} is not one of "
                           "fidelity.phases")
-    raws = dict(zip((ph["name"] for ph in chosen), _phases(suite, fid, q, common), strict=True))
+    by_name = {ph["name"]: raw for ph, raw in zip(chosen, raws, strict=True)}
     fp = FidelityPlan(profiles=profiles, loads=list(loads), live_base=live_base,
                       llm_preset=fid.get("llm_preset", "tiny-cpu-fit"),
                       embed_preset=fid.get("embed_preset", "minilm-cpu-fit"),
-                      unfitted=unfitted, probe_raw=raws.get(probe), **repeats)
-    for rate in loads:  # the probe runs must validate now too
-        if fp.probe_raw is not None:
+                      unfitted=unfitted, probe_raw=by_name.get(probe), **repeats)
+    if fp.probe_raw is not None:  # the probe runs must validate now too
+        for rate in loads:
             probe_config(fp, rate, suite, overrides)
     return fp
 
@@ -151,10 +156,10 @@ def _chosen(suite: Suite, fid: dict, q: dict) -> list[dict]:
     return [ph for ph in phases if ph["name"] in chosen]
 
 
-def _phases(suite: Suite, fid: dict, q: dict, common: dict) -> list[dict]:
-    """One raw run config per profiling phase (`[[fidelity.phases]]`, or the quick subset)."""
+def _phases(suite: Suite, chosen: list[dict], q: dict, common: dict) -> list[dict]:
+    """One raw run config per chosen profiling phase (`_chosen`)."""
     out = []
-    for ph in _chosen(suite, fid, q):
+    for ph in chosen:
         raw = copy.deepcopy(common)
         for dotted, value in ph.get("set", {}).items():
             _set_path(raw, dotted, copy.deepcopy(value), suite.path,
@@ -208,10 +213,7 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                 profile_ids.append(prof.run_id)
             calibration = calibrate_from_runs(store, profile_ids, p)
             _add_extra(store, profile_ids[0], {"calibration": calibration})
-            probe_rows = [request_rows(store, i, c.workload)
-                          for i, c in zip(profile_ids, p.profiles, strict=True)
-                          if p.probe_raw is not None
-                          and c.run.name == p.probe_raw["run"]["name"]]
+            probe_rows = profile_probe_rows(store, p, profile_ids)
             for rate in p.loads:
                 probe, probe_cfg = None, None
                 if p.probe_raw is not None:
@@ -335,6 +337,13 @@ def calibrate_from_runs(store, run_ids: list[int], p: FidelityPlan) -> dict:
                                "cohost_per_seq": emb_cost.cohost_per_seq},
                       "fit": {"n": emb_fit.n, "r2": emb_fit.r2, "mape_pct": emb_fit.mape}},
     }
+
+
+def profile_probe_rows(store, p: FidelityPlan, profile_ids: list[int]) -> list[list[dict]]:
+    """The profile's drift-probe run as `request_rows` (a list of one run; none if the
+    suite has no probe or these profile runs lack it)."""
+    return [request_rows(store, i, c.workload)
+            for i, c in zip(profile_ids, p.profiles, strict=True) if c.run.name == p.probe_name]
 
 
 def request_rows(store, run_id: int, workload) -> list[dict]:
