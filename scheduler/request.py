@@ -33,6 +33,8 @@ class Request:
     text_tokens: int = 0
     slo_ttft_ms: float | None = None
     slo_e2e_ms: float | None = None
+    slo_tpot_ms: float | None = None  # time per output token after the first (LLM)
+    slo_tier: str = ""  # the workload's SLO tier name ("" when the class has no tiers)
     model: str = ""
     parent_id: str | None = None
     payload: Any = None

@@ -55,6 +55,8 @@ class RequestOutcome:
     slo_e2e_ms: float | None = None
     overhead_us: float | None = None
     parent_id: str | None = None
+    slo_tpot_ms: float | None = None
+    slo_tier: str = ""
 
 
 @dataclass(slots=True)
@@ -164,7 +166,8 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         t_int = a if r.t is None else r.t
         o = RequestOutcome(r.id, r.cls, r.client_id, r.priority, "", "", "", t_int, a, a,
                            None, None, [], None, r.prompt_tokens, r.output_tokens, r.n_texts,
-                           r.slo_ttft_ms, r.slo_e2e_ms, None, r.parent_id)
+                           r.slo_ttft_ms, r.slo_e2e_ms, None, r.parent_id, r.slo_tpot_ms,
+                           r.slo_tier)
         outcomes.append(o)
         live[r.id] = o
         return o
