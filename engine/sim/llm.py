@@ -7,6 +7,12 @@ out the newest running request (or, with priority scheduling, the lowest
 priority, newest one) is preempted: its blocks are freed and it is recomputed
 later. Step duration comes from the preset's `LLMCost`.
 
+Priority scheduling follows vLLM V1's `Scheduler.schedule`
+(vllm/v1/core/sched/scheduler.py): only a running request that cannot get its
+new KV blocks causes a preemption; a waiting request, however urgent, never
+preempts a running one (it waits for a free sequence slot and free blocks, and
+then goes first). docs/simulator.md has the rule.
+
 Speed: decoding requests are not touched per step. Each keeps an invariant
 `c` so that its computed tokens are `c + D` (D = steps done), its output count
 follows from D, finishing times sit in a heap and block boundaries are counted
@@ -266,6 +272,8 @@ class SimLLMEngine:
         return full * self._n_dec + sum(res[(-(base + i)) % bs] for i in range(part))
 
     def _preempt_victim(self) -> _Req:
+        """vLLM's victim: the running request with the largest (priority, arrival) under
+        priority scheduling, else the last one admitted (`self.running.pop()`)."""
         if self.priority_scheduling:
             return max(self._running.values(), key=lambda q: (q.priority, q.seq))
         return self._running[next(reversed(self._running))]

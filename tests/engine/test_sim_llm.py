@@ -291,3 +291,71 @@ def test_an_engine_stall_holds_every_request_in_the_step():
     with pytest.raises(ValueError, match="step_stall_rate"):
         SimLLMEngine(preset(cost=LLMCost(B0, B1, B2, step_stall_rate=1.5,
                                          step_stall_quantiles=(0.01, 0.02))))
+
+
+# Priority scheduling as vLLM V1 does it (vllm/v1/core/sched/scheduler.py, Scheduler.schedule):
+# the waiting queue is ordered by (priority, arrival); when a running request's new KV
+# blocks do not fit, the running request with the largest (priority, arrival) is preempted
+# (recompute) and goes back to the waiting queue; a waiting request never preempts one.
+
+def _background_then_urgent(prio: bool, token_events: bool = False):
+    """Ten p4 requests fill a 4-sequence engine whose KV pool (40 blocks) the four running
+    ones outgrow; a p0 request arrives while they decode."""
+    eng = SimLLMEngine(preset(kv_tokens=640, seqs=4), priority_scheduling=prio,
+                       token_events=token_events)
+    arr = [(0.0, i, 40, 200, 4) for i in range(10)] + [(0.05, "urgent", 40, 10, 0)]
+    return eng, run(eng, arr)
+
+
+def test_priority_urgent_request_overtakes_the_waiting_background_work():
+    eng, ev = _background_then_urgent(prio=True)
+    urgent = times(ev["urgent"], "first_token")[0]
+    first_preemption = min(t for e in ev.values() for t in times(e, "preempted"))
+    assert eng.preemptions == sum(len(times(e, "preempted")) for e in ev.values()) > 0
+    assert not times(ev["urgent"], "preempted")
+    # it waited for a slot (no waiting request preempts), then went before every p4
+    # still waiting and before the preempted ones coming back
+    assert first_preemption < urgent
+    assert urgent < min(times(ev[i], "first_token")[0] for i in range(4, 10))
+    assert all(len(times(ev[i], "done")) == 1 for i in range(10))
+    _, fifo = _background_then_urgent(prio=False)
+    assert times(fifo["urgent"], "first_token")[0] > max(
+        times(fifo[i], "first_token")[0] for i in range(4, 10))
+
+
+def test_priority_urgent_request_is_the_same_fast_forwarded_or_step_by_step():
+    """The p0 arrives during a fast-forwarded decode run: the run is cut, and every event
+    time (its first token, the preemptions) is the one of a step-by-step engine."""
+    fast, ev_f = _background_then_urgent(prio=True)
+    slow, ev_s = _background_then_urgent(prio=True, token_events=True)
+    for rid in ev_s:
+        for kind in ("first_token", "done", "preempted"):
+            assert times(ev_f[rid], kind) == pytest.approx(times(ev_s[rid], kind), rel=1e-9)
+    assert fast.preemptions == slow.preemptions > 0
+    probe = SimLLMEngine(preset(kv_tokens=640, seqs=4), priority_scheduling=True)
+    for i in range(4):
+        probe.submit(i, 40, 200, 4, 0.0)
+    while probe._macro_k == 0:
+        probe.advance(probe.next_event_time())
+    end = probe.next_event_time()
+    probe.submit("urgent", 40, 10, 0, probe._t_start + 1e-6)
+    assert probe.next_event_time() < end  # cut at the next step boundary
+
+
+def test_priority_preempts_the_lowest_priority_newest_not_the_newest():
+    arr = [(0.0, "a", 40, 300, 4), (0.001, "b", 40, 300, 4), (0.002, "c", 40, 300, 0)]
+    ev = run(SimLLMEngine(preset(kv_tokens=640, seqs=8), priority_scheduling=True), arr)
+    assert times(ev["b"], "preempted") and not times(ev["c"], "preempted")
+    assert times(ev["c"], "done")[0] < times(ev["b"], "done")[0]
+    fifo = run(SimLLMEngine(preset(kv_tokens=640, seqs=8)), arr)
+    first = min((t, rid) for rid, e in fifo.items() for t in times(e, "preempted"))
+    assert first[1] == "c"  # FCFS: the newest
+
+
+def test_priority_waiting_request_does_not_preempt_a_running_one():
+    """At max_num_seqs with KV to spare, a p0 waits for a p4 to finish (vLLM's waiting
+    loop stops at max_num_seqs without preempting)."""
+    eng = SimLLMEngine(preset(seqs=2), priority_scheduling=True)
+    ev = run(eng, [(0.0, "a", 40, 100, 4), (0.0, "b", 40, 300, 4), (0.01, "p0", 40, 5, 0)])
+    assert eng.preemptions == 0
+    assert times(ev["p0"], "first_token")[0] >= times(ev["a"], "done")[0]
