@@ -44,6 +44,19 @@ class BackendSpec(BaseModel):
     # one there is busy (engine.sim.host). Empty: alone, as in a cluster.
     host: str = ""
 
+    @property
+    def priority_scheduling(self) -> bool:
+        """The engine runs vLLM's priority scheduler (`--scheduling-policy priority` or
+        `--scheduling-policy=priority` in `extra_args`): it then takes the request
+        `priority` field (vLLM refuses it otherwise), so the control plane forwards it."""
+        args, policy = self.extra_args, "fcfs"
+        for i, a in enumerate(args):  # the last one wins, as with vLLM's argparse
+            if a.startswith("--scheduling-policy="):
+                policy = a.partition("=")[2]
+            elif a == "--scheduling-policy" and i + 1 < len(args):
+                policy = args[i + 1]
+        return policy == "priority"
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:

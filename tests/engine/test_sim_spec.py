@@ -56,3 +56,21 @@ def test_engine_stats_in_flight_is_optional():
     s = EngineStats(running=3, waiting=2, kv_use=0.5)
     assert s.in_flight is None
     assert EngineStats(1, 0, 0.1, in_flight=1).in_flight == 1
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    ([], False),
+    (["--scheduling-policy", "priority"], True),
+    (["--dtype", "bf16", "--scheduling-policy=priority"], True),
+    (["--scheduling-policy", "fcfs"], False),
+    (["--scheduling-policy=fcfs"], False),
+    (["--scheduling-policy", "priority", "--scheduling-policy", "fcfs"], False),
+    (["--scheduling-policy"], False),
+    (["priority"], False),
+])
+def test_priority_scheduling_is_read_from_the_vllm_flags(args, want):
+    s = spec(kind="vllm", url="http://x:1", model="m", extra_args=args)
+    assert s.priority_scheduling is want
+    assert "priority_scheduling" not in s.model_dump()
+    with pytest.raises((AttributeError, ValueError)):
+        s.priority_scheduling = not want
