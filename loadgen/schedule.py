@@ -40,6 +40,8 @@ class ScheduledRequest:
     slo_e2e_ms: float | None
     model: str
     parent_id: str | None = None
+    slo_tpot_ms: float | None = None  # time per output token after the first (LLM classes)
+    slo_tier: str = ""  # the SLO tier drawn for it ("" when its class has no tiers)
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -52,9 +54,29 @@ def _draw_classes(spec: WorkloadSpec, rng: np.random.Generator, n: int) -> np.nd
     return np.array(CLASSES, dtype=object)[rng.choice(len(CLASSES), size=n, p=w / w.sum())]
 
 
+def _draw_tiers(spec: WorkloadSpec, rng: np.random.Generator, classes: np.ndarray) -> np.ndarray:
+    """A tier name per request, by its class's shares ("" where the class has none).
+
+    Why its own stream, drawn from only for classes with tiers: adding tiers
+    must not move any other draw, and a workload without tiers must give
+    exactly the schedule it gave before tiers existed.
+    """
+    tiers = np.full(len(classes), "", dtype=object)
+    for c in CLASSES:
+        choices = spec.slos[c].tiers
+        idx = np.flatnonzero(classes == c) if choices else np.empty(0, np.int64)
+        if idx.size == 0:
+            continue
+        p = np.array([t.share for t in choices], dtype=float)
+        names = np.array([t.name for t in choices], dtype=object)
+        tiers[idx] = names[rng.choice(len(choices), size=idx.size, p=p / p.sum())]
+    return tiers
+
+
 def _requests(
     spec: WorkloadSpec,
     rng: np.random.Generator,
+    tier_rng: np.random.Generator,
     times: np.ndarray,
     classes: np.ndarray,
     ids: list[str],
@@ -64,7 +86,7 @@ def _requests(
     prio_override: np.ndarray | None = None,
     fixed: list[dict] | None = None,
 ) -> list[ScheduledRequest]:
-    """Fill sizes, priority, SLOs and model for given times and classes.
+    """Fill sizes, priority, SLO tier and bounds, and model for given times and classes.
 
     Overrides (value ≥ 0 wins) serve the adversarial patterns; `fixed` holds
     per-request sizes given by a trace.
@@ -98,10 +120,11 @@ def _requests(
         prompt = np.where(prompt_override >= 0, prompt_override, prompt)
     if prio_override is not None:
         prio = np.where(prio_override >= 0, prio_override, prio)
+    tiers = _draw_tiers(spec, tier_rng, classes)
     out = []
     for i in range(n):
         c = str(classes[i])
-        slo = spec.slos[c]
+        ttft_ms, tpot_ms, e2e_ms = spec.slos[c].bounds(tiers[i])
         if c == "embedding":
             p, nt, tt, o = int(n_texts[i] * text_tok[i]), int(n_texts[i]), int(text_tok[i]), 0
             model = spec.embedding_model
@@ -112,8 +135,9 @@ def _requests(
         out.append(ScheduledRequest(
             id=ids[i], t=float(times[i]), cls=c, client_id=clients[i], priority=int(prio[i]),
             prompt_tokens=p, output_tokens=o, n_texts=nt, text_tokens=tt,
-            slo_ttft_ms=None if c == "embedding" else slo.ttft_ms, slo_e2e_ms=slo.e2e_ms,
-            model=model,
+            slo_ttft_ms=None if c == "embedding" else ttft_ms, slo_e2e_ms=e2e_ms,
+            model=model, slo_tpot_ms=None if c == "embedding" else tpot_ms,
+            slo_tier=str(tiers[i]),
         ))
     return out
 
@@ -201,7 +225,8 @@ def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[Schedule
     clients = [f"c{i % spec.client_ids:03d}" for i in range(n)]
     if client_col is not None:
         clients = [c if c is not None else d for c, d in zip(client_col, clients, strict=True)]
-    return _requests(spec, stream(spec.seed, "sizes"), times, classes, ids, clients,
+    return _requests(spec, stream(spec.seed, "sizes"), stream(spec.seed, "tiers"), times, classes,
+                     ids, clients,
                      prompt_override=prompt_o, prio_override=prio_o, fixed=fixed)
 
 
@@ -211,8 +236,9 @@ class Source:
     Open loop: initial() is the whole schedule, on_done() adds nothing.
     Closed loop: each of N clients starts at t = 0; when a request of client c
     finishes at t, its next request is intended at t + think_time_s if that is
-    before the end. Each client draws from its own stream, so its k-th request
-    is the same whatever order completions come in.
+    before the end. Each client draws from its own stream (and its SLO tiers
+    from one more, `tiers/client/<i>`), so its k-th request is the same
+    whatever order completions come in.
     """
 
     def __init__(self, spec: WorkloadSpec, seed: int | None = None):
@@ -225,6 +251,7 @@ class Source:
             self._names = [f"c{i:03d}" for i in range(n)]
             self._index = {name: i for i, name in enumerate(self._names)}
             self._rngs = [stream(spec.seed, f"client/{i}") for i in range(n)]
+            self._tier_rngs = [stream(spec.seed, f"tiers/client/{i}") for i in range(n)]
             self._count = [0] * n
 
     def _next(self, i: int, t: float) -> ScheduledRequest:
@@ -233,7 +260,8 @@ class Source:
         k = self._count[i]
         self._count[i] += 1
         rid = f"{self._names[i]}-{k:06d}"
-        return _requests(self.spec, rng, np.array([t]), cls, [rid], [self._names[i]])[0]
+        return _requests(self.spec, rng, self._tier_rngs[i], np.array([t]), cls, [rid],
+                         [self._names[i]])[0]
 
     def initial(self) -> list[ScheduledRequest]:
         if not self.closed:

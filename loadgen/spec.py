@@ -148,11 +148,64 @@ class PriorityDist(_Strict):
         return w
 
 
+SHARE_TOLERANCE = 1e-6
+
+
+class Tier(_Strict):
+    """One SLO tier of a class: a share of its requests with bounds of their own.
+
+    Why: a service promises different latencies to different customers of
+    the same class; a tier's bound overrides the class-level one, an unset
+    bound falls back to it. The name ends up in keys (`chat.tight`) and in a
+    header, hence letters, digits, `_` and `-` only.
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    share: float = Field(gt=0, le=1)
+    ttft_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0)
+    e2e_ms: float | None = Field(default=None, gt=0)
+
+
 class SLO(_Strict):
-    """Latency objectives in ms; None = no objective of that kind."""
+    """Latency objectives in ms; None = no objective of that kind.
+
+    tpot_ms bounds the time per output token after the first (LLM classes).
+    `tiers` split the class's requests by share; each request draws one.
+    """
 
     ttft_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0)
     e2e_ms: float | None = Field(default=None, gt=0)
+    tiers: list[Tier] = []
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, tiers: list[Tier]) -> list[Tier]:
+        """Shares must add up to 1 and names must tell the tiers apart."""
+        if not tiers:
+            return tiers
+        seen: dict[str, int] = {}
+        for i, t in enumerate(tiers):
+            if t.name in seen:
+                raise ValueError(f"duplicate tier name {t.name!r} (tiers[{seen[t.name]}] and tiers[{i}])")
+            seen[t.name] = i
+        total = math.fsum(t.share for t in tiers)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(f"shares must sum to 1, got {total:g}")
+        return tiers
+
+    def bounds(self, tier: str = "") -> tuple[float | None, float | None, float | None]:
+        """(ttft_ms, tpot_ms, e2e_ms) for a request of `tier` ("" = the class's own)."""
+        for t in self.tiers:
+            if t.name == tier:
+                return (_first(t.ttft_ms, self.ttft_ms), _first(t.tpot_ms, self.tpot_ms),
+                        _first(t.e2e_ms, self.e2e_ms))
+        return self.ttft_ms, self.tpot_ms, self.e2e_ms
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b
 
 
 # ---------------------------------------------------------------- arrivals
@@ -367,6 +420,16 @@ def _default_slos() -> dict[str, SLO]:
     return {c: SLO() for c in CLASSES}
 
 
+def _embedding_has_only_e2e(slo: SLO) -> None:
+    """Embeddings stream nothing: a TTFT or TPOT bound on them could never be judged."""
+    for where, obj in [("embedding", slo)] + [(f"embedding.tiers[{i}]", t)
+                                             for i, t in enumerate(slo.tiers)]:
+        for name in ("ttft_ms", "tpot_ms"):
+            if getattr(obj, name) is not None:
+                raise ValueError(f"{where}.{name}: embedding has no TTFT or TPOT; "
+                                 "set only `e2e_ms` for embedding")
+
+
 class WorkloadSpec(_Strict):
     """The `[workload]` table. Times in seconds, rates in requests per second.
 
@@ -430,8 +493,7 @@ class WorkloadSpec(_Strict):
     @classmethod
     def _fill_slos(cls, v: dict[str, SLO]) -> dict[str, SLO]:
         out = {c: v.get(c, SLO()) for c in CLASSES}
-        if out["embedding"].ttft_ms is not None:
-            raise ValueError("embedding has no TTFT: set only `e2e_ms` for embedding")
+        _embedding_has_only_e2e(out["embedding"])
         return out
 
     @model_validator(mode="after")
