@@ -180,6 +180,10 @@ class Client:
             h["X-SLO-TTFT-Ms"] = f"{req.slo_ttft_ms:g}"
         if req.slo_e2e_ms is not None:
             h["X-SLO-E2E-Ms"] = f"{req.slo_e2e_ms:g}"
+        if req.slo_tpot_ms is not None:
+            h["X-SLO-TPOT-Ms"] = f"{req.slo_tpot_ms:g}"
+        if req.slo_tier:
+            h["X-SLO-Tier"] = req.slo_tier
         return h
 
     def body(self, req, text: str | None = None, texts: list[str] | None = None) -> dict:

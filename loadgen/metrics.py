@@ -24,6 +24,11 @@ HIST_MAX_US = 3_600_000_000  # one hour
 HIST_DIGITS = 3
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
 LLM_CLASSES = ("chat", "completion", "pipeline")
+# Reason kinds of a request the control plane dropped from its queue once its
+# deadline could no longer be met (counted as `shed`; rejected at arrival is not).
+SHED_REASONS = ("slo_shed",)
+# Pipelines prefix a stage's reason with the stage (sim `embed: ..`, live `stage_embed: ..`).
+_STAGE_PREFIXES = ("embed", "chat", "stage_embed", "stage_chat")
 
 # ------------------------------------------------------------ per request (s)
 
@@ -59,11 +64,9 @@ def e2e_sent(r: RequestRecord) -> float | None:
 
 
 def tpot(r: RequestRecord) -> float | None:
-    """(E2E − TTFT) / (output tokens − 1), as vLLM defines it."""
-    a, b = e2e(r), ttft(r)
-    if a is None or b is None or r.output_tokens <= 1:
-        return None
-    return (a - b) / (r.output_tokens - 1)
+    """(E2E − TTFT) / (output tokens − 1), as vLLM defines it (the record's
+    own definition, which its TPOT SLO is judged by)."""
+    return r.tpot_s
 
 
 def itl(r: RequestRecord) -> list[float]:
@@ -324,6 +327,7 @@ def aggregate(
     records = list(records)
     w0, w1 = warmup_s, warmup_s + duration_s
     top = [r for r in records if r.parent_id is None]
+    met = {id(r): r.slo_met() for r in top}
     stages = [r for r in records if r.parent_id is not None]
     issued = [r for r in top if w0 <= r.t_intended < w1]
     hists = _Hists()
@@ -371,8 +375,8 @@ def aggregate(
             "rejected": sum(r.status == "rejected" for r in recs),
             "throughput_rps": len(done_in) / duration_s,
             "throughput_tok_s": tokens / duration_s,
-            "slo_attainment": (sum(r.slo_met() for r in recs) / len(recs)) if recs else None,
-            "goodput_rps": sum(r.slo_met() for r in done_in) / duration_s,
+            "slo_attainment": (sum(met[id(r)] for r in recs) / len(recs)) if recs else None,
+            "goodput_rps": sum(met[id(r)] for r in done_in) / duration_s,
             "target_rate_rps": target,
             "achieved_rate_rps": achieved,
             "lateness_p99_ms": late["p99"] if late else None,
@@ -383,6 +387,8 @@ def aggregate(
                 "clients": clients,
                 "longest_wait_ms": max(waits) * 1000 if waits else None,
                 "failure_reasons": _reasons(recs),
+                **_outcomes(recs),
+                **_slo_groups(cls, recs, done_in, met, duration_s),
                 "pacing": {
                     "target_rps": target,
                     "offered_rps": len(recs) / duration_s,
@@ -409,6 +415,75 @@ def _reasons(recs: list[RequestRecord]) -> dict[str, int]:
         if r.status != "completed":
             out[r.reason.split(":", 1)[0] or "unknown"] += 1
     return dict(out)
+
+
+def reason_kind(reason: str) -> str:
+    """The reason's kind: its text before the first ':', past a pipeline's stage
+    prefix (`chat: slo_shed` is a shed like `slo_shed`); "unknown" when empty."""
+    head, _, rest = reason.partition(":")
+    head = head.strip()
+    if head in _STAGE_PREFIXES and rest.strip():
+        return reason_kind(rest)
+    return head or "unknown"
+
+
+def _outcomes(recs: list[RequestRecord]) -> dict:
+    """Rejections and failures by reason kind, and how many were shed.
+
+    Why apart from `failure_reasons`: a refusal at arrival (`queue_full`,
+    `slo_infeasible`), a shed from the queue (`slo_shed`) and an engine
+    failure say different things about a policy.
+    """
+    rejected: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
+    shed = 0
+    for r in recs:
+        if r.status == "completed":
+            continue
+        kind = reason_kind(r.reason)
+        (rejected if r.status == "rejected" else failed)[kind] += 1
+        shed += kind in SHED_REASONS
+    return {"rejected_by_reason": dict(sorted(rejected.items())),
+            "failed_by_reason": dict(sorted(failed.items())), "shed": shed}
+
+
+def _attainment(recs: list[RequestRecord], done_in: list[RequestRecord], met: dict[int, bool],
+                duration_s: float) -> dict:
+    """The same attainment and goodput as a class summary, for one group of requests."""
+    n_met = sum(met[id(r)] for r in recs)
+    return {"issued": len(recs), "met": n_met,
+            "slo_attainment": n_met / len(recs) if recs else None,
+            "goodput_rps": sum(met[id(r)] for r in done_in) / duration_s}
+
+
+def _grouped(key, recs: list[RequestRecord], done_in: list[RequestRecord], met: dict[int, bool],
+             duration_s: float) -> dict[str, dict]:
+    """_attainment per value of key(record); records whose key is None are left out."""
+    keys = sorted({k for k in map(key, [*recs, *done_in]) if k is not None})
+    return {k: _attainment([r for r in recs if key(r) == k], [r for r in done_in if key(r) == k],
+                           met, duration_s) for k in keys}
+
+
+def _slo_groups(cls: str, recs: list[RequestRecord], done_in: list[RequestRecord],
+                met: dict[int, bool], duration_s: float) -> dict:
+    """Attainment and goodput per SLO tier and, for LLM requests, per priority.
+
+    Why: a pooled figure hides a policy that serves the loose tier or the
+    background priority at the expense of the others. In a class summary the
+    tiers are keyed by name (`tight`); in `all` by class and name
+    (`chat.tight`), since each class names its own tiers. Priorities are
+    keyed "0".."4"; `all` pools the LLM classes (chat, completion, pipeline).
+    """
+    def tier(r: RequestRecord) -> str | None:
+        if not r.slo_tier:
+            return None
+        return f"{r.cls}.{r.slo_tier}" if cls == "all" else r.slo_tier
+
+    def prio(r: RequestRecord) -> str | None:
+        return str(r.priority) if r.cls in LLM_CLASSES else None
+
+    return {"slo_tiers": _grouped(tier, recs, done_in, met, duration_s),
+            "slo_priorities": _grouped(prio, recs, done_in, met, duration_s)}
 
 
 def _stage_hists(stages: list[RequestRecord], hists: _Hists, w0: float, w1: float, window_s: float) -> None:

@@ -64,7 +64,8 @@ class Rag:
         question = client.prompts.text(req.prompt_tokens, req.id)
         emb_req = replace(req, id=f"{req.id}/embed", cls="embedding", n_texts=1,
                           text_tokens=req.prompt_tokens, output_tokens=0, slo_ttft_ms=None,
-                          slo_e2e_ms=None, model=self.embedding_model, parent_id=req.id)
+                          slo_e2e_ms=None, slo_tpot_ms=None, model=self.embedding_model,
+                          parent_id=req.id)
         vec: list = []
         emb = await client.call(emb_req, texts=[question], vectors=vec)
         top = RequestRecord.from_scheduled(req, t_sent=emb.t_sent)
@@ -77,7 +78,8 @@ class Rag:
         context = "\n\n".join(self.passages[i] for i in hits)
         chat_req = replace(req, id=f"{req.id}/chat", t=t_search, cls="chat",
                            prompt_tokens=req.prompt_tokens + len(hits) * self.cfg.passage_tokens,
-                           slo_ttft_ms=None, slo_e2e_ms=None, model=self.model, parent_id=req.id)
+                           slo_ttft_ms=None, slo_e2e_ms=None, slo_tpot_ms=None, model=self.model,
+                           parent_id=req.id)
         chat = await client.call(chat_req, text=f"{context}\n\nQuestion: {question}")
         out.append(chat)
         top.backend = chat.backend

@@ -38,6 +38,8 @@ class RequestRecord:
     # Live mode: the gateway reports queue wait in a header (x-sage-queue-ms)
     # without its own received/dispatched stamps; used when those are None.
     queue_wait_ms: float | None = None
+    slo_tpot_ms: float | None = None  # time per output token after the first (LLM classes)
+    slo_tier: str = ""  # the workload's SLO tier ("" when its class has no tiers)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -52,6 +54,16 @@ class RequestRecord:
     def e2e_s(self) -> float | None:
         return None if self.t_done is None else self.t_done - self.t_intended
 
+    @property
+    def tpot_s(self) -> float | None:
+        """(E2E − TTFT) / (output tokens − 1), vLLM's definition; None for a
+        request that did not complete, has no first token or one output token."""
+        if self.status != "completed" or self.t_done is None or self.t_first_token is None:
+            return None
+        if self.output_tokens <= 1:
+            return None
+        return (self.t_done - self.t_first_token) / (self.output_tokens - 1)
+
     def slo_met(self) -> bool:
         """Completed and within every SLO it carries (measured from intended send)."""
         if self.status != "completed" or self.t_done is None:
@@ -61,7 +73,15 @@ class RequestRecord:
         if self.slo_ttft_ms is not None:
             if self.t_first_token is None or self.ttft_s * 1000 > self.slo_ttft_ms:
                 return False
-        return True
+        return self._tpot_met()
+
+    def _tpot_met(self) -> bool:
+        """A TPOT bound holds trivially with one output token; without a first
+        token stamp it cannot be shown to hold, so it is a miss."""
+        if self.slo_tpot_ms is None or self.output_tokens <= 1:
+            return True
+        tpot = self.tpot_s
+        return tpot is not None and tpot * 1000 <= self.slo_tpot_ms
 
     def to_store_dict(self) -> dict:
         """Columns of the store's `request` table (no id/run_id)."""
@@ -88,6 +108,8 @@ class RequestRecord:
             "overhead_us": self.overhead_us,
             "parent_id": self.parent_id,
             "queue_wait_ms": self.queue_wait_ms,
+            "slo_tpot_ms": self.slo_tpot_ms,
+            "slo_tier": self.slo_tier,
         }
 
     @classmethod
@@ -98,5 +120,6 @@ class RequestRecord:
             t_intended=req.t, prompt_tokens=req.prompt_tokens,
             output_tokens=req.output_tokens, n_texts=req.n_texts,
             slo_ttft_ms=req.slo_ttft_ms, slo_e2e_ms=req.slo_e2e_ms,
+            slo_tpot_ms=getattr(req, "slo_tpot_ms", None), slo_tier=getattr(req, "slo_tier", ""),
             parent_id=req.parent_id, **stamps,
         )

@@ -91,10 +91,16 @@ def _v2(conn: sqlite3.Connection) -> None:
     create_missing(conn)
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    """v2 -> v3: request.slo_tpot_ms and request.slo_tier (old rows: NULL and '')."""
+    create_missing(conn)
+
+
 # (version reached, what it does, function). Append only; never edit a shipped entry.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = [
     (1, "versioned schema: meta table, run_tag mirror, every v1 column", _v1),
     (2, "request.parent_id and request.queue_wait_ms", _v2),
+    (3, "request.slo_tpot_ms and request.slo_tier", _v3),
 ]
 assert [m[0] for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Request classes and the pseudo-class summarising all of them.
 REQUEST_CLASSES = ("chat", "completion", "embedding", "pipeline")
@@ -233,6 +233,9 @@ class RequestRecord(SQLModel, table=True):
     # v2: pipeline stages name their pipeline; the gateway's queue-wait header.
     parent_id: str | None = None
     queue_wait_ms: float | None = None
+    # v3: the TPOT SLO (ms per output token after the first) and the SLO tier drawn.
+    slo_tpot_ms: float | None = None
+    slo_tier: str = ""  # "" when the request's class has no tiers
 
 
 # Every table of the store, in dependency order (migrations create them in this order).

@@ -31,7 +31,8 @@ def to_request(s: ScheduledRequest, *, arrival: float | None = None, cls: str | 
         client_id=s.client_id, priority=s.priority, prompt_tokens=s.prompt_tokens,
         output_tokens=s.output_tokens, n_texts=s.n_texts,
         text_tokens=s.n_texts * s.text_tokens,
-        slo_ttft_ms=s.slo_ttft_ms, slo_e2e_ms=s.slo_e2e_ms, model=s.model, parent_id=s.parent_id,
+        slo_ttft_ms=s.slo_ttft_ms, slo_e2e_ms=s.slo_e2e_ms, slo_tpot_ms=s.slo_tpot_ms,
+        slo_tier=s.slo_tier, model=s.model, parent_id=s.parent_id,
     )
     fields.update(changes)
     return Request(**fields)

@@ -56,7 +56,7 @@ class PipelineDriver:
         self._parents[s.id] = s
         return to_request(s, cls="embedding", id=f"{s.id}/embed", parent_id=s.id,
                           n_texts=1, text_tokens=s.prompt_tokens, output_tokens=0,
-                          slo_ttft_ms=None)
+                          slo_ttft_ms=None, slo_tpot_ms=None)
 
     def owns(self, outcome: RequestOutcome) -> bool:
         return outcome.parent_id is not None and outcome.parent_id in self._parents
@@ -74,7 +74,8 @@ class PipelineDriver:
             chat_prompt = parent.prompt_tokens + p.top_k * p.passage_tokens
             return [to_request(parent, cls="chat", id=f"{parent.id}/chat", parent_id=parent.id,
                                arrival=t_chat, t=t_chat, prompt_tokens=chat_prompt,
-                               n_texts=0, text_tokens=0, slo_e2e_ms=None, slo_ttft_ms=None)]
+                               n_texts=0, text_tokens=0, slo_e2e_ms=None, slo_ttft_ms=None,
+                               slo_tpot_ms=None)]
         self._finish(parent, chat=o)
         return []
 

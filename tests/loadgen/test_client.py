@@ -69,6 +69,8 @@ def test_headers_and_body():
     h = c.headers(req(slo_e2e_ms=900.0))
     assert h == {"X-Request-Id": "r0", "X-Client-Id": "c7", "X-Priority": "1",
                  "X-SLO-TTFT-Ms": "250", "X-SLO-E2E-Ms": "900"}
+    h = c.headers(req(slo_tpot_ms=12.5, slo_tier="tight"))
+    assert h["X-SLO-TPOT-Ms"] == "12.5" and h["X-SLO-Tier"] == "tight"
     b = c.body(req())
     assert b["max_tokens"] == 20 and b["ignore_eos"] is True and b["priority"] == 1
     assert b["stream_options"] == {"include_usage": True}

@@ -138,6 +138,33 @@ def test_v1_database_gains_the_v2_request_columns(db_path):
         c.execute("ALTER TABLE request DROP COLUMN queue_wait_ms")
         c.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with open_store(db_path) as s, s.connection() as c:
-        assert current_version(c, str(db_path)) == SCHEMA_VERSION == 2
+        assert current_version(c, str(db_path)) == SCHEMA_VERSION
         cols = {r[1] for r in c.execute("PRAGMA table_info(request)")}
         assert {"parent_id", "queue_wait_ms"} <= cols
+
+
+def test_v2_database_gains_the_v3_slo_columns_and_keeps_its_rows(db_path):
+    """A v2 store (request without slo_tpot_ms/slo_tier, one raw row) opens, is
+    upgraded in place, keeps the row with NULL / '' in the new columns, and
+    takes rows of the new shape."""
+    with open_store(db_path) as s:
+        w = s.create_run(experiment_id=None, name="old", mode="sim", config={}, seed=0, repetition=0)
+        with s.transaction() as c:
+            c.execute("ALTER TABLE request DROP COLUMN slo_tpot_ms")
+            c.execute("ALTER TABLE request DROP COLUMN slo_tier")
+            c.execute("INSERT INTO request(run_id, request_id, request_class, client_id, priority, "
+                      "status, reason, backend, t_intended, prompt_tokens, output_tokens, n_texts) "
+                      "VALUES (?, 'r1', 'chat', 'c000', 2, 'completed', '', '', 0.5, 10, 5, 0)",
+                      (w.run_id,))
+            c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with open_store(db_path) as s, s.connection() as c:
+        assert current_version(c, str(db_path)) == SCHEMA_VERSION == 3
+        row = c.execute("SELECT request_id, slo_tpot_ms, slo_tier FROM request").fetchall()
+        assert row == [("r1", None, "")]
+    with open_store(db_path) as s:
+        w2 = s.create_run(experiment_id=None, name="new", mode="sim", config={}, seed=0, repetition=0)
+        w2.add_requests([{"request_id": "r2", "request_class": "chat", "slo_tpot_ms": 40.0,
+                          "slo_tier": "tight"}])
+        with s.connection() as c:
+            got = c.execute("SELECT slo_tpot_ms, slo_tier FROM request WHERE request_id='r2'").fetchall()
+        assert got == [(40.0, "tight")]
