@@ -48,7 +48,12 @@ METRICS = web.AppKey("metrics", GatewayMetrics)
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions",
          "embedding": "/v1/embeddings"}
 # Reasons the core may give, and the HTTP status each becomes (default 503).
-REASON_STATUS = {"queue_full": 429, "no_capable_backend": 400, "model_not_served": 404}
+REASON_STATUS = {"queue_full": 429, "no_capable_backend": 400, "model_not_served": 404,
+                 "slo_infeasible": 429, "slo_shed": 429, "deadline_unmeetable": 429}
+# The OpenAI error `type` of a refusal (default: by status). SLO admission answers share
+# one type, so a client tells "your objective cannot be met now" from a full queue.
+REASON_TYPE = {"slo_infeasible": "slo_infeasible", "slo_shed": "slo_infeasible",
+               "deadline_unmeetable": "slo_infeasible"}
 
 
 @dataclass(slots=True)
@@ -58,6 +63,41 @@ class Payload:
     raw: bytes  # the body to forward (client's bytes unless a field had to go)
     body: dict[str, Any]
     stream: bool
+    src: bytes = b""  # the client's bytes (the base of a body that carries `priority`)
+    with_priority: bytes | None = None  # built once, for engines with priority scheduling
+
+
+def _spliced(src: bytes, priority: int) -> bytes | None:
+    """`src` (a UTF-8 JSON object without `priority`) with `"priority":N` as its first
+    member, without re-serializing a large body; None when the bytes are not plain
+    UTF-8 that starts with `{` (json.loads also reads UTF-16/32 and a BOM)."""
+    head = src.lstrip(b" \t\r\n")
+    if not head.startswith(b"{") or b"\x00" in head[:4]:
+        return None
+    rest = head[1:].lstrip(b" \t\r\n")
+    sep = b"" if rest.startswith(b"}") else b","
+    return b'{"priority":%d%s%s' % (priority, sep, rest)
+
+
+def upstream_body(payload: Payload, priority: int, forward_priority: bool) -> bytes:
+    """The bytes to send to an engine. vLLM refuses `priority` unless started with
+    `--scheduling-policy priority`: to such an engine the request's priority (0..4,
+    lower first, as vLLM orders) goes in the body; to others the field is stripped.
+    Built once per request; the client's bytes go as they are when they already say it."""
+    if not forward_priority:
+        return payload.raw
+    if payload.with_priority is None:
+        b, given = payload.body, payload.body.get("priority")
+        if given == priority and type(given) is int:
+            out = payload.src or payload.raw
+        elif "priority" not in b:
+            out = _spliced(payload.src or payload.raw, priority)
+        else:
+            out = None
+        if out is None:
+            out = json.dumps({**b, "priority": priority}, separators=(",", ":")).encode()
+        payload.with_priority = out
+    return payload.with_priority
 
 
 @dataclass(slots=True)
@@ -84,13 +124,16 @@ def _sage_headers(rt: Runtime, slot: Slot) -> dict[str, str]:
 
 
 def _refused(rt: Runtime, slot: Slot, exc: Refused, opt: GatewayOptions) -> web.Response:
+    """The core's reject or fail as an OpenAI error. A 429 (queue full, or an SLO the
+    control plane cannot meet) says when to retry: the load is what refused it."""
     status = REASON_STATUS.get(exc.reason, 503)
     headers = _sage_headers(rt, slot)
     if status == 429:
         headers["Retry-After"] = str(opt.retry_after_s)
     kind = "rejected" if exc.rejected else "failed"
     msg = f"Request {kind} by the control plane: {exc.reason}."
-    typ = "rate_limit_error" if status == 429 else "service_unavailable"
+    typ = REASON_TYPE.get(exc.reason) or (
+        "rate_limit_error" if status == 429 else "service_unavailable")
     return _json(status, error_body(msg, typ, None, exc.reason), headers)
 
 
@@ -136,8 +179,9 @@ def _admit(request: web.Request, cls: str, raw: bytes) -> Slot:
                   client_id=meta.client_id, priority=effective_priority(meta, parsed),
                   prompt_tokens=parsed.prompt_tokens, output_tokens=parsed.output_tokens,
                   n_texts=parsed.n_texts, text_tokens=parsed.text_tokens,
-                  slo_ttft_ms=meta.slo_ttft_ms, slo_e2e_ms=meta.slo_e2e_ms, model=parsed.model,
-                  payload=Payload(_forward_body(raw, parsed), parsed.body, parsed.stream))
+                  slo_ttft_ms=meta.slo_ttft_ms, slo_e2e_ms=meta.slo_e2e_ms,
+                  slo_tpot_ms=meta.slo_tpot_ms, slo_tier=meta.slo_tier, model=parsed.model,
+                  payload=Payload(_forward_body(raw, parsed), parsed.body, parsed.stream, raw))
     return rt.admit(req, meta.request_id)
 
 
@@ -234,7 +278,8 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
     url = ticket.url + PATHS[slot.req.cls]
     resp = None
     try:
-        resp = await open_post(rt.session, url, payload.raw, _upstream_timeout(opt))
+        body = upstream_body(payload, slot.req.priority, ticket.priority)
+        resp = await open_post(rt.session, url, body, _upstream_timeout(opt))
         slot.upstream = resp
         if resp.status != 200 or not payload.stream:
             try:
@@ -367,10 +412,13 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
                       slots: list[Slot]) -> None:
     url = rt.urls[st.backend] + PATHS["embedding"]
     rt.metrics.batch_size.labels("embedding").observe(len(slots))
+    prio = rt.priority_scheduling[st.backend]
     if len(slots) == 1:
-        raw, counts = slots[0].req.payload.raw, None
+        raw, counts = upstream_body(slots[0].req.payload, slots[0].req.priority, prio), None
     else:
         body, counts = merged_body([s.req.payload.body for s in slots])
+        if prio:  # one engine request for several: it runs as the most urgent of them
+            body["priority"] = min(s.req.priority for s in slots)
         raw = json.dumps(body, separators=(",", ":")).encode()
     try:
         resp = await open_post(rt.session, url, raw, _upstream_timeout(opt))

@@ -47,6 +47,7 @@ class Ticket:
     dispatch_id: int
     backend: str
     url: str
+    priority: bool = False  # the engine runs vLLM's priority scheduler: send `priority`
 
 
 @dataclass(slots=True, eq=False)
@@ -96,6 +97,8 @@ class Runtime:
         self.metrics = metrics
         self.backends = {b.name: b for b in backends}
         self.urls = {b.name: b.url.rstrip("/") for b in backends}
+        # engines started with --scheduling-policy priority take the body's `priority`
+        self.priority_scheduling = {b.name: b.priority_scheduling for b in backends}
         self.up = {b.name: True for b in backends}
         self.slots: dict[str, Slot] = {}
         self.dispatches: dict[int, DispatchState] = {}
@@ -203,6 +206,7 @@ class Runtime:
         self.in_flight[d.backend] += len(slots)
         self._inflight_g.labels(d.backend).set(self.in_flight[d.backend])
         url = self.urls[d.backend]
+        prio = self.priority_scheduling[d.backend]
         for slot in slots:
             if slot.dispatched is None:
                 self._depth.labels(slot.req.cls).dec()
@@ -229,7 +233,7 @@ class Runtime:
             self.spawn(self.batch_runner(st))
         else:
             for s in live:
-                s.next_future().set_result(Ticket(d.dispatch_id, d.backend, url))
+                s.next_future().set_result(Ticket(d.dispatch_id, d.backend, url, prio))
 
     def _refuse(self, req: Request, reason: str, rejected: bool) -> None:
         slot = self.slots.pop(req.id, None)

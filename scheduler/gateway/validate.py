@@ -14,6 +14,7 @@ from typing import Any
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 MAX_ID_LEN = 128
+MAX_TIER_LEN = 64  # an SLO tier is a short name ("interactive"), not free text
 
 
 class ClientError(Exception):
@@ -63,6 +64,8 @@ class Meta:
     slo_e2e_ms: float | None
     client_id: str
     request_id: str | None
+    slo_tpot_ms: float | None = None
+    slo_tier: str = ""  # the workload's SLO tier name, "" when not sent
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_value") -> ClientError:
@@ -298,7 +301,8 @@ def _header_num(headers: Any, name: str) -> float | None:
 
 
 def parse_meta(headers: Any, peer: str = "") -> Meta:
-    """Read priority, SLOs and ids from the X-* headers the load generator sends."""
+    """Read priority, SLOs (TTFT, E2E, TPOT, tier) and ids from the X-* headers the
+    load generator sends; a malformed one is a 400 naming the header."""
     pr = headers.get("X-Priority")
     priority = None
     if pr is not None:
@@ -316,8 +320,12 @@ def parse_meta(headers: Any, peer: str = "") -> Meta:
     if rid is not None and not 0 < len(rid) <= MAX_ID_LEN:
         raise _bad(f"Header 'X-Request-Id' must be 1..{MAX_ID_LEN} characters.",
                    "X-Request-Id")
+    tier = headers.get("X-SLO-Tier")
+    if tier is not None and not 0 < len(tier) <= MAX_TIER_LEN:
+        raise _bad(f"Header 'X-SLO-Tier' must be 1..{MAX_TIER_LEN} characters.", "X-SLO-Tier")
     return Meta(priority, _header_num(headers, "X-SLO-TTFT-Ms"),
-                _header_num(headers, "X-SLO-E2E-Ms"), client or peer or "anonymous", rid)
+                _header_num(headers, "X-SLO-E2E-Ms"), client or peer or "anonymous", rid,
+                _header_num(headers, "X-SLO-TPOT-Ms"), tier or "")
 
 
 def effective_priority(meta: Meta, parsed: Parsed, default: int = 2) -> int:

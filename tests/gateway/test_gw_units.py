@@ -131,3 +131,51 @@ def test_batch_split_gives_each_request_its_vectors_and_usage():
     one = split_answer(json.dumps({"data": [{"index": 0, "embedding": b64}]}).encode(),
                        [1], [1])
     assert json.loads(one[0])["data"][0]["embedding"] == b64
+
+
+def test_slo_tpot_and_tier_headers():
+    m = parse_meta({"X-SLO-TPOT-Ms": "40", "X-SLO-Tier": "interactive"})
+    assert (m.slo_tpot_ms, m.slo_tier) == (40.0, "interactive")
+    assert (parse_meta({}).slo_tpot_ms, parse_meta({}).slo_tier) == (None, "")
+    for bad in ({"X-SLO-TPOT-Ms": "0"}, {"X-SLO-TPOT-Ms": "fast"}, {"X-SLO-TPOT-Ms": "nan"},
+                {"X-SLO-Tier": ""}, {"X-SLO-Tier": "t" * 65}):
+        with pytest.raises(ClientError) as ei:
+            parse_meta(bad)
+        name = next(iter(bad))
+        assert ei.value.status == 400 and ei.value.param == name
+        assert name in ei.value.body()["error"]["message"]
+
+
+def _payload(raw: bytes, cls: str = "chat"):
+    from scheduler.gateway.app import Payload, _forward_body
+    p = parse_request(cls, raw, MODELS)
+    return Payload(_forward_body(raw, p), p.body, p.stream, raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model":"tiny","messages":[{"role":"user","content":"hi"}]}',
+    b'  {\n "model": "tiny", "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model":"tiny","messages":[{"role":"user","content":"hi"}],"priority":3}',
+    b'{"model":"tiny","messages":[{"role":"user","content":"hi"}],"priority":-7}',
+    '{"model":"tiny","messages":[{"role":"user","content":"hi"}]}'.encode("utf-16"),
+    b'\xef\xbb\xbf{"model":"tiny","messages":[{"role":"user","content":"hi"}]}',
+])
+def test_upstream_body_carries_priority_only_to_priority_engines(raw):
+    from scheduler.gateway.app import upstream_body
+    pl = _payload(raw)
+    plain = upstream_body(pl, 1, False)
+    assert "priority" not in json.loads(plain)
+    sent = upstream_body(pl, 1, True)
+    body = json.loads(sent)
+    assert body["priority"] == 1
+    assert {k: v for k, v in body.items() if k != "priority"} == json.loads(plain)
+    assert upstream_body(pl, 1, True) is sent  # built once per request
+
+
+def test_upstream_body_forwards_the_clients_bytes_when_they_say_it_already():
+    from scheduler.gateway.app import upstream_body
+    raw = b'{"model":"tiny","priority":3,"messages":[{"role":"user","content":"hi"}]}'
+    assert upstream_body(_payload(raw), 3, True) is raw
+    raw = b'{"model":"tiny","messages":[{"role":"user","content":"hi"}]}'
+    pl = _payload(raw)
+    assert pl.raw is raw and upstream_body(pl, 2, False) is raw  # the fast path stays
