@@ -262,7 +262,9 @@ def serve(*, preset: str, host: str = "127.0.0.1", port: int = 8100, stream_inte
     run(server.app(), host, port)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """serve-sim's flags. `--scheduling-policy` is vLLM's spelling, so a launched sim
+    backend takes the same `extra_args` as the `vllm serve` it stands for."""
     p = argparse.ArgumentParser(prog="serve-sim", description=__doc__.splitlines()[0])
     p.add_argument("--preset", required=True, help="simulator preset (engine.sim.presets)")
     p.add_argument("--host", default="127.0.0.1")
@@ -270,9 +272,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stream-interval", type=int, default=1,
                    help="send a chunk every N tokens (like vLLM's --stream-interval)")
     p.add_argument("--priority-scheduling", action="store_true")
+    p.add_argument("--scheduling-policy", choices=("fcfs", "priority"), default=None,
+                   help="as vLLM's; priority = --priority-scheduling")
     p.add_argument("--served-name", default=None, help="model id (default: the preset's model)")
     p.add_argument("--dim", type=int, default=None, help="embedding width (embedding presets)")
     a = p.parse_args(argv)
+    if a.scheduling_policy is not None:
+        a.priority_scheduling = a.scheduling_policy == "priority"
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
     try:
         serve(preset=a.preset, host=a.host, port=a.port, stream_interval=a.stream_interval,
               priority_scheduling=a.priority_scheduling, served_name=a.served_name, dim=a.dim)

@@ -79,3 +79,20 @@ def test_noise_is_seeded_per_run_and_per_backend(tmp_path, monkeypatch):
     assert ttfts("r0", 1) == a
     assert ttfts("r1", 1) != a
     assert ttfts("r0", 2) != a
+
+
+@pytest.mark.parametrize("kind", ["vllm", "vllm-cpu", "sim"])
+def test_launcher_passes_the_scheduling_policy_to_the_engine(kind):
+    """`--scheduling-policy priority` in extra_args reaches `vllm serve`, vLLM-CPU's API
+    server and serve-sim alike (which then schedule by priority), and the spec says so."""
+    from engine.launcher import engine_argv
+    from engine.servers.sim_server import parse_args
+
+    extra = {"model": "/m"} if kind != "sim" else {"preset": "tiny-cpu"}
+    s = BackendSpec(name="p", kind=kind, capabilities=["chat"], device="cpu",
+                    extra_args=["--scheduling-policy", "priority"], **extra)
+    argv, _ = engine_argv(s, 9000)
+    assert argv[-2:] == ["--scheduling-policy", "priority"] and s.priority_scheduling
+    if kind == "sim":
+        assert parse_args(argv[argv.index("--host"):]).priority_scheduling
+        assert not parse_args(argv[argv.index("--host"):-1] + ["fcfs"]).priority_scheduling
