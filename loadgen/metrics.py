@@ -436,15 +436,17 @@ def _outcomes(recs: list[RequestRecord]) -> dict:
     """
     rejected: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
-    shed = 0
+    shed = turned_away = 0
     for r in recs:
         if r.status == "completed":
             continue
         kind = reason_kind(r.reason)
         (rejected if r.status == "rejected" else failed)[kind] += 1
         shed += kind in SHED_REASONS
+        turned_away += r.status == "rejected" or kind in SHED_REASONS
     return {"rejected_by_reason": dict(sorted(rejected.items())),
-            "failed_by_reason": dict(sorted(failed.items())), "shed": shed}
+            "failed_by_reason": dict(sorted(failed.items())), "shed": shed,
+            "rejected_or_shed": turned_away}
 
 
 def _attainment(recs: list[RequestRecord], done_in: list[RequestRecord], met: dict[int, bool],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exports import slo
 from exports.accessors import (
     BASELINE_ORDER,
     arrival_label,
@@ -9,7 +10,6 @@ from exports.accessors import (
     latency,
     need_summary,
     order_of,
-    slo_pct,
     workload_label,
 )
 from exports.baseline import enforce
@@ -19,7 +19,8 @@ from exports.model import RunView
 from exports.table import Column, Table
 
 NAME = "effectiveness"
-DESCRIPTION = "SAGE vs vLLM-only vs separate services per workload: chat TTFT/E2E and embedding E2E percentiles, throughput, SLO attainment"
+DESCRIPTION = ("SAGE vs vLLM-only vs separate services per workload: chat TTFT/E2E and embedding E2E "
+               "percentiles, throughput, SLO attainment (all, per class, per tier), rejected or shed")
 
 
 def _lat(cls: str, metric: str, stat: str):
@@ -45,7 +46,7 @@ def build(ctx: ExportContext) -> Table:
             key = f"{cls}_{metric}_{stat}"
             cols.append(Column(key, f"{label} {stat} (ms)", 1, group=f"{label} (ms)", sub=stat))
             specs.append((key, cls, metric, stat))
-    cols += [Column("throughput", "Throughput (req/s)", 1), Column("slo", "SLO attainment (%)", 1)]
+    cols += [Column("throughput", "Throughput (req/s)", 1), *slo.columns(ctx.runs)]
     rows = []
     ordered = sorted(rows_by.items(), key=lambda kv: (workload_order(kv[1].first),
                                                       order_of(kv[0][1], BASELINE_ORDER)))
@@ -58,7 +59,7 @@ def build(ctx: ExportContext) -> Table:
             else:
                 row[key] = g.estimate(_lat(cls, metric, stat), f"{cls} {metric}.{stat}")
         row["throughput"] = g.estimate(lambda r: need_summary(r, "all").throughput_rps, "throughput")
-        row["slo"] = g.estimate(slo_pct, "SLO attainment")
+        row.update(slo.cells(g, ctx.runs))
         rows.append(row)
     return Table(
         name=NAME,
@@ -66,7 +67,6 @@ def build(ctx: ExportContext) -> Table:
                 "traffic) vs vLLM alone vs separate services, per workload.",
         columns=cols, rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
         notes=["Latencies are measured from the intended send time (no coordinated omission); "
-               "throughput counts completions per second of the measurement window; SLO "
-               "attainment counts failures and rejections as misses; a dash means the workload "
-               "issued no such requests."],
+               "throughput counts completions per second of the measurement window; a dash "
+               "means the workload issued no such requests.", slo.NOTE],
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from exports.accessors import POLICY_ORDER, latency, order_of, pattern_label, policy, slo_pct
+from exports import slo
+from exports.accessors import POLICY_ORDER, latency, order_of, pattern_label, policy
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
@@ -11,7 +12,8 @@ from exports.model import RunView
 from exports.table import Column, Table
 
 NAME = "policies"
-DESCRIPTION = "Scheduling policies × traffic pattern: chat TTFT/E2E, SLO attainment, queue depth, wait time p50/p99"
+DESCRIPTION = ("Scheduling policies × traffic pattern: chat TTFT/E2E, SLO attainment (all, per class, "
+               "per tier), rejected or shed, queue depth, wait time p50/p99")
 
 
 def mean_queue_depth(ctx: ExportContext, run: RunView) -> float:
@@ -29,7 +31,7 @@ def build(ctx: ExportContext) -> Table:
         Column("pattern", "Traffic pattern"), Column("policy", "Policy"),
         Column("ttft_p50", "Chat TTFT p50 (ms)", group="Chat TTFT (ms)", sub="p50"),
         Column("ttft_p99", "Chat TTFT p99 (ms)", group="Chat TTFT (ms)", sub="p99"),
-        Column("e2e_p99", "Chat E2E p99 (ms)"), Column("slo", "SLO attainment (%)"),
+        Column("e2e_p99", "Chat E2E p99 (ms)"), *slo.columns(ctx.runs),
         Column("queue", "Mean queue depth (req)"),
         Column("wait_p50", "Wait p50 (ms)", 2, group="Wait (ms)", sub="p50"),
         Column("wait_p99", "Wait p99 (ms)", 2, group="Wait (ms)", sub="p99"),
@@ -41,7 +43,7 @@ def build(ctx: ExportContext) -> Table:
             "ttft_p50": g.estimate(lambda r: latency(r, "chat", "ttft", "p50"), "chat ttft.p50"),
             "ttft_p99": g.estimate(lambda r: latency(r, "chat", "ttft", "p99"), "chat ttft.p99"),
             "e2e_p99": g.estimate(lambda r: latency(r, "chat", "e2e", "p99"), "chat e2e.p99"),
-            "slo": g.estimate(slo_pct, "SLO attainment"),
+            **slo.cells(g, ctx.runs),
             "queue": g.estimate(lambda r: mean_queue_depth(ctx, r), "queue depth"),
             "wait_p50": g.estimate(lambda r: latency(r, "all", "queue_wait", "p50"), "queue_wait.p50"),
             "wait_p99": g.estimate(lambda r: latency(r, "all", "queue_wait", "p99"), "queue_wait.p99"),
@@ -50,6 +52,7 @@ def build(ctx: ExportContext) -> Table:
         name=NAME,
         caption="Scheduling policies under each traffic pattern.",
         columns=cols, rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
-        notes=["Wait = time from arrival at the control plane to dispatch to a backend; queue "
+        notes=[slo.NOTE,
+               "Wait = time from arrival at the control plane to dispatch to a backend; queue "
                "depth is the mean of per-second samples of all control-plane queues after warm-up."],
     )

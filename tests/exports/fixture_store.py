@@ -26,6 +26,8 @@ POOLS = {"GPU-only": ("gpu",) * 2, "CPU-only": ("cpu",) * 4, "mixed": ("gpu", "c
 STRATEGIES = ("react", "plan-execute")
 CLIENTS = (2, 4, 8)
 N_SAMPLES = 20
+# The policies experiment's chat SLO tiers (config order: tight before loose).
+POLICY_TIERS = [{"name": "tight", "share": 0.5, "ttft_ms": 300}, {"name": "loose", "share": 0.5, "ttft_ms": 3000}]
 
 
 def dist(p50: float, count: int = 1000) -> dict[str, float]:
@@ -133,19 +135,33 @@ class Builder:
 
 def summary(throughput: float, *, ttft: float = 20.0, e2e: float = 200.0, slo: float = 0.95,
             target: float | None = None, wait: float = 2.0, extra: dict | None = None,
-            embed_e2e: float | None = 15.0) -> dict[str, dict]:
-    """Summaries for the classes all/chat/embedding from a few headline numbers."""
+            embed_e2e: float | None = 15.0, chat_slo: float | None = None,
+            embed_slo: float | None = None, tiers: dict[str, float] | None = None,
+            shed: int = 0) -> dict[str, dict]:
+    """Summaries for the classes all/chat/embedding from a few headline numbers.
+
+    `tiers` maps chat tier names to their attainment (stored as aggregate
+    writes them: by name under chat, by `chat.name` under all); `shed` adds
+    requests shed from the queue to the 6 rejected at admission.
+    """
+    chat_tiers = {name: {"issued": 350, "met": round(350 * a), "slo_attainment": a,
+                         "goodput_rps": throughput * 0.35 * a} for name, a in (tiers or {}).items()}
+    all_extra = {**(extra or {}), "rejected_or_shed": 6 + shed,
+                 "slo_tiers": {f"chat.{k}": v for k, v in chat_tiers.items()}}
     out = {
-        "all": {"issued": 1000, "completed": 990, "throughput_rps": throughput, "slo_attainment": slo,
+        "all": {"issued": 1000, "completed": 990 - shed, "failed": 4 + shed, "rejected": 6,
+                "throughput_rps": throughput, "slo_attainment": slo,
                 "goodput_rps": throughput * slo, "target_rate_rps": target,
                 "metrics": {"ttft": dist(ttft), "e2e": dist(e2e), "queue_wait": dist(wait)},
-                "extra": extra or {}},
+                "extra": all_extra},
         "chat": {"issued": 700, "completed": 695, "throughput_rps": throughput * 0.7,
-                 "slo_attainment": slo, "metrics": {"ttft": dist(ttft), "e2e": dist(e2e)}},
+                 "slo_attainment": slo if chat_slo is None else chat_slo,
+                 "metrics": {"ttft": dist(ttft), "e2e": dist(e2e)}, "extra": {"slo_tiers": chat_tiers}},
     }
     if embed_e2e is not None:
         out["embedding"] = {"issued": 300, "completed": 295, "throughput_rps": throughput * 0.3,
-                            "slo_attainment": slo, "metrics": {"e2e": dist(embed_e2e)}}
+                            "slo_attainment": slo if embed_slo is None else embed_slo,
+                            "metrics": {"e2e": dist(embed_e2e)}}
     return out
 
 
@@ -166,10 +182,14 @@ def build_store(path: Path, reps: int = 2, suite: str = "paper",
     for pat_i, pat in enumerate(PATTERNS):
         for p_i, pol in enumerate(POLICIES):
             for rep in range(reps):
-                cfg = config(workload__arrival=pat, workload__pattern=pat, control_plane__policy=pol)
+                cfg = config(workload__arrival=pat, workload__pattern=pat, control_plane__policy=pol,
+                             workload__slos={"chat": {"tiers": POLICY_TIERS}})
                 ttft = 60 - 10 * p_i + 5 * pat_i + rep
+                slo = 0.80 + 0.04 * p_i - 0.005 * rep
                 b.run(e, f"pol-{pat}-{pol}-{rep}", cfg, rep,
-                      summary(80 + p_i, ttft=ttft, slo=0.80 + 0.04 * p_i - 0.005 * rep, wait=8 - p_i + 0.1 * rep),
+                      summary(80 + p_i, ttft=ttft, slo=slo, wait=8 - p_i + 0.1 * rep,
+                              chat_slo=slo - 0.02, embed_slo=slo + 0.05,
+                              tiers={"tight": slo - 0.1 + 0.03 * p_i, "loose": slo + 0.01}, shed=2 * p_i),
                       hist={("ttft", "chat"): ttft, ("queue_wait", "all"): 8 - p_i}, depth=6 - p_i)
     e = b.experiment("scalability", suite)
     for n in BACKEND_COUNTS:

@@ -136,7 +136,7 @@ def test_rejections_and_sheds_per_reason(summaries):
     assert chat_x["shed"] == 1 and chat_x["failed_by_reason"] == {}
     assert emb_x["rejected_by_reason"] == {"slo_infeasible": 1} and emb_x["shed"] == 0
     assert all_x["rejected_by_reason"] == {"queue_full": 1, "slo_infeasible": 1, "slo_shed": 1}
-    assert summaries["all"]["rejected"] == 3
+    assert summaries["all"]["rejected"] == 3 and all_x["rejected_or_shed"] == 3
 
 
 def test_requests_outside_the_window_are_not_in_the_groups():
@@ -158,3 +158,4 @@ def test_failed_pipeline_stage_shed_counts_as_shed():
     r = R(id="p0", cls="pipeline", t_intended=1, status="failed", reason="chat: slo_shed")
     s = m.aggregate([r], warmup_s=0, duration_s=10, target_rate_rps=None).summaries["pipeline"]
     assert s["extra"]["shed"] == 1 and s["extra"]["failed_by_reason"] == {"slo_shed": 1}
+    assert s["extra"]["rejected_or_shed"] == 1 and s["rejected"] == 0
