@@ -8,6 +8,7 @@ decision, so it is a slotted class with plain attributes.
 from __future__ import annotations
 
 from engine.spec import BackendSpec, EngineStats
+from scheduler.predict import Correction, EmbedModel, embed_model, llm_model, llm_tpot, llm_ttft
 
 GROUPS = ("llm", "embedding")
 
@@ -22,13 +23,16 @@ class LinearEstimator:
 
     Embedding batch time is a + b·tokens (the simulator's and the real
     engine's shape), so a batch's service time is predicted from its size.
+    Before any observation it answers with the backend's prior (its preset's
+    a + b·x), never 0: an unseen backend is not assumed free.
     """
 
-    __slots__ = ("decay", "s0", "sx", "sy", "sxx", "sxy")
+    __slots__ = ("decay", "s0", "sx", "sy", "sxx", "sxy", "prior")
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float, prior: EmbedModel | None = None) -> None:
         self.decay = 1.0 - alpha
         self.s0 = self.sx = self.sy = self.sxx = self.sxy = 0.0
+        self.prior = prior
 
     def observe(self, x: float, y: float) -> None:
         d = self.decay
@@ -39,9 +43,9 @@ class LinearEstimator:
         self.sxy = self.sxy * d + x * y
 
     def predict(self, x: float) -> float:
-        """0.0 before any observation: optimistic, so an unseen backend gets tried."""
         if self.s0 == 0.0:
-            return 0.0
+            p = self.prior
+            return 0.0 if p is None else p.a + p.b * x
         mx, my = self.sx / self.s0, self.sy / self.s0
         var = self.sxx / self.s0 - mx * mx
         if var <= 1e-9 * (1.0 + mx * mx):
@@ -52,13 +56,16 @@ class LinearEstimator:
 
 
 class BackendState:
-    """Mutable per-backend state owned by the ControlPlane."""
+    """Mutable per-backend state owned by the ControlPlane: slots, the LLM work
+    dispatched here (for predictions and the KV dispatch limit) and estimates."""
 
     __slots__ = (
         "spec", "name", "idx", "caps", "groups", "mixed", "dedicated_embedding", "device",
         "price", "max_conc", "up", "in_flight", "outstanding", "in_flight_group",
-        "ttft_est", "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes", "cost_rank", "flying",
-        "e2e_est", "e2e_seen", "pool_free",
+        "ttft_seen", "emb_est", "stats", "dispatched", "alpha", "pool_classes",
+        "cost_rank", "flying", "e2e_est", "e2e_seen", "pool_free",
+        "model", "kv_cap", "kv_reserved", "max_seqs", "n_llm", "n_prefilling",
+        "prefill_ahead", "kv_read", "ttft_corr", "tpot_corr", "priority_scheduling",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -77,10 +84,9 @@ class BackendState:
         self.in_flight = 0  # dispatches (slots) in use
         self.outstanding = 0  # requests in those dispatches
         self.in_flight_group = {"llm": 0, "embedding": 0}
-        self.ttft_est = 0.0  # EWMA of dispatch -> first token (LLM)
         self.ttft_seen = False
-        self.emb_est = LinearEstimator(alpha)
-        self.e2e_est = 0.0  # EWMA of dispatch -> done (LLM), learnt while stats arrive
+        self.emb_est = LinearEstimator(alpha, embed_model(spec))
+        self.e2e_est = 0.0  # EWMA of dispatch -> done (LLM)
         self.e2e_seen = False
         self.stats: EngineStats | None = None  # the engine's latest report (live runtimes)
         self.dispatched = 0  # total dispatches, for tests and samples
@@ -88,6 +94,20 @@ class BackendState:
         self.pool_free: tuple[list, ...] = ()  # the core's free lists of those classes
         self.cost_rank = idx  # position in routers.cost_order (set by the core)
         self.flying: dict = {}  # dispatch id -> in-flight embedding batch (for backlog)
+        # The LLM work here, kept by the core on dispatch / first token / release.
+        m = self.model = llm_model(spec) if "llm" in self.groups else None
+        self.kv_cap = m.kv_capacity if m is not None else None
+        self.max_seqs = m.max_seqs if m is not None else spec.max_concurrency
+        self.kv_reserved = 0  # prompt + output tokens of the LLM requests here
+        self.n_llm = 0  # LLM requests here
+        self.n_prefilling = 0  # ... of which still without a first token
+        self.prefill_ahead = 0  # their prompt tokens
+        self.kv_read = 0.0  # KV tokens an attention pass reads (prompt + output/2 each)
+        self.ttft_corr = Correction(alpha)
+        self.tpot_corr = Correction(alpha)
+        # vLLM runs its own priority scheduling here: the policy's rank goes with the
+        # request in vLLM's `priority` field.
+        self.priority_scheduling = m is not None and m.priority_scheduling
 
     @property
     def free(self) -> bool:
@@ -98,11 +118,55 @@ class BackendState:
         """Outstanding requests per slot: the least-outstanding routers' measure."""
         return self.outstanding / self.max_conc
 
-    def observe_ttft(self, seconds: float) -> None:
-        if self.ttft_seen:
-            self.ttft_est += self.alpha * (seconds - self.ttft_est)
-        else:
-            self.ttft_est, self.ttft_seen = seconds, True
+    # -- the LLM work here ------------------------------------------------------
+    def fits(self, need_tokens: int) -> bool:
+        """Whether the engine can run one more request of this KV size at once:
+        below vLLM's max_num_seqs and, where the KV capacity is known, with its
+        prompt + output reserved. Dispatching more only moves the queue into the
+        engine, where its FCFS order (not the policy's) decides."""
+        if self.n_llm >= self.max_seqs:
+            return False
+        cap = self.kv_cap
+        return cap is None or self.kv_reserved + need_tokens <= cap or self.n_llm == 0
+
+    def llm_dispatched(self, prompt: int, output: int) -> None:
+        self.n_llm += 1
+        self.n_prefilling += 1
+        self.prefill_ahead += prompt
+        self.kv_reserved += prompt + output
+        self.kv_read += prompt + output / 2
+
+    def llm_first_token(self, prompt: int) -> None:
+        self.n_prefilling -= 1
+        self.prefill_ahead -= prompt
+
+    def llm_released(self, prompt: int, output: int, started: bool) -> None:
+        if not started:
+            self.llm_first_token(prompt)
+        self.n_llm -= 1
+        self.kv_reserved -= prompt + output
+        self.kv_read -= prompt + output / 2
+
+    def predict_ttft(self, prompt: int) -> float:
+        """Seconds to the first token of a prompt dispatched here now (corrected by
+        what was observed here)."""
+        n_dec = self.n_llm - self.n_prefilling
+        t = llm_ttft(self.model, self.prefill_ahead, n_dec, self.n_prefilling,
+                     self.kv_read, prompt)
+        return t * self.ttft_corr.factor
+
+    def predict_tpot(self, extra: int = 1) -> float:
+        """Seconds per output token once `extra` more sequences decode here."""
+        t = llm_tpot(self.model, self.n_llm + extra, self.kv_read)
+        return t * self.tpot_corr.factor
+
+    def departure_rate(self, mean_output: float) -> float:
+        """LLM requests finishing per second here at the present batch (Little's
+        law: requests here / their time here), for the wait of a queued request."""
+        n = max(self.n_llm, 1)
+        if self.e2e_seen:
+            return n / max(self.e2e_est, 1e-6)
+        return n / (self.predict_ttft(0) + mean_output * self.predict_tpot(0))
 
     def observe_e2e(self, seconds: float) -> None:
         if self.e2e_seen:
@@ -122,20 +186,18 @@ class BackendState:
         return max(0.0, end - now)
 
     def estimate(self, group: str, tokens: float) -> float:
-        """Predicted service time (s) of a dispatch of this group and size here.
+        """Predicted service time (s) of a dispatch of this group and size here:
+        an embedding batch's time, or an LLM request's time to first token.
 
         When the engine's latest stats show requests waiting inside it (other
-        clients, or more dispatched than it runs at once), a new dispatch queues
-        behind them: `waiting / running` turnovers of the running batch, each about
-        one request's time there (LLM: dispatch -> done; embeddings: a batch).
+        clients of a live engine), a new dispatch queues behind them too.
         """
         if group == "embedding":
             svc = self.emb_est.predict(tokens)
             turnover = svc
         else:
-            svc = turnover = self.ttft_est
-            if self.e2e_seen:
-                turnover = self.e2e_est
+            svc = self.predict_ttft(int(tokens))
+            turnover = self.e2e_est if self.e2e_seen else svc
         st = self.stats
         if st is not None and st.waiting > 0:
             svc += st.waiting / max(st.running, 1) * turnover

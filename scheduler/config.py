@@ -15,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BASELINES = ("sage", "vllm-only", "separate")
 POLICIES = ("fifo", "priority", "slo", "hybrid")
-ROUTERS = ("round-robin", "least-outstanding", "p2c", "cost-aware")
+ROUTERS = ("least-work", "round-robin", "least-outstanding", "p2c", "cost-aware")
+ADMISSION = ("auto", "on", "off")
+# Policies whose admission control is on under `admission = "auto"`: they order by
+# deadline, so they can tell which requests the work ahead leaves time for.
+SLO_AWARE = ("slo", "hybrid")
 SHARE_CLASSES = ("llm", "embedding")
 
 
@@ -34,27 +38,22 @@ class PriorityParams(_Strict):
 
     # Seconds of waiting that lift a request by one priority level, so a p4
     # request beats fresh p0 arrivals after 4 * aging_s: nothing starves.
-    aging_s: float = Field(default=5.0, gt=0)
-
-
-class SLOParams(_Strict):
-    """`[control_plane.slo]`."""
-
-    # Reject at dispatch time a request whose deadline the best free backend
-    # cannot meet by its latency estimate (reason `deadline_unmeetable`).
-    early_reject: bool = False
+    aging_s: float = Field(default=15.0, gt=0)
 
 
 class HybridParams(_Strict):
     """`[control_plane.hybrid]`."""
 
     batch_max_texts: int = Field(default=32, ge=1)
-    batch_max_wait_ms: float = Field(default=10.0, ge=0)
+    # 0: no batch window — embeddings batch only while they queue for a busy backend.
+    batch_max_wait_ms: float = Field(default=0.0, ge=0)
+    # A batch goes to the cheapest backend whose predicted completion is within this
+    # fraction of the earliest one's (0.25: up to 25 % slower to save cost).
+    cost_tolerance: float = Field(default=0.25, ge=0)
     # Guaranteed share of each mixed backend's slots when both classes wait.
     shares: dict[str, float] = Field(default_factory=lambda: {"llm": 0.7, "embedding": 0.3})
-    aging_s: float = Field(default=5.0, gt=0)
-    # Deadline used to order requests that carry no SLO.
-    default_slo_ms: float = Field(default=2000.0, gt=0)
+    # Seconds of slack worth one priority level in the LLM order.
+    aging_s: float = Field(default=1.0, gt=0)
 
     @field_validator("shares")
     @classmethod
@@ -85,13 +84,15 @@ class ControlPlaneConfig(_Strict):
 
     baseline: str = "sage"
     policy: str = "hybrid"
-    router: str = "least-outstanding"
+    router: str = "least-work"
+    # SLO admission control (scheduler.admission): "auto" = on for slo and hybrid,
+    # off for fifo and priority; "on" / "off" force it for every policy.
+    admission: str = "auto"
     seed: int = Field(default=0, ge=0)  # p2c's RNG
     # Weight of a new observation in the per-backend latency estimates (EWMA).
     estimate_alpha: float = Field(default=0.2, gt=0, le=1)
     queue_capacity: QueueCapacity = Field(default_factory=QueueCapacity)
     priority: PriorityParams = Field(default_factory=PriorityParams)
-    slo: SLOParams = Field(default_factory=SLOParams)
     hybrid: HybridParams = Field(default_factory=HybridParams)
 
     @field_validator("baseline")
@@ -104,6 +105,11 @@ class ControlPlaneConfig(_Strict):
     def _policy(cls, v: str) -> str:
         return _one_of(v, POLICIES, "policy")
 
+    @field_validator("admission")
+    @classmethod
+    def _admission(cls, v: str) -> str:
+        return _one_of(v, ADMISSION, "admission")
+
     @field_validator("router")
     @classmethod
     def _router(cls, v: str) -> str:
@@ -112,3 +118,10 @@ class ControlPlaneConfig(_Strict):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlPlaneConfig:
         return cls.model_validate(data)
+
+
+def admission_on(config: ControlPlaneConfig) -> bool:
+    """Whether the control plane rejects and sheds requests it cannot serve on time."""
+    if config.baseline != "sage" or config.admission == "off":
+        return False
+    return config.admission == "on" or config.policy in SLO_AWARE

@@ -17,11 +17,14 @@ from collections import Counter
 from operator import attrgetter
 from time import perf_counter_ns
 
+from sortedcontainers import SortedList
+
 from engine.spec import BackendSpec, EngineStats
 from scheduler.actions import Action, Dispatch, Fail, Reject, SetTimer
+from scheduler.admission import REJECT_REASON, Admission
 from scheduler.backends import BackendState, group_of
 from scheduler.baselines import ImmediatePolicy, pools_for
-from scheduler.config import ControlPlaneConfig
+from scheduler.config import ControlPlaneConfig, admission_on
 from scheduler.policies import Policy, make_policy
 from scheduler.request import REQUEST_CLASSES, Request
 from scheduler.routers import cost_order, make_router
@@ -33,7 +36,8 @@ _by_idx = attrgetter("idx")
 
 
 class _InFlight:
-    __slots__ = ("id", "backend", "requests", "t", "group", "started", "tokens")
+    __slots__ = ("id", "backend", "requests", "t", "group", "started", "tokens",
+                 "pred_ttft", "pred_tpot", "t_first")
 
     def __init__(self, did, backend, requests, t, group, tokens) -> None:
         self.id = did
@@ -43,6 +47,8 @@ class _InFlight:
         self.group = group
         self.started = False
         self.tokens = tokens
+        self.pred_ttft = self.pred_tpot = 0.0  # what was predicted at dispatch (LLM)
+        self.t_first = 0.0
 
 
 class ControlPlane:
@@ -70,6 +76,11 @@ class ControlPlane:
         for b in self.backend_list:  # the lists a dispatch/release updates, looked up once
             b.pool_free = tuple(self.free[c] for c in b.pool_classes)
         self.router = make_router(config)
+        # SLO admission (scheduler.admission): on by default for the SLO-aware policies.
+        # The queued LLM requests' order keys, sorted, give an arrival its rank.
+        self.admission = Admission(self) if admission_on(config) else None
+        self._ranks = SortedList()
+        self._rank_key: dict[str, float] = {}
         # Under sage the slots bound dispatch; the baselines forward regardless.
         self._slot_limited = config.baseline == "sage"
         if self._slot_limited:
@@ -113,6 +124,32 @@ class ControlPlane:
         Callers must not modify the list."""
         return self.free[cls]
 
+    def fitting(self, req: Request, cands: list[BackendState]) -> list[BackendState]:
+        """The free LLM backends that can run `req` at once (BackendState.fits); the
+        list itself when all can (the common case allocates nothing)."""
+        need = req.prompt_tokens + req.output_tokens
+        for b in cands:
+            if not b.fits(need):
+                return [x for x in cands if x.fits(need)]
+        return cands
+
+    def _refused(self, req: Request, now: float) -> bool:
+        """Admission at arrival: rank the request in the policy's order among the
+        queued ones, and ask whether the work ahead leaves time for its SLOs."""
+        key = self.policy.order_key(req)
+        ranks = self._ranks
+        late = self.admission.reject_at_arrival(req, ranks.bisect_right(key),
+                                                 key - req.arrival, now)
+        if not late and req.cls != "embedding":
+            ranks.add(key)
+            self._rank_key[req.id] = key
+        return late
+
+    def _unrank(self, rid: str) -> None:
+        key = self._rank_key.pop(rid, None)
+        if key is not None:
+            self._ranks.remove(key)
+
     def _recompute_free(self) -> None:
         for c, lst in self.free.items():
             lst[:] = [b for b in self.capable[c] if b.up and b.in_flight < b.max_conc]
@@ -139,11 +176,15 @@ class ControlPlane:
             self._reject(req, "no_capable_backend", out)
         elif queued[cls] >= self.capacity[cls]:
             self._reject(req, "queue_full", out)
+        elif self.admission is not None and self._refused(req, now):
+            self._reject(req, REJECT_REASON, out)
         else:
             idle = not (queued["chat"] or queued["embedding"] or queued["completion"])
             state[rid] = _QUEUED
             queued[cls] += 1
             cands = self.free[cls] if idle and self._slot_limited else None
+            if cands and cls != "embedding":
+                cands = self.fitting(req, cands)
             if cands and cls in self.policy.direct_classes:
                 # Empty queues and a free slot: the policy's order is moot, only its
                 # routing applies, so skip the queue round trip.
@@ -169,7 +210,10 @@ class ControlPlane:
             return []  # late news about a request already finished or moved
         if first_token and not d.started:
             d.started = True
-            d.backend.observe_ttft(now - d.t)
+            d.t_first = now
+            b = d.backend
+            b.llm_first_token(d.tokens)
+            b.ttft_corr.observe(now - d.t, d.pred_ttft)
         return []
 
     def on_completion(self, backend: str, dispatch_id: int, now: float, ok: bool = True,
@@ -189,10 +233,12 @@ class ControlPlane:
             if d.group == "embedding":
                 b.emb_est.observe(d.tokens, now - d.t)
             else:
-                if not d.started:
-                    b.observe_ttft(now - d.t)
-                if b.stats is not None:  # the queueing term of estimate() needs it
-                    b.observe_e2e(now - d.t)
+                b.observe_e2e(now - d.t)
+                if self.admission is not None:
+                    self.admission.departed(now)
+                out_tokens = d.requests[0].output_tokens
+                if d.started and out_tokens > 1:
+                    b.tpot_corr.observe((now - d.t_first) / (out_tokens - 1), d.pred_tpot)
             state = self._state
             for r in d.requests:
                 del state[r.id]
@@ -225,6 +271,10 @@ class ControlPlane:
                     self.queued[r.cls] += 1
                     self.requeued += 1
                     self.policy.requeue(r, now)
+                    if self.admission is not None and r.cls != "embedding":
+                        key = self.policy.order_key(r)
+                        self._ranks.add(key)
+                        self._rank_key[r.id] = key
         self._recompute_free()
         self._pump(now, out)
         self._account(t0)
@@ -331,6 +381,7 @@ class ControlPlane:
     def _dispatch(self, reqs: list[Request] | tuple[Request, ...], b: BackendState,
                   now: float) -> Dispatch:
         state, touched, queued = self._state, self._touched, self.queued
+        rank_key = self._rank_key
         did = self._next_dispatch
         self._next_dispatch = did + 1
         reqs_t = reqs if type(reqs) is tuple else tuple(reqs)
@@ -340,6 +391,8 @@ class ControlPlane:
                 raise AssertionError(f"request {rid!r} dispatched while not queued")
             state[rid] = _IN_FLIGHT
             queued[r.cls] -= 1
+            if rank_key and rid in rank_key:
+                self._unrank(rid)
             if not touched or touched[-1] != rid:
                 touched.append(rid)
         r = reqs_t[0]
@@ -352,6 +405,9 @@ class ControlPlane:
         else:
             group = "llm"
             d = _InFlight(did, b, reqs_t, now, group, r.prompt_tokens)
+            d.pred_ttft = b.predict_ttft(r.prompt_tokens)
+            d.pred_tpot = b.predict_tpot()
+            b.llm_dispatched(r.prompt_tokens, r.output_tokens)
             self._by_req[r.id] = d  # an LLM dispatch is one request
         self.in_flight[did] = d
         n = b.in_flight = b.in_flight + 1
@@ -376,12 +432,16 @@ class ControlPlane:
         b.outstanding -= len(d.requests)
         b.in_flight_group[d.group] -= 1
         if d.group == "llm":
-            self._by_req.pop(d.requests[0].id, None)
+            r = d.requests[0]
+            self._by_req.pop(r.id, None)
+            b.llm_released(r.prompt_tokens, r.output_tokens, d.started)
         else:
             del b.flying[d.id]
 
     def _reject(self, r: Request, reason: str, out: list[Action]) -> None:
         self._state.pop(r.id, None)  # an arrival rejected at admission never entered it
+        if self._rank_key:
+            self._unrank(r.id)
         self.rejected += 1
         self.reasons["rejected:" + reason] += 1
         out.append(Reject(r, reason))

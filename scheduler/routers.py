@@ -24,6 +24,26 @@ class Router:
         raise NotImplementedError
 
 
+class LeastWork(Router):
+    """Earliest predicted first token (LLM) or batch completion (embeddings) from the
+    work already dispatched to each backend (scheduler.predict); ties to the cheaper
+    backend, then config order. Between two equal engines it picks the one with less
+    prefill ahead and the smaller decode batch, so work spreads evenly."""
+
+    name = "least-work"
+    uses_estimates = True
+
+    def pick(self, cls, cands, group, tokens, deadline, now):
+        best, best_t = cands[0], float("inf")
+        for b in cands:
+            t = b.estimate(group, tokens)
+            if group == "embedding":
+                t += b.backlog(now)
+            if t < best_t * (1 - 1e-9) or (t <= best_t and b.cost_rank < best.cost_rank):
+                best, best_t = b, t
+        return best
+
+
 class RoundRobin(Router):
     """Rotate over backends in config order, skipping busy ones."""
 
@@ -117,6 +137,8 @@ class CostAware(Router):
 
 def make_router(config: ControlPlaneConfig) -> Router:
     name = config.router
+    if name == "least-work":
+        return LeastWork()
     if name == "round-robin":
         return RoundRobin()
     if name == "least-outstanding":

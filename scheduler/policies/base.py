@@ -13,6 +13,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 from scheduler.actions import Reject
+from scheduler.admission import SHED_REASON
 from scheduler.backends import BackendState
 from scheduler.request import REQUEST_CLASSES, Request
 
@@ -64,6 +65,11 @@ class Policy:
     def push(self, req: Request, now: float) -> None:
         raise NotImplementedError
 
+    def order_key(self, req: Request) -> float:
+        """Where the request goes in this policy's order (smaller first), as one
+        number; admission control ranks arrivals by it."""
+        return req.arrival
+
     def requeue(self, req: Request, now: float) -> None:
         """Put back a request whose backend went down before it started."""
         self.push(req, now)
@@ -108,13 +114,22 @@ class HeapPolicy(Policy):
     def key(self, req: Request):
         raise NotImplementedError
 
+    def order_key(self, req: Request) -> float:
+        k = self.key(req)
+        return k[0] if type(k) is tuple else k
+
     def push(self, req: Request, now: float) -> None:
         heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
 
     def select(self, now: float) -> Selection:
         best = best_heap = best_cands = None
+        fitting = self.cp.fitting
         for heap, cands in self._lanes:  # free lists kept current by the core
             if heap and cands and (best is None or heap[0] < best):
+                if heap[0][-1].cls != "embedding":
+                    cands = fitting(heap[0][-1], cands)  # KV room for the head
+                    if not cands:
+                        continue
                 best, best_heap, best_cands = heap[0], heap, cands
         if best is None:
             return None
@@ -126,6 +141,9 @@ class HeapPolicy(Policy):
         heapq.heappop(best_heap)
         if type(choice) is Reject:
             return choice
+        adm = self.cp.admission
+        if adm is not None and adm.shed_now(req, choice, now):
+            return Reject(req, SHED_REASON)
         return (req,), choice
 
     def drain(self) -> list[Request]:

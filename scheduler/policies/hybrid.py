@@ -1,22 +1,28 @@
-"""hybrid: HybridSchedulingPolicy — one control plane for LLM and embedding traffic.
+"""hybrid: one control plane for LLM and embedding traffic, with SLO tiers,
+priority and admission.
 
 Rules (parameters in `[control_plane.hybrid]`, defaults and reasons in
 docs/policies.md):
 
-* Embeddings are batched per model: a batch opens when its first request is
-  queued and is released when it holds `batch_max_texts` texts or when
-  `batch_max_wait_ms` has passed since it opened — a SetTimer really holds
-  the window open and flushes it. A released batch is one dispatch.
-* Each batch is routed by estimated completion time (fitted a + b·tokens per
-  backend): dedicated embedding backends before shared ones, CPU before GPU,
-  cheaper before dearer, the first that meets the batch's tightest deadline;
-  if none does, it spills to the one that finishes first (usually a GPU).
-* LLM requests are ordered SLO-aware with priority aging: key = deadline
-  (arrival + TTFT SLO, or `default_slo_ms`) + priority·aging_s.
-* Shares: on a backend that serves both classes, while both classes wait, a
-  class may hold at most ceil(share·max_concurrency) of its slots; when only
-  one class waits it may use them all (work-conserving). A flood of one class
-  thus cannot starve the other.
+* LLM requests are ordered by slack with priority as a weight: key = the
+  latest start that meets every SLO the request carries (as `slo`) +
+  priority·`aging_s`. A tight-tier request goes ahead of a loose one, a p0
+  ahead of a p4 of the same tier, and each `aging_s` of slack is worth one
+  priority level — so neither pure priority nor pure deadline order.
+* Admission is on by default: arrivals whose SLO the work ahead leaves no
+  time for are rejected, queued ones whose deadline became unreachable are
+  shed (scheduler.admission).
+* Embeddings are batched only when they queue: with a backend free and
+  nothing queued an embedding goes at once; what queues while the backends
+  are busy leaves as one batch (up to `batch_max_texts`) when one frees.
+  `batch_max_wait_ms` > 0 additionally holds a small batch that long.
+* A batch goes to the backend with the earliest predicted completion (its
+  backlog plus the batch's a + b·tokens); among backends within
+  `cost_tolerance` of that, the cheapest (CPU before GPU).
+* On a backend that hosts an LLM too, a batch fits into the LLM's slack: a
+  host whose decode step plus the batch would exceed 90 % of the tightest
+  TPOT SLO seen gets no batch; and while both classes wait, each class keeps
+  to its share of the slots (`shares`), so a flood of one cannot starve the other.
 """
 
 from __future__ import annotations
@@ -27,16 +33,20 @@ import itertools
 import math
 from collections import deque
 
+from scheduler.actions import Reject
+from scheduler.admission import SHED_REASON
 from scheduler.backends import BackendState
 from scheduler.policies.base import Policy, Selection, router_pick
+from scheduler.policies.slo import nominal_backends, slack_key
 from scheduler.request import LLM_CLASSES, Request
 
 INF = float("inf")
+TPOT_HEADROOM = 0.9  # a shared host keeps its decode step under 90 % of the TPOT SLO
 
 
 class HybridPolicy(Policy):
     name = "hybrid"
-    direct_classes = frozenset(LLM_CLASSES)  # embeddings wait for their batch window
+    direct_classes = frozenset(("chat", "completion", "embedding"))
 
     def __init__(self, cp) -> None:
         super().__init__(cp)
@@ -44,22 +54,23 @@ class HybridPolicy(Policy):
         self.max_texts = p.batch_max_texts
         self.wait_s = p.batch_max_wait_ms / 1000.0
         self.aging_s = p.aging_s
-        self.default_slo_s = p.default_slo_ms / 1000.0
+        self.cost_tolerance = p.cost_tolerance
         self.shares = dict(p.shares)
         self.llm: dict[str, list] = {c: [] for c in LLM_CLASSES}
         self.emb: dict[str, deque[Request]] = {}
         self.emb_texts: dict[str, int] = {}
         self._seq = itertools.count()
-        self._recheck = INF  # when a batch held for a busy backend must be reconsidered
-        self._emb_ranked = sorted(cp.capable["embedding"], key=lambda b: b.cost_rank)
+        self._nominal = nominal_backends(cp)
         self._cap = {b.name: {g: math.ceil(s * b.max_conc) for g, s in self.shares.items()}
                      for b in cp.backend_list}
+        self.tightest_tpot = INF  # the tightest TPOT SLO among LLM requests seen
 
     # -- ordering -----------------------------------------------------------
     def key(self, req: Request) -> float:
-        slo = req.slo_s
-        return req.arrival + (self.default_slo_s if slo is None else slo) \
-            + req.priority * self.aging_s
+        return slack_key(req, self._nominal[req.cls]) + req.priority * self.aging_s
+
+    def order_key(self, req: Request) -> float:
+        return self.key(req)
 
     def push(self, req: Request, now: float) -> None:
         if req.cls == "embedding":
@@ -70,7 +81,13 @@ class HybridPolicy(Policy):
             dq.append(req)
             self.emb_texts[req.model] += req.n_texts
         else:
+            self._note_tpot(req)
             heapq.heappush(self.llm[req.cls], (self.key(req), next(self._seq), req))
+
+    def _note_tpot(self, req: Request) -> None:
+        t = req.slo_tpot_ms
+        if t is not None and t / 1000.0 < self.tightest_tpot:
+            self.tightest_tpot = t / 1000.0
 
     def requeue(self, req: Request, now: float) -> None:
         if req.cls != "embedding" or not self.emb.get(req.model):
@@ -80,11 +97,13 @@ class HybridPolicy(Policy):
         self.emb[req.model] = deque(items)
         self.emb_texts[req.model] += req.n_texts
 
-    # -- batching -----------------------------------------------------------
+    # -- embeddings ---------------------------------------------------------
     def _ready(self, model: str, now: float) -> bool:
         dq = self.emb[model]
-        return bool(dq) and (self.emb_texts[model] >= self.max_texts
-                             or now >= dq[0].arrival + self.wait_s)
+        if not dq:
+            return False
+        return (self.wait_s == 0 or self.emb_texts[model] >= self.max_texts
+                or now >= dq[0].arrival + self.wait_s)
 
     def _take_batch(self, model: str) -> list[Request]:
         dq = self.emb[model]
@@ -98,9 +117,9 @@ class HybridPolicy(Policy):
         return batch
 
     def next_timer(self, now: float) -> float | None:
-        rc = self._recheck
-        t_min = rc if now < rc < INF else None
-        self._recheck = INF
+        if self.wait_s == 0:
+            return None
+        t_min = None
         for model, dq in self.emb.items():
             if dq and self.emb_texts[model] < self.max_texts:
                 t = dq[0].arrival + self.wait_s
@@ -108,48 +127,44 @@ class HybridPolicy(Policy):
                     t_min = t
         return t_min
 
-    # -- batch routing ------------------------------------------------------
-    def _route_batch(self, model: str, free: list[BackendState], now: float
-                     ) -> BackendState | None:
-        """Cost order (dedicated, CPU, cheap first): the first backend whose estimated
-        completion (its in-flight batches' backlog, then this batch) meets the batch's
-        deadline. A free one gets the batch now; a busy
-        dedicated one that frees in time keeps it waiting (None) — that is what makes
-        "prefer the cheap backend" real under load. If none can meet the deadline,
-        spill to the free backend that finishes first (None if none is free)."""
-        dq = self.emb[model]
+    def _batch_tokens(self, model: str) -> int:
         texts = tokens = 0
-        deadline = INF
-        for r in dq:
+        for r in self.emb[model]:
             if texts and texts + r.n_texts > self.max_texts:
                 break
             texts += r.n_texts
             tokens += r.text_tokens or r.n_texts
-            if r.deadline < deadline:
-                deadline = r.deadline
-        if deadline == INF:
-            deadline = dq[0].arrival + self.default_slo_s
-        for b in self._emb_ranked:
-            if not b.up:
-                continue
-            svc = b.estimate("embedding", tokens)
-            if b in free:
-                if now + b.backlog(now) + svc <= deadline:
-                    return b
-            elif b.dedicated_embedding and now + b.backlog(now) + svc <= deadline:
-                # Wait — but look again when spilling is the last chance, even if no
-                # other event comes (a backend that stops answering).
-                spill = min((deadline - x.estimate("embedding", tokens) for x in free),
-                            default=INF)
-                if now < spill < self._recheck:
-                    self._recheck = spill
-                return None
-        best, best_t = None, INF
+        return tokens
+
+    def place_batch(self, tokens: int, free: list[BackendState], now: float
+                    ) -> BackendState | None:
+        """Earliest predicted completion; the cheapest within `cost_tolerance` of
+        it; a shared host only where the batch fits into its LLM's TPOT slack."""
+        scored = []
         for b in free:
-            t = now + b.backlog(now) + b.estimate("embedding", tokens)
-            if t < best_t:
-                best, best_t = b, t
-        return best
+            svc = b.estimate("embedding", tokens)
+            if b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
+                continue
+            scored.append((now + b.backlog(now) + svc, b))
+        if not scored:
+            return None
+        best_t = min(t for t, _ in scored)
+        limit = now + (best_t - now) * (1 + self.cost_tolerance)
+        return min((b for t, b in scored if t <= limit), key=lambda b: b.cost_rank)
+
+    def _fits_llm_slack(self, b: BackendState, batch_s: float) -> bool:
+        if self.tightest_tpot == INF:
+            return True
+        return b.predict_tpot(0) + batch_s <= TPOT_HEADROOM * self.tightest_tpot
+
+    def route(self, req: Request, cands: list[BackendState], now: float
+              ) -> BackendState | Reject:
+        if req.cls != "embedding":
+            return router_pick(self.cp, req, cands, now)
+        b = self.place_batch(req.text_tokens or req.n_texts, cands, now)
+        if b is None:  # every free host is an LLM's at its TPOT limit: the least loaded
+            b = min(cands, key=lambda x: x.n_llm)
+        return b
 
     # -- shares -------------------------------------------------------------
     def _allowed(self, b: BackendState, group: str, other_waiting: bool) -> bool:
@@ -159,52 +174,56 @@ class HybridPolicy(Policy):
 
     # -- selection ----------------------------------------------------------
     def select(self, now: float) -> Selection:
-        cp = self.cp
-        max_texts, wait_s, texts = self.max_texts, self.wait_s, self.emb_texts
-        ready = []  # models whose batch is full or whose window has closed
-        for m, dq in self.emb.items():
-            if dq and (texts[m] >= max_texts or now >= dq[0].arrival + wait_s):
-                ready.append(m)
         llm = self.llm
         llm_waiting = bool(llm["chat"] or llm["completion"])
+        ready = [m for m in self.emb if self._ready(m, now)]
         if not (ready or llm_waiting):
-            return None  # only open batch windows: nothing to decide until a timer or arrival
+            return None
+        emb_model, emb_key, emb_target = self._embedding_choice(ready, llm_waiting, now)
+        best, cands = self._llm_choice(emb_target) if llm_waiting else (None, None)
+        if emb_model is not None and (best is None or emb_key <= best[0]):
+            return self._take_batch(emb_model), emb_target
+        if best is None:
+            return None
+        req = heapq.heappop(llm[best[2].cls])[2]
+        b = cands[0] if len(cands) == 1 and self.lone_is_choice else \
+            router_pick(self.cp, req, cands, now)
+        adm = self.cp.admission
+        if adm is not None and adm.shed_now(req, b, now):
+            return Reject(req, SHED_REASON)
+        return (req,), b
 
-        best_model, best_emb_key, emb_target = None, INF, None
-        if ready:
-            cands = cp.free["embedding"]
-            if llm_waiting and cands:
-                waiting = [c for c, h in llm.items() if h]
-                cands = [b for b in cands if self._allowed(
-                    b, "embedding", any(c in b.caps for c in waiting))]
-            for m in ready:
-                k = self.key(self.emb[m][0])
-                if best_model is None or k < best_emb_key:
-                    best_model, best_emb_key = m, k
-            emb_target = self._route_batch(best_model, cands, now)
-            if emb_target is None:
-                best_model = None  # held for a cheaper backend, or no slot
+    def _embedding_choice(self, ready: list[str], llm_waiting: bool, now: float):
+        """(model, order key, backend) of the batch that could go now, or Nones."""
+        if not ready:
+            return None, INF, None
+        cands = self.cp.free["embedding"]
+        if llm_waiting and cands:
+            waiting = [c for c, h in self.llm.items() if h]
+            cands = [b for b in cands if self._allowed(
+                b, "embedding", any(c in b.caps for c in waiting))]
+        model = min(ready, key=lambda m: self.key(self.emb[m][0]))
+        target = self.place_batch(self._batch_tokens(model), cands, now) if cands else None
+        if target is None:
+            return None, INF, None
+        return model, self.key(self.emb[model][0]), target
 
-        best_llm, llm_cands = None, None
-        if llm_waiting:
-            for cls, heap in llm.items():
-                if heap and (best_llm is None or heap[0] < best_llm):
-                    cands = cp.free[cls]  # the core's list, not to be modified
-                    if emb_target is not None and emb_target.mixed and emb_target in cands:
-                        # The batch waits for this shared backend: LLM keeps to its share.
-                        cands = [b for b in cands if b is not emb_target
-                                 or self._allowed(b, "llm", True)]
-                    if cands:
-                        best_llm, llm_cands = heap[0], cands
-
-        if best_model is not None and (best_llm is None or best_emb_key <= best_llm[0]):
-            return self._take_batch(best_model), emb_target
-        if best_llm is not None:
-            req = heapq.heappop(llm[best_llm[2].cls])[2]
-            if len(llm_cands) == 1 and self.lone_is_choice:
-                return (req,), llm_cands[0]
-            return (req,), router_pick(cp, req, llm_cands, now)
-        return None
+    def _llm_choice(self, emb_target: BackendState | None):
+        """The first LLM queue head with a backend that has room for it."""
+        best = best_cands = None
+        fitting = self.cp.fitting
+        for cls, heap in self.llm.items():
+            if not heap or (best is not None and heap[0] >= best):
+                continue
+            cands = self.cp.free[cls]
+            if emb_target is not None and emb_target.mixed and emb_target in cands:
+                # The batch waits for this shared backend: LLM keeps to its share.
+                cands = [b for b in cands if b is not emb_target
+                         or self._allowed(b, "llm", True)]
+            cands = fitting(heap[0][2], cands) if cands else cands
+            if cands:
+                best, best_cands = heap[0], cands
+        return best, best_cands
 
     def drain(self) -> list[Request]:
         out = [e[2] for h in self.llm.values() for e in h]

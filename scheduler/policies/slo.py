@@ -1,24 +1,31 @@
-"""slo: earliest deadline first, least-slack routing, optional early rejection.
+"""slo: least slack first, with admission control.
 
-Rule: order by deadline = arrival + SLO (TTFT for chat/completion, end-to-end
-for embeddings; requests without an SLO come after all that carry one, in
-arrival order). Route to the free backend whose estimated completion leaves
-the least non-negative slack, keeping faster backends for tighter requests;
-if none meets the deadline, take the fastest — or, with
-`[control_plane.slo] early_reject = true`, reject with `deadline_unmeetable`.
-Latency estimates are per-backend EWMAs of observed dispatch→first token
-(LLM) and a fitted a + b·tokens (embeddings).
+Rule: order by slack — the latest moment a request can still start and meet
+every SLO it carries: its first-token deadline less its predicted prefill, and
+its end-to-end deadline less its predicted prefill and decode (the smaller of
+the two). Requests without an SLO come after all that carry one, in arrival
+order. With per-request SLO tiers this is what earliest-deadline-first cannot
+be with one SLO per class: a tight request goes ahead of a loose one that
+arrived earlier.
+
+Admission (on by default, `control_plane.admission`): an arrival whose SLO
+the work ahead leaves no time for is rejected (`slo_infeasible`); a queued
+request whose deadline became unreachable is shed (`slo_shed`) when it comes
+up, so it takes no engine time (scheduler.admission).
+
+Routing is the configured router's (default `least-work`: the backend with the
+earliest predicted first token), never the busier of two equal engines.
 """
 
 from __future__ import annotations
 
 import heapq
 
-from scheduler.actions import Reject
-from scheduler.policies.base import HeapPolicy, tokens_of
-from scheduler.request import Request
+from scheduler.policies.base import HeapPolicy
+from scheduler.request import REQUEST_CLASSES, Request
 
 INF = float("inf")
+NO_SLO = 1e12  # order key offset of requests without an SLO: after every deadline
 
 
 class SLOPolicy(HeapPolicy):
@@ -26,37 +33,45 @@ class SLOPolicy(HeapPolicy):
 
     def __init__(self, cp) -> None:
         super().__init__(cp)
-        self.early_reject = cp.config.slo.early_reject
-        # A lone free backend is the answer whatever the estimates say (fit or fastest),
-        # unless the policy may reject it.
-        self.lone_is_choice = self.lone_is_choice and not self.early_reject
+        self._nominal = nominal_backends(cp)
 
-    def key(self, req: Request) -> tuple[float, float]:
-        return (req.deadline, req.arrival)
+    def key(self, req: Request) -> float:
+        return slack_key(req, self._nominal[req.cls])
 
     def push(self, req: Request, now: float) -> None:
-        # The key flattened into the entry: (deadline, arrival, seq, req) orders exactly
-        # as ((deadline, arrival), seq, req), and compares faster.
-        heapq.heappush(self.heaps[req.cls], (req.deadline, req.arrival, next(self._seq), req))
+        heapq.heappush(self.heaps[req.cls], (slack_key(req, self._nominal[req.cls]),
+                                             next(self._seq), req))
 
-    def route(self, req, cands, now):
-        if len(cands) == 1 and self.lone_is_choice:
-            return cands[0]  # the direct path from the core asks too
-        deadline = req.deadline
-        if deadline == INF:
-            return super().route(req, cands, now)
-        group = self.cp.group_of(req.cls)
-        tokens = tokens_of(req)
-        fit, fit_slack = None, INF
-        fast, fast_slack = None, -INF
-        for b in cands:
-            slack = deadline - now - b.estimate(group, tokens)
-            if 0 <= slack < fit_slack:
-                fit, fit_slack = b, slack
-            if slack > fast_slack:
-                fast, fast_slack = b, slack
-        if fit is not None:
-            return fit
-        if self.early_reject:
-            return Reject(req, "deadline_unmeetable")
-        return fast
+
+def slack_key(req: Request, b) -> float:
+    """Latest start time that meets every SLO the request carries, with the service
+    time predicted on backend `b`'s prior (a static key keeps the queue a heap)."""
+    a = req.arrival
+    if req.cls == "embedding":
+        if req.slo_e2e_ms is None:
+            return NO_SLO + a
+        svc = 0.0 if b is None else b.emb_est.predict(req.text_tokens or req.n_texts)
+        return a + req.slo_e2e_ms / 1000.0 - svc
+    pre = 0.0 if b is None else b.model.beta1 * req.prompt_tokens
+    key = INF
+    if req.slo_ttft_ms is not None:
+        key = a + req.slo_ttft_ms / 1000.0 - pre
+    if req.slo_e2e_ms is not None:
+        tpot = 0.0 if b is None else b.model.beta0
+        key = min(key, a + req.slo_e2e_ms / 1000.0 - pre
+                  - max(req.output_tokens - 1, 0) * tpot)
+    return NO_SLO + a if key == INF else key
+
+
+def nominal_backends(cp) -> dict:
+    """Per class, the capable backend whose prior serves a request soonest: the
+    service time in a request's slack is computed on it."""
+    return {c: _fastest(cp.capable[c], c) for c in REQUEST_CLASSES}
+
+
+def _fastest(backends, cls: str):
+    if not backends:
+        return None
+    if cls == "embedding":
+        return min(backends, key=lambda b: b.emb_est.predict(64))
+    return min(backends, key=lambda b: b.model.beta0 + 512 * b.model.beta1)

@@ -92,5 +92,5 @@ def drive(cp, script) -> Ledger:
 @given(script=ops, cap=st.integers(1, 6))
 def test_every_request_leaves_exactly_once(case, script, cap):
     cp = make_cp(backends(), queue_capacity={"chat": cap, "completion": cap, "embedding": cap},
-                 slo={"early_reject": True}, hybrid={"batch_max_texts": 16}, **case)
+                 admission="on", hybrid={"batch_max_texts": 16}, **case)
     drive(cp, script)

@@ -1,0 +1,160 @@
+"""SLO admission control: reject at arrival what cannot be served on time, shed
+from the queue what can no longer be.
+
+Why: goodput, not queue length, is what a scheduler is judged by. Past
+capacity a queue that takes everything makes *every* request late; one that
+admits only what the work ahead leaves time for keeps the admitted ones on
+time (DistServe's goodput, QLM and SLOs-Serve's admission).
+
+Prediction of a new request's first token, from the work ahead of it:
+
+* `ahead` — queued requests the policy will serve before it (its rank in the
+  policy's order, from the policy);
+* free slots now — per backend, what its slot count, vLLM's max_num_seqs and
+  the KV capacity left still take;
+* if `ahead` fits in the free slots the request waits for nothing; otherwise
+  it waits for `ahead - free + 1` departures at the backends' departure rate
+  μ (Little's law on each), less the rate of later arrivals that will be
+  ordered before it (tighter tiers, higher priority) — they take slots first;
+* plus its own prefill on the best backend (scheduler.predict).
+
+A request with no SLO is never rejected or shed. The reasons are
+`slo_infeasible` (at arrival) and `slo_shed` (from the queue).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from scheduler.backends import BackendState
+from scheduler.request import Request
+
+if TYPE_CHECKING:
+    from scheduler.core import ControlPlane
+
+INF = float("inf")
+REJECT_REASON = "slo_infeasible"
+SHED_REASON = "slo_shed"
+_RATE_TAU_S = 5.0  # time constant of the arrival-rate estimates
+
+
+class _Rate:
+    """Exponentially decayed event rate (events/s) with time constant τ."""
+
+    __slots__ = ("t", "value")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.value = 0.0
+
+    def at(self, now: float) -> float:
+        return self.value * math.exp(-(now - self.t) / _RATE_TAU_S) if now > self.t else self.value
+
+    def tick(self, now: float) -> None:
+        self.value = self.at(now) + 1.0 / _RATE_TAU_S
+        self.t = max(self.t, now)
+
+
+class Admission:
+    """Feasibility of a request's SLOs given the work ahead (see module doc)."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+        # admitted LLM arrivals per order offset (policy key − arrival, ms): the ones
+        # with a smaller offset arriving later are served first
+        self._rates: dict[int, _Rate] = {}
+        self.mean_output = 128.0  # EWMA of LLM requests' output tokens
+        self._departures = _Rate()  # LLM completions per second, measured
+
+    def departed(self, now: float) -> None:
+        """An LLM request finished: the measured departure rate goes up."""
+        self._departures.tick(now)
+
+    # -- at arrival -------------------------------------------------------------
+    def reject_at_arrival(self, req: Request, ahead: int, offset_s: float, now: float) -> bool:
+        """True when the request cannot meet an SLO it carries (it is then rejected)."""
+        if req.cls == "embedding":
+            return self._embedding_late(req, self.cp.capable["embedding"], now)
+        self.mean_output += 0.05 * (req.output_tokens - self.mean_output)
+        late = self._llm_late(req, ahead, offset_s, now)
+        if not late:
+            key = int(offset_s * 1000)
+            rate = self._rates.get(key)
+            if rate is None:
+                rate = self._rates[key] = _Rate()
+            rate.tick(now)
+        return late
+
+    def _llm_late(self, req: Request, ahead: int, offset_s: float, now: float) -> bool:
+        ttft_dl, e2e_dl = _deadlines(req)
+        if ttft_dl == INF and e2e_dl == INF:
+            return False
+        need = req.prompt_tokens + req.output_tokens
+        free = 0
+        mu = 0.0
+        best_ttft = best_tpot = INF
+        for b in self.cp.capable[req.cls]:
+            if not b.up:
+                continue
+            free += _free_slots(b, need)
+            mu += b.departure_rate(self.mean_output)
+            best_ttft = min(best_ttft, b.predict_ttft(req.prompt_tokens))
+            best_tpot = min(best_tpot, b.predict_tpot())
+        if best_ttft == INF:
+            return False  # nothing up: it waits for a backend, as without admission
+        wait = 0.0
+        if ahead >= free:
+            # Busy backends finish requests at least as fast as measured lately.
+            mu = max(mu, self._departures.at(now))
+            over = self._overtake_rate(offset_s, now)
+            wait = (ahead - free + 1) / max(mu - over, 0.25 * mu, 1e-9)
+        first = now + wait + best_ttft
+        done = first + max(req.output_tokens - 1, 0) * best_tpot
+        return first > ttft_dl or done > e2e_dl
+
+    def _overtake_rate(self, offset_s: float, now: float) -> float:
+        """Admitted arrivals per second that will be ordered before this request: a
+        clearly smaller offset (a tighter tier, a higher priority level), not the
+        few milliseconds a longer prompt's predicted prefill takes off."""
+        below = int((offset_s - 0.1 * abs(offset_s) - 0.01) * 1000)
+        return sum(r.at(now) for k, r in self._rates.items() if k < below)
+
+    def _embedding_late(self, req: Request, cands: list[BackendState], now: float) -> bool:
+        dl = req.deadline
+        if dl == INF:
+            return False
+        tokens = req.text_tokens or req.n_texts
+        best = min((now + b.backlog(now) + b.estimate("embedding", tokens)
+                    for b in cands if b.up), default=None)
+        return best is not None and best > dl
+
+    # -- at dispatch ------------------------------------------------------------
+    def shed_now(self, req: Request, b: BackendState, now: float) -> bool:
+        """True when the request, sent to `b` now, would still miss an SLO."""
+        if req.cls == "embedding":
+            dl = req.deadline
+            tokens = req.text_tokens or req.n_texts
+            return now + b.backlog(now) + b.estimate("embedding", tokens) > dl
+        ttft_dl, e2e_dl = _deadlines(req)
+        if ttft_dl == INF and e2e_dl == INF:
+            return False
+        first = now + b.predict_ttft(req.prompt_tokens)
+        done = first + max(req.output_tokens - 1, 0) * b.predict_tpot()
+        return first > ttft_dl or done > e2e_dl
+
+
+def _deadlines(req: Request) -> tuple[float, float]:
+    """(first-token deadline, end-to-end deadline) of an LLM request; INF if none."""
+    a = req.arrival
+    ttft = INF if req.slo_ttft_ms is None else a + req.slo_ttft_ms / 1000.0
+    e2e = INF if req.slo_e2e_ms is None else a + req.slo_e2e_ms / 1000.0
+    return ttft, e2e
+
+
+def _free_slots(b: BackendState, need: int) -> int:
+    """Requests of KV size `need` this backend would take now."""
+    n = min(b.max_conc - b.in_flight, b.max_seqs - b.n_llm)
+    if b.kv_cap is not None:
+        n = min(n, (b.kv_cap - b.kv_reserved) // max(need, 1))
+    return max(n, 0)
