@@ -147,18 +147,24 @@ class BackendState:
         self.kv_reserved -= prompt + output
         self.kv_read -= prompt + output / 2
 
-    def predict_ttft(self, prompt: int) -> float:
-        """Seconds to the first token of a prompt dispatched here now (corrected by
-        what was observed here)."""
+    def model_ttft(self, prompt: int) -> float:
+        """The cost model's first-token time for a prompt dispatched here now."""
         n_dec = self.n_llm - self.n_prefilling
-        t = llm_ttft(self.model, self.prefill_ahead, n_dec, self.n_prefilling,
-                     self.kv_read, prompt)
-        return t * self.ttft_corr.factor
+        return llm_ttft(self.model, self.prefill_ahead, n_dec, self.n_prefilling,
+                        self.kv_read, prompt)
+
+    def model_tpot(self, extra: int = 1) -> float:
+        """The cost model's time per output token once `extra` more sequences decode."""
+        return llm_tpot(self.model, self.n_llm + extra, self.kv_read)
+
+    def predict_ttft(self, prompt: int) -> float:
+        """Seconds to the first token of a prompt dispatched here now: the model's,
+        corrected by what was observed here."""
+        return self.model_ttft(prompt) * self.ttft_corr.factor
 
     def predict_tpot(self, extra: int = 1) -> float:
         """Seconds per output token once `extra` more sequences decode here."""
-        t = llm_tpot(self.model, self.n_llm + extra, self.kv_read)
-        return t * self.tpot_corr.factor
+        return self.model_tpot(extra) * self.tpot_corr.factor
 
     def departure_rate(self, mean_output: float) -> float:
         """LLM requests finishing per second here at the present batch (Little's

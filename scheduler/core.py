@@ -405,8 +405,8 @@ class ControlPlane:
         else:
             group = "llm"
             d = _InFlight(did, b, reqs_t, now, group, r.prompt_tokens)
-            d.pred_ttft = b.predict_ttft(r.prompt_tokens)
-            d.pred_tpot = b.predict_tpot()
+            d.pred_ttft = b.model_ttft(r.prompt_tokens)  # uncorrected: the correction
+            d.pred_tpot = b.model_tpot()  # learns observed / model
             b.llm_dispatched(r.prompt_tokens, r.output_tokens)
             self._by_req[r.id] = d  # an LLM dispatch is one request
         self.in_flight[did] = d

@@ -53,6 +53,8 @@ class HybridPolicy(Policy):
         p = cp.config.hybrid
         self.max_texts = p.batch_max_texts
         self.wait_s = p.batch_max_wait_ms / 1000.0
+        if self.wait_s > 0:  # a window holds even a lone embedding with a backend free
+            self.direct_classes = frozenset(LLM_CLASSES)
         self.aging_s = p.aging_s
         self.cost_tolerance = p.cost_tolerance
         self.shares = dict(p.shares)
@@ -160,6 +162,7 @@ class HybridPolicy(Policy):
     def route(self, req: Request, cands: list[BackendState], now: float
               ) -> BackendState | Reject:
         if req.cls != "embedding":
+            self._note_tpot(req)  # the direct path from the core skips push()
             return router_pick(self.cp, req, cands, now)
         b = self.place_batch(req.text_tokens or req.n_texts, cands, now)
         if b is None:  # every free host is an LLM's at its TPOT limit: the least loaded

@@ -11,7 +11,8 @@ from scheduler.config import ControlPlaneConfig
 def test_defaults_resolve_every_parameter():
     d = ControlPlaneConfig().model_dump()
     assert d["baseline"] == "sage" and d["policy"] == "hybrid"
-    assert d["hybrid"]["batch_max_texts"] == 32 and d["hybrid"]["batch_max_wait_ms"] == 10
+    assert d["hybrid"]["batch_max_texts"] == 32 and d["hybrid"]["batch_max_wait_ms"] == 0
+    assert d["router"] == "least-work" and d["admission"] == "auto"
     assert d["priority"]["aging_s"] > 0 and d["queue_capacity"]["chat"] > 0
 
 

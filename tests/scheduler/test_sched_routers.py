@@ -38,11 +38,18 @@ def test_p2c_is_seeded_and_picks_the_lesser_of_two():
     assert len(set(seq1)) > 2
 
 
+def set_ttft(b, seconds: float, prompt: int = 64) -> None:
+    """Make a backend's predicted first token for `prompt` take `seconds` (as the
+    observed/predicted correction would after such observations)."""
+    b.ttft_corr.factor = 1.0
+    b.ttft_corr.factor = seconds / b.predict_ttft(prompt)
+
+
 def test_cost_aware_prefers_cheap_cpu_that_meets_the_deadline_else_fastest():
     cpu, gpu = states(llm("cpu", device="cpu", price_per_hour=0.1, preset="tiny-cpu"),
                       llm("gpu", price_per_hour=2.5))
-    cpu.observe_ttft(0.080)
-    gpu.observe_ttft(0.010)
+    set_ttft(cpu, 0.080)
+    set_ttft(gpu, 0.010)
     r = CostAware()
     assert r.pick("chat", [gpu, cpu], "llm", 64, 0.100, 0.0).name == "cpu"
     assert r.pick("chat", [gpu, cpu], "llm", 64, 0.050, 0.0).name == "gpu"

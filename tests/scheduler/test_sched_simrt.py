@@ -21,8 +21,8 @@ BACKENDS = [llm("g0", conc=16), llm("g1", conc=16), emb("e0", conc=2)]
 
 @pytest.mark.parametrize("policy", ["fifo", "priority", "slo", "hybrid"])
 def test_outcomes_are_complete_and_consistent(policy):
-    reqs = mixed()
-    res = simulate(ControlPlaneConfig(policy=policy), BACKENDS, reqs)
+    reqs = mixed()  # past capacity: with admission on, slo and hybrid would refuse some
+    res = simulate(ControlPlaneConfig(policy=policy, admission="off"), BACKENDS, reqs)
     assert len(res.outcomes) == len(reqs)
     assert {o.id for o in res.outcomes} == {r.id for r in reqs}
     for o in res.outcomes:
@@ -40,9 +40,12 @@ def test_outcomes_are_complete_and_consistent(policy):
 
 
 def test_a_killed_backend_loses_started_work_and_requeues_the_rest():
-    reqs = mixed(rate=300, duration=4.0)
+    # Long prompts just before the fault: their chunked prefill is still running then.
+    reqs = mixed(rate=60, duration=4.0) + [chat(f"long{i}", 0.99, prompt=6000, out=8)
+                                            for i in range(12)]
     faults = [Fault(1.0, "g0"), Fault(2.5, "g0", up=True)]
-    res = simulate(ControlPlaneConfig(policy="hybrid"), BACKENDS, reqs, faults=faults)
+    res = simulate(ControlPlaneConfig(policy="hybrid", admission="off"), BACKENDS, reqs,
+                   faults=faults)
     by = {}
     for o in res.outcomes:
         by.setdefault(o.status, []).append(o)
@@ -54,6 +57,27 @@ def test_a_killed_backend_loses_started_work_and_requeues_the_rest():
     assert not [o for o in by["completed"] if o.backend == "g0" and 1.0 < o.t_dispatched < 2.5]
     assert [e["kind"] for e in res.events] == ["engine_down", "engine_up"]
     assert len(res.outcomes) == len(reqs)
+
+
+def _met(o) -> bool:
+    if o.status != "completed":
+        return False
+    if o.slo_ttft_ms is not None and (o.t_first_token - o.t_intended) * 1000 > o.slo_ttft_ms:
+        return False
+    return o.slo_e2e_ms is None or (o.t_done - o.t_intended) * 1000 <= o.slo_e2e_ms
+
+
+@pytest.mark.parametrize("policy", ["slo", "hybrid"])
+def test_admission_past_capacity_meets_more_slos_than_fifo_and_says_why(policy):
+    fifo = simulate(ControlPlaneConfig(policy="fifo"), BACKENDS, mixed())
+    res = simulate(ControlPlaneConfig(policy=policy), BACKENDS, mixed())
+    for cls in ("chat", "embedding"):
+        base = [o for o in fifo.outcomes if o.cls == cls]
+        ours = [o for o in res.outcomes if o.cls == cls]
+        assert sum(map(_met, ours)) / len(ours) >= sum(map(_met, base)) / len(base) + 0.1
+    refused = [o for o in res.outcomes if o.status != "completed"]
+    assert refused and {o.reason for o in refused} <= {"slo_infeasible", "slo_shed"}
+    assert all(o.status == "rejected" for o in refused)
 
 
 def test_horizon_ends_the_run_and_fails_the_rest():
