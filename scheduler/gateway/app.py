@@ -80,9 +80,10 @@ def _spliced(src: bytes, priority: int) -> bytes | None:
 
 
 def upstream_body(payload: Payload, priority: int, forward_priority: bool) -> bytes:
-    """The bytes to send to an engine. vLLM refuses `priority` unless started with
-    `--scheduling-policy priority`: to such an engine the request's priority (0..4,
-    lower first, as vLLM orders) goes in the body; to others the field is stripped.
+    """The bytes to send to an engine. Only an engine started with `--scheduling-policy
+    priority` uses `priority` (vLLM documents it as an error elsewhere): to such an
+    engine the request's priority (0..4, lower first, as vLLM orders) goes in the body;
+    to others the field is stripped.
     Built once per request; the client's bytes go as they are when they already say it."""
     if not forward_priority:
         return payload.raw
@@ -161,8 +162,8 @@ async def _read_body(request: web.Request, opt: GatewayOptions) -> bytes:
 
 
 def _forward_body(raw: bytes, parsed: Parsed) -> bytes:
-    """vLLM refuses `priority` unless started with priority scheduling; the control
-    plane has already used it, so it is not forwarded."""
+    """The body without `priority`: the control plane has used it, and an engine
+    without priority scheduling must not get it (upstream_body adds it for one with)."""
     if parsed.priority is None and "priority" not in parsed.body:
         return raw
     body = {k: v for k, v in parsed.body.items() if k != "priority"}
