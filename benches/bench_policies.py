@@ -32,13 +32,22 @@ SUITE_B = Path(__file__).resolve().parents[1] / "sagetui/suites/b-policies.toml"
 TIERS = ["workload.slos.chat.tiers=[{name='tight',share=0.3,ttft_ms=300},"
          "{name='loose',share=0.7,ttft_ms=3000}]"]
 WARMUP_S = 10.0
+# suite B's traffic patterns (each at the swept rate)
+PATTERNS = {
+    "steady": [],
+    "gamma": ["workload.arrival={kind='gamma',cv=3.0}"],
+    "onoff": ["workload.arrival={kind='onoff',factor=2.0,on_s=5.0,off_s=5.0}"],
+    "adversarial": ["workload.arrival={kind='adversarial',attack='priority_inversion',"
+                    "start_s=10.0,length_s=10.0,factor=0.5,trickle_rps=5.0}"],
+}
 
 
-def config(policy: str, rate: float, duration: float, seed: int):
+def config(policy: str, rate: float, duration: float, seed: int, pattern: str = "steady"):
     """Suite B's base at `rate`, with the two tiers; `vllm-priority` is the baseline
     with no control plane and vLLM's own priority scheduling on the engines."""
     sets = [f"workload.rate={rate}", f"workload.duration_s={duration}",
-            f"workload.warmup_s={WARMUP_S}", "run.repetitions=1", f"run.seed={seed}",
+            f"workload.warmup_s={WARMUP_S}", "run.repetitions=1", f"run.seed={seed}", *TIERS,
+            *PATTERNS[pattern],
             # as many slots as vLLM runs sequences: the KV capacity bounds dispatch
             "backends.0.max_concurrency=256", "backends.1.max_concurrency=256"]
     if policy == "vllm-priority":
@@ -50,15 +59,10 @@ def config(policy: str, rate: float, duration: float, seed: int):
     return expand_raw(base, source=str(SUITE_B), spec_text="", overrides=sets).runs[0]
 
 
-def run_point(policy: str, rate: float, duration: float, seed: int) -> dict:
-    cfg = config(policy, rate, duration, seed)
+def run_point(policy: str, rate: float, duration: float, seed: int,
+              pattern: str = "steady") -> dict:
+    cfg = config(policy, rate, duration, seed, pattern)
     reqs = [to_request(s) for s in build_schedule(cfg.workload)]
-    import random
-    rng = random.Random(seed)
-    for r in reqs:
-        if r.cls == "chat":
-            tight = rng.random() < 0.3
-            r.slo_tier, r.slo_ttft_ms = ("tight", 300.0) if tight else ("loose", 3000.0)
     res = simulate(cfg.control_plane, cfg.backends, reqs, horizon_s=cfg.workload.end_s + 120,
                    seed=seed)
     return measure(res, cfg, rate)
@@ -145,18 +149,22 @@ def main() -> None:
     ap.add_argument("--policies", default="fifo,priority,slo,hybrid,vllm-priority")
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--capacity", type=float, default=0, help="skip the probe")
+    ap.add_argument("--patterns", default="steady", help=f"of {','.join(PATTERNS)}")
     a = ap.parse_args()
     t0 = time.perf_counter()
     cap = a.capacity or capacity(max(a.duration, 60), 1)
     print(f"capacity (fifo, measured): {cap:.1f} req/s  [{time.perf_counter() - t0:.0f} s]")
     keys = ["att_chat", "att_tight", "att_loose", "att_p0", "att_emb", "goodput",
             "ttft_p50_ms", "emb_p50_ms", "cv", "preempt"]
-    print("load policy " + " ".join(keys) + " reasons")
-    for x in map(float, a.loads.split(",")):
-        for pol in a.policies.split(","):
-            ms = [run_point(pol, x * cap, a.duration, s) for s in range(1, a.seeds + 1)]
-            cells = [_ci([m[k] for m in ms]) for k in keys]
-            print(f"{x:.2f} {pol} " + " ".join(cells) + f" {ms[0]['reasons']}", flush=True)
+    print("pattern load policy " + " ".join(keys) + " reasons")
+    for pattern in a.patterns.split(","):
+        for x in map(float, a.loads.split(",")):
+            for pol in a.policies.split(","):
+                ms = [run_point(pol, x * cap, a.duration, s, pattern)
+                      for s in range(1, a.seeds + 1)]
+                cells = [_ci([m[k] for m in ms]) for k in keys]
+                print(f"{pattern} {x:.2f} {pol} " + " ".join(cells) + f" {ms[0]['reasons']}",
+                      flush=True)
     print(f"[{time.perf_counter() - t0:.0f} s]")
 
 

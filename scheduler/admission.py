@@ -61,7 +61,7 @@ class Admission:
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
-        # admitted LLM arrivals per order offset (policy key − arrival, ms): the ones
+        # admitted LLM arrivals per order offset (policy key − arrival, 50 ms): the ones
         # with a smaller offset arriving later are served first
         self._rates: dict[int, _Rate] = {}
         self.mean_output = 128.0  # EWMA of LLM requests' output tokens
@@ -79,7 +79,7 @@ class Admission:
         self.mean_output += 0.05 * (req.output_tokens - self.mean_output)
         late = self._llm_late(req, ahead, offset_s, now)
         if not late:
-            key = int(offset_s * 1000)
+            key = _bucket(offset_s)
             rate = self._rates.get(key)
             if rate is None:
                 rate = self._rates[key] = _Rate()
@@ -91,33 +91,36 @@ class Admission:
         if ttft_dl == INF and e2e_dl == INF:
             return False
         need = req.prompt_tokens + req.output_tokens
-        free = 0
-        mu = 0.0
-        best_ttft = best_tpot = INF
-        for b in self.cp.capable[req.cls]:
-            if not b.up:
-                continue
-            free += _free_slots(b, need)
-            mu += b.departure_rate(self.mean_output)
-            best_ttft = min(best_ttft, b.predict_ttft(req.prompt_tokens))
-            best_tpot = min(best_tpot, b.predict_tpot())
-        if best_ttft == INF:
+        ups = [b for b in self.cp.capable[req.cls] if b.up]
+        if not ups:
             return False  # nothing up: it waits for a backend, as without admission
+        free = 0
+        for b in ups:
+            free += _free_slots(b, need)
+        prompt = req.prompt_tokens
+        best_ttft = min(b.predict_ttft(prompt) for b in ups)
         wait = 0.0
         if ahead >= free:
+            mu = 0.0
+            for b in ups:
+                mu += b.departure_rate(self.mean_output)
             # Busy backends finish requests at least as fast as measured lately.
             mu = max(mu, self._departures.at(now))
             over = self._overtake_rate(offset_s, now)
             wait = (ahead - free + 1) / max(mu - over, 0.25 * mu, 1e-9)
         first = now + wait + best_ttft
-        done = first + max(req.output_tokens - 1, 0) * best_tpot
-        return first > ttft_dl or done > e2e_dl
+        if first > ttft_dl:
+            return True
+        if e2e_dl == INF or req.output_tokens <= 1:
+            return False
+        best_tpot = min(b.predict_tpot() for b in ups)
+        return first + (req.output_tokens - 1) * best_tpot > e2e_dl
 
     def _overtake_rate(self, offset_s: float, now: float) -> float:
         """Admitted arrivals per second that will be ordered before this request: a
         clearly smaller offset (a tighter tier, a higher priority level), not the
         few milliseconds a longer prompt's predicted prefill takes off."""
-        below = int((offset_s - 0.1 * abs(offset_s) - 0.01) * 1000)
+        below = _bucket(offset_s - 0.1 * abs(offset_s) - 0.01)
         return sum(r.at(now) for k, r in self._rates.items() if k < below)
 
     def _embedding_late(self, req: Request, cands: list[BackendState], now: float) -> bool:
@@ -144,6 +147,12 @@ class Admission:
         return first > ttft_dl or done > e2e_dl
 
 
+def _bucket(offset_s: float) -> int:
+    """Order offsets in 50 ms buckets: tiers and priority levels apart, a few
+    buckets in all, so summing the rates below one stays cheap."""
+    return math.floor(offset_s * 20)
+
+
 def _deadlines(req: Request) -> tuple[float, float]:
     """(first-token deadline, end-to-end deadline) of an LLM request; INF if none."""
     a = req.arrival
@@ -154,7 +163,12 @@ def _deadlines(req: Request) -> tuple[float, float]:
 
 def _free_slots(b: BackendState, need: int) -> int:
     """Requests of KV size `need` this backend would take now."""
-    n = min(b.max_conc - b.in_flight, b.max_seqs - b.n_llm)
+    n = b.max_conc - b.in_flight
+    m = b.max_seqs - b.n_llm
+    if m < n:
+        n = m
     if b.kv_cap is not None:
-        n = min(n, (b.kv_cap - b.kv_reserved) // max(need, 1))
-    return max(n, 0)
+        m = (b.kv_cap - b.kv_reserved) // (need or 1)
+        if m < n:
+            n = m
+    return n if n > 0 else 0

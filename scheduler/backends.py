@@ -148,10 +148,16 @@ class BackendState:
         self.kv_read -= prompt + output / 2
 
     def model_ttft(self, prompt: int) -> float:
-        """The cost model's first-token time for a prompt dispatched here now."""
-        n_dec = self.n_llm - self.n_prefilling
-        return llm_ttft(self.model, self.prefill_ahead, n_dec, self.n_prefilling,
-                        self.kv_read, prompt)
+        """The cost model's first-token time for a prompt dispatched here now
+        (predict.llm_ttft, inlined: admission asks every backend on every arrival)."""
+        m = self.model
+        n_pre = self.n_prefilling
+        n_dec = self.n_llm - n_pre
+        work = self.prefill_ahead + prompt
+        budget = m.max_batched_tokens - n_dec
+        steps = -(-work // budget) if budget > 1 and work > 0 else max(work, 1)
+        return (m.frontend + steps * (m.beta0 + m.beta2 * n_dec + m.beta3 * self.kv_read)
+                + m.beta1 * work + m.alpha * (n_pre + 1))
 
     def model_tpot(self, extra: int = 1) -> float:
         """The cost model's time per output token once `extra` more sequences decode."""

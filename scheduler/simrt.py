@@ -320,7 +320,8 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         decision_times_us=cp.decision_times_us, events=events,
         counters={"arrived": cp.arrived, "completed": cp.completed, "failed": cp.failed,
                   "rejected": cp.rejected, "requeued": cp.requeued,
-                  "reasons": dict(cp.reasons), "decision": cp.decision_stats()},
+                  "reasons": dict(cp.reasons), "decision": cp.decision_stats(),
+                  "preemptions": sum(getattr(e, "preemptions", 0) for e in engines.values())},
         sim_end_s=now, wall_s=time.perf_counter() - wall0)
 
 
