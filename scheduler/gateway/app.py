@@ -443,6 +443,12 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
             "upstream_error", None, "upstream_error"))
         return
     if counts is None:
+        if not _json_object(data):
+            _answer_all(rt, st, slots, 502, error_body(
+                f"Backend {st.backend} answered 200 with a body that is not a JSON object: "
+                f"{data[:100].decode('utf-8', 'replace')}", "upstream_error", None,
+                "upstream_error"))
+            return
         _deliver(rt, st, slots[0], Answer(200, data), ok=True)
         return
     try:
@@ -453,6 +459,14 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
         return
     for s, part in zip(slots, parts, strict=True):
         _deliver(rt, st, s, Answer(200, part), ok=True)
+
+
+def _json_object(data: bytes) -> bool:
+    """A lone request's answer goes to the client as the engine sent it (no parse on
+    the fast path), but one that is plainly not a JSON object (an HTML error page, a
+    cut body) is the engine's failure (502), as it is for a batch that does not split."""
+    d = data.strip()
+    return d.startswith(b"{") and d.endswith(b"}")
 
 
 def _deliver(rt: Runtime, st: DispatchState, s: Slot, ans: Answer, ok: bool,
