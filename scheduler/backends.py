@@ -8,7 +8,7 @@ decision, so it is a slotted class with plain attributes.
 from __future__ import annotations
 
 from engine.spec import BackendSpec, EngineStats
-from scheduler.predict import Correction, EmbedModel, embed_model, llm_model, llm_tpot, llm_ttft
+from scheduler.predict import Correction, EmbedModel, embed_model, llm_model, llm_tpot
 
 GROUPS = ("llm", "embedding")
 
