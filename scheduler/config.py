@@ -9,7 +9,7 @@ default is what it is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -50,6 +50,9 @@ class HybridParams(_Strict):
     # A batch goes to the cheapest backend whose predicted completion is within this
     # fraction of the earliest one's (0.25: up to 25 % slower to save cost).
     cost_tolerance: float = Field(default=0.25, ge=0)
+    # "fastest": earliest completion (within cost_tolerance); "cheapest-in-slo": the
+    # cheapest backend whose predicted completion meets the batch's deadline.
+    embedding_placement: Literal["fastest", "cheapest-in-slo"] = "fastest"
     # Guaranteed share of each mixed backend's slots when both classes wait.
     shares: dict[str, float] = Field(default_factory=lambda: {"llm": 0.7, "embedding": 0.3})
     # Seconds of slack worth one priority level in the LLM order.

@@ -18,7 +18,10 @@ docs/policies.md):
   `batch_max_wait_ms` > 0 additionally holds a small batch that long.
 * A batch goes to the backend with the earliest predicted completion (its
   backlog plus the batch's a + b·tokens); among backends within
-  `cost_tolerance` of that, the cheapest (CPU before GPU).
+  `cost_tolerance` of that, the cheapest (CPU before GPU). With
+  `embedding_placement = "cheapest-in-slo"`, the cheapest whose predicted
+  completion meets the batch's tightest deadline (CPU nodes first while they
+  keep up), else the earliest.
 * On a backend that hosts an LLM too, a batch fits into the LLM's slack: a
   host whose decode step plus the batch would exceed 90 % of the tightest
   TPOT SLO seen gets no batch; and while both classes wait, each class keeps
@@ -57,6 +60,7 @@ class HybridPolicy(Policy):
             self.direct_classes = frozenset(LLM_CLASSES)
         self.aging_s = p.aging_s
         self.cost_tolerance = p.cost_tolerance
+        self.cheapest_in_slo = p.embedding_placement == "cheapest-in-slo"
         self.shares = dict(p.shares)
         self.llm: dict[str, list] = {c: [] for c in LLM_CLASSES}
         self.emb: dict[str, deque[Request]] = {}
@@ -129,19 +133,23 @@ class HybridPolicy(Policy):
                     t_min = t
         return t_min
 
-    def _batch_tokens(self, model: str) -> int:
+    def _batch_tokens(self, model: str) -> tuple[int, float]:
+        """Tokens and tightest deadline of the batch that would leave now."""
         texts = tokens = 0
+        deadline = INF
         for r in self.emb[model]:
             if texts and texts + r.n_texts > self.max_texts:
                 break
             texts += r.n_texts
             tokens += r.text_tokens or r.n_texts
-        return tokens
+            deadline = min(deadline, r.deadline)
+        return tokens, deadline
 
-    def place_batch(self, tokens: int, free: list[BackendState], now: float
-                    ) -> BackendState | None:
+    def place_batch(self, tokens: int, free: list[BackendState], now: float,
+                    deadline: float = INF) -> BackendState | None:
         """Earliest predicted completion; the cheapest within `cost_tolerance` of
-        it; a shared host only where the batch fits into its LLM's TPOT slack."""
+        it (or, placing `cheapest-in-slo`, the cheapest that meets the deadline);
+        a shared host only where the batch fits into its LLM's TPOT slack."""
         scored = []
         for b in free:
             svc = b.estimate("embedding", tokens)
@@ -152,6 +160,8 @@ class HybridPolicy(Policy):
             return None
         best_t = min(t for t, _ in scored)
         limit = now + (best_t - now) * (1 + self.cost_tolerance)
+        if self.cheapest_in_slo and deadline < INF:
+            limit = max(limit, deadline)
         return min((b for t, b in scored if t <= limit), key=lambda b: b.cost_rank)
 
     def _fits_llm_slack(self, b: BackendState, batch_s: float) -> bool:
@@ -164,7 +174,7 @@ class HybridPolicy(Policy):
         if req.cls != "embedding":
             self._note_tpot(req)  # the direct path from the core skips push()
             return router_pick(self.cp, req, cands, now)
-        b = self.place_batch(req.text_tokens or req.n_texts, cands, now)
+        b = self.place_batch(req.text_tokens or req.n_texts, cands, now, req.deadline)
         if b is None:  # every free host is an LLM's at its TPOT limit: the least loaded
             b = min(cands, key=lambda x: x.n_llm)
         return b
@@ -206,7 +216,10 @@ class HybridPolicy(Policy):
             cands = [b for b in cands if self._allowed(
                 b, "embedding", any(c in b.caps for c in waiting))]
         model = min(ready, key=lambda m: self.key(self.emb[m][0]))
-        target = self.place_batch(self._batch_tokens(model), cands, now) if cands else None
+        target = None
+        if cands:
+            tokens, deadline = self._batch_tokens(model)
+            target = self.place_batch(tokens, cands, now, deadline)
         if target is None:
             return None, INF, None
         return model, self.key(self.emb[model][0]), target

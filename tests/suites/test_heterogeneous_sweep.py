@@ -50,6 +50,7 @@ def test_quick_load_sweep_shows_cpu_saturating_and_mixed_spilling(db_path, tmp_p
     assert thr[(low, "mixed")] == thr[(low, "CPU-only")]
     assert cell[(low, "mixed")]["p99"]["mean"] == cell[(low, "CPU-only")]["p99"]["mean"]
     # High load: CPU-only saturates, mixed spills to the GPU and keeps (nearly) all.
-    assert slo[(high, "CPU-only")] < 10 and thr[(high, "CPU-only")] < 0.7 * high
+    # (admission control still serves a quarter on time where FIFO would serve none)
+    assert slo[(high, "CPU-only")] < 50 and thr[(high, "CPU-only")] < 0.7 * high
     assert slo[(high, "GPU-only")] >= 99
     assert slo[(high, "mixed")] >= 90 and thr[(high, "mixed")] >= 0.95 * high
