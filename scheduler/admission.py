@@ -39,21 +39,36 @@ SHED_REASON = "slo_shed"
 _RATE_TAU_S = 5.0  # time constant of the arrival-rate estimates
 
 
-class _Rate:
-    """Exponentially decayed event rate (events/s) with time constant τ."""
+class _Rates:
+    """Exponentially decayed event rates (events/s, time constant τ) per key.
 
-    __slots__ = ("t", "value")
+    All keys decay by the same factor, so their values are kept scaled to one
+    reference time and the sum over any subset costs one exp, not one per key.
+    """
+
+    __slots__ = ("t_ref", "scaled")
 
     def __init__(self) -> None:
-        self.t = 0.0
-        self.value = 0.0
+        self.t_ref = 0.0
+        self.scaled: dict[int, float] = {}
 
-    def at(self, now: float) -> float:
-        return self.value * math.exp(-(now - self.t) / _RATE_TAU_S) if now > self.t else self.value
+    def tick(self, key: int, now: float) -> None:
+        grow = math.exp((now - self.t_ref) / _RATE_TAU_S)
+        if grow > 1e12:  # rebase before the scale overflows
+            self.scaled = {k: v / grow for k, v in self.scaled.items()}
+            self.t_ref, grow = now, 1.0
+        self.scaled[key] = self.scaled.get(key, 0.0) + grow / _RATE_TAU_S
 
-    def tick(self, now: float) -> None:
-        self.value = self.at(now) + 1.0 / _RATE_TAU_S
-        self.t = max(self.t, now)
+    def below(self, key: int, now: float) -> float:
+        """Total rate of the keys smaller than `key` at `now`."""
+        total = 0.0
+        for k, v in self.scaled.items():
+            if k < key:
+                total += v
+        return total * math.exp(-(now - self.t_ref) / _RATE_TAU_S) if total else 0.0
+
+    def total(self, now: float) -> float:
+        return sum(self.scaled.values()) * math.exp(-(now - self.t_ref) / _RATE_TAU_S)
 
 
 class Admission:
@@ -63,13 +78,13 @@ class Admission:
         self.cp = cp
         # admitted LLM arrivals per order offset (policy key − arrival, 50 ms): the ones
         # with a smaller offset arriving later are served first
-        self._rates: dict[int, _Rate] = {}
+        self._rates = _Rates()
         self.mean_output = 128.0  # EWMA of LLM requests' output tokens
-        self._departures = _Rate()  # LLM completions per second, measured
+        self._departures = _Rates()  # LLM completions per second, measured (one key)
 
     def departed(self, now: float) -> None:
         """An LLM request finished: the measured departure rate goes up."""
-        self._departures.tick(now)
+        self._departures.tick(0, now)
 
     # -- at arrival -------------------------------------------------------------
     def reject_at_arrival(self, req: Request, ahead: int, offset_s: float, now: float) -> bool:
@@ -79,58 +94,66 @@ class Admission:
         self.mean_output += 0.05 * (req.output_tokens - self.mean_output)
         late = self._llm_late(req, ahead, offset_s, now)
         if not late:
-            key = _bucket(offset_s)
-            rate = self._rates.get(key)
-            if rate is None:
-                rate = self._rates[key] = _Rate()
-            rate.tick(now)
+            self._rates.tick(_bucket(offset_s), now)
         return late
 
     def _llm_late(self, req: Request, ahead: int, offset_s: float, now: float) -> bool:
         ttft_dl, e2e_dl = _deadlines(req)
         if ttft_dl == INF and e2e_dl == INF:
             return False
-        need = req.prompt_tokens + req.output_tokens
-        ups = [b for b in self.cp.capable[req.cls] if b.up]
-        if not ups:
-            return False  # nothing up: it waits for a backend, as without admission
+        prompt, out = req.prompt_tokens, req.output_tokens
+        need = prompt + out
+        decode = e2e_dl < INF and out > 1
         free = 0
-        for b in ups:
+        best_ttft, best = INF, None
+        ups = []
+        for b in self.cp.capable[req.cls]:
+            if not b.up:
+                continue
+            ups.append(b)
             free += _free_slots(b, need)
-        prompt = req.prompt_tokens
-        best_ttft = min(b.predict_ttft(prompt) for b in ups)
+            t = b.predict_ttft(prompt)
+            if t < best_ttft:
+                best_ttft, best = t, b
+            # Feasible already: it waits for no slot (free only grows) and this
+            # backend meets its deadlines. The common case below capacity stops here.
+            if ahead < free and now + t <= ttft_dl and (
+                    not decode or now + t + (out - 1) * b.predict_tpot() <= e2e_dl):
+                return False
+        if best is None:
+            return False  # nothing up: it waits for a backend, as without admission
         wait = 0.0
         if ahead >= free:
             mu = 0.0
             for b in ups:
                 mu += b.departure_rate(self.mean_output)
             # Busy backends finish requests at least as fast as measured lately.
-            mu = max(mu, self._departures.at(now))
+            mu = max(mu, self._departures.total(now))
             over = self._overtake_rate(offset_s, now)
             wait = (ahead - free + 1) / max(mu - over, 0.25 * mu, 1e-9)
         first = now + wait + best_ttft
         if first > ttft_dl:
             return True
-        if e2e_dl == INF or req.output_tokens <= 1:
-            return False
-        best_tpot = min(b.predict_tpot() for b in ups)
-        return first + (req.output_tokens - 1) * best_tpot > e2e_dl
+        return decode and first + (out - 1) * best.predict_tpot() > e2e_dl
 
     def _overtake_rate(self, offset_s: float, now: float) -> float:
         """Admitted arrivals per second that will be ordered before this request: a
         clearly smaller offset (a tighter tier, a higher priority level), not the
         few milliseconds a longer prompt's predicted prefill takes off."""
-        below = _bucket(offset_s - 0.1 * abs(offset_s) - 0.01)
-        return sum(r.at(now) for k, r in self._rates.items() if k < below)
+        return self._rates.below(_bucket(offset_s - 0.1 * abs(offset_s) - 0.01), now)
 
     def _embedding_late(self, req: Request, cands: list[BackendState], now: float) -> bool:
         dl = req.deadline
         if dl == INF:
             return False
         tokens = req.text_tokens or req.n_texts
-        best = min((now + b.backlog(now) + b.estimate("embedding", tokens)
-                    for b in cands if b.up), default=None)
-        return best is not None and best > dl
+        seen = False
+        for b in cands:  # feasible as soon as one backend meets the deadline
+            if b.up:
+                seen = True
+                if now + b.backlog(now) + b.estimate("embedding", tokens) <= dl:
+                    return False
+        return seen
 
     # -- at dispatch ------------------------------------------------------------
     def shed_now(self, req: Request, b: BackendState, now: float) -> bool:

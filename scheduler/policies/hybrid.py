@@ -215,14 +215,18 @@ class HybridPolicy(Policy):
             waiting = [c for c, h in self.llm.items() if h]
             cands = [b for b in cands if self._allowed(
                 b, "embedding", any(c in b.caps for c in waiting))]
-        model = min(ready, key=lambda m: self.key(self.emb[m][0]))
-        target = None
-        if cands:
-            tokens, deadline = self._batch_tokens(model)
-            target = self.place_batch(tokens, cands, now, deadline)
+        if not cands:
+            return None, INF, None
+        if len(ready) == 1:
+            model = ready[0]
+            key = self.key(self.emb[model][0])
+        else:
+            key, model = min((self.key(self.emb[m][0]), m) for m in ready)
+        tokens, deadline = self._batch_tokens(model)
+        target = self.place_batch(tokens, cands, now, deadline)
         if target is None:
             return None, INF, None
-        return model, self.key(self.emb[model][0]), target
+        return model, key, target
 
     def _llm_choice(self, emb_target: BackendState | None):
         """The first LLM queue head with a backend that has room for it."""
