@@ -250,21 +250,20 @@ def test_hybrid_batches_embeddings_only_while_they_queue():
     led.check()
 
 
-def test_hybrid_keeps_embedding_batches_off_a_host_near_its_tpot_slo():
-    # One GPU hosts the LLM and an embedding model; a second embedder is slower.
+def _embedding_beside_decoding_chats(tpot_slo_ms: float) -> str:
+    """Where hybrid sends an embedding batch while six chats with this TPOT SLO
+    decode on a GPU that hosts the LLM and an embedding model (a slower CPU
+    embedder beside it)."""
     be = [llm("g", conc=8, caps=("chat", "embedding")),
           emb("cpu", conc=1, price_per_hour=0.1)]
-    cp = make_cp(be, policy="hybrid", admission="off")
-    led = Ledger(cp)
+    led = Ledger(make_cp(be, policy="hybrid", admission="off"))
     for i in range(6):
-        led.arrive(chat(i, 0.0, prompt=512, out=200, slo_tpot_ms=7.0), 0.0)
+        led.arrive(chat(i, 0.0, prompt=512, out=200, slo_tpot_ms=tpot_slo_ms), 0.0)
     (d,) = [a for a in led.arrive(embed(9, 0.001, texts=8, tokens=2048), 0.001)
             if isinstance(a, Dispatch)]
-    assert d.backend == "cpu"  # the shared GPU's decode step is close to 7 ms already
-    cp2 = make_cp(be, policy="hybrid", admission="off")
-    led2 = Ledger(cp2)
-    for i in range(6):
-        led2.arrive(chat(i, 0.0, prompt=512, out=200, slo_tpot_ms=100.0), 0.0)
-    (d,) = [a for a in led2.arrive(embed(9, 0.001, texts=8, tokens=2048), 0.001)
-            if isinstance(a, Dispatch)]
-    assert d.backend == "g"  # plenty of TPOT slack: the fast GPU takes it
+    return d.backend
+
+
+def test_hybrid_keeps_embedding_batches_off_a_host_near_its_tpot_slo():
+    assert _embedding_beside_decoding_chats(7.0) == "cpu"  # the step is near 7 ms already
+    assert _embedding_beside_decoding_chats(100.0) == "g"  # slack: the fast GPU takes it
