@@ -43,6 +43,10 @@ class BackendSpec(BaseModel):
     # (e.g. "local"). A simulated engine then pays its preset's co-host costs while another
     # one there is busy (engine.sim.host). Empty: alone, as in a cluster.
     host: str = ""
+    # Simulated LLM engines only: override the preset's co-host slowdown (a step that
+    # starts while another engine on this `host` works takes 1 + x times as long), for
+    # sensitivity sweeps. None: the preset's (0.195 for GPU presets, docs/simulator.md).
+    cohost_slowdown: float | None = None
 
     @property
     def priority_scheduling(self) -> bool:
@@ -102,6 +106,13 @@ class BackendSpec(BaseModel):
     def _positive(cls, v: int, info: Any) -> int:
         if v < 1:
             raise ValueError(f"{info.field_name}: must be >= 1, got {v}")
+        return v
+
+    @field_validator("cohost_slowdown")
+    @classmethod
+    def _slowdown(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 10:
+            raise ValueError(f"cohost_slowdown: must be in [0, 10], got {v}")
         return v
 
     @field_validator("cpus")

@@ -50,6 +50,10 @@ class LLMCost:
     # Extra per decode token in a step that starts while another engine on the same machine
     # is busy (engine.sim.host). 0 for an engine alone on its machine; calibration fits it.
     cohost_beta2: float = 0.0
+    # A step that starts while another engine on the same GPU is working takes
+    # (1 + cohost_slowdown) times as long: kernels of two processes on one GPU (MPS or
+    # time-slicing) share its SMs and memory bandwidth. GPU presets: docs/simulator.md.
+    cohost_slowdown: float = 0.0
     # The front-end delay of a request submitted while n sequences decode on this engine
     # is (1 + frontend_per_seq·n) times its draw: the streaming path (API server, gateway,
     # client) is busier with every sequence it streams (engine.sim.frontend).

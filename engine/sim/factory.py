@@ -10,6 +10,7 @@ the model; `sim_flags` returns them as ignored so the caller can say so.
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 from engine.sim.cost import EmbedPreset
 from engine.sim.embed import SimEmbeddingEngine
@@ -75,6 +76,9 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
         engine = SimEmbeddingEngine(preset, seed=noise, host=host)
     else:
         kw, _ = sim_flags(spec.extra_args)
+        if spec.cohost_slowdown is not None:
+            preset = replace(preset, cost=replace(preset.cost,
+                                                  cohost_slowdown=spec.cohost_slowdown))
         engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
     if host is not None:
         host.join(spec.name, engine)

@@ -81,7 +81,11 @@ class SimLLMEngine:
         # starts); without one the host is never asked, so nothing is slowed down.
         self.host = host
         self.cost = preset.cost
-        self._crowd = host if preset.cost.cohost_beta2 > 0 else None
+        self._crowd = host if (preset.cost.cohost_beta2 > 0
+                               or preset.cost.cohost_slowdown > 0) else None
+        if preset.cost.cohost_slowdown < 0:
+            raise ValueError(f"cohost_slowdown: must be >= 0, got "
+                             f"{preset.cost.cohost_slowdown}")
         # engine stalls (seeded: a run stays reproducible); they turn off fast-forwarding
         c = preset.cost
         if not 0.0 <= c.step_stall_rate < 1.0:
@@ -427,7 +431,7 @@ class SimLLMEngine:
         self._plan = plan
         dt = self.cost.step_time(prefill, n_dec, kv, new)
         if self._crowd is not None and self._crowd.others_busy(self, t):
-            dt += self.cost.cohost_beta2 * n_dec
+            dt = (dt + self.cost.cohost_beta2 * n_dec) * (1.0 + self.cost.cohost_slowdown)
         if self._stall is not None and self._stall_rng.random() < min(
                 self.cost.step_stall_rate * (n_dec + len(plan)), 0.5):
             dt += self._stall.draw()

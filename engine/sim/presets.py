@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from engine.sim.cost import (
@@ -43,6 +44,13 @@ MODELS = {
 }
 
 _GPU_GRID = [("7b", 1), ("13b", 1), ("70b", 4), ("8b", 1)]
+
+# An LLM step that starts while another process works on the same GPU takes this
+# much longer. Published: two vLLM processes sharing an A100 through MPS decoded
+# with a 19.5 % higher TPOT than on dedicated GPUs (Pebble, "NVIDIA MPS vs dedicated
+# GPU allocation for LLM inference", Qwen3-4B-FP8); an embedding model beside the
+# LLM is lighter, so this is an upper-middle default. Suites sweep 0 / 0.1 / 0.4.
+GPU_COHOST_SLOWDOWN = 0.195
 _DEV_SLUG = {"A100-80GB": "a100", "H100": "h100", "H200": "h200"}
 
 
@@ -57,7 +65,7 @@ def _builtin_llm() -> dict[str, LLMPreset]:
                 model=m.name,
                 device_kind=dev_name,
                 device="gpu",
-                cost=derive_llm_cost(m, dev, tp),
+                cost=replace(derive_llm_cost(m, dev, tp), cohost_slowdown=GPU_COHOST_SLOWDOWN),
                 kv_capacity_tokens=kv_capacity_tokens(m, dev, tp),
                 tensor_parallel=tp,
                 price_per_hour=dev.price_per_hour * tp,

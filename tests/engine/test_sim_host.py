@@ -164,3 +164,33 @@ def test_embedding_fit_gives_back_the_stretch_per_sequence():
     # nothing streaming beside any pass: no stretch, the plain line
     plain = [{**r, "cohost_seqs": 0} for r in recs if r["cohost_seqs"] == 0]
     assert fit_embedding(plain)[0].cohost_per_seq == 0.0
+
+
+def _gpu_pair(slowdown: float | None) -> tuple:
+    """A 7B LLM and a MiniLM on one simulated H100 (`host = "gpu0"`), built as a run
+    builds them."""
+    hosts: dict = {}
+    kw = {} if slowdown is None else {"cohost_slowdown": slowdown}
+    llm = make_engine(BackendSpec(name="llm", kind="sim", preset="7b-h100",
+                                  capabilities=["chat"], host="gpu0", **kw), hosts=hosts)
+    emb = make_engine(BackendSpec(name="emb", kind="sim", preset="minilm-h100",
+                                  capabilities=["embedding"], host="gpu0"), hosts=hosts)
+    return llm, emb
+
+
+@pytest.mark.parametrize("slowdown, factor", [(None, 1.195), (0.4, 1.4), (0.0, 1.0)])
+def test_a_gpu_llm_step_slows_while_the_embedding_model_beside_it_works(slowdown, factor):
+    alone, _ = _gpu_pair(slowdown)
+    busy, emb = _gpu_pair(slowdown)
+    emb.submit("b", 512, 400_000, 0.0)  # a long pass: busy through the decode steps
+    emb.advance(0.0)
+    for llm in (alone, busy):
+        llm.submit("r", 64, 4, 2, 0.0)
+    t_alone, t_busy = alone.next_event_time(), busy.next_event_time()
+    assert t_busy == pytest.approx(t_alone * factor)
+
+
+def test_cohost_slowdown_out_of_range_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match="cohost_slowdown"):
+        BackendSpec(name="x", kind="sim", preset="7b-h100", capabilities=["chat"],
+                    cohost_slowdown=-0.1)
