@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-BASELINES = ("sage", "vllm-only", "separate")
+BASELINES = ("sage", "vllm-only", "separate", "colocated", "split", "vllm-priority")
 POLICIES = ("fifo", "priority", "slo", "hybrid")
 ROUTERS = ("least-work", "round-robin", "least-outstanding", "p2c", "cost-aware")
 ADMISSION = ("auto", "on", "off")

@@ -19,7 +19,7 @@ def test_defaults_resolve_every_parameter():
 @pytest.mark.parametrize("field,value,needle", [
     ("policy", "lifo", "fifo, priority, slo, hybrid"),
     ("router", "random", "round-robin, least-outstanding, p2c, cost-aware"),
-    ("baseline", "k8s", "sage, vllm-only, separate"),
+    ("baseline", "k8s", "sage, vllm-only, separate, colocated, split, vllm-priority"),
 ])
 def test_unknown_names_list_allowed_values(field, value, needle):
     with pytest.raises(ValidationError) as e:

@@ -1,5 +1,5 @@
 """Property tests: conservation and no double dispatch, for every policy x router
-and both immediate baselines, under random workloads, engine errors,
+and every immediate baseline, under random workloads, engine errors,
 backend failures/recoveries, tiny queues (rejections) and timers."""
 
 from __future__ import annotations
@@ -27,10 +27,23 @@ ops = st.lists(
 )
 
 CASES = [dict(policy=p, router=r) for p, r in itertools.product(POLICIES, ROUTERS)]
-CASES += [dict(baseline="vllm-only"), dict(baseline="separate")]
+CASES += [dict(baseline=b) for b in ("vllm-only", "separate", "colocated", "split",
+                                       "vllm-priority")]
+MIXED = ("chat", "completion", "embedding")
+PRIO = ["--scheduling-policy", "priority"]
 
 
-def backends():
+def backends(baseline: str = "sage"):
+    """Four backends of every kind; each baseline that refuses some gets its own kind."""
+    if baseline == "colocated":
+        return [llm("g0", conc=2, caps=MIXED), llm("g1", conc=3, caps=MIXED, price_per_hour=2.0),
+                emb("e0", conc=1, price_per_hour=0.1), llm("g2", conc=1, caps=MIXED)]
+    if baseline == "split":
+        return [llm("g0", conc=2), llm("g1", conc=3), emb("e0", conc=1),
+                emb("e1", conc=2, preset="minilm-h100", device="gpu")]
+    if baseline == "vllm-priority":
+        return [llm("g0", conc=2, extra_args=PRIO), llm("g1", conc=3, caps=MIXED, extra_args=PRIO),
+                emb("e0", conc=1), emb("e1", conc=2, preset="minilm-h100", device="gpu")]
     return [llm("g0", conc=2), llm("g1", conc=3, caps=("chat", "completion", "embedding"),
                                    price_per_hour=2.0),
             emb("e0", conc=1, price_per_hour=0.1), emb("e1", conc=2, preset="minilm-h100",
@@ -91,6 +104,6 @@ def drive(cp, script) -> Ledger:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=ops, cap=st.integers(1, 6))
 def test_every_request_leaves_exactly_once(case, script, cap):
-    cp = make_cp(backends(), queue_capacity={"chat": cap, "completion": cap, "embedding": cap},
+    cp = make_cp(backends(case.get("baseline", "sage")), queue_capacity={"chat": cap, "completion": cap, "embedding": cap},
                  admission="on", hybrid={"batch_max_texts": 16}, **case)
     drive(cp, script)

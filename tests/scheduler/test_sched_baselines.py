@@ -1,0 +1,90 @@
+"""The baselines without a control plane: colocated, split and vllm-priority."""
+
+from __future__ import annotations
+
+import pytest
+from sched_helpers import Ledger, chat, emb, embed, llm, make_cp
+
+from scheduler.actions import Dispatch
+
+MIXED = ("chat", "completion", "embedding")
+PRIO = ["--scheduling-policy", "priority"]
+
+
+def dispatched(actions):
+    return [a for a in actions if isinstance(a, Dispatch)]
+
+
+def test_colocated_picks_the_least_loaded_capable_backend():
+    cp = make_cp([llm("g0", caps=MIXED), llm("g1", caps=MIXED), llm("g2", caps=MIXED)],
+                 baseline="colocated")
+    led = Ledger(cp)
+    first = [dispatched(led.arrive(chat(i, 0.0), 0.0))[0] for i in range(3)]
+    assert [d.backend for d in first] == ["g0", "g1", "g2"]  # ties to config order
+    led.complete(first[1].dispatch_id, 0.1)  # g1 now has nothing outstanding
+    assert dispatched(led.arrive(chat(9, 0.1), 0.1))[0].backend == "g1"
+    # Embeddings go to the same shared GPUs, counted with the chat requests there.
+    led.complete(first[2].dispatch_id, 0.15)
+    assert dispatched(led.arrive(embed(0, 0.2), 0.2))[0].backend == "g2"
+    led.check()
+
+
+def test_colocated_counts_requests_not_slots():
+    cp = make_cp([llm("big", conc=64, caps=MIXED), llm("small", conc=1, caps=MIXED)],
+                 baseline="colocated")
+    led = Ledger(cp)
+    got = [dispatched(led.arrive(chat(i, 0.0), 0.0))[0].backend for i in range(4)]
+    assert got == ["big", "small", "big", "small"]  # a client balancer sees no slot counts
+
+
+def test_colocated_refuses_single_model_gpus():
+    with pytest.raises(ValueError, match=r"baseline.*'colocated'.*'g0'.*'e0'"):
+        make_cp([llm("g0"), llm("g1", caps=MIXED), emb("e0", preset="minilm-h100",
+                                                       device="gpu")], baseline="colocated")
+
+
+def test_split_keeps_embeddings_off_the_chat_gpus():
+    gpu_emb = [emb(f"e{i}", preset="minilm-h100", device="gpu") for i in range(2)]
+    cp = make_cp([llm("g0"), llm("g1"), *gpu_emb], baseline="split")
+    led = Ledger(cp)
+    acts = []
+    for i in range(6):
+        acts += led.arrive(embed(i, 0.0), 0.0)
+        acts += led.arrive(chat(i, 0.0), 0.0)
+    by_cls = {}
+    for d in dispatched(acts):
+        by_cls.setdefault(d.requests[0].cls, set()).add(d.backend)
+    assert by_cls == {"embedding": {"e0", "e1"}, "chat": {"g0", "g1"}}
+    led.check()
+
+
+def test_split_balances_by_least_request_within_a_pool():
+    cp = make_cp([llm("g0"), llm("g1"), emb("e0", preset="minilm-h100", device="gpu")],
+                 baseline="split")
+    led = Ledger(cp)
+    a, b = (dispatched(led.arrive(chat(i, 0.0), 0.0))[0] for i in range(2))
+    led.complete(b.dispatch_id, 0.1)
+    assert dispatched(led.arrive(chat(5, 0.1), 0.1))[0].backend == "g1"
+
+
+def test_split_refuses_shared_gpus():
+    with pytest.raises(ValueError, match=r"'split'.*'g1'"):
+        make_cp([llm("g0"), llm("g1", caps=MIXED), emb("e0")], baseline="split")
+
+
+def test_vllm_priority_refuses_engines_without_the_flag():
+    with pytest.raises(ValueError, match=r"baseline.*'vllm-priority'.*'g1'") as e:
+        make_cp([llm("g0", extra_args=PRIO), llm("g1"), emb("e0")], baseline="vllm-priority")
+    assert "'g0'" not in str(e.value) and "'e0'" not in str(e.value)
+    assert "--scheduling-policy" in str(e.value)
+
+
+def test_vllm_priority_dispatches_like_vllm_only():
+    be = [llm("g0", conc=1, extra_args=PRIO),
+          llm("g1", conc=1, extra_args=["--scheduling-policy=priority"]), emb("e0")]
+    cp = make_cp(be, baseline="vllm-priority")
+    led = Ledger(cp)
+    got = [dispatched(led.arrive(chat(i, 0.0, prio=i % 5), 0.0))[0] for i in range(4)]
+    assert [d.backend for d in got] == ["g0", "g1"] * 2  # round-robin, no slot limit
+    assert all(b.priority_scheduling for b in cp.backend_list[:2])
+    led.check()
