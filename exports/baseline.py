@@ -9,6 +9,12 @@ Rules (docs/exports.md): every run compared must share
   parameters and launch arguments (less the host and port the engine listened on).
 Backends that differ on purpose (GPU vs CPU pools, 1 vs 8 backends) pass: only
 the same engine on the same device must be set up the same way.
+
+Across suite parts (the configurations a table compares) the hardware budget must
+match too (`budget_mismatches`): USD per hour within 1 %, or, where no backend has a
+price, the same GPU and CPU-node counts. Within a part the budget may vary (a sweep
+over backends), and tables whose subject is the hardware (`HARDWARE_TABLES`) compare
+budgets on purpose and report them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from exports.errors import ExportError
 from exports.model import RunView
@@ -25,6 +32,99 @@ _SOFTWARE_KEYS = ("vllm", "vllm_dist", "torch", "cuda", "sentence-transformers",
 # Where a launched engine listens: a free port is taken at each launch, so two runs of
 # the same engine set up the same way differ here and nowhere that matters.
 _ADDRESS_FLAGS = ("--host", "--port")
+
+
+# Budgets within this fraction of the dearer one's USD/h are the same budget.
+BUDGET_TOLERANCE = 0.01
+# Tables and figures whose subject is the hardware (pools of different cost, 1 vs 8
+# backends): their configurations differ in budget by design and show it.
+HARDWARE_TABLES = frozenset({"heterogeneous", "cost_performance", "scalability",
+                             "throughput_vs_backends"})
+
+
+@dataclass(frozen=True, order=True)
+class Budget:
+    """What a configuration's hardware costs: a fair comparison gives every
+    configuration the same, so no baseline wins by having more machines."""
+
+    usd_per_hour: float
+    gpus: int
+    cpu_nodes: int
+
+    def __str__(self) -> str:
+        parts = [f"{n} {what}" for n, what in ((self.gpus, "GPU"), (self.cpu_nodes, "CPU")) if n]
+        return f"${self.usd_per_hour:.2f}/h: {' + '.join(parts) or 'no hardware'}"
+
+
+def budget_gap(a: Budget, b: Budget) -> str:
+    """How two budgets differ ("" = the same): USD/h within BUDGET_TOLERANCE, or, when
+    neither is priced (live engines without price_per_hour), the device counts."""
+    if a.usd_per_hour or b.usd_per_hour:
+        diff = abs(a.usd_per_hour - b.usd_per_hour)
+        if diff <= BUDGET_TOLERANCE * max(a.usd_per_hour, b.usd_per_hour):
+            return ""
+        return f"differ in budget by ${diff:.2f}/h"
+    if (a.gpus, a.cpu_nodes) == (b.gpus, b.cpu_nodes):
+        return ""
+    return "differ in hardware (no price_per_hour to compare)"
+
+
+def _budgets_text(budgets: list[Budget]) -> str:
+    return "; ".join(map(str, budgets))
+
+
+def part_budget_gaps(budgets: dict[str, list[Budget]]) -> list[str]:
+    """Each pair of parts whose budgets differ, said for people. A part with several
+    budgets (a sweep over backends) matches another only budget for budget."""
+    names, found = list(budgets), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            gap = _sets_gap(budgets[a], budgets[b])
+            if gap:
+                found.append(f"parts {a!r} ({_budgets_text(budgets[a])}) and {b!r} "
+                             f"({_budgets_text(budgets[b])}) {gap}")
+    return found
+
+
+def _sets_gap(xs: list[Budget], ys: list[Budget]) -> str:
+    """The gap of the first budget of either part that none of the other's matches,
+    to the closest of those ("" when every budget has a match)."""
+    for one, other in ((xs, ys), (ys, xs)):
+        for x in one:
+            if all(budget_gap(x, y) for y in other):
+                near = min(other, key=lambda y: (abs(y.usd_per_hour - x.usd_per_hour),
+                                                 abs(y.gpus - x.gpus) + abs(y.cpu_nodes - x.cpu_nodes)))
+                return budget_gap(x, near)
+    return ""
+
+
+def run_budget(run: RunView) -> Budget:
+    """A stored run's budget from its backend rows (their price includes the simulator
+    preset's when the config gave none) and the config's `gpus` per backend."""
+    cfg = {b.get("name"): b for b in run.config.get("backends", []) if isinstance(b, dict)}
+    usd, gpus, cpus = 0.0, 0, 0
+    for b in run.backends:
+        if b.device == "gpu":
+            spec = cfg.get(b.name, {})
+            gpus += max(int(spec.get("gpus", 1)), int(spec.get("tensor_parallel", 1)))
+        else:
+            cpus += 1
+        usd += b.price_per_hour
+    return Budget(round(usd, 6), gpus, cpus)
+
+
+def budget_mismatches(runs: Iterable[RunView]) -> list[str]:
+    """Parts (configurations) of one experiment compared on different budgets; runs
+    outside a suite part are one configuration and never compared with each other."""
+    by_exp: dict[str, dict[str, set[Budget]]] = defaultdict(lambda: defaultdict(set))
+    for r in runs:
+        if r.part:
+            by_exp[r.experiment][r.part].add(run_budget(r))
+    found: list[str] = []
+    for exp, parts in sorted(by_exp.items()):
+        gaps = part_budget_gaps({p: sorted(bs) for p, bs in parts.items()})
+        found += [f"budget of {exp}: {g}" for g in gaps]
+    return found
 
 
 def _setting_args(launch_args: str) -> str:
@@ -112,9 +212,20 @@ def _ids(ids: list[int]) -> str:
     return ",".join(map(str, sorted(set(ids))))
 
 
-def enforce(runs: Iterable[RunView], what: str, allow_mismatch: bool) -> list[str]:
-    """Footnotes for `what` when mismatches are allowed; ExportError listing them otherwise."""
+def compares_budgets(outputs: Iterable[str]) -> bool:
+    """Whether any of these tables/figures compares configurations that should share a
+    budget (all but the hardware tables)."""
+    return any(o not in HARDWARE_TABLES for o in outputs)
+
+
+def enforce(runs: Iterable[RunView], what: str, allow_mismatch: bool,
+            budget: bool | None = None) -> list[str]:
+    """Footnotes for `what` when mismatches are allowed; ExportError listing them otherwise.
+    `budget` (default: unless `what` is a hardware table) adds the budget check."""
+    runs = list(runs)
     found = find_mismatches(runs)
+    if compares_budgets([what]) if budget is None else budget:
+        found += budget_mismatches(runs)
     if found and not allow_mismatch:
         raise ExportError(
             f"{what}: refusing an unfair comparison (pass --allow-mismatch to export anyway "

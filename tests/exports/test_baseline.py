@@ -135,3 +135,67 @@ def test_served_simulator_presets_are_models_not_versions():
     assert find_mismatches([sim(1, "7b-h100", "minilm-h100"), sim(2, "7b-h100", "minilm-cpu")]) == []
     (diff,) = find_mismatches([sim(1, "7b-h100"), sim(2, "7b-h100", params="changed")])
     assert "engine parameters of sim 7b-h100 on H100" in diff
+
+
+def _part_run(run_id: int, part: str, *devices: tuple[str, float], gpus: int = 1):
+    """A suite run of `part` on sim backends given as (device, price per hour)."""
+    from exports.model import BackendView, RunView
+
+    rows = tuple(BackendView(name=f"b{i}", preset="p", role="both", engine_kind="sim",
+                             device=d, device_kind="", model="m", engine_version="sagetui-sim p",
+                             price_per_hour=price, params="{}", launch_args="[]")
+                 for i, (d, price) in enumerate(devices))
+    cfg = {"backends": [{"name": b.name, "gpus": gpus} for b in rows]}
+    return RunView(id=run_id, name=f"s/{part}", experiment="s", suite="s", experiment_spec="",
+                   part=part, mode="sim", status="completed", config=cfg, config_hash="h",
+                   seed=1, repetition=0, sagetui_version="0", git_sha="", software={},
+                   hardware=None, duration_s=1.0, warmup_s=0.0, backends=rows)
+
+
+GPU2 = (("gpu", 2.5), ("gpu", 2.5))
+
+
+def test_parts_on_different_budgets_are_refused_with_the_difference():
+    import pytest
+
+    from exports.baseline import enforce
+    from exports.errors import ExportError
+
+    runs = [_part_run(1, "sage", *GPU2), _part_run(2, "separate", *GPU2, ("cpu", 0.1),
+                                                   ("cpu", 0.1))]
+    with pytest.raises(ExportError) as e:
+        enforce(runs, "effectiveness", False)
+    msg = str(e.value)
+    assert "parts 'sage' ($5.00/h: 2 GPU) and 'separate' ($5.20/h: 2 GPU + 2 CPU)" in msg
+    assert "differ in budget by $0.20/h" in msg and "--allow-mismatch" in msg
+    (note,) = enforce(runs, "effectiveness", True)
+    assert note.startswith("Unfair comparison allowed with --allow-mismatch: budget of s:")
+
+
+def test_budgets_within_one_percent_and_hardware_tables_pass():
+    from exports.baseline import enforce, run_budget
+
+    near = [_part_run(1, "a", ("gpu", 2.5)), _part_run(2, "b", ("gpu", 2.52))]
+    assert enforce(near, "effectiveness", False) == []
+    pools = [_part_run(1, "gpu-only", *GPU2), _part_run(2, "cpu-only", ("cpu", 0.1))]
+    assert enforce(pools, "heterogeneous", False) == []  # cost is what that table compares
+    assert run_budget(_part_run(3, "a", ("gpu", 5.0), gpus=2)).gpus == 2
+
+
+def test_a_sweep_over_backends_within_one_part_is_one_configuration():
+    from exports.baseline import budget_mismatches
+
+    sweep = [_part_run(1, "backends", ("gpu", 2.5)), _part_run(2, "backends", *GPU2)]
+    assert budget_mismatches(sweep) == []
+    twin = [*sweep, _part_run(3, "twin", ("gpu", 2.5)), _part_run(4, "twin", *GPU2)]
+    assert budget_mismatches(twin) == []  # the same sweep of budgets
+    (diff,) = budget_mismatches([*sweep, _part_run(3, "other", ("gpu", 2.5))])
+    assert "'backends'" in diff and "'other'" in diff and "by $2.50/h" in diff
+
+
+def test_unpriced_parts_compare_their_device_counts():
+    from exports.baseline import budget_mismatches
+
+    runs = [_part_run(1, "a", ("gpu", 0.0)), _part_run(2, "b", ("gpu", 0.0), ("cpu", 0.0))]
+    (diff,) = budget_mismatches(runs)
+    assert "differ in hardware" in diff and "1 GPU + 1 CPU" in diff
