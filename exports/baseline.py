@@ -14,7 +14,8 @@ Across suite parts (the configurations a table compares) the hardware budget mus
 match too (`budget_mismatches`): USD per hour within 1 %, or, where no backend has a
 price, the same GPU and CPU-node counts. Within a part the budget may vary (a sweep
 over backends), and tables whose subject is the hardware (`HARDWARE_TABLES`) compare
-budgets on purpose and report them.
+budgets on purpose and report them; so do the figures of the parts such a table of the
+suite's manifest compares.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exports.errors import ExportError
+from exports.manifest import entries
 from exports.model import RunView
 
 _SOFTWARE_KEYS = ("vllm", "vllm_dist", "torch", "cuda", "sentence-transformers",
@@ -73,12 +75,16 @@ def _budgets_text(budgets: list[Budget]) -> str:
     return "; ".join(map(str, budgets))
 
 
-def part_budget_gaps(budgets: dict[str, list[Budget]]) -> list[str]:
+def part_budget_gaps(budgets: dict[str, list[Budget]],
+                     hardware: Iterable[set[str]] = ()) -> list[str]:
     """Each pair of parts whose budgets differ, said for people. A part with several
-    budgets (a sweep over backends) matches another only budget for budget."""
-    names, found = list(budgets), []
+    budgets (a sweep over backends) matches another only budget for budget. Parts that
+    a hardware table compares together (`hardware`: their part sets) differ on purpose."""
+    names, found, hardware = list(budgets), [], list(hardware)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
+            if any(a in s and b in s for s in hardware):
+                continue
             gap = _sets_gap(budgets[a], budgets[b])
             if gap:
                 found.append(f"parts {a!r} ({_budgets_text(budgets[a])}) and {b!r} "
@@ -113,16 +119,24 @@ def run_budget(run: RunView) -> Budget:
     return Budget(round(usd, 6), gpus, cpus)
 
 
+def hardware_part_sets(spec: str, experiment: str) -> list[set[str]]:
+    """The part sets a suite's manifest compares in hardware tables."""
+    return [set(e.parts) for e in entries(spec, experiment) if e.name in HARDWARE_TABLES]
+
+
 def budget_mismatches(runs: Iterable[RunView]) -> list[str]:
     """Parts (configurations) of one experiment compared on different budgets; runs
     outside a suite part are one configuration and never compared with each other."""
     by_exp: dict[str, dict[str, set[Budget]]] = defaultdict(lambda: defaultdict(set))
+    specs: dict[str, str] = {}
     for r in runs:
         if r.part:
             by_exp[r.experiment][r.part].add(run_budget(r))
+            specs[r.experiment] = r.experiment_spec
     found: list[str] = []
     for exp, parts in sorted(by_exp.items()):
-        gaps = part_budget_gaps({p: sorted(bs) for p, bs in parts.items()})
+        gaps = part_budget_gaps({p: sorted(bs) for p, bs in parts.items()},
+                                hardware_part_sets(specs[exp], exp))
         found += [f"budget of {exp}: {g}" for g in gaps]
     return found
 
@@ -212,19 +226,12 @@ def _ids(ids: list[int]) -> str:
     return ",".join(map(str, sorted(set(ids))))
 
 
-def compares_budgets(outputs: Iterable[str]) -> bool:
-    """Whether any of these tables/figures compares configurations that should share a
-    budget (all but the hardware tables)."""
-    return any(o not in HARDWARE_TABLES for o in outputs)
-
-
-def enforce(runs: Iterable[RunView], what: str, allow_mismatch: bool,
-            budget: bool | None = None) -> list[str]:
+def enforce(runs: Iterable[RunView], what: str, allow_mismatch: bool) -> list[str]:
     """Footnotes for `what` when mismatches are allowed; ExportError listing them otherwise.
-    `budget` (default: unless `what` is a hardware table) adds the budget check."""
+    Budgets are compared unless `what` is a hardware table."""
     runs = list(runs)
     found = find_mismatches(runs)
-    if compares_budgets([what]) if budget is None else budget:
+    if what not in HARDWARE_TABLES:
         found += budget_mismatches(runs)
     if found and not allow_mismatch:
         raise ExportError(

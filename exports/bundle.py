@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exports import brief
-from exports.baseline import compares_budgets, enforce
+from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
 from exports.figures import FIGURES
@@ -80,8 +80,7 @@ class Built:
 
 def build(ctx: ExportContext, unit: Unit) -> Built:
     """Every output of a unit; the fair-baseline refusal of a unit fails the whole call."""
-    footnotes = enforce(unit.runs, unit.label, ctx.allow_mismatch,
-                        budget=compares_budgets([*unit.tables, *unit.figures]))
+    footnotes = enforce(unit.runs, unit.label, ctx.allow_mismatch)
     sub = ExportContext(ctx.store, unit.runs, ctx.allow_mismatch)
     tables: dict[str, Table | str] = {}
     figures: dict[str, FigureResult | str] = {}

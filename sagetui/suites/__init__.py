@@ -128,6 +128,8 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
         sweep_all.update({f"{part['name']}:{k}": v for k, v in exp.sweep.items()})
     if not runs:
         raise ConfigError(f"{suite.path}: quick.parts: no part selected")
+    from .budget import check_suite  # refuse unequal budgets / impossible baselines now
+    check_suite(suite, runs)
     return Experiment(name=suite.name + (" (quick)" if quick else ""), source=suite.path,
                       spec_text=suite.text, runs=runs, sweep=sweep_all)
 

@@ -137,7 +137,8 @@ def test_served_simulator_presets_are_models_not_versions():
     assert "engine parameters of sim 7b-h100 on H100" in diff
 
 
-def _part_run(run_id: int, part: str, *devices: tuple[str, float], gpus: int = 1):
+def _part_run(run_id: int, part: str, *devices: tuple[str, float], gpus: int = 1,
+              spec: str = ""):
     """A suite run of `part` on sim backends given as (device, price per hour)."""
     from exports.model import BackendView, RunView
 
@@ -146,7 +147,7 @@ def _part_run(run_id: int, part: str, *devices: tuple[str, float], gpus: int = 1
                              price_per_hour=price, params="{}", launch_args="[]")
                  for i, (d, price) in enumerate(devices))
     cfg = {"backends": [{"name": b.name, "gpus": gpus} for b in rows]}
-    return RunView(id=run_id, name=f"s/{part}", experiment="s", suite="s", experiment_spec="",
+    return RunView(id=run_id, name=f"s/{part}", experiment="s", suite="s", experiment_spec=spec,
                    part=part, mode="sim", status="completed", config=cfg, config_hash="h",
                    seed=1, repetition=0, sagetui_version="0", git_sha="", software={},
                    hardware=None, duration_s=1.0, warmup_s=0.0, backends=rows)
@@ -199,3 +200,14 @@ def test_unpriced_parts_compare_their_device_counts():
     runs = [_part_run(1, "a", ("gpu", 0.0)), _part_run(2, "b", ("gpu", 0.0), ("cpu", 0.0))]
     (diff,) = budget_mismatches(runs)
     assert "differ in hardware" in diff and "1 GPU + 1 CPU" in diff
+
+
+def test_figures_of_parts_a_hardware_table_compares_are_not_checked():
+    """Suite D plots its GPU-only and CPU-only pools against load as well: their
+    costs differ by design, which its heterogeneous table reports."""
+    from exports.baseline import enforce
+
+    spec = ('[[suite.exports]]\ntable = "heterogeneous"\nparts = ["gpu", "cpu"]\n'
+            '[[suite.exports]]\nfigure = "slo_vs_load"\nparts = ["gpu", "cpu"]\n')
+    runs = [_part_run(1, "gpu", *GPU2, spec=spec), _part_run(2, "cpu", ("cpu", 0.1), spec=spec)]
+    assert enforce(runs, "slo_vs_load", False) == []
