@@ -88,3 +88,32 @@ def test_vllm_priority_dispatches_like_vllm_only():
     assert [d.backend for d in got] == ["g0", "g1"] * 2  # round-robin, no slot limit
     assert all(b.priority_scheduling for b in cp.backend_list[:2])
     led.check()
+
+
+def test_the_new_baselines_run_end_to_end_in_the_simulator():
+    import random
+
+    from sched_helpers import poisson
+
+    from scheduler.config import ControlPlaneConfig
+    from scheduler.simrt import simulate
+
+    def make(i, t, rng: random.Random):
+        if rng.random() < 0.3:
+            return embed(i, t, texts=rng.randint(1, 8))
+        return chat(i, t, prio=rng.randint(0, 4), prompt=256, out=32)
+
+    reqs = poisson(80, 2.0, 3, make)
+    gpu_emb = emb("e0", preset="minilm-h100", device="gpu", conc=8)
+    setups = {"colocated": [llm("g0", caps=MIXED, conc=64), llm("g1", caps=MIXED, conc=64)],
+              "split": [llm("g0", conc=64), gpu_emb],
+              "vllm-priority": [llm("g0", conc=64, extra_args=PRIO), gpu_emb]}
+    for baseline, be in setups.items():
+        res = simulate(ControlPlaneConfig(baseline=baseline), be, reqs)
+        assert all(o.status == "completed" for o in res.outcomes), baseline
+        used = {(o.cls, o.backend) for o in res.outcomes}
+        if baseline == "colocated":
+            assert {b for c, b in used if c == "embedding"} == {"g0", "g1"}
+        if baseline == "split":
+            assert {b for c, b in used if c == "embedding"} == {"e0"}
+            assert {b for c, b in used if c == "chat"} == {"g0"}
