@@ -22,10 +22,14 @@ def arrival_label(run: RunView) -> str:
 
 
 def workload_label(run: RunView) -> str:
-    """`workload.name` when set, else the arrival process and its rate."""
+    """`workload.name` when set, else the arrival process and its rate — as × capacity
+    when the run carries a probed capacity, so systems of different capacities share a row
+    at the same relative load."""
     w = run.section("workload")
     if w.get("name"):
         return str(w["name"])
+    if run.load_fraction is not None:
+        return f"{arrival_label(run)} {run.load_fraction:g}× capacity"
     rate = run.offered_rate
     return f"{arrival_label(run)} {rate:g} req/s" if rate is not None else arrival_label(run)
 

@@ -112,6 +112,22 @@ class RunView:
         return float(rate) if isinstance(rate, int | float) else None
 
     @property
+    def capacity_rps(self) -> float | None:
+        """The configuration's probed capacity (`run.capacity_rps`, relative-load suites)."""
+        value = self.section("run").get("capacity_rps")
+        return float(value) if isinstance(value, int | float) and value > 0 else None
+
+    @property
+    def load_fraction(self) -> float | None:
+        """Offered load as × capacity: `run.load_fraction`, else offered rate / capacity;
+        None when the run carries no capacity."""
+        value = self.section("run").get("load_fraction")
+        if isinstance(value, int | float) and self.capacity_rps is not None:
+            return float(value)
+        rate, cap = self.offered_rate, self.capacity_rps
+        return rate / cap if rate is not None and cap is not None else None
+
+    @property
     def n_backends(self) -> int:
         cfg = self.config.get("backends")
         return len(cfg) if isinstance(cfg, list) and cfg else len(self.backends)

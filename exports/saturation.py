@@ -24,6 +24,11 @@ RULE_TEXT = (
 )
 
 
+# Config keys that follow from the offered load of a relative-load sweep: a series is
+# the configurations equal but for these (and workload.rate), and labels leave them out.
+LOAD_KEYS = ("workload.rate", "run.load_fraction", "run.capacity_rps", "run.capacity_basis")
+
+
 @dataclass(frozen=True)
 class RatePoint:
     rate: float
@@ -32,6 +37,16 @@ class RatePoint:
     p99: Estimate
     p95: Estimate
     p50: Estimate
+
+    @property
+    def capacity(self) -> float | None:
+        """The probed capacity of the configuration (req/s), None without one."""
+        return self.group.first.capacity_rps
+
+    @property
+    def load(self) -> float | None:
+        """Offered load as × capacity, None when the runs carry no capacity."""
+        return self.group.first.load_fraction
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,8 @@ def rate_series(runs: list[RunView], cls: str = "all") -> list[tuple[Group, list
     for g in group_runs(runs):
         flat = flatten(g.first.config)
         key = json.dumps(
-            {k: v for k, v in flat.items() if k not in IGNORED_KEYS and k != "workload.rate"},
+            {k: v for k, v in flat.items() if k not in IGNORED_KEYS
+             and k not in ("workload.rate", "run.load_fraction")},
             sort_keys=True, default=str,
         )
         series.setdefault(key, []).append(g)
@@ -95,3 +111,28 @@ def saturation(points: list[RatePoint]) -> Saturation:
         if slow or late:
             return Saturation(p, "both" if slow and late else "throughput" if slow else "latency")
     return Saturation(None, "")
+
+
+def rates_text(points: list[RatePoint]) -> str:
+    """`25–125`, and `(0.3–1.5×)` after it when the runs carry a capacity."""
+    text = f"{_short(points[0].rate)}–{_short(points[-1].rate)}"
+    lo, hi = points[0].load, points[-1].load
+    return text + (f" ({lo:.2g}–{hi:.2g}×)" if lo is not None and hi is not None else "")
+
+
+def _short(rate: float) -> str:
+    """A whole rate as it is, a probed one (fraction × capacity) to 4 significant digits."""
+    return f"{rate:g}" if rate == round(rate) else f"{rate:.4g}"
+
+
+def capacity_note(names: list[str], series: list[tuple[Group, list[RatePoint]]]) -> str | None:
+    """A sentence naming each configuration's probed capacity and how it was obtained."""
+    caps = [(n, pts[0].capacity, pts[0].group.first) for n, (_, pts) in zip(names, series, strict=True)
+            if pts[0].capacity is not None]
+    if not caps:
+        return None
+    basis = {str(r.section("run").get("capacity_basis") or "") for _, _, r in caps} - {""}
+    listed = "; ".join(f"{n}: {c:.1f} req/s" for n, c, _ in caps)
+    return (f"× capacity = offered rate / the configuration's measured capacity ({listed}); "
+            + (" / ".join(sorted(basis)) if basis else "capacity as stored in run.capacity_rps")
+            + ".")

@@ -53,6 +53,14 @@ class RunSection(BaseModel):
     # seed, so each repetition draws new noise with its new workload. Set it to draw
     # new noise over the same workload (the fidelity suite's repeated sim runs).
     engine_seed: int | None = Field(default=None, ge=0)
+    # Suites with `relative_load` (sagetui/suites/relative.py): the configuration's
+    # capacity (req/s of workload.rate) measured by the sim probe before the run, the
+    # fraction of it this run offers (workload.rate = load_fraction × capacity_rps) and
+    # how the capacity was obtained. Set by the expansion, never by hand; exports read
+    # them to show offered load as × capacity.
+    capacity_rps: float | None = Field(default=None, gt=0)
+    load_fraction: float | None = Field(default=None, gt=0)
+    capacity_basis: str = ""
 
 
 class FaultSpec(BaseModel):
@@ -99,8 +107,19 @@ class RunConfig(BaseModel):
         return self
 
     def resolved(self) -> dict[str, Any]:
-        """The JSON-ready config with every default filled in (what the store keeps)."""
-        return json.loads(self.model_dump_json())
+        """The JSON-ready config with every default filled in (what the store keeps).
+
+        The relative-load fields are left out while unset, so a run without them
+        keeps the config (and config hash) it had before they existed.
+        """
+        out = json.loads(self.model_dump_json())
+        for key in _UNSET_OMITTED:
+            if out["run"].get(key) in (None, ""):
+                out["run"].pop(key, None)
+        return out
+
+
+_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis")
 
 
 def _classes_used(workload: WorkloadSpec) -> list[str]:

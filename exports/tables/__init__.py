@@ -11,6 +11,7 @@ from exports.tables import (
     agents,
     effectiveness,
     fidelity,
+    goodput_capacity,
     heterogeneous,
     policies,
     reproducibility,
@@ -28,6 +29,6 @@ class TableSpec:
 
 TABLES: dict[str, TableSpec] = {
     m.NAME: TableSpec(m.NAME, m.DESCRIPTION, m.build)
-    for m in (effectiveness, policies, scalability, saturation, heterogeneous, agents, fidelity,
-              reproducibility)
+    for m in (effectiveness, policies, scalability, saturation, goodput_capacity, heterogeneous,
+              agents, fidelity, reproducibility)
 }

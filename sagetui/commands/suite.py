@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -63,12 +64,27 @@ def show_cmd(name: str, quick: bool) -> None:
             axes = ", ".join(f"{k}={v}" for k, v in exp.sweep.items()
                              if k.startswith(part["name"] + ":"))
             click.echo(f"  part {part['name']}: {len(runs)} runs  {axes}")
+    _show_probe(exp)
     for entry in suite.exports:
         what = f"table {entry['table']}" if "table" in entry else f"figure {entry.get('figure')}"
         click.echo(f"  exports {what} from parts {', '.join(entry.get('parts', []))}")
     for mode in ("sim", "live"):
         est = estimate_seconds(expand_suite(suite, quick=quick, mode=mode))
         click.echo(f"expected run time ({mode}): ~{_fmt_s(est)}")
+
+
+def _show_probe(exp) -> None:
+    """Parts with relative loads: their fractions, and that a capacity probe runs first."""
+    from ..suites.capacity import PROBE_MEASURE_S, PROBE_WARMUP_S
+    from ..suites.relative import probe_plan
+
+    parts = probe_plan(exp)
+    if parts:
+        click.echo(f"  relative_load (parts {', '.join(parts)}): fractions of each "
+                   "configuration's measured capacity; a capacity probe runs first "
+                   f"(sim bisection on workload.rate, ~9 steps of {PROBE_MEASURE_S:g} s + "
+                   f"{PROBE_WARMUP_S:g} s warm-up; live runs use the sim capacity); "
+                   "the estimate takes the configured rate as the capacity")
 
 
 def _show_agents(suite, quick: bool) -> None:
@@ -125,6 +141,7 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
             preflight(exp)
     except ConfigError as exc:
         fail(str(exc))
+    exp, failed = _probe(suite, exp, quick, list(overrides), backends_file)
     modes = sorted({c.run.mode for c in exp.runs})
     click.echo(f"suite {suite.name}{' (quick)' if quick else ''}: {len(exp.runs)} runs, "
                f"mode {'/'.join(modes)}, expected ~{_fmt_s(estimate_seconds(exp))}", err=True)
@@ -142,7 +159,7 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
 
     try:
         reports = run_experiment(exp, ctx.obj["db"], kind="suite", suite=suite.name,
-                                 on_start=on_start, on_run=on_run)
+                                 on_start=on_start, on_run=on_run, failed=failed)
     except (KeyboardInterrupt, RunCancelled):
         click.echo("cancelled; finished runs are kept", err=True)
         sys.exit(130)
@@ -151,6 +168,34 @@ def run_cmd(ctx: click.Context, name: str, mode: str | None, quick: bool,
                err=True)
     if any(r.status != "completed" for r in reports):
         sys.exit(1)
+
+
+def _probe(suite, exp, quick: bool, overrides: list[str], backends_file: str | None):
+    """Relative-load parts: probe each configuration's capacity (printed) and set the
+    rates; live runs on a backends file probe the suite's own simulated engines.
+    Returns the experiment and the runs (by index) whose probe failed, with why."""
+    from ..suites.relative import needs_probe, resolve
+
+    if not any(needs_probe(c) for c in exp.runs):
+        return exp, {}
+    twins = None
+    if backends_file and any(b.kind != "sim" for c in exp.runs for b in c.backends):
+        from ..suites import expand_suite
+
+        try:
+            twins = expand_suite(suite, quick=quick, mode="sim", overrides=overrides).runs
+        except ConfigError as exc:
+            fail(str(exc))
+
+    def on_probe(cfg, res):
+        what = f"FAILED: {res}" if isinstance(res, Exception) else res.describe()
+        name = re.sub(r"\[load=[^\]]*\]$|,load=[^\]]*(?=\]$)", "", cfg.run.name)
+        click.echo(f"probe {name}: {what}", err=True)
+
+    try:
+        return resolve(exp, twins=twins, on_probe=on_probe)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:

@@ -52,8 +52,20 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subpro
 
 def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
                    suite: str | None = None, on_run: Callable[[RunReport], None] | None = None,
-                   on_start: Callable[[int, int, RunConfig], None] | None = None) -> list[RunReport]:
-    """Execute every run of `exp` and store it. Returns one report per run."""
+                   on_start: Callable[[int, int, RunConfig], None] | None = None,
+                   failed: dict[int, str] | None = None) -> list[RunReport]:
+    """Execute every run of `exp` and store it. Returns one report per run.
+
+    `failed`: runs (by index) that cannot be made, stored as failed with the reason
+    and not run. Runs with a relative load whose capacity was not probed yet are
+    probed first (sagetui/suites/relative.py); a failed probe fails its runs.
+    """
+    failed = dict(failed or {})
+    if any(c.run.load_fraction is not None and c.run.capacity_rps is None for c in exp.runs):
+        from ..suites.relative import resolve
+
+        exp, probe_failed = resolve(exp)
+        failed.update(probe_failed)
     store = open_store(db_path)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     # Started in the background (`cmd &` from a script), SIGINT arrives ignored, and
@@ -72,7 +84,8 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
         for index, cfg in enumerate(exp.runs):
             if on_start:
                 on_start(index, len(exp.runs), cfg)
-            report = run_one(store, exp_id, cfg)
+            report = (record_failed(store, exp_id, cfg, failed[index]) if index in failed
+                      else run_one(store, exp_id, cfg))
             reports.append(report)
             if on_run:
                 on_run(report)
@@ -115,3 +128,16 @@ def run_one(store: Store, experiment_id: int | None, cfg: RunConfig) -> RunRepor
     writer.finish("completed")
     return RunReport(writer.run_id, cfg.run.name, "completed", time.perf_counter() - t0,
                      summaries=summaries)
+
+
+def record_failed(store: Store, experiment_id: int | None, cfg: RunConfig, reason: str
+                  ) -> RunReport:
+    """A run that could not be made, kept in the store as failed with why (no results):
+    the experiment shows every planned run and the reason one is missing."""
+    w = cfg.workload
+    writer = store.create_run(
+        experiment_id=experiment_id, name=cfg.run.name, mode=cfg.run.mode,
+        config=cfg.resolved(), seed=w.seed, repetition=cfg.repetition, tags=cfg.run.tags,
+        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=0)
+    writer.finish("failed", reason)
+    return RunReport(writer.run_id, cfg.run.name, "failed", 0.0, error=reason)

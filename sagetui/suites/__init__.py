@@ -9,7 +9,10 @@ A suite file (one per experiment category, shipped in this folder) has:
   (dotted path → values) and `backends` (replaces the base's); `--backends FILE`
   replaces them per part (sagetui/suites/backends_file.py);
 - `[quick]` the CI-sized version: `set` for every part, `sweep` axes that
-  replace the same axes in every part, and optionally `parts` to keep.
+  replace the same axes in every part, and optionally `parts` to keep;
+- `relative_load = [fractions]` in a part, `[base]` or `[quick]`: offered load as
+  fractions of each configuration's capacity, probed in simulation before the
+  runs (sagetui/suites/relative.py, capacity.py) instead of a `workload.rate` sweep.
 
 A suite becomes ONE experiment in the store (kind "suite"); each run carries
 its part in `run.part`, and the stored experiment spec is the suite file, so
@@ -26,6 +29,8 @@ from pathlib import Path
 from ..config import ConfigError, Experiment, RunConfig, _set_path, expand_raw, read_toml
 from .backends_file import read_backends_file
 from .estimate import LIVE_ENGINE_START_S, estimate_seconds  # noqa: F401 - re-exported
+from .relative import KEY as REL_KEY
+from .relative import expand_fractions, fractions_for, strip_key
 
 
 @dataclass
@@ -101,10 +106,11 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
     user = read_backends_file(backends_file, suite.parts) if backends_file else None
     runs: list[RunConfig] = []
     sweep_all: dict = {}
+    base, base_rel = strip_key(raw.get("base"))
     for part in raw["parts"]:
         if keep and part["name"] not in keep:
             continue
-        cfg = copy.deepcopy(raw.get("base", {}))
+        cfg = copy.deepcopy(base)
         if "backends" in part:
             cfg["backends"] = copy.deepcopy(part["backends"])
         where = f"{suite.path} [part {part['name']}]"
@@ -123,9 +129,12 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
         run_t["name"] = f"{suite.name}/{part['name']}"
         run_t.setdefault("tags", [])
         run_t["tags"] = [*run_t["tags"], f"suite:{suite.name}"] + (["quick"] if quick else [])
+        fractions = fractions_for(part, base_rel, quick_t, overrides, where)
         exp = expand_raw(cfg, source=where, spec_text="", overrides=overrides, mode=mode)
-        runs.extend(exp.runs)
+        runs.extend(expand_fractions(exp.runs, fractions) if fractions else exp.runs)
         sweep_all.update({f"{part['name']}:{k}": v for k, v in exp.sweep.items()})
+        if fractions:
+            sweep_all[f"{part['name']}:{REL_KEY}"] = fractions
     if not runs:
         raise ConfigError(f"{suite.path}: quick.parts: no part selected")
     from .budget import check_suite  # refuse unequal budgets / impossible baselines now

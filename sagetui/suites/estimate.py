@@ -104,11 +104,39 @@ def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
             + costs.embed_per_1k_s * emb_k)
 
 
+def _as_planned(cfg: RunConfig) -> RunConfig:
+    """A relative-load run before its probe: the configured rate stands for the capacity,
+    so the run is estimated at fraction × configured rate."""
+    if cfg.run.load_fraction is None or cfg.run.capacity_rps is not None:
+        return cfg
+    w = cfg.workload.model_copy(update={"rate": cfg.workload.rate * cfg.run.load_fraction})
+    return cfg.model_copy(update={"workload": w})
+
+
+def probe_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
+    """The capacity probes of relative-load runs: one per configuration, each
+    PROBE_STEPS short simulations near the configured rate (sagetui/suites/capacity.py)."""
+    from .capacity import BISECTION_STEPS, PROBE_MEASURE_S, PROBE_WARMUP_S
+    from .relative import needs_probe, probe_key
+
+    seen: dict[str, RunConfig] = {}
+    for cfg in exp.runs:
+        if needs_probe(cfg):
+            seen.setdefault(probe_key(cfg), cfg)
+    total = 0.0
+    for cfg in seen.values():
+        w = cfg.workload.model_copy(update={"duration_s": PROBE_MEASURE_S,
+                                            "warmup_s": PROBE_WARMUP_S})
+        step = sim_run_seconds(cfg.model_copy(update={"workload": w}), costs)
+        total += (BISECTION_STEPS + 3) * step
+    return total
+
+
 def estimate_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
     """Expected wall time: simulated runs at the measured costs; live runs in real time
-    plus one start per distinct launched engine."""
-    total = costs.suite_start_s
-    for cfg in exp.runs:
+    plus one start per distinct launched engine; capacity probes first (relative loads)."""
+    total = costs.suite_start_s + probe_seconds(exp, costs)
+    for cfg in map(_as_planned, exp.runs):
         if cfg.run.mode == "sim":
             total += sim_run_seconds(cfg, costs)
         else:
