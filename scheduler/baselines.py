@@ -73,17 +73,26 @@ def check_baseline(baseline: str, backends: list[BackendSpec]) -> None:
                     'give them extra_args = ["--scheduling-policy", "priority"]')
     elif baseline == "colocated":
         bad = [b.name for b in backends if b.device == "gpu"
-               and not (_serves_llm(b) and "embedding" in b.capabilities)]
+               and not _machine_hosts_both(b, backends)]
         if bad:
             _refuse(baseline, "these GPUs do not host both the LLM and the embedding model",
                     bad, 'give every GPU backend capabilities = ["chat", "completion", '
-                    '"embedding"], or use baseline "split"')
+                    '"embedding"], or an LLM and an embedding backend the same `host`, '
+                    'or use baseline "split"')
     elif baseline == "split":
         bad = [b.name for b in backends if _serves_llm(b) and "embedding" in b.capabilities]
         if bad:
             _refuse(baseline, "they serve both chat and embeddings", bad,
                     "give each GPU one model (embedding-only backends serve embeddings, "
                     'the rest chat), or use baseline "colocated"')
+
+
+def _machine_hosts_both(b: BackendSpec, backends: list[BackendSpec]) -> bool:
+    """The backend, or the machine it shares (`host`) with others, serves chat and
+    embeddings: one engine with both, or an LLM and an embedding model side by side."""
+    group = [x for x in backends if x.host == b.host] if b.host else [b]
+    return any(_serves_llm(x) for x in group) and any("embedding" in x.capabilities
+                                                      for x in group)
 
 
 class LeastRequest(Router):

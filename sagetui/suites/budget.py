@@ -33,11 +33,21 @@ def _price(b: BackendSpec) -> float:
 
 def budget_of(backends: list[BackendSpec]) -> Budget:
     """A configuration's hardware budget: USD per hour, GPUs (`gpus`, or the tensor
-    parallel degree when larger) and CPU nodes."""
-    gpu = [b for b in backends if b.device == "gpu"]
-    return Budget(usd_per_hour=round(sum(_price(b) for b in backends), 6),
-                  gpus=sum(max(b.gpus, b.tensor_parallel) for b in gpu),
-                  cpu_nodes=len(backends) - len(gpu))
+    parallel degree when larger) and CPU nodes. Backends that name one `host` are
+    one machine (an LLM and an embedding model colocated on one GPU): it counts
+    once, at its dearest backend's price and GPU count."""
+    machines: dict[str, list[BackendSpec]] = defaultdict(list)
+    for i, b in enumerate(backends):
+        machines[b.host or f"\0{i}"].append(b)
+    usd = gpus = cpus = 0.0
+    for group in machines.values():
+        usd += max(_price(b) for b in group)
+        gpu = [b for b in group if b.device == "gpu"]
+        if gpu:
+            gpus += max(max(b.gpus, b.tensor_parallel) for b in gpu)
+        else:
+            cpus += 1
+    return Budget(usd_per_hour=round(usd, 6), gpus=int(gpus), cpu_nodes=int(cpus))
 
 
 def _compared(suite) -> list[list[str]]:

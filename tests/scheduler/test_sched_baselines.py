@@ -117,3 +117,16 @@ def test_the_new_baselines_run_end_to_end_in_the_simulator():
         if baseline == "split":
             assert {b for c, b in used if c == "embedding"} == {"e0"}
             assert {b for c, b in used if c == "chat"} == {"g0"}
+
+
+def test_colocated_accepts_an_llm_and_an_embedding_model_sharing_one_gpu():
+    from engine.spec import BackendSpec
+    from scheduler.baselines import check_baseline
+
+    pair = [BackendSpec(name="llm", kind="sim", preset="7b-h100", capabilities=["chat"],
+                        host="gpu0"),
+            BackendSpec(name="emb", kind="sim", preset="minilm-h100",
+                        capabilities=["embedding"], host="gpu0")]
+    check_baseline("colocated", pair)  # one machine hosts both
+    with pytest.raises(ValueError, match="colocated"):
+        check_baseline("colocated", [pair[0].model_copy(update={"host": "gpu1"}), pair[1]])

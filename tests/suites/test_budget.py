@@ -82,3 +82,18 @@ def test_a_baseline_its_backends_cannot_be_is_refused_before_running(tmp_path):
         expand_suite(suite)
     msg = str(e.value)
     assert "[part prio]" in msg and "baseline" in msg and "'g'" in msg and "priority" in msg
+
+
+def test_backends_on_one_host_are_one_machine():
+    from engine.spec import BackendSpec
+    from sagetui.suites.budget import budget_of
+
+    colocated = [BackendSpec(name=f"{k}{i}", kind="sim", preset=p, capabilities=c,
+                             host=f"gpu{i}")
+                 for i in range(2)
+                 for k, p, c in (("llm", "7b-h100", ["chat"]),
+                                 ("emb", "minilm-h100", ["embedding"]))]
+    two_gpus = [BackendSpec(name=f"g{i}", kind="sim", preset="7b-h100", capabilities=["chat"])
+                for i in range(2)]
+    assert budget_of(colocated) == budget_of(two_gpus)
+    assert budget_of(colocated).gpus == 2 and budget_of(colocated).usd_per_hour == 5.0
