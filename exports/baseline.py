@@ -104,19 +104,35 @@ def _sets_gap(xs: list[Budget], ys: list[Budget]) -> str:
     return ""
 
 
-def run_budget(run: RunView) -> Budget:
-    """A stored run's budget from its backend rows (their price includes the simulator
-    preset's when the config gave none) and the config's `gpus` per backend."""
-    cfg = {b.get("name"): b for b in run.config.get("backends", []) if isinstance(b, dict)}
-    usd, gpus, cpus = 0.0, 0, 0
-    for b in run.backends:
-        if b.device == "gpu":
-            spec = cfg.get(b.name, {})
-            gpus += max(int(spec.get("gpus", 1)), int(spec.get("tensor_parallel", 1)))
+def machines_budget(backends: Iterable[tuple[str, str, float, int]]) -> Budget:
+    """The budget of backends given as (host, device, USD per hour, GPUs): backends
+    that name one host ("" = a machine of its own) are one machine — an LLM and an
+    embedding model colocated on one GPU — counted once, at its dearest backend."""
+    machines: dict[str, list[tuple[str, float, int]]] = {}
+    for i, (host, device, usd, gpus) in enumerate(backends):
+        machines.setdefault(host or f"\0{i}", []).append((device, usd, gpus))
+    usd_total, gpu_total, cpus = 0.0, 0, 0
+    for group in machines.values():
+        usd_total += max(u for _, u, _ in group)
+        on_gpu = [g for d, _, g in group if d == "gpu"]
+        if on_gpu:
+            gpu_total += max(on_gpu)
         else:
             cpus += 1
-        usd += b.price_per_hour
-    return Budget(round(usd, 6), gpus, cpus)
+    return Budget(round(usd_total, 6), gpu_total, cpus)
+
+
+def run_budget(run: RunView) -> Budget:
+    """A stored run's budget from its backend rows (their price includes the simulator
+    preset's when the config gave none) and the config's `gpus` and `host` per backend."""
+    cfg = {b.get("name"): b for b in run.config.get("backends", []) if isinstance(b, dict)}
+
+    def item(b):
+        spec = cfg.get(b.name, {})
+        gpus = max(int(spec.get("gpus", 1)), int(spec.get("tensor_parallel", 1)))
+        return str(spec.get("host", "") or ""), b.device, b.price_per_hour, gpus
+
+    return machines_budget(item(b) for b in run.backends)
 
 
 def hardware_part_sets(spec: str, experiment: str) -> list[set[str]]:

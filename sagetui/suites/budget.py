@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from engine.spec import BackendSpec
-from exports.baseline import HARDWARE_TABLES, Budget, hardware_part_sets, part_budget_gaps
+from exports.baseline import (
+    HARDWARE_TABLES,
+    Budget,
+    hardware_part_sets,
+    machines_budget,
+    part_budget_gaps,
+)
 from scheduler.baselines import check_baseline
 
 from ..config import ConfigError, RunConfig
@@ -33,21 +39,10 @@ def _price(b: BackendSpec) -> float:
 
 def budget_of(backends: list[BackendSpec]) -> Budget:
     """A configuration's hardware budget: USD per hour, GPUs (`gpus`, or the tensor
-    parallel degree when larger) and CPU nodes. Backends that name one `host` are
-    one machine (an LLM and an embedding model colocated on one GPU): it counts
-    once, at its dearest backend's price and GPU count."""
-    machines: dict[str, list[BackendSpec]] = defaultdict(list)
-    for i, b in enumerate(backends):
-        machines[b.host or f"\0{i}"].append(b)
-    usd = gpus = cpus = 0.0
-    for group in machines.values():
-        usd += max(_price(b) for b in group)
-        gpu = [b for b in group if b.device == "gpu"]
-        if gpu:
-            gpus += max(max(b.gpus, b.tensor_parallel) for b in gpu)
-        else:
-            cpus += 1
-    return Budget(usd_per_hour=round(usd, 6), gpus=int(gpus), cpu_nodes=int(cpus))
+    parallel degree when larger) and CPU nodes; backends that name one `host` are
+    one machine (exports.baseline.machines_budget)."""
+    return machines_budget((b.host, b.device, _price(b), max(b.gpus, b.tensor_parallel))
+                           for b in backends)
 
 
 def _compared(suite) -> list[list[str]]:
