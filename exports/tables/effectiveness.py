@@ -82,7 +82,7 @@ def build(ctx: ExportContext) -> Table:
     return Table(
         name=NAME,
         caption="Control-plane effectiveness: SAGE (one control plane for LLM and embedding "
-                "traffic) vs vLLM alone vs separate services, per workload.",
+                "traffic) against the baselines on the same hardware budget, per workload.",
         columns=cols, rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
         notes=["Latencies are measured from the intended send time (no coordinated omission); "
                "throughput counts completions per second of the measurement window; a dash "
