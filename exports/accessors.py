@@ -34,6 +34,21 @@ def workload_label(run: RunView) -> str:
     return f"{arrival_label(run)} {rate:g} req/s" if rate is not None else arrival_label(run)
 
 
+def load_label(run: RunView) -> str:
+    """Offered load: `0.95× capacity` when the run carries a probed capacity, else req/s."""
+    if run.load_fraction is not None:
+        return f"{run.load_fraction:g}× capacity"
+    rate = run.offered_rate
+    return f"{rate:g} req/s" if rate is not None else ""
+
+
+def load_order(run: RunView) -> float:
+    """Sort key of load_label: the fraction, else the rate."""
+    if run.load_fraction is not None:
+        return run.load_fraction
+    return run.offered_rate or 0.0
+
+
 def pattern_label(run: RunView) -> str:
     """A policy comparison's traffic pattern: `workload.pattern`, else the suite part, else the arrival."""
     w = run.section("workload")

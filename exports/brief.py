@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from exports.accessors import (
     baseline,
     latency,
+    load_label,
     need_summary,
     overhead_pct,
     pattern_label,
@@ -79,15 +80,17 @@ def compare(better: str, g_new: Group, base: str, g_base: Group, fn: Callable[[R
 
 
 def _policy_claims(ctx: ExportContext) -> list[Claim]:
-    by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), policy(r)), "brief: policies")
+    by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), load_label(r), policy(r)),
+               "brief: policies")
     claims = []
-    for (pat, pol), g in sorted(by.items()):
-        base = by.get((pat, "fifo"))
+    for (pat, load, pol), g in sorted(by.items()):
+        base = by.get((pat, load, "fifo"))
         if pol == "fifo" or base is None:
             continue
+        where = f"under {pat}" + (f" at {load}" if load else "")
         claims.append(compare(pol, g, "fifo", base, lambda r: latency(r, "chat", "ttft", "p99"),
-                              "chat p99 TTFT", f"under {pat}", True))
-        claims.append(compare(pol, g, "fifo", base, slo_pct, "SLO attainment", f"under {pat}", False))
+                              "chat p99 TTFT", where, True))
+        claims.append(compare(pol, g, "fifo", base, slo_pct, "SLO attainment", where, False))
     return claims
 
 

@@ -61,6 +61,11 @@ class RunSection(BaseModel):
     capacity_rps: float | None = Field(default=None, gt=0)
     load_fraction: float | None = Field(default=None, gt=0)
     capacity_basis: str = ""
+    # Dotted overrides of the configuration whose capacity sets the rates, e.g.
+    # {"control_plane.policy" = "fifo"}: every policy of a comparison then offers the
+    # same load (fractions of the reference's capacity), as a policy study must.
+    # Empty: each configuration's own capacity.
+    capacity_reference: dict[str, Any] = Field(default_factory=dict)
 
 
 class FaultSpec(BaseModel):
@@ -114,12 +119,12 @@ class RunConfig(BaseModel):
         """
         out = json.loads(self.model_dump_json())
         for key in _UNSET_OMITTED:
-            if out["run"].get(key) in (None, ""):
+            if out["run"].get(key) in (None, "", {}):
                 out["run"].pop(key, None)
         return out
 
 
-_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis")
+_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference")
 
 
 def _classes_used(workload: WorkloadSpec) -> list[str]:

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from exports import slo
-from exports.accessors import POLICY_ORDER, latency, order_of, pattern_label, policy
+from exports.accessors import (
+    POLICY_ORDER,
+    latency,
+    load_label,
+    load_order,
+    order_of,
+    pattern_label,
+    policy,
+)
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
@@ -26,9 +34,11 @@ def mean_queue_depth(ctx: ExportContext, run: RunView) -> float:
 
 def build(ctx: ExportContext) -> Table:
     footnotes = enforce(ctx.runs, NAME, ctx.allow_mismatch)
-    rows_by = keyed(group_runs(ctx.runs), lambda r: (pattern_label(r), policy(r)), NAME)
+    rows_by = keyed(group_runs(ctx.runs),
+                    lambda r: (pattern_label(r), load_order(r), load_label(r), policy(r)), NAME)
     cols = [
-        Column("pattern", "Traffic pattern"), Column("policy", "Policy"),
+        Column("pattern", "Traffic pattern"), Column("load", "Offered load"),
+        Column("policy", "Policy"),
         Column("ttft_p50", "Chat TTFT p50 (ms)", group="Chat TTFT (ms)", sub="p50"),
         Column("ttft_p99", "Chat TTFT p99 (ms)", group="Chat TTFT (ms)", sub="p99"),
         Column("e2e_p99", "Chat E2E p99 (ms)"), *slo.columns(ctx.runs),
@@ -37,9 +47,10 @@ def build(ctx: ExportContext) -> Table:
         Column("wait_p99", "Wait p99 (ms)", 2, group="Wait (ms)", sub="p99"),
     ]
     rows = []
-    for (pat, pol), g in sorted(rows_by.items(), key=lambda kv: (kv[0][0], order_of(kv[0][1], POLICY_ORDER))):
+    for (pat, _, load, pol), g in sorted(
+            rows_by.items(), key=lambda kv: (kv[0][0], kv[0][1], order_of(kv[0][3], POLICY_ORDER))):
         rows.append({
-            "pattern": pat, "policy": pol,
+            "pattern": pat, "load": load, "policy": pol,
             "ttft_p50": g.estimate(lambda r: latency(r, "chat", "ttft", "p50"), "chat ttft.p50"),
             "ttft_p99": g.estimate(lambda r: latency(r, "chat", "ttft", "p99"), "chat ttft.p99"),
             "e2e_p99": g.estimate(lambda r: latency(r, "chat", "e2e", "p99"), "chat e2e.p99"),

@@ -21,7 +21,7 @@ import copy
 import json
 from collections.abc import Callable
 
-from ..config import ConfigError, Experiment, RunConfig
+from ..config import ConfigError, Experiment, RunConfig, _set_path
 from .capacity import CapacityResult, ProbeError, probe_capacity
 
 KEY = "relative_load"
@@ -102,6 +102,9 @@ def basis(cfg: RunConfig, probed: RunConfig, res: CapacityResult) -> str:
     """How the capacity was obtained, for the stored config and the captions."""
     how = (f"probed in simulation (bisection on workload.rate, seed {probed.run.seed}): the "
            f"highest rate with {res.criterion.text()}")
+    if cfg.run.capacity_reference:
+        ref = ", ".join(f"{k} = {v}" for k, v in cfg.run.capacity_reference.items())
+        how += f"; of the reference configuration ({ref}), shared by every one compared"
     if cfg.run.mode == "live":
         same = probed.backends == cfg.backends
         how += ("; live runs are not probed: the capacity of the same configuration in "
@@ -147,10 +150,23 @@ def _probe_target(cfg: RunConfig, twin: RunConfig | None) -> RunConfig:
     """What to simulate: the twin when the run's own engines are not simulated, else the
     run itself; always in sim mode at the first repetition's seed."""
     src = twin if twin is not None and any(b.kind != "sim" for b in cfg.backends) else cfg
-    target = src.model_copy(deep=True)
+    target = _reference(src) if src.run.capacity_reference else src.model_copy(deep=True)
     target.run.mode = "sim"
     target.run.part = cfg.run.part
     return target
+
+
+def _reference(cfg: RunConfig) -> RunConfig:
+    """The configuration `run.capacity_reference` names: this one with its overrides
+    (checked like any config; errors name the field)."""
+    data = cfg.resolved()
+    for path, value in cfg.run.capacity_reference.items():
+        _set_path(data, path, value, cfg.run.name, what="run.capacity_reference")
+    data["run"]["capacity_reference"] = {}
+    try:
+        return RunConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.run.name}: run.capacity_reference: {exc}") from None
 
 
 def _probe_one(target: RunConfig, probe) -> CapacityResult | ProbeError:
