@@ -171,3 +171,32 @@ def _exports_show_load_as_times_capacity(db_path, out):
     for d in data:
         assert float(d["offered_rps"]) == pytest.approx(
             float(d["load_x_capacity"]) * float(d["capacity_rps"]), rel=1e-3)
+
+
+def test_a_capacity_reference_gives_every_policy_the_same_rates():
+    """Suite B's rule: policies are compared at the same offered loads, fractions of
+    one reference configuration's capacity (here fifo), probed once."""
+    raw = {"run": {"name": "p", "part": "p", "seed": 1,
+                   "capacity_reference": {"control_plane.policy": "fifo"}},
+           "sweep": {"control_plane.policy": ["fifo", "hybrid"]},
+           "control_plane": {"baseline": "sage", "policy": "fifo"},
+           "workload": {"rate": 10, "mix": {"embedding": 1.0}, "duration_s": 6,
+                        "warmup_s": 1,
+                        "sizes": {"embedding": {"n_texts": 4, "text_tokens": 64}}},
+           "backends": [{"name": "cpu", "kind": "sim", "preset": "minilm-cpu",
+                         "device": "cpu", "capabilities": ["embedding"],
+                         "max_concurrency": 1}]}
+    exp = expand_raw(raw, source="test", spec_text="")
+    for c in exp.runs:
+        c.run.load_fraction = 0.5
+    probed = []
+
+    def probe(cfg):
+        probed.append(cfg.control_plane.policy)
+        return probe_capacity(cfg)
+
+    done, failed = resolve(exp, probe=probe)
+    assert not failed and probed == ["fifo"]  # one probe, of the reference
+    rates = {c.control_plane.policy: c.workload.rate for c in done.runs}
+    assert rates["fifo"] == rates["hybrid"] > 0
+    assert all("reference configuration" in c.run.capacity_basis for c in done.runs)
