@@ -88,6 +88,11 @@ class ControlPlaneConfig(_Strict):
     baseline: str = "sage"
     policy: str = "hybrid"
     router: str = "least-work"
+    # Simulation only: the live gateway's CPU per request, modelled as one FIFO server
+    # (one gateway process on one core) in front of the core; its time counts as
+    # control-plane overhead. 0: the core alone (the gateway costs nothing). A live run
+    # ignores it: its gateway costs what it costs.
+    gateway_us_per_request: float = Field(default=0.0, ge=0)
     # SLO admission control (scheduler.admission): "auto" = on for slo and hybrid,
     # off for fifo and priority; "on" / "off" force it for every policy.
     admission: str = "auto"

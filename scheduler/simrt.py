@@ -17,7 +17,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
@@ -27,7 +27,7 @@ from scheduler.config import ControlPlaneConfig
 from scheduler.core import ControlPlane
 from scheduler.request import Request
 
-_ARRIVAL, _ENGINE, _TIMER, _FAULT = 0, 1, 2, 3
+_ARRIVAL, _ENGINE, _TIMER, _FAULT, _GATED = 0, 1, 2, 3, 4
 
 
 @dataclass(slots=True)
@@ -176,7 +176,22 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
         """The outcome of a request that has left the core (its overhead is final)."""
         o = live.pop(rid)
         o.overhead_us = overhead.pop(rid, None)
+        if gated:
+            o.overhead_us = (o.overhead_us or 0.0) + gated.pop(rid, 0.0)
         return o
+
+    # The gateway process in front of the core (control_plane.gateway_us_per_request):
+    # one FIFO server, so past 1 / its cost per request requests queue before the core.
+    gw_cost = config.gateway_us_per_request / 1e6
+    gw_free = [0.0]
+    gated: dict[str, float] = {}  # request id -> µs spent in the gateway
+
+    def through_gateway(r: Request, t: float) -> None:
+        t_core = max(t, gw_free[0]) + gw_cost
+        gw_free[0] = t_core
+        gated[r.id] = (t_core - t) * 1e6
+        # a copy: the caller's request keeps its own arrival (the core's is later)
+        heappush(heap, (t_core, next_seq(), _GATED, replace(r, arrival=t_core)))
 
     def resched(name: str, eng) -> None:
         t = eng.next_event_time()
@@ -284,6 +299,10 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                 next_sample += sample_every_s
             i += 1
             now = t
+            if gw_cost:
+                through_gateway(r, t)
+                t_heap = heap[0][0]
+                continue
             outcome_of(r)
             acts = on_arrival(r, t)
             if acts:
@@ -303,7 +322,9 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
             if eng_t[payload] == t:
                 eng_t[payload] = None
                 engine_step(payload, t)
-        elif kind == _ARRIVAL:
+        elif kind == _ARRIVAL and gw_cost:
+            through_gateway(payload, t)
+        elif kind == _ARRIVAL or kind == _GATED:
             outcome_of(payload)
             apply(on_arrival(payload, t), t)
         elif kind == _TIMER:
@@ -313,6 +334,12 @@ def _simulate(config, backends, requests, on_done, faults, engine_factory, horiz
                    apply)
     if horizon_s is not None:
         now = max(now, horizon_s)
+    for _, _, kind, payload in heap:  # still queued in the gateway at the horizon
+        if kind == _GATED:
+            o = outcome_of(payload)
+            live.pop(payload.id)
+            o.status, o.reason = "failed", "run_ended"
+            o.overhead_us = gated.pop(payload.id, None)
     apply(cp.shutdown(now), now)
     cp.assert_conserved(final=True)
     return SimResult(

@@ -10,6 +10,7 @@ from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
 from exports.groups import group_runs, keyed
+from exports.model import RunView
 from exports.table import Column, Table
 
 NAME = "scalability"
@@ -39,5 +40,22 @@ def build(ctx: ExportContext) -> Table:
                  Column("overhead", "Control Plane Overhead (%)", 2)],
         rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
         notes=["Speedup = mean throughput over the mean 1-backend throughput; overhead = "
-               "control-plane decision time per request as a percentage of mean E2E latency."],
+               "control-plane time per request as a percentage of mean E2E latency: "
+               + _overhead_source(ctx.runs)],
     )
+
+
+def _overhead_source(runs: list[RunView]) -> str:
+    """Which control-plane time the overhead column counts, from the runs' configs."""
+    costs = sorted({float(r.section("control_plane").get("gateway_us_per_request") or 0)
+                    for r in runs if r.mode == "sim"})
+    live = any(r.mode != "sim" for r in runs)
+    if live and not costs:
+        return "the live gateway's own time per request (measured)."
+    if not costs or costs == [0.0]:
+        return ("the core's decision time only (measured); the gateway is not modelled, "
+                "so this is the core's cost, not the serving path's.")
+    us = ", ".join(f"{c:g}" for c in costs if c)
+    return (f"the core's decision time (measured) plus the gateway, modelled as one process "
+            f"spending {us} µs of CPU per request (the live gateway's measured cost, "
+            "benches/bench_gateway.py) with requests queueing for it past its capacity.")

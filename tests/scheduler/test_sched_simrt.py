@@ -153,3 +153,26 @@ def test_separate_baseline_keeps_embeddings_on_the_embedding_pool():
     assert by_cls["chat"] == {"g0"} and by_cls["embedding"] == {"e0", "e1"}
     assert all(o.status == "completed" and o.t_dispatched == o.t_received
                for o in res.outcomes)
+
+
+def test_a_gateway_cost_queues_requests_past_its_capacity_and_counts_as_overhead():
+    reqs = mixed(rate=300, duration=2.0)
+    free = simulate(ControlPlaneConfig(policy="fifo"), BACKENDS, mixed(rate=300, duration=2.0))
+    # 5 ms of gateway CPU per request: one process serves 200 req/s, below the 300 offered
+    res = simulate(ControlPlaneConfig(policy="fifo", gateway_us_per_request=5000), BACKENDS,
+                   reqs)
+    assert len(res.outcomes) == len(reqs)
+    ov = sorted(o.overhead_us for o in res.outcomes)
+    ov_free = sorted(o.overhead_us for o in free.outcomes)
+    assert ov[0] >= 5000  # every request pays the gateway's time
+    assert ov[-1] > 100 * ov_free[-1]  # and past its capacity they queue there
+    late = [o.t_received - o.t_intended for o in res.outcomes]
+    assert max(late) > 0.5  # 2 s at 300 req/s through a 200 req/s gateway
+
+
+def test_no_gateway_cost_changes_nothing():
+    a = simulate(ControlPlaneConfig(policy="hybrid"), BACKENDS, mixed(duration=1.0))
+    b = simulate(ControlPlaneConfig(policy="hybrid", gateway_us_per_request=0), BACKENDS,
+                 mixed(duration=1.0))
+    assert [(o.id, o.backend, o.t_done) for o in a.outcomes] == \
+        [(o.id, o.backend, o.t_done) for o in b.outcomes]
