@@ -23,14 +23,20 @@ from .tokens import PromptMaker
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions", "embedding": "/v1/embeddings"}
 
 
+BALANCERS = ("round-robin", "least-request")
+
+
 @dataclass
 class ClientConfig:
     """targets: class → base URLs (one = a gateway; several = client-side
-    round-robin, for the vllm-only / separate-services baselines). A `pipeline`
-    entry is not needed: its stages go to the chat and embedding targets."""
+    balancing, for the baselines without a control plane). A `pipeline` entry is
+    not needed: its stages go to the chat and embedding targets. `balance`:
+    `round-robin`, or `least-request` (the URL with the fewest requests this client
+    has in flight there, ties to list order: Envoy/nginx `least_request`)."""
 
     targets: dict[str, list[str]]
     concurrency: int = 256
+    balance: str = "round-robin"
     timeout_s: float = 300.0
     send_priority_field: bool = False  # vLLM's `priority` body field (lower = sooner)
     ignore_eos: bool = True
@@ -49,6 +55,8 @@ class ClientConfig:
             for u in urls:
                 if not u.startswith(("http://", "https://")):
                     raise ValueError(f"targets.{cls}: {u!r} is not an http(s) URL")
+        if self.balance not in BALANCERS:
+            raise ValueError(f"balance: {self.balance!r} is not one of {', '.join(BALANCERS)}")
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if self.timeout_s <= 0:
@@ -143,6 +151,7 @@ class Client:
         self.prompts = prompts or PromptMaker()
         self.t0 = time.monotonic() if t0 is None else t0
         self._rr = {cls: itertools.cycle(urls) for cls, urls in cfg.targets.items()}
+        self._open: dict[str, int] = {}  # base URL -> requests in flight there
         self.session: aiohttp.ClientSession | None = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -171,7 +180,12 @@ class Client:
         it = self._rr.get(cls)
         if it is None:
             raise ValueError(f"targets: no URL for class {cls!r}")
-        return next(it) + PATHS[cls]
+        if self.cfg.balance == "least-request":
+            urls = self.cfg.targets[cls]
+            base = min(urls, key=lambda u: self._open.get(u, 0))
+        else:
+            base = next(it)
+        return base + PATHS[cls]
 
     def headers(self, req) -> dict[str, str]:
         h = {"X-Request-Id": req.id, "X-Client-Id": req.client_id, "X-Priority": str(req.priority),
@@ -224,7 +238,8 @@ class Client:
             body = self.encode(self.body(req, text, texts))
         rec = RequestRecord.from_scheduled(req)
         url = self._url(req.cls)
-        rec.backend = url.split("/v1/")[0]
+        rec.backend = base = url.split("/v1/")[0]
+        self._open[base] = self._open.get(base, 0) + 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         rec.t_sent = self.now()
@@ -256,6 +271,7 @@ class Client:
             if rec.t_done is None:
                 rec.t_done = self.now()
             self.in_flight -= 1
+            self._open[base] -= 1
         return rec
 
     @staticmethod

@@ -3,8 +3,10 @@
 - `sage`: the control-plane gateway (scheduler.gateway) runs in this process
   on its own event-loop thread in front of the engines; the load generator
   talks to the gateway.
-- `vllm-only` / `separate`: no gateway; the load generator round-robins over
-  the engines itself (client-side), with the pools the baseline defines.
+- the baselines without a control plane: no gateway; the load generator
+  balances over the engines itself (client-side), with the pools the baseline
+  defines — round-robin for `vllm-only`, `separate` and `vllm-priority` (which
+  also sends vLLM's `priority` field), least-request for `colocated` and `split`.
 
 Engines are kept up across the runs of one experiment when the next run uses
 the same backends (vLLM on CPU takes ~50 s to start), and are always torn
@@ -182,7 +184,7 @@ def _run_on(cfg: RunConfig, writer: RunWriter, engines: list[LaunchedEngine],
         writer.heartbeat(requests_done=sample.get("done"))
 
     try:
-        result = run_load(w, ClientConfig(targets=targets, concurrency=_concurrency(cfg)),
+        result = run_load(w, _client_config(cfg, targets),
                           tokenizer_dir=_tokenizer_dir(cfg), on_progress=on_progress,
                           workers=cfg.run.load_workers)
     finally:
@@ -276,6 +278,20 @@ def _served_model(engine: LaunchedEngine) -> str:
         return str(data["data"][0]["id"])
     except (OSError, KeyError, IndexError, ValueError, TypeError):
         return ""
+
+
+def _client_config(cfg: RunConfig, targets: dict[str, list[str]]) -> ClientConfig:
+    """How the load generator sends: to the gateway, or, for a baseline without a
+    control plane, balancing over the engines as that baseline's clients would —
+    least-request for `colocated` and `split`, round-robin otherwise — with vLLM's
+    `priority` field for `vllm-priority`."""
+    baseline = cfg.control_plane.baseline
+    return ClientConfig(targets=targets, concurrency=_concurrency(cfg),
+                        balance=CLIENT_BALANCE.get(baseline, "round-robin"),
+                        send_priority_field=baseline == "vllm-priority")
+
+
+CLIENT_BALANCE = {"colocated": "least-request", "split": "least-request"}
 
 
 def client_side_pools(baseline: str, backends: list[BackendSpec],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import numpy as np
@@ -118,7 +119,22 @@ async def test_round_robin_targets(null_server):
     assert [r.status for r in recs] == ["completed"] * 4
 
 
+async def test_least_request_sends_to_the_url_with_fewest_in_flight(null_server):
+    slow, fast = null_server(ttft_ms=300, tpot_ms=0), null_server()
+    async with Client(ClientConfig(targets={"chat": [slow, fast]},
+                                   balance="least-request")) as c:
+        first = asyncio.create_task(c.call(req(i=0)))  # holds `slow` (first in the list)
+        await asyncio.sleep(0.05)
+        rest = [await c.call(req(i=i)) for i in range(1, 4)]  # one at a time
+        await first
+        assert c._open == {slow: 0, fast: 0}  # every request was counted out again
+    # all three went to `fast` (round-robin would have sent one to `slow`: 300 ms)
+    assert all(r.status == "completed" and r.t_done - r.t_sent < 0.2 for r in rest)
+
+
 def test_config_errors():
+    with pytest.raises(ValueError, match="balance: 'random'"):
+        ClientConfig(targets={"chat": ["http://x"]}, balance="random")
     with pytest.raises(ValueError, match="targets: unknown class 'video'"):
         ClientConfig(targets={"video": ["http://x"]})
     with pytest.raises(ValueError, match="targets.chat"):
