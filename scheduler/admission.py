@@ -53,11 +53,14 @@ class _Rates:
         self.scaled: dict[int, float] = {}
 
     def tick(self, key: int, now: float) -> None:
-        grow = math.exp((now - self.t_ref) / _RATE_TAU_S)
-        if grow > 1e12:  # rebase before the scale overflows
-            self.scaled = {k: v / grow for k, v in self.scaled.items()}
-            self.t_ref, grow = now, 1.0
-        self.scaled[key] = self.scaled.get(key, 0.0) + grow / _RATE_TAU_S
+        x = (now - self.t_ref) / _RATE_TAU_S
+        if x > 20.0 or not self.scaled:
+            # rebase to `now` before the scale grows past what a float holds (a live
+            # clock starts in the thousands of seconds): values decay to today's
+            f = math.exp(-x) if x < 700.0 else 0.0
+            self.scaled = {k: v * f for k, v in self.scaled.items()}
+            self.t_ref, x = now, 0.0
+        self.scaled[key] = self.scaled.get(key, 0.0) + math.exp(x) / _RATE_TAU_S
 
     def below(self, key: int, now: float) -> float:
         """Total rate of the keys smaller than `key` at `now`."""
@@ -65,10 +68,17 @@ class _Rates:
         for k, v in self.scaled.items():
             if k < key:
                 total += v
-        return total * math.exp(-(now - self.t_ref) / _RATE_TAU_S) if total else 0.0
+        return total * _decay(now - self.t_ref) if total else 0.0
 
     def total(self, now: float) -> float:
-        return sum(self.scaled.values()) * math.exp(-(now - self.t_ref) / _RATE_TAU_S)
+        total = sum(self.scaled.values())
+        return total * _decay(now - self.t_ref) if total else 0.0
+
+
+def _decay(dt: float) -> float:
+    """exp(-dt/τ), 0 for a gap too long to matter (no overflow either way)."""
+    x = -dt / _RATE_TAU_S
+    return math.exp(x) if x > -700.0 else 0.0
 
 
 class Admission:
