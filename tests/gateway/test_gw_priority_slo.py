@@ -52,7 +52,7 @@ async def test_embedding_batches_carry_the_most_urgent_priority(make_gateway, up
     u = await upstreams("e", embed_delay_s=0.2)
     gw = await make_gateway([{**backend("e", u, ["embedding"], "mini", conc=1),
                               "extra_args": PRIO}],
-                            {"policy": "hybrid", "hybrid": {"batch_max_wait_ms": 50}})
+                            {"policy": "hybrid"})  # the first goes at once, the rest queue
     async with aiohttp.ClientSession() as s:
         async def one(prio: str) -> int:
             async with s.post(gw.url + "/v1/embeddings", headers={"X-Priority": prio},
