@@ -57,5 +57,5 @@ def _overhead_source(runs: list[RunView]) -> str:
                 "so this is the core's cost, not the serving path's.")
     us = ", ".join(f"{c:g}" for c in costs if c)
     return (f"the core's decision time (measured) plus the gateway, modelled as one process "
-            f"spending {us} µs of CPU per request (the live gateway's measured cost, "
+            f"spending {us} us of CPU per request (the live gateway's measured cost, "
             "benches/bench_gateway.py) with requests queueing for it past its capacity.")
