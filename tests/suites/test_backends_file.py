@@ -1,7 +1,7 @@
 """`--backends FILE` gives each suite part its own pool, or the file's default list.
 
-Before: one list replaced every part's backends, so suite D's GPU-only, CPU-only
-and mixed parts all ran on the same engines and compared nothing.
+Before: one list replaced every part's backends, so suite D's parts all ran on the
+same engines and compared nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ def backend(name: str, preset: str = "minilm-h100", device: str = "gpu",
 
 
 LLM = backend("my-llm", "7b-h100", caps='"chat", "completion"')
+# suite D's colocated part sweeps backends 0, 2 and 4 (three GPUs, each an LLM and an
+# embedding model on one host): its own list has the six
+COLOCATED = "".join(
+    backend(f"{k}{i}", p, caps=c, table="parts.colocated.backends") + f'host = "gpu{i}"\n'
+    for i in range(3)
+    for k, p, c in (("llm", "7b-h100", '"chat", "completion"'), ("emb", "minilm-h100",
+                                                                 '"embedding"')))
 
 
 def names_by_part(exp) -> dict[str, set[str]]:
@@ -32,30 +39,36 @@ def names_by_part(exp) -> dict[str, set[str]]:
 
 def test_parts_get_their_own_backends_and_others_the_default(tmp_path):
     f = tmp_path / "pools.toml"
-    f.write_text(LLM + backend("my-gpu-embed")
-                 + LLM.replace("backends", "parts.cpu-only.backends")
-                 + backend("my-cpu0", "minilm-cpu", "cpu", table="parts.cpu-only.backends")
-                 + backend("my-cpu1", "minilm-cpu", "cpu", table="parts.cpu-only.backends"))
+    # every part costs $7.50/h: two LLM GPUs and an embedding GPU (the default list),
+    # three shared GPUs (colocated), two LLM GPUs and 25 CPU nodes (cpu-nodes)
+    llm2 = LLM.replace("my-llm", "my-llm2")
+    f.write_text(LLM + llm2 + backend("my-gpu-embed") + COLOCATED
+                 + LLM.replace("backends", "parts.cpu-nodes.backends")
+                 + llm2.replace("backends", "parts.cpu-nodes.backends")
+                 + backend("my-cpu", "minilm-cpu", "cpu", table="parts.cpu-nodes.backends")
+                 + "replicas = 25\n")
     exp = expand_suite(find_suite("heterogeneous"), quick=True, backends_file=str(f))
     got = names_by_part(exp)
-    assert got["cpu-only"] == {"my-llm", "my-cpu0", "my-cpu1"}
-    assert got["gpu-only"] == got["mixed"] == {"my-llm", "my-gpu-embed"}
-    cpu = next(c for c in exp.runs if c.run.part == "cpu-only")
+    assert {"my-llm", "my-llm2"} <= got["cpu-nodes"] and len(got["cpu-nodes"]) == 27
+    assert not {"my-gpu-embed"} & got["cpu-nodes"]
+    assert got["split"] == {"my-llm", "my-llm2", "my-gpu-embed"}
+    assert got["colocated"] == {"llm0", "emb0", "llm1", "emb1", "llm2", "emb2"}
+    cpu = next(c for c in exp.runs if c.run.part == "cpu-nodes")
     assert {b.device for b in cpu.backends if "embedding" in b.capabilities} == {"cpu"}
 
 
 def test_a_part_without_entry_or_default_is_refused_naming_file_and_part(tmp_path):
-    f = tmp_path / "only-mixed.toml"
-    f.write_text(backend("e", table="parts.mixed.backends"))
+    f = tmp_path / "only-colocated.toml"
+    f.write_text(backend("e", table="parts.colocated.backends"))
     with pytest.raises(ConfigError) as err:
         expand_suite(find_suite("heterogeneous"), backends_file=str(f))
-    assert str(f) in str(err.value) and "parts.gpu-only" in str(err.value)
+    assert str(f) in str(err.value) and "parts.split" in str(err.value)
 
 
 @pytest.mark.parametrize("text, field", [
     (backend("e", table="parts.nope.backends"), "parts.nope"),
-    ('[parts.mixed]\nbackends = []\n', "parts.mixed.backends"),
-    ('[parts.mixed]\nbackend = 1\n', "parts.mixed"),
+    ('[parts.colocated]\nbackends = []\n', "parts.colocated.backends"),
+    ('[parts.colocated]\nbackend = 1\n', "parts.colocated"),
     (backend("e") + '[run]\nseed = 3\n', "run"),
     ('title = "x"\n', "title"),
 ])
@@ -69,12 +82,12 @@ def test_bad_file_shape_names_the_file_and_the_field(tmp_path, text, field):
 
 def test_a_bad_backend_in_a_part_names_the_file_and_the_field(tmp_path, db_path):
     f = tmp_path / "pools.toml"
-    f.write_text(LLM + backend("e") + '[[parts.cpu-only.backends]]\nname = "x"\n'
+    f.write_text(LLM + backend("e") + COLOCATED + '[[parts.cpu-nodes.backends]]\nname = "x"\n'
                  'kind = "warp-drive"\ncapabilities = ["embedding"]\n')
     res = CliRunner().invoke(main, ["--db", str(db_path), "suite", "run", "heterogeneous",
                                     "--quick", "--backends", str(f)])
     assert res.exit_code == 2
-    assert str(f) in res.output and "cpu-only" in res.output and "kind" in res.output
+    assert str(f) in res.output and "cpu-nodes" in res.output and "kind" in res.output
     assert not db_path.exists()
 
 
