@@ -26,7 +26,7 @@ class Dispatch:
 
 @dataclass(slots=True)
 class Reject:
-    """Refused before dispatch (admission control): `queue_full`, `deadline_unmeetable`, ..."""
+    """Refused before dispatch: `queue_full`, `no_capable_backend`, `slo_infeasible`, `slo_shed`."""
 
     request: Request
     reason: str
