@@ -85,7 +85,7 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
               f"co-host +{1e6 * c.get('cohost_beta2', 0.0):.1f} µs per decode token, "
               f"MiniLM +{100 * cal['embedding']['cost'].get('cohost_per_seq', 0.0):.1f} % "
               f"per streaming sequence")
-        # the drift probe, where the store has one (suites from session 9 on)
+        # the drift probe, where the store has one (stores made before the probe existed have none)
         probe_rows = fid.profile_probe_rows(store, plan, profiles)
         speeds = []
         print("| load | statistic | live (pooled) | sim | error |")
@@ -113,7 +113,7 @@ def replay(db: str, quick: bool, sim_repeats: int | None = None, skip: list[str]
                 print(f"| {rate:g} | {stat} | {lv:.1f} | {sv:.1f} | {100 * e['rel_error']:+.1f}% |")
         print(f"\nWithin ±{100 * TARGET:.0f}%: {met} of {total} figures.")
         if not speeds:
-            print("\nNo drift probe in this store (suites before session 9).")
+            print("\nNo drift probe in this store (it was made before the fidelity suite ran a drift probe).")
             return 0
         print("\nMachine drift, the probe before each load against the profile's "
               "(+ = slower; lone requests profile/now):")

@@ -1,6 +1,6 @@
 """Gateway overhead and throughput: engines direct vs a bare proxy vs the gateway.
 
-Why: the control plane must add almost nothing to latency (issue 5). In one
+Why: the control plane must add almost nothing to latency. In one
 run, against the same upstream engines (the load generator's null server, one
 process for LLM traffic and one for embeddings, fixed pace), the load
 generator (loadgen.runner) sends the same schedule
@@ -52,7 +52,7 @@ PY = sys.executable
 
 # A path pushed past what it can pass queues without end; the client's default 300 s
 # per request then held a 3000 req/s point past its step's time limit on the 16-core
-# host (session 9), and nothing was measured. 30 s ends it with the overflow counted
+# host, and nothing was measured. 30 s ends it with the overflow counted
 # as failed, which is the answer: that path does not pass this rate.
 REQUEST_TIMEOUT_S = 30.0
 

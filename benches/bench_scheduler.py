@@ -2,7 +2,7 @@
 
     .venv/bin/python benches/bench_scheduler.py [throughput|grid|decision|all] [--repeat N]
 
-Targets (issue 3): >= 50,000 simulated requests per wall second (8 backends,
+Targets: >= 50,000 simulated requests per wall second (8 backends,
 7B-on-H100 preset, 1000 req/s, 70% chat / 30% embedding); the whole grid
 (backends {1,2,4,8} x rates {10,100,500,1000} x 4 policies x 60 sim-s) in
 <= 2 min; policy decision time p99 <= 50 us at a queue depth of 1000.

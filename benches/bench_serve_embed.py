@@ -1,7 +1,7 @@
 """What dynamic batching buys serve-embed (MiniLM on CPU or CUDA), in process and over HTTP.
 
 Why: the hybrid policy's embedding batching rests on batching being much
-cheaper per text than one-at-a-time encoding (~4.6x in-process, SETUP-FACTS).
+cheaper per text than one-at-a-time encoding (~4.6x in-process, measured with the packaged MiniLM on 2 cores).
 Two parts, both through the project's own code:
 
 - encode: `STEngine.encode` on batches of 1, 8, 32 and 128 texts (embeddings/s),

@@ -3,7 +3,7 @@
     .venv/bin/python benches/bench_sim_engine.py engine          # sim requests per wall second
     .venv/bin/python benches/bench_sim_engine.py minilm [--cpu-time] [--save NAME]
         # time real MiniLM batches, fit a + b·tokens
-    .venv/bin/python benches/bench_sim_engine.py tiny-fit   # tiny-cpu vs SETUP-FACTS figures
+    .venv/bin/python benches/bench_sim_engine.py tiny-fit   # tiny-cpu vs the measured vLLM-CPU serving figures
     .venv/bin/python benches/bench_sim_engine.py tiny-live [--save NAME]  # vs a live vLLM-CPU
 
 Results go to docs/benchmarks.md (## simulator) and docs/simulator.md by hand.
