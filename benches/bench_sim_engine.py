@@ -331,7 +331,7 @@ def main() -> None:
     m.add_argument("--cpu-time", action="store_true",
                    help="one thread, thread CPU time: per-core cost, robust to a busy machine")
     m.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")
-    sub.add_parser("tiny-fit", help="fit tiny-cpu to the SETUP-FACTS serving figures")
+    sub.add_parser("tiny-fit", help="fit tiny-cpu to the measured vLLM-CPU serving figures")
     tl = sub.add_parser("tiny-live", help="calibrate against a live vLLM-CPU (tiny Llama)")
     tl.add_argument("--n", type=int, default=48, help="requests per concurrency level")
     tl.add_argument("--save", metavar="NAME", help="write the fit as a user preset NAME")

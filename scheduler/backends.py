@@ -148,8 +148,10 @@ class BackendState:
         self.kv_read -= prompt + output / 2
 
     def model_ttft(self, prompt: int) -> float:
-        """The cost model's first-token time for a prompt dispatched here now
-        (predict.llm_ttft, inlined: admission asks every backend on every arrival)."""
+        """The cost model's first-token time for a prompt dispatched here now: the
+        chunked prefill of everything ahead and itself, `max_num_batched_tokens -
+        decoders` tokens a step, each step also carrying the decode batch. Inline
+        arithmetic: admission asks every backend on every arrival."""
         m = self.model
         n_pre = self.n_prefilling
         n_dec = self.n_llm - n_pre

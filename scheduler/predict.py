@@ -15,7 +15,6 @@ for its kind. Observations then correct each prediction multiplicatively
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from engine.spec import BackendSpec
@@ -121,19 +120,6 @@ def embed_model(spec: BackendSpec) -> EmbedModel:
     if p is not None and hasattr(p.cost, "beta1"):
         return EmbedModel(p.cost.beta0, p.cost.beta1)  # a pooling LLM engine: one prefill
     return EmbedModel(2e-3, 1e-6)
-
-
-def llm_ttft(m: LLMModel, prefill_ahead: float, n_decoding: int, n_prefilling: int,
-             kv_read: float, prompt: int) -> float:
-    """Seconds until the first token of a prompt dispatched now: the chunked
-    prefill of everything ahead of it and itself, `budget - decoders` tokens a
-    step, each step also carrying the decode batch."""
-    work = prefill_ahead + prompt
-    per_step_budget = max(m.max_batched_tokens - n_decoding, 1)
-    steps = math.ceil(work / per_step_budget) if work > 0 else 1
-    step_fixed = m.beta0 + m.beta2 * n_decoding + m.beta3 * kv_read
-    return (m.frontend + steps * step_fixed + m.beta1 * work
-            + m.alpha * (n_prefilling + 1))
 
 
 def llm_tpot(m: LLMModel, n_decoding: int, kv_read: float) -> float:
