@@ -1,12 +1,14 @@
-"""Store benchmarks (issue 2 targets); prints one line per measurement.
+"""Store benchmarks against the store's targets; prints one line per measurement.
 
 Targets: 1,000,000 request records inserted <= 10 s; `runs list` over 10,000
 runs <= 0.3 s; a run's full summary (get_run) <= 50 ms; histogram
 encode + store for 200k samples <= 50 ms. Run: .venv/bin/python benches/bench_store.py
+[--quick] (--quick: a tenth of the records and runs, for `make bench`).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -65,7 +67,7 @@ def summaries() -> dict:
                   "extra": {"jain": 0.98}} for cls in CLASSES}
 
 
-def bench_requests(store) -> None:
+def bench_requests(store, n_records: int = 1_000_000) -> None:
     w = store.create_run(experiment_id=None, name="bulk", mode="sim", config={}, seed=0,
                          repetition=0)
     recs = [{"request_id": str(i), "request_class": "chat", "client_id": f"c{i % 32}",
@@ -73,7 +75,7 @@ def bench_requests(store) -> None:
              "t_sent": i * 1e-3, "t_received": i * 1e-3, "t_dispatched": i * 1e-3 + 1e-4,
              "t_first_token": i * 1e-3 + 0.01, "t_done": i * 1e-3 + 0.2, "prompt_tokens": 64,
              "output_tokens": 32, "slo_ttft_ms": 200.0, "slo_e2e_ms": 2000.0, "slo_met": True,
-             "overhead_us": 12.5} for i in range(1_000_000)]
+             "overhead_us": 12.5} for i in range(n_records)]
     t, c = time.perf_counter(), time.process_time()
     n = w.add_requests(recs)
     report(f"insert {n:,} request records", time.perf_counter() - t, 10.0,
@@ -92,21 +94,21 @@ def populate_runs(store, n: int) -> None:
         w.finish()
 
 
-def bench_list(db: Path) -> None:
+def bench_list(db: Path, n_runs: int = 10_000) -> None:
     runner = CliRunner()
     for fmt, target in (("table", 0.3), ("json", 0.3), ("csv", 0.3)):
         def go(fmt=fmt):
             r = runner.invoke(cli, ["--db", str(db), "runs", "list", "--format", fmt])
             assert r.exit_code == 0, r.output
         best, med, cpu = best_of(go, 5)
-        report(f"runs list --format {fmt} (10,000 runs)", best, target,
+        report(f"runs list --format {fmt} ({n_runs:,} runs)", best, target,
                f"median {med*1000:.0f} ms, cpu {cpu*1000:.0f} ms")
     def where():
         r = runner.invoke(cli, ["--db", str(db), "runs", "list", "--where",
                                 "control_plane.policy=hybrid"])
         assert r.exit_code == 0
     best, med, cpu = best_of(where, 5)
-    report("runs list --where policy=hybrid (10,000)", best, 0.3,
+    report(f"runs list --where policy=hybrid ({n_runs:,})", best, 0.3,
            f"median {med*1000:.0f} ms, cpu {cpu*1000:.0f} ms")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sagetui", "--db", str(db), "runs", "list"],
@@ -155,20 +157,25 @@ def bench_histogram(store) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="100,000 records and 1,000 runs: a smoke check, not the targets' sizes")
+    a = ap.parse_args()
+    n_records, n_runs = (100_000, 1_000) if a.quick else (1_000_000, 10_000)
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp) / "bulk.db")
-        bench_requests(store)
+        bench_requests(store, n_records)
         bench_histogram(store)
         bench_full_summary(store)
         store.close()
         db = Path(tmp) / "runs.db"
         store = open_store(db)
         t = time.perf_counter()
-        populate_runs(store, 10_000)
-        print(f"(populating 10,000 runs through RunWriter took {time.perf_counter() - t:.1f} s)")
+        populate_runs(store, n_runs)
+        print(f"(populating {n_runs:,} runs through RunWriter took {time.perf_counter() - t:.1f} s)")
         store.close()
-        bench_list(db)
+        bench_list(db, n_runs)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
