@@ -55,7 +55,8 @@ def config(policy: str, rate: float, duration: float, seed: int, pattern: str = 
         sets += [f"backends.{i}.extra_args=['--scheduling-policy','priority']" for i in (0, 1)]
     else:
         sets.append(f"control_plane.policy='{policy}'")
-    base = read_toml(SUITE_B)[0]["base"]
+    # the suite's relative loads are swept here by hand (fractions of `capacity()`)
+    base = {k: v for k, v in read_toml(SUITE_B)[0]["base"].items() if k != "relative_load"}
     return expand_raw(base, source=str(SUITE_B), spec_text="", overrides=sets).runs[0]
 
 
