@@ -43,12 +43,19 @@ def _store(ctx: click.Context):
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-              for r in cells]
-    return "\n".join(lines)
+    """Aligned columns. Built column by column with one format string per line: over
+    10,000 runs a cell-by-cell ljust took longer than reading the runs."""
+    cols = [_column(c) for c in zip(*rows)] if rows else [[] for _ in headers]
+    widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols,
+                                                                       strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths).format
+    return "\n".join([line(*headers).rstrip(), *(line(*r).rstrip() for r in zip(*cols))])
+
+
+def _column(values) -> list[str]:
+    if all(type(v) is str for v in values):
+        return list(values)
+    return [_cell(v) for v in values]
 
 
 def _cell(v) -> str:
