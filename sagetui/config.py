@@ -22,9 +22,7 @@ from engine.spec import BackendSpec
 from loadgen.spec import WorkloadSpec
 from scheduler.config import ControlPlaneConfig
 
-
-class ConfigError(ValueError):
-    """A config that cannot run. The message names the file and the field."""
+from .errors import ConfigError
 
 
 class RunSection(BaseModel):

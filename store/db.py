@@ -8,21 +8,19 @@ nothing that could write (WAL switch, migrations) runs before the checks pass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import psutil
-from sqlalchemy import create_engine
-from sqlalchemy.pool import QueuePool
-
+from store.constants import SCHEMA_VERSION
 from store.errors import StoreError
 from store.migrations import check_supported, current_version, migrate
-from store.schema import SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 STALE_HEARTBEAT_S = 30.0
@@ -86,6 +84,8 @@ def _validate(path: Path) -> int | None:
 def _writer_alive(pid: int, started: str | None) -> bool:
     """Is the process that started the run still there? A zombie is dead; a live pid
     whose process began after the run started is a reused pid, so dead too."""
+    import psutil  # only when a run is still marked running: not on every open
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -142,25 +142,68 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class _Pool:
+    """Idle raw connections kept for reuse, at most `keep` of them.
+
+    Why not SQLAlchemy's QueuePool: importing SQLAlchemy costs ~0.2 s, more than
+    a whole `sagetui runs list` may take; raw sqlite3 connections need nothing
+    of it. A connection given back inside a transaction is rolled back first.
+    """
+
+    def __init__(self, make, keep: int = 4):
+        self._make, self._keep = make, keep
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._make()
+
+    def put(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.rollback()
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 class Store:
     """An opened run store. Read with store.queries, write with create_run()."""
 
     def __init__(self, path: Path, readonly: bool):
         self.path = path
         self.readonly = readonly
-        # SQLAlchemy engine for callers who want SQLModel sessions; raw
-        # connections (below) for the hot paths.
-        self.engine = create_engine("sqlite://", creator=lambda: connect(path, readonly=readonly),
-                                    poolclass=QueuePool, pool_size=4, max_overflow=8)
+        self._pool = _Pool(lambda: connect(path, readonly=readonly))
+
+    @functools.cached_property
+    def engine(self):
+        """SQLAlchemy engine for callers who want SQLModel sessions, made on first use
+        (SQLAlchemy is not imported by the commands that never ask for it)."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import QueuePool
+
+        return create_engine("sqlite://", creator=lambda: connect(self.path,
+                                                                  readonly=self.readonly),
+                             poolclass=QueuePool, pool_size=4, max_overflow=8)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
         """A pooled raw connection (autocommit; use `transaction` to write)."""
-        raw = self.engine.raw_connection()
+        conn = self._pool.get()
         try:
-            yield raw.driver_connection
+            yield conn
         finally:
-            raw.close()
+            self._pool.put(conn)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -177,7 +220,9 @@ class Store:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._pool.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -204,6 +249,18 @@ class Store:
                           requests_planned=requests_planned)
 
 
+def _created_by() -> str:
+    """`sagetui X.Y.Z` for meta.created_by (package metadata is read only when a store is made
+    or upgraded: importlib.metadata is a noticeable part of a quick command's start)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return f"sagetui {dist_version('sagetui')}"
+    except PackageNotFoundError:
+        return "sagetui"
+
+
 def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:
     """Open (creating if needed) the run store at `path`.
 
@@ -227,15 +284,8 @@ def open_store(path: str | os.PathLike, *, readonly: bool = False) -> Store:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot open: {exc}") from exc
     try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
-
-        try:
-            created_by = f"sagetui {dist_version('sagetui')}"
-        except PackageNotFoundError:
-            created_by = "sagetui"
         if version != SCHEMA_VERSION:  # only new or older files take the write lock here
-            migrate(conn, str(path), created_by=created_by)
+            migrate(conn, str(path), created_by=_created_by())
         recover_interrupted(conn)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: {exc}") from exc

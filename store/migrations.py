@@ -12,13 +12,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
-
+from store.constants import SCHEMA_VERSION
 from store.errors import StoreError
-from store.schema import SCHEMA_VERSION, TABLES
-
-_DIALECT = sqlite_dialect.dialect()
 
 
 def current_version(conn: sqlite3.Connection, path: str) -> int | None:
@@ -50,8 +45,16 @@ def _sql_literal(value) -> str:
     raise TypeError(f"no SQL literal for {value!r}")
 
 
-def _column_ddl(col) -> str:
-    ddl = f'"{col.name}" {col.type.compile(_DIALECT)}'
+def _dialect():
+    """SQLite's SQLAlchemy dialect, imported only when a schema is created or upgraded:
+    opening an up-to-date store (every CLI command) must not pay for SQLAlchemy."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    return sqlite_dialect.dialect()
+
+
+def _column_ddl(col, dialect) -> str:
+    ddl = f'"{col.name}" {col.type.compile(dialect)}'
     if not col.nullable:
         default = col.default.arg if col.default is not None else None
         if default is None or callable(default):
@@ -67,14 +70,19 @@ def create_missing(conn: sqlite3.Connection) -> None:
     Additive only (SQLite can add columns, not change them); a change that is
     not additive needs its own migration function.
     """
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from store.schema import TABLES
+
+    dialect = _dialect()
     for table in TABLES:
-        conn.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=_DIALECT)))
+        conn.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table.name}")')}
         for col in table.columns:
             if col.name not in have:
-                conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(col)}')
+                conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(col, dialect)}')
         for index in table.indexes:
-            conn.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=_DIALECT)))
+            conn.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
 
 
 def _v1(conn: sqlite3.Connection) -> None:

@@ -13,13 +13,17 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from store import histograms as hg
+from store.constants import RUN_STATUSES
 from store.db import Store, _validate, connect
 from store.errors import RunNotFound, StoreError
-from store.schema import RUN_STATUSES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and store.histograms (hdrh) are imported inside the functions that use
+# them: `sagetui runs list` reads none of them and must start in well under 0.3 s.
 
 _LIST_COLUMNS = ("r.id, r.name, e.name, r.experiment_id, e.suite, r.status, r.status_reason, "
                  "r.mode, r.created, r.started, r.ended, r.seed, r.repetition, r.tags, "
@@ -315,6 +319,8 @@ def histograms(store: Store, run_id: int, *, metric: str | None = None, cls: str
     if cls is not None:
         sql += " AND request_class = ?"
         params.append(cls)
+    from store import histograms as hg
+
     with store.connection() as conn:
         rows = conn.execute(sql + " ORDER BY metric, request_class, window_start_s",
                             params).fetchall()
@@ -323,8 +329,19 @@ def histograms(store: Store, run_id: int, *, metric: str | None = None, cls: str
 
 def merged_histogram(store: Store, run_ids: list[int], metric: str, cls: str):
     """One HdrHistogram over the whole-run histograms of several runs (repetitions)."""
+    from store import histograms as hg
+
     hs = [h for rid in run_ids for *_, h in histograms(store, rid, metric=metric, cls=cls)]
     return hg.merge(hs)
+
+
+def suite_names(store: Store) -> list[str]:
+    """Names of the suites whose experiments hold runs (for shell completion of --suite)."""
+    with store.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT DISTINCT e.suite FROM experiment e WHERE e.suite IS NOT NULL AND EXISTS "
+            "(SELECT 1 FROM run r WHERE r.experiment_id = e.id AND r.deleted = 0) "
+            "ORDER BY e.suite")]
 
 
 def repetitions(store: Store, run_id: int) -> list[int]:
@@ -460,6 +477,8 @@ def _groups(store: Store, run_ids: list[int]) -> list[list[int]]:
 
 def _hist_sample(h) -> np.ndarray:
     """Values of a histogram (µs) expanded by count, thinned evenly to <= _MAX_RAW."""
+    import numpy as np
+
     values, counts = [], []
     for item in h.get_recorded_iterator():
         values.append(item.value_iterated_to)
@@ -494,6 +513,8 @@ def compare(store: Store, run_ids: list[int], *, metrics: tuple[str, ...] | None
     (the raw distribution). Marks as asv: `+` higher, `-` lower, `~` no
     significant change, `` untestable.
     """
+    import numpy as np
+
     if len(run_ids) < 2:
         raise StoreError("compare: give at least two runs")
     groups = _groups(store, list(run_ids))
@@ -563,6 +584,7 @@ def _rel(base: float | None, value: float | None) -> float | None:
 def _test(store, a_vals, b_vals, groups, i, cls, metric, stat,
           cache: dict) -> tuple[float | None, str]:
     """p-value of group 0 vs group i and the test's name; (None, "") when untestable."""
+    import numpy as np
     from scipy import stats as sps  # imported here: scipy costs ~0.3 s at CLI start
 
     if len(a_vals) >= 2 and len(b_vals) >= 2:

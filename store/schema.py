@@ -7,22 +7,20 @@ milliseconds, `_us` microseconds, `_s` seconds; times of day are UTC ISO-8601
 strings (`started`, `ended`, ...) and run-relative times are seconds (`t_s`).
 
 Changing a table means adding a migration in store/migrations.py and bumping
-SCHEMA_VERSION.
+SCHEMA_VERSION (store/constants.py).
 """
 
 from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
-
-# Request classes and the pseudo-class summarising all of them.
-REQUEST_CLASSES = ("chat", "completion", "embedding", "pipeline")
-ALL_CLASSES = "all"
-
-# Run lifecycle (ARCHITECTURE.md): created -> running -> one terminal state.
-RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled", "interrupted")
-TERMINAL_STATUSES = ("completed", "failed", "cancelled", "interrupted")
+from store.constants import (  # noqa: F401  (re-exported: the names readers know)
+    ALL_CLASSES,
+    REQUEST_CLASSES,
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    TERMINAL_STATUSES,
+)
 
 
 class Meta(SQLModel, table=True):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 DEMO_SUITES = ("control-plane", "policies")
 

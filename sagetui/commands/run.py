@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..config import ConfigError, load_experiment
+from ..errors import ConfigError
 from .common import fail, summary_line
 
 
@@ -22,6 +22,7 @@ from .common import fail, summary_line
 def command(ctx: click.Context, config: str, mode: str | None, overrides: tuple[str, ...],
             quiet: bool) -> None:
     """Run CONFIG (a TOML file) and store every run; prints the run ids at the end."""
+    from ..config import load_experiment
     from ..orchestrate.runner import RunCancelled, run_experiment
 
     try:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .common import fail, summary_line
 
 
