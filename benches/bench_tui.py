@@ -1,7 +1,7 @@
 """Dashboard benchmarks: start-up to first paint with 10,000 runs; live refresh rate and CPU.
 
 Run: .venv/bin/python benches/bench_tui.py [--runs 10000] [--seconds 10]
-Targets (issue 7): first paint <= 1 s with 10,000 runs; live refresh >= 2 Hz
+Targets: first paint <= 1 s with 10,000 runs; live refresh >= 2 Hz
 with the dashboard process under 10% of one core. The run writer is a
 separate process (as a real `sagetui run` is), so its CPU is not counted.
 """
