@@ -1,7 +1,7 @@
 """sentence-transformers engine with in-process dynamic batching (CPU or CUDA).
 
-Why: batching is worth ~4.6x embedding throughput on this machine
-(SETUP-FACTS), so concurrent requests are collected into one `encode` call —
+Why: batching is worth ~4.6x embedding throughput on a 2-core CPU
+(docs/setup.md), so concurrent requests are collected into one `encode` call —
 up to `max_batch` texts or `max_wait_ms` after the first one arrives — and run
 in a worker thread so the event loop keeps accepting requests meanwhile.
 """

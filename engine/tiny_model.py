@@ -4,7 +4,7 @@ Why: no model can be downloaded here, yet live tests and CPU experiments need a
 real LLM engine whose timings and token counts are genuine. The output text is
 gibberish; everything about serving it is real. The build is deterministic (same
 bytes every time for the same library versions) and idempotent: a folder that
-already holds a valid build is left alone. Recipe: ../shared/SETUP-FACTS.md.
+already holds a valid build is left alone. Recipe and why: docs/setup.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""THE metric definitions (ARCHITECTURE.md) and the aggregation of records.
+"""THE metric definitions (docs/loadgen.md) and the aggregation of records.
 
 Why one module: the live runner, the simulator's outcomes and the exports'
 captions must agree on what "TTFT" or "goodput" means. Every latency is

@@ -4,7 +4,7 @@ Why its own module: the open loop's lateness (sent − intended) is mostly how
 late the event loop wakes. uvloop rounds every timer to a whole millisecond
 and a sleeping process (a VM's idle vCPU) takes a while to run again, so a
 plain `asyncio.sleep` to the deadline woke 1.4–3.7 ms late at p99 at
-1000 req/s on this 2-core machine (docs/benchmarks.md, loadgen). Here a
+1000 req/s on this 2-core machine (docs/loadgen.md, "Runner"). Here a
 Linux timerfd, armed on CLOCK_MONOTONIC (the clock of time.monotonic()) to
 the nanosecond, wakes the loop `lead_s` before the deadline; the waiter then
 yields to the loop (`asyncio.sleep(0)`, so responses are still read) until

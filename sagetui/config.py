@@ -44,7 +44,7 @@ class RunSection(BaseModel):
     cpus: list[int] = Field(default_factory=list)
     # Live runs: load-generator processes sharing one schedule (loadgen.runner). One
     # Python process with the in-process gateway beside it sent only 568-678 of 800
-    # req/s on a 16-core GPU host (docs/gpu.md, session 7): raise it for high rates.
+    # req/s on a 16-core GPU host (docs/gpu.md, suite D): raise it for high rates.
     load_workers: int = Field(default=1, ge=1, le=64)
     # Sim runs: the seed of the simulated engines' measured noise (a calibrated preset's
     # front-end delay, decode stalls and embedding pass times). Unset: the workload's

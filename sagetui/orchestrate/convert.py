@@ -1,6 +1,6 @@
 """Translations between the packages' own request types.
 
-Why here: scheduler may not import loadgen (ARCHITECTURE.md), so the
+Why here: scheduler may not import loadgen (docs/architecture.md), so the
 orchestrator — which sees both — converts the workload's `ScheduledRequest`
 into the control plane's `Request`, and the simulator's `RequestOutcome` back
 into loadgen's `RequestRecord`, which is what the one metric definition reads.

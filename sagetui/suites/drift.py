@@ -15,7 +15,7 @@ queueing in it: nothing (of any class, on any engine) was open for at least
 `LONE_IDLE_S` before the dispatch, and nothing else was dispatched until the
 request finished (chat: until its first token). A request with another sent
 within ~10 ms of it takes 4–6 ms longer to its first token on this machine
-(session 8).
+(docs/fidelity.md).
 
 Why a probe and not the comparison runs' own lone requests: a lone request's
 latency depends on what the machine did before it. Chat TTFT less β1·prompt was

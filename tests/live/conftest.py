@@ -1,7 +1,7 @@
 """Live-engine fixtures: ONE vLLM-on-CPU start per session (about a minute on 2 cores).
 
-Why session scope: eight engineers share two cores; every test that needs a
-real LLM engine reuses this one.
+Why session scope: a start costs about a minute of both cores; every test that
+needs a real LLM engine reuses this one.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The load generator's workload kinds, each stored from a config against real engines.
 
-Why: issue #4's "done when" — a bursty run, a trace replay, a closed loop of 50
+Why: the load generator's promise — a bursty run, a trace replay, a closed loop of 50
 clients and a RAG pipeline can each be stored from a config against a live
 server (the 70/30 mix is `test_live_runs.py`), and every stored run carries its
 timing-accuracy figures. The engines are this machine's real ones: the tiny
