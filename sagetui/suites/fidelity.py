@@ -8,7 +8,7 @@ Steps (one experiment in the store):
    kept. Why phases, not one ramp: the fit needs requests that met an idle
    engine (their TTFT is α + β0 + β1·prompt exactly) and decode batches of
    known, varied size; a ramp mixes the two and the fit went wrong
-   (docs/benchmarks.md, fidelity);
+   (docs/fidelity.md);
 2. calibrate — fit the LLM cost model (β, α) from the chat records and the
    embedding cost model (a, b) from the embedding records
    (engine.sim.calibrate); save them as named presets; the fit errors go into
@@ -376,7 +376,7 @@ def pooled_summaries(store, run_ids: list[int]) -> dict:
 
     Why pooled: a p99 of one 60 s run rests on a handful of requests, and two
     runs of the same workload and seed differ by up to ~20 % there
-    (docs/benchmarks.md). Merging the runs' whole-run histograms is one
+    (docs/fidelity.md). Merging the runs' whole-run histograms is one
     estimate from all their requests, the same estimator (HdrHistogram
     quantiles) the single-run summaries use, so one run pooled alone is that run.
     Throughput is the runs' mean. Returns a summaries-shaped dict for `compare`.
