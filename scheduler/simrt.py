@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Any
 
 from engine.spec import BackendSpec
-from scheduler.actions import Dispatch, Reject, SetTimer
+from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.config import ControlPlaneConfig
 from scheduler.core import ControlPlane
 from scheduler.request import Request
@@ -111,7 +111,8 @@ def simulate(
 ) -> SimResult:
     """Run `requests` (arrival = virtual time) to completion, or to `horizon_s`
     after which everything still queued or running fails with `run_ended`. `seed`
-    seeds the engines' noise draws (each backend its own stream)."""
+    seeds the engines' noise draws (each backend its own stream). `on_done` is told
+    of each finished request and may answer with new ones (a pipeline's next stage)."""
     if engine_factory is None:
         # The simulator's modules load once per process (numpy comes with them); that
         # is set-up, not simulation, so it stays out of wall_s.
@@ -119,258 +120,325 @@ def simulate(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived objects, no cycles: collection is pure cost
     try:
-        return _simulate(config, backends, requests, on_done, faults, engine_factory, horizon_s,
-                         token_events, sample_every_s, seed)
+        rt = SimRuntime(config, backends, on_done=on_done, engine_factory=engine_factory,
+                        token_events=token_events, seed=seed)
+        return rt.run(requests, faults, horizon_s, sample_every_s)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _simulate(config, backends, requests, on_done, faults, engine_factory, horizon_s,
-              token_events, sample_every_s, seed) -> SimResult:
-    wall0 = time.perf_counter()
-    hosts: dict = {}  # machines shared by engines, by the specs' `host`
-    factory = engine_factory or (lambda s: make_sim_engine(s, token_events, hosts, seed))
-    cp = ControlPlane(config, backends)
-    engines = {s.name: factory(s) for s in backends}
-    specs = {s.name: s for s in backends}
-    emb_engine = {s.name: s.capabilities == ["embedding"] for s in backends}
-    eng_t: dict[str, float | None] = dict.fromkeys(engines)
-    arrivals = sorted(requests, key=attrgetter("arrival"))
-    # Every outcome in arrival order, and the ones still in the system by request id.
-    # Finished outcomes leave `live` (and their overhead leaves the core's table), so
-    # the tables touched per event stay small and cache-resident: at 60,000 requests,
-    # lookups in ever-growing tables were a tenth of the run.
-    outcomes: list[RequestOutcome] = []
-    live: dict[str, RequestOutcome] = {}
-    overhead = cp.overhead_us
-    batch_of: dict[Any, Dispatch] = {}  # engine key of an embedding batch -> dispatch
-    llm_did: dict[str, int] = {}  # request id -> dispatch id
-    heap: list = []  # (t, seq, kind, payload); seq keeps equal times in push order
-    next_seq = itertools.count(1).__next__
-    heappush = heapq.heappush
-    samples: list[dict] = []
-    events: list[dict] = []
-    for f in faults:
-        if f.backend not in engines:
-            raise ValueError(f"faults.backend: unknown backend {f.backend!r}; "
-                             f"known: {', '.join(engines)}")
-        heappush(heap, (f.t, next_seq(), _FAULT, f))
+class SimRuntime:
+    """The virtual-time driver of the core, one per simulation.
 
-    def finish(o: RequestOutcome, now: float) -> None:
-        for r in on_done(o, now):
-            heappush(heap, (max(r.arrival, now), next_seq(), _ARRIVAL, r))
+    Its event methods carry the live gateway runtime's names
+    (scheduler/gateway/runtime.py: admit, _execute, _dispatch, _refuse,
+    first_token, part_done, mark_down, mark_up), so the two drivers of the one
+    core read side by side. What differs is where events come from: here a heap
+    of virtual times (arrivals, engine step ends, timers, faults) and engines
+    that advance whole steps.
+    """
 
-    def outcome_of(r: Request) -> RequestOutcome:
+    def __init__(self, config: ControlPlaneConfig, backends: list[BackendSpec], *,
+                 on_done: Callable[[RequestOutcome, float], list[Request]] | None = None,
+                 engine_factory: Callable[[BackendSpec], Any] | None = None,
+                 token_events: bool = False, seed: int = 0) -> None:
+        hosts: dict = {}  # machines shared by engines, by the specs' `host`
+        self.factory = engine_factory or (
+            lambda s: make_sim_engine(s, token_events, hosts, seed))
+        self.cp = cp = ControlPlane(config, backends)
+        self.engines = {s.name: self.factory(s) for s in backends}
+        self.specs = {s.name: s for s in backends}
+        self.emb_engine = {s.name: s.capabilities == ["embedding"] for s in backends}
+        self.eng_t: dict[str, float | None] = dict.fromkeys(self.engines)
+        self.on_done = on_done
+        # Every outcome in arrival order, and the ones still in the system by request
+        # id. Finished outcomes leave `live` (and their overhead leaves the core's
+        # table), so the tables touched per event stay small and cache-resident: at
+        # 60,000 requests, lookups in ever-growing tables were a tenth of the run.
+        self.outcomes: list[RequestOutcome] = []
+        self.live: dict[str, RequestOutcome] = {}
+        self.overhead = cp.overhead_us
+        self.batch_of: dict[Any, Dispatch] = {}  # engine key of an embedding batch -> dispatch
+        self.llm_did: dict[str, int] = {}  # request id -> dispatch id
+        self.heap: list = []  # (t, seq, kind, payload); seq keeps equal times in push order
+        self.next_seq = itertools.count(1).__next__
+        self.samples: list[dict] = []
+        self.events: list[dict] = []
+        # The gateway process in front of the core (control_plane.gateway_us_per_request):
+        # one FIFO server, so past 1 / its cost per request requests queue before the core.
+        self.gw_cost = config.gateway_us_per_request / 1e6
+        self.gw_free = 0.0
+        self.gated: dict[str, float] = {}  # request id -> µs spent in the gateway
+
+    # -- arrivals ---------------------------------------------------------------------
+
+    def gateway(self, r: Request, t: float) -> None:
+        """Queue `r` at the gateway server; it reaches the core when served."""
+        t_core = max(t, self.gw_free) + self.gw_cost
+        self.gw_free = t_core
+        self.gated[r.id] = (t_core - t) * 1e6
+        # a copy: the caller's request keeps its own arrival (the core's is later)
+        heapq.heappush(self.heap, (t_core, self.next_seq(), _GATED, replace(r, arrival=t_core)))
+
+    def admit(self, r: Request, t: float) -> None:
+        """A request reaches the core (arrival event)."""
+        self._outcome_of(r)
+        acts = self.cp.on_arrival(r, t)
+        if acts:
+            self._execute(acts, t)
+
+    def _outcome_of(self, r: Request) -> RequestOutcome:
         a = r.arrival
         t_int = a if r.t is None else r.t
         o = RequestOutcome(r.id, r.cls, r.client_id, r.priority, "", "", "", t_int, a, a,
                            None, None, [], None, r.prompt_tokens, r.output_tokens, r.n_texts,
                            r.slo_ttft_ms, r.slo_e2e_ms, None, r.parent_id, r.slo_tpot_ms,
                            r.slo_tier)
-        outcomes.append(o)
-        live[r.id] = o
+        self.outcomes.append(o)
+        self.live[r.id] = o
         return o
 
-    def settle(rid: str) -> RequestOutcome:
+    def _settle(self, rid: str) -> RequestOutcome:
         """The outcome of a request that has left the core (its overhead is final)."""
-        o = live.pop(rid)
-        o.overhead_us = overhead.pop(rid, None)
-        if gated:
-            o.overhead_us = (o.overhead_us or 0.0) + gated.pop(rid, 0.0)
+        o = self.live.pop(rid)
+        o.overhead_us = self.overhead.pop(rid, None)
+        if self.gated:
+            o.overhead_us = (o.overhead_us or 0.0) + self.gated.pop(rid, 0.0)
         return o
 
-    # The gateway process in front of the core (control_plane.gateway_us_per_request):
-    # one FIFO server, so past 1 / its cost per request requests queue before the core.
-    gw_cost = config.gateway_us_per_request / 1e6
-    gw_free = [0.0]
-    gated: dict[str, float] = {}  # request id -> µs spent in the gateway
+    def _finished(self, o: RequestOutcome, now: float) -> None:
+        """Tell `on_done`; the requests it answers with arrive now (or when due)."""
+        for r in self.on_done(o, now):
+            heapq.heappush(self.heap, (max(r.arrival, now), self.next_seq(), _ARRIVAL, r))
 
-    def through_gateway(r: Request, t: float) -> None:
-        t_core = max(t, gw_free[0]) + gw_cost
-        gw_free[0] = t_core
-        gated[r.id] = (t_core - t) * 1e6
-        # a copy: the caller's request keeps its own arrival (the core's is later)
-        heappush(heap, (t_core, next_seq(), _GATED, replace(r, arrival=t_core)))
+    # -- the core's actions ---------------------------------------------------------------
 
-    def resched(name: str, eng) -> None:
-        t = eng.next_event_time()
-        if t != eng_t[name]:
-            eng_t[name] = t
-            if t is not None:
-                heappush(heap, (t, next_seq(), _ENGINE, name))
-
-    def apply(actions: list, now: float) -> None:
+    def _execute(self, actions: list, now: float) -> None:
         for a in actions:
             ta = type(a)
             if ta is Dispatch:
-                name = a.backend
-                eng = engines[name]
-                reqs = a.requests
-                r = reqs[0]
-                if r.cls == "embedding":
-                    texts = tokens = 0
-                    for q in reqs:
-                        o = live[q.id]
-                        o.t_dispatched, o.backend = now, name
-                        texts += q.n_texts
-                        tokens += q.text_tokens or q.n_texts
-                    if emb_engine[name]:
-                        key = a.dispatch_id
-                        eng.submit(key, texts, tokens, now)
-                    else:
-                        key = ("emb", a.dispatch_id)
-                        eng.submit(key, max(tokens, 1), 1, 2, now)
-                    batch_of[key] = a
-                else:
-                    o = live[r.id]
-                    o.t_dispatched, o.backend = now, name
-                    llm_did[r.id] = a.dispatch_id
-                    eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
-                resched(name, eng)
+                self._dispatch(a, now)
             elif ta is SetTimer:
-                heappush(heap, (a.t, next_seq(), _TIMER, None))
+                heapq.heappush(self.heap, (a.t, self.next_seq(), _TIMER, None))
             else:  # Reject | Fail
-                o = settle(a.request.id)
-                o.status = "rejected" if ta is Reject else "failed"
-                o.reason = a.reason
-                if on_done is not None:
-                    finish(o, now)
+                self._refuse(a, now)
 
-    def engine_step(name: str, now: float) -> None:
-        eng = engines[name]  # a fault may replace it, but only between events
+    def _dispatch(self, a: Dispatch, now: float) -> None:
+        name = a.backend
+        eng = self.engines[name]
+        reqs = a.requests
+        r = reqs[0]
+        live = self.live
+        if r.cls == "embedding":
+            texts = tokens = 0
+            for q in reqs:
+                o = live[q.id]
+                o.t_dispatched, o.backend = now, name
+                texts += q.n_texts
+                tokens += q.text_tokens or q.n_texts
+            if self.emb_engine[name]:
+                key = a.dispatch_id
+                eng.submit(key, texts, tokens, now)
+            else:  # vLLM pooling on an LLM engine: one prefill and one token
+                key = ("emb", a.dispatch_id)
+                eng.submit(key, max(tokens, 1), 1, 2, now)
+            self.batch_of[key] = a
+        else:
+            o = live[r.id]
+            o.t_dispatched, o.backend = now, name
+            self.llm_did[r.id] = a.dispatch_id
+            eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
+        self._resched(name, eng)
+
+    def _refuse(self, a: Reject | Fail, now: float) -> None:
+        o = self._settle(a.request.id)
+        o.status = "rejected" if type(a) is Reject else "failed"
+        o.reason = a.reason
+        if self.on_done is not None:
+            self._finished(o, now)
+
+    # -- engine events ----------------------------------------------------------------------
+
+    def _resched(self, name: str, eng: Any) -> None:
+        """Keep one heap entry per engine, at its next step end."""
+        t = eng.next_event_time()
+        eng_t = self.eng_t
+        if t != eng_t[name]:
+            eng_t[name] = t
+            if t is not None:
+                heapq.heappush(self.heap, (t, self.next_seq(), _ENGINE, name))
+
+    def engine_step(self, name: str, now: float) -> None:
+        """Advance engine `name` to `now` and pass on what happened in its steps."""
+        eng = self.engines[name]  # a fault may replace it, but only between events
+        live = self.live
         for kind, key, ntok, t, rids in eng.advance(now):
             if kind == "done":
-                if type(key) is str:
-                    o = settle(key)
-                    o.t_done, o.status, o.output_tokens = t, "completed", ntok
-                    if o.t_first_token is None:
-                        o.t_first_token = t
-                    if on_done is not None:
-                        finish(o, t)
-                    acts = cp.on_completion(name, llm_did.pop(key), t)
-                else:
-                    d = batch_of.pop(key)
-                    for r in d.requests:
-                        o = settle(r.id)
-                        o.t_done, o.status = t, "completed"
-                        if on_done is not None:
-                            finish(o, t)
-                    acts = cp.on_completion(name, d.dispatch_id, t)
-                if acts:
-                    apply(acts, t)
+                self.part_done(name, key, ntok, t)
             elif kind == "first_token":
                 if type(key) is str:
-                    live[key].t_first_token = t
-                    cp.on_progress(name, key, t, True)
+                    self.first_token(name, key, t)
             elif kind == "tokens":
                 for k in rids:
                     if type(k) is str:
                         live[k].chunk_times.append(t)
-        resched(name, eng)
+        self._resched(name, eng)
 
-    def take_sample(t_s: float) -> None:
-        samples.append({
+    def first_token(self, name: str, rid: str, t: float) -> None:
+        self.live[rid].t_first_token = t
+        self.cp.on_progress(name, rid, t, True)
+
+    def part_done(self, name: str, key: Any, ntok: int, t: float) -> None:
+        """An engine finished an LLM request (key: its id) or an embedding batch."""
+        on_done = self.on_done
+        if type(key) is str:
+            o = self._settle(key)
+            o.t_done, o.status, o.output_tokens = t, "completed", ntok
+            if o.t_first_token is None:
+                o.t_first_token = t
+            if on_done is not None:
+                self._finished(o, t)
+            acts = self.cp.on_completion(name, self.llm_did.pop(key), t)
+        else:
+            d = self.batch_of.pop(key)
+            for r in d.requests:
+                o = self._settle(r.id)
+                o.t_done, o.status = t, "completed"
+                if on_done is not None:
+                    self._finished(o, t)
+            acts = self.cp.on_completion(name, d.dispatch_id, t)
+        if acts:
+            self._execute(acts, t)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def mark_up(self, name: str, t: float) -> None:
+        """A fresh engine comes up in place of a failed one."""
+        if self.cp.backends[name].up:
+            return
+        self.engines[name] = self.factory(self.specs[name])
+        self.eng_t[name] = None
+        self.events.append({"t_s": t, "kind": "engine_up", "subject": name})
+        self._execute(self.cp.on_backend_up(name, t), t)
+
+    def mark_down(self, name: str, t: float) -> None:
+        """The backend dies: its engine state is lost, the core re-queues or fails."""
+        cp = self.cp
+        if not cp.backends[name].up:
+            return
+        self.engines[name] = self.factory(self.specs[name])  # the old work is gone
+        self.eng_t[name] = None
+        batch_of, llm_did = self.batch_of, self.llm_did
+        for key in [k for k, d in batch_of.items() if d.backend == name]:
+            del batch_of[key]
+        for rid in [r for r, did in llm_did.items() if cp.in_flight.get(did) is not None
+                    and cp.in_flight[did].backend.name == name]:
+            del llm_did[rid]
+        self.events.append({"t_s": t, "kind": "engine_down", "subject": name})
+        self._execute(cp.on_backend_down(name, t), t)
+
+    # -- samples ------------------------------------------------------------------------------
+
+    def take_sample(self, t_s: float) -> None:
+        cp = self.cp
+        self.samples.append({
             "t_s": t_s,
             "queue_depth": dict(cp.queued),
             "in_flight": cp.in_flight_requests,
             "backends": {n: (_sample_backend(e) if cp.backends[n].up else
                              {"running": 0, "waiting": 0, "kv_use": 0.0, "in_flight": 0})
-                         for n, e in engines.items()},
+                         for n, e in self.engines.items()},
             "done": cp.completed + cp.failed + cp.rejected,
         })
 
-    i, n_arr = 0, len(arrivals)
-    now = 0.0
-    next_sample = sample_every_s
-    inf = float("inf")
-    horizon = inf if horizon_s is None else horizon_s
-    on_arrival, heappop = cp.on_arrival, heapq.heappop
-    while True:
-        t_heap = heap[0][0] if heap else inf
-        # Open-loop arrivals up to the next queued event, in a tight loop.
-        while i < n_arr:
-            r = arrivals[i]
-            t = r.arrival
-            if t > t_heap or t > horizon:
-                break
-            while next_sample <= t:
-                take_sample(next_sample)
-                next_sample += sample_every_s
-            i += 1
-            now = t
-            if gw_cost:
-                through_gateway(r, t)
-                t_heap = heap[0][0]
-                continue
-            outcome_of(r)
-            acts = on_arrival(r, t)
-            if acts:
-                apply(acts, t)
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, requests: Iterable[Request], faults: Iterable[Fault] = (),
+            horizon_s: float | None = None, sample_every_s: float = 1.0) -> SimResult:
+        wall0 = time.perf_counter()
+        heap, next_seq = self.heap, self.next_seq
+        for f in faults:
+            if f.backend not in self.engines:
+                raise ValueError(f"faults.backend: unknown backend {f.backend!r}; "
+                                 f"known: {', '.join(self.engines)}")
+            heapq.heappush(heap, (f.t, next_seq(), _FAULT, f))
+        arrivals = sorted(requests, key=attrgetter("arrival"))
+        now = self._loop(arrivals, horizon_s, sample_every_s)
+        if horizon_s is not None:
+            now = max(now, horizon_s)
+        for _, _, kind, payload in heap:  # still queued in the gateway at the horizon
+            if kind == _GATED:
+                o = self._outcome_of(payload)
+                self.live.pop(payload.id)
+                o.status, o.reason = "failed", "run_ended"
+                o.overhead_us = self.gated.pop(payload.id, None)
+        self._execute(self.cp.shutdown(now), now)
+        return self._result(now, time.perf_counter() - wall0)
+
+    def _loop(self, arrivals: list[Request], horizon_s: float | None,
+              sample_every_s: float) -> float:
+        """Events in time order until none is left before the horizon; returns the
+        virtual time of the last one. Open-loop arrivals are read from their sorted
+        list in a tight inner loop instead of going through the heap."""
+        heap, heappop, eng_t = self.heap, heapq.heappop, self.eng_t
+        admit, gateway, gw_cost = self.admit, self.gateway, self.gw_cost
+        i, n_arr = 0, len(arrivals)
+        now = 0.0
+        next_sample = sample_every_s
+        inf = float("inf")
+        horizon = inf if horizon_s is None else horizon_s
+        while True:
+            t_heap = heap[0][0] if heap else inf
+            while i < n_arr:
+                r = arrivals[i]
+                t = r.arrival
+                if t > t_heap or t > horizon:
+                    break
+                while next_sample <= t:
+                    self.take_sample(next_sample)
+                    next_sample += sample_every_s
+                i += 1
+                now = t
+                if gw_cost:
+                    gateway(r, t)
+                else:
+                    admit(r, t)
                 if heap and heap[0][0] < t_heap:
                     t_heap = heap[0][0]
-        if t_heap == inf or t_heap > horizon:
-            if i < n_arr and arrivals[i].arrival <= horizon:
-                continue  # only arrivals remain
-            break
-        while next_sample <= t_heap:
-            take_sample(next_sample)
-            next_sample += sample_every_s
-        t, _, kind, payload = heappop(heap)
-        now = t
-        if kind == _ENGINE:
-            if eng_t[payload] == t:
-                eng_t[payload] = None
-                engine_step(payload, t)
-        elif kind == _ARRIVAL and gw_cost:
-            through_gateway(payload, t)
-        elif kind == _ARRIVAL or kind == _GATED:
-            outcome_of(payload)
-            apply(on_arrival(payload, t), t)
-        elif kind == _TIMER:
-            apply(cp.on_timer(t), t)
-        else:
-            _fault(payload, t, cp, engines, specs, eng_t, factory, batch_of, llm_did, events,
-                   apply)
-    if horizon_s is not None:
-        now = max(now, horizon_s)
-    for _, _, kind, payload in heap:  # still queued in the gateway at the horizon
-        if kind == _GATED:
-            o = outcome_of(payload)
-            live.pop(payload.id)
-            o.status, o.reason = "failed", "run_ended"
-            o.overhead_us = gated.pop(payload.id, None)
-    apply(cp.shutdown(now), now)
-    cp.assert_conserved(final=True)
-    return SimResult(
-        outcomes=outcomes, samples=samples,
-        decision_times_us=cp.decision_times_us, events=events,
-        counters={"arrived": cp.arrived, "completed": cp.completed, "failed": cp.failed,
-                  "rejected": cp.rejected, "requeued": cp.requeued,
-                  "reasons": dict(cp.reasons), "decision": cp.decision_stats(),
-                  "preemptions": sum(getattr(e, "preemptions", 0) for e in engines.values())},
-        sim_end_s=now, wall_s=time.perf_counter() - wall0)
+            if t_heap == inf or t_heap > horizon:
+                if i < n_arr and arrivals[i].arrival <= horizon:
+                    continue  # only arrivals remain
+                return now
+            while next_sample <= t_heap:
+                self.take_sample(next_sample)
+                next_sample += sample_every_s
+            t, _, kind, payload = heappop(heap)
+            now = t
+            if kind == _ENGINE:
+                if eng_t[payload] == t:
+                    eng_t[payload] = None
+                    self.engine_step(payload, t)
+            elif kind == _ARRIVAL and gw_cost:
+                gateway(payload, t)
+            elif kind == _ARRIVAL or kind == _GATED:
+                admit(payload, t)
+            elif kind == _TIMER:
+                self._execute(self.cp.on_timer(t), t)
+            elif payload.up:
+                self.mark_up(payload.backend, t)
+            else:
+                self.mark_down(payload.backend, t)
 
-
-def _fault(f: Fault, t, cp, engines, specs, eng_t, factory, batch_of, llm_did, events, apply):
-    """Kill a backend (its engine state is lost) or bring a fresh one up."""
-    name = f.backend
-    if f.up:
-        if cp.backends[name].up:
-            return
-        engines[name] = factory(specs[name])
-        eng_t[name] = None
-        events.append({"t_s": t, "kind": "engine_up", "subject": name})
-        apply(cp.on_backend_up(name, t), t)
-        return
-    if not cp.backends[name].up:
-        return
-    engines[name] = factory(specs[name])  # the old engine and its work are gone
-    eng_t[name] = None
-    for key in [k for k, d in batch_of.items() if d.backend == name]:
-        del batch_of[key]
-    for rid in [r for r, did in llm_did.items() if cp.in_flight.get(did) is not None
-                and cp.in_flight[did].backend.name == name]:
-        del llm_did[rid]
-    events.append({"t_s": t, "kind": "engine_down", "subject": name})
-    apply(cp.on_backend_down(name, t), t)
+    def _result(self, now: float, wall_s: float) -> SimResult:
+        cp = self.cp
+        cp.assert_conserved(final=True)
+        return SimResult(
+            outcomes=self.outcomes, samples=self.samples,
+            decision_times_us=cp.decision_times_us, events=self.events,
+            counters={"arrived": cp.arrived, "completed": cp.completed, "failed": cp.failed,
+                      "rejected": cp.rejected, "requeued": cp.requeued,
+                      "reasons": dict(cp.reasons), "decision": cp.decision_stats(),
+                      "preemptions": sum(getattr(e, "preemptions", 0)
+                                         for e in self.engines.values())},
+            sim_end_s=now, wall_s=wall_s)
