@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from sqlmodel import Session, select
 
 from exports.errors import ExportError
 from exports.selection import Selection
-from store import Store, StoreError, queries
-from store.schema import Backend, Experiment, Hardware, Run, Sample, Summary
+from store import Store, StoreError, export_rows, queries
+from store.schema import Backend, Experiment, Hardware, Run, Summary
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,7 @@ def select_run_ids(store: Store, selection: Selection) -> list[int]:
     where = list(selection.where)
     try:
         if selection.run_ids:
-            with Session(store.engine) as s:
-                found = {r.id: r.status for r in s.exec(select(Run).where(Run.id.in_(selection.run_ids),
-                                                                         Run.deleted == False))}  # noqa: E712
+            found = export_rows.live_run_statuses(store, list(selection.run_ids))
             missing = sorted(set(selection.run_ids) - set(found))
             if missing:
                 raise ExportError(f"--runs: no run with id {', '.join(map(str, missing))}")
@@ -182,10 +179,7 @@ def select_run_ids(store: Store, selection: Selection) -> list[int]:
 
 
 def _experiment_ids(store: Store, name_or_id: str) -> list[int]:
-    with Session(store.engine) as s:
-        q = select(Experiment.id).where((Experiment.name == name_or_id) | (
-            Experiment.id == (int(name_or_id) if name_or_id.isdigit() else -1)))
-        ids = list(s.exec(q))
+    ids = export_rows.experiment_ids(store, name_or_id)
     if not ids:
         raise ExportError(f"--experiment: no experiment named {name_or_id!r}")
     return ids
@@ -193,28 +187,14 @@ def _experiment_ids(store: Store, name_or_id: str) -> list[int]:
 
 def load_runs(store: Store, selection: Selection) -> list[RunView]:
     """Typed views of the selected runs (see select_run_ids), ordered by id."""
-    ids = select_run_ids(store, selection)
-    with Session(store.engine) as s:
-        rows = []
-        for chunk in _chunks(ids):
-            q = select(Run, Experiment).join(Experiment, isouter=True).where(Run.id.in_(chunk))
-            rows += list(s.exec(q))
-        rows.sort(key=lambda re_: re_[0].id)
-        hardware = {h.id: h for h in s.exec(select(Hardware)).all()}
-        backends: dict[int, list[Backend]] = defaultdict(list)
-        summaries: dict[int, dict[str, SummaryView]] = defaultdict(dict)
-        for chunk in _chunks(ids):
-            for b in s.exec(select(Backend).where(Backend.run_id.in_(chunk)).order_by(Backend.id)):
-                backends[b.run_id].append(b)
-            for m in s.exec(select(Summary).where(Summary.run_id.in_(chunk))):
-                summaries[m.run_id][m.request_class] = _summary_view(m)
-    return [_run_view(r, e, hardware.get(r.hardware_id), backends[r.id], summaries[r.id])
-            for r, e in rows]
-
-
-def _chunks(ids: list[int], size: int = 500):
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
+    rows = export_rows.run_rows(store, select_run_ids(store, selection))
+    views = []
+    for r, e in rows.runs:
+        rid = r.id or 0
+        summaries = {m.request_class: _summary_view(m) for m in rows.summaries.get(rid, [])}
+        hardware = rows.hardware.get(r.hardware_id) if r.hardware_id is not None else None
+        views.append(_run_view(r, e, hardware, rows.backends.get(rid, []), summaries))
+    return views
 
 
 def _backend_view(b: Backend, presets: dict[str, str]) -> BackendView:
@@ -279,13 +259,10 @@ class SampleView:
 def load_samples(store: Store, run_ids: list[int]) -> dict[int, list[SampleView]]:
     """Per-second samples of these runs, by run id, ordered by time."""
     out: dict[int, list[SampleView]] = defaultdict(list)
-    with Session(store.engine) as s:
-        for chunk in _chunks(run_ids):
-            q = select(Sample).where(Sample.run_id.in_(chunk)).order_by(Sample.run_id, Sample.t_s)
-            for row in s.exec(q):
-                depth = _loads(row.queue_depth_json, f"sample.queue_depth_json (run {row.run_id})", {})
-                out[row.run_id].append(
-                    SampleView(row.t_s, row.offered_rps, row.achieved_rps,
-                               int(sum(v for v in depth.values() if isinstance(v, int | float))))
-                )
+    for row in export_rows.samples_of(store, run_ids):
+        depth = _loads(row.queue_depth_json, f"sample.queue_depth_json (run {row.run_id})", {})
+        out[row.run_id].append(
+            SampleView(row.t_s, row.offered_rps, row.achieved_rps,
+                       int(sum(v for v in depth.values() if isinstance(v, int | float))))
+        )
     return out

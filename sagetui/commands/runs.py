@@ -11,7 +11,6 @@ import contextlib
 import csv
 import io
 import json
-import sqlite3
 
 import click
 
@@ -32,11 +31,13 @@ def _store(ctx: click.Context):
         store = open_store(ctx.obj["db"])
     except StoreError as exc:
         raise RunsError(str(exc)) from None
+    from store.errors import DatabaseError  # after open_store: sqlite3 is loaded by now
+
     try:
         yield store
     except StoreError as exc:
         raise RunsError(str(exc)) from None
-    except sqlite3.DatabaseError as exc:  # damage deeper in the file than open_store reads
+    except DatabaseError as exc:  # damage deeper in the file than open_store reads
         raise RunsError(f"{ctx.obj['db']}: {exc}") from None
     finally:
         store.close()

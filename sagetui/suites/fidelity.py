@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from store import fidelity as store_fidelity
 from store import open_store
 
 from ..config import ConfigError, RunConfig, _set_path, expand_raw
@@ -212,7 +212,7 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                     raise RuntimeError(f"profile run {prof.run_id} {prof.status}: {prof.error}")
                 profile_ids.append(prof.run_id)
             calibration = calibrate_from_runs(store, profile_ids, p)
-            _add_extra(store, profile_ids[0], {"calibration": calibration})
+            store_fidelity.merge_summary_extra(store, profile_ids[0], {"calibration": calibration})
             probe_rows = profile_probe_rows(store, p, profile_ids)
             for rate in p.loads:
                 probe, probe_cfg = None, None
@@ -233,9 +233,8 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                     if probe is not None and probe.status == "completed":
                         speed = machine_speed(probe_rows, [request_rows(
                             store, probe.run_id, probe_cfg.workload)], calibration)
-                    _add_extra(store, sim_done[0],
-                               {"fidelity": fidelity_block(store, rate, done, sim_done,
-                                                           calibration, speed)})
+                    block = fidelity_block(store, rate, done, sim_done, calibration, speed)
+                    store_fidelity.merge_summary_extra(store, sim_done[0], {"fidelity": block})
     finally:
         store.close()
     return reports
@@ -356,12 +355,7 @@ def request_rows(store, run_id: int, workload) -> list[dict]:
     """
     from loadgen.schedule import intended_requests
 
-    with store.connection() as conn:
-        conn.row_factory = sqlite3.Row
-        rows = [dict(r) for r in conn.execute(
-            "SELECT request_id, request_class, status, backend, prompt_tokens, "
-            "output_tokens, n_texts, t_sent, t_dispatched, t_first_token, t_done "
-            "FROM request WHERE run_id=? AND status='completed'", (run_id,))]
+    rows = store_fidelity.completed_requests(store, run_id)
     intended = intended_requests(workload, [r["request_id"] for r in rows])
     for r in rows:
         if r["t_dispatched"] is None:  # no gateway dispatch stamp: use the send time
@@ -413,14 +407,3 @@ def compare(live: dict, sim: dict) -> dict:
         out["all.throughput_rps"] = {"live": lt, "sim": st, "rel_error": (st - lt) / lt}
     return out
 
-
-def _add_extra(store, run_id: int, extra: dict) -> None:
-    """Merge `extra` into the run's summaries (every class row) — stored, queryable."""
-    import json
-
-    with store.transaction() as conn:
-        for sid, text in conn.execute("SELECT id, extra_json FROM summary WHERE run_id=?",
-                                      (run_id,)).fetchall():
-            merged = {**json.loads(text or "{}"), **extra}
-            conn.execute("UPDATE summary SET extra_json=? WHERE id=?",
-                         (json.dumps(merged, sort_keys=True, default=str), sid))

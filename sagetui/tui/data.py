@@ -15,19 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
-
-from store import RunNotFound, Store, StoreError, open_store
-from store.schema import (
-    TERMINAL_STATUSES,
-    Backend,
-    Event,
-    Experiment,
-    Run,
-    Sample,
-    Summary,
-)
+from store import RunNotFound, Store, StoreError, dashboard, open_store
+from store.dashboard import LiveState  # noqa: F401  (the live screen's poll result)
 
 
 class StoreUnavailable(Exception):
@@ -65,17 +54,6 @@ class StoreReader:
                 except StoreError as exc:
                     raise StoreUnavailable(str(exc)) from exc
             return self._store
-
-    def run_query(self, fn):
-        """Run `fn(session)` and turn SQLite trouble into StoreUnavailable."""
-        store = self.store
-        try:
-            with Session(store.engine) as session:
-                return fn(session)
-        except Exception as exc:  # sqlite3/SQLAlchemy errors: locked, corrupt, not a store
-            if isinstance(exc, LookupError):
-                raise
-            raise StoreUnavailable(f"{self.path}: cannot read the store ({_cause(exc)})") from exc
 
     def call(self, fn, *args, **kwargs):
         """Run a `store.queries` function on this store, errors as StoreUnavailable."""
@@ -146,58 +124,18 @@ def config_get(config: dict[str, Any], dotted: str) -> Any:
 
 
 def list_runs(reader: StoreReader, limit: int | None = None) -> list[RunRow]:
-    """Non-deleted runs with the columns of the Runs table, newest first.
-
-    Config-derived columns come from SQLite's JSON1, so 10,000 runs load
-    without parsing 10,000 JSON documents in Python.
-    """
-    chat = select(
-        Summary.run_id.label("rid"),
-        func.json_extract(Summary.metrics_json, "$.ttft.p99").label("ttft_p99"),
-    ).where(Summary.request_class == "chat").subquery()
-    overall = select(
-        Summary.run_id.label("rid"),
-        Summary.throughput_rps,
-        Summary.slo_attainment,
-        Summary.target_rate_rps,
-    ).where(Summary.request_class == "all").subquery()
-    nback = select(Backend.run_id.label("rid"), func.count().label("n")).group_by(
-        Backend.run_id).subquery()
-    cfg = Run.config_json
-    stmt = (
-        select(
-            Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, cfg,
-            func.json_extract(cfg, "$.control_plane.policy"),
-            func.coalesce(func.json_extract(cfg, "$.control_plane.baseline"),
-                          func.json_extract(cfg, "$.run.baseline")),
-            func.json_extract(cfg, "$.workload.rate"),
-            nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
-            chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
-            Run.tags,
-        )
-        .select_from(Run)
-        .join(Experiment, Experiment.id == Run.experiment_id, isouter=True)
-        .join(chat, chat.c.rid == Run.id, isouter=True)
-        .join(overall, overall.c.rid == Run.id, isouter=True)
-        .join(nback, nback.c.rid == Run.id, isouter=True)
-        .where(Run.deleted == False)  # noqa: E712 (SQL expression)
-        .order_by(Run.id.desc())
-        .limit(limit)
-    )
-
-    def query(session: Session) -> list[RunRow]:
-        return [
-            RunRow(id=rid, name=name or "", experiment=suite or exp or "", mode=mode or "",
-                   policy=_text(policy), baseline=_text(baseline), backends=nb or 0,
-                   offered_rps=target if target is not None else _float(rate),
-                   throughput_rps=thr, chat_ttft_p99_ms=p99, slo_attainment=slo,
-                   status=status or "", started=started or created or "",
-                   tags=tuple(t for t in (tags or "").split(",") if t), config_json=cfg_json)
-            for (rid, name, exp, suite, mode, cfg_json, policy, baseline, rate, nb, target, thr,
-                 p99, slo, status, started, created, tags) in session.exec(stmt)
-        ]
-
-    return reader.run_query(query)
+    """Non-deleted runs with the columns of the Runs table, newest first."""
+    return [
+        RunRow(id=r.id, name=r.name or "", experiment=r.suite or r.experiment or "",
+               mode=r.mode or "", policy=_text(r.policy), baseline=_text(r.baseline),
+               backends=r.backends or 0,
+               offered_rps=r.target_rate_rps if r.target_rate_rps is not None else _float(r.rate),
+               throughput_rps=r.throughput_rps, chat_ttft_p99_ms=r.chat_ttft_p99_ms,
+               slo_attainment=r.slo_attainment, status=r.status or "",
+               started=r.started or r.created or "",
+               tags=tuple(t for t in (r.tags or "").split(",") if t), config_json=r.config_json)
+        for r in reader.call(dashboard.run_list, limit)
+    ]
 
 
 def _text(value: Any) -> str:
@@ -221,74 +159,27 @@ def parse_json(text: str | None, kind: type) -> Any:
 
 def statuses(reader: StoreReader, run_ids: list[int]) -> dict[int, str]:
     """Current status of some runs (cheap; used to follow launched runs)."""
-    if not run_ids:
-        return {}
-    stmt = select(Run.id, Run.status).where(Run.id.in_(run_ids))
-    return reader.run_query(lambda s: dict(s.exec(stmt).all()))
+    return reader.call(dashboard.run_statuses, run_ids)
 
 
 def runs_of_pid(reader: StoreReader, pid: int) -> list[int]:
     """Runs written by a given process id (how a launched child is found)."""
-    stmt = select(Run.id).where(Run.pid == pid).order_by(Run.id)
-    return reader.run_query(lambda s: list(s.exec(stmt).all()))
+    return reader.call(dashboard.runs_of_pid, pid)
 
 
 # ---------------------------------------------------------------------------
 # Live monitor
 
 
-@dataclass
-class LiveState:
-    """What the live monitor shows at one poll."""
-
-    run: Run
-    new_samples: list[Sample]
-    backends: list[Backend]
-    events: list[Event]
-    # The run's experiment so far (runs are created one at a time, so the
-    # store does not know how many are planned): runs created, finished, and
-    # this run's position among them.
-    sweep_runs: int = 0
-    sweep_done: int = 0
-    sweep_index: int = 0
-
-
 def live_state(reader: StoreReader, run_id: int, after_sample_id: int = 0,
                after_event_id: int = 0) -> LiveState:
     """The run row plus samples/events newer than the ids already shown."""
-
-    def query(s: Session) -> LiveState:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise LookupError(f"run {run_id} is not in {reader.path}")
-        samples = list(s.exec(select(Sample).where(Sample.run_id == run_id,
-                                                   Sample.id > after_sample_id)
-                              .order_by(Sample.id)))
-        events = list(s.exec(select(Event).where(Event.run_id == run_id,
-                                                 Event.id > after_event_id)
-                             .order_by(Event.id)))
-        backends = list(s.exec(select(Backend).where(Backend.run_id == run_id)))
-        state = LiveState(run=run, new_samples=samples, backends=backends, events=events)
-        if run.experiment_id is not None:
-            same = (Run.experiment_id == run.experiment_id, Run.deleted == False)  # noqa: E712
-            counts = s.exec(select(Run.status, func.count()).where(*same)
-                            .group_by(Run.status)).all()
-            state.sweep_runs = sum(n for _, n in counts)
-            state.sweep_done = sum(n for st, n in counts if st in TERMINAL_STATUSES)
-            state.sweep_index = s.exec(select(func.count()).where(
-                *same, Run.id <= run.id)).one()
-        return state
-
-    return reader.run_query(query)
+    return reader.call(dashboard.live_state, run_id, after_sample_id, after_event_id)
 
 
 def running_runs(reader: StoreReader, experiment_id: int | None = None) -> list[tuple[int, str]]:
     """Running runs, newest first (of one experiment when given: a sweep's next point)."""
-    stmt = select(Run.id, Run.name).where(Run.status == "running")
-    if experiment_id is not None:
-        stmt = stmt.where(Run.experiment_id == experiment_id)
-    stmt = stmt.order_by(Run.id.desc())
-    return reader.run_query(lambda s: list(s.exec(stmt).all()))
+    return reader.call(dashboard.running_runs, experiment_id)
 
 
 def store_fingerprint(reader: StoreReader) -> tuple:
@@ -296,23 +187,9 @@ def store_fingerprint(reader: StoreReader) -> tuple:
 
     The Runs screen polls this and reloads the full list only when it changed.
     """
-    stmt = select(func.count(Run.id), func.max(Run.id)).where(Run.deleted == False)  # noqa: E712
-    active = select(Run.id, Run.status).where(Run.status.in_(("created", "running")))
-
-    def query(s: Session) -> tuple:
-        return (tuple(s.exec(stmt).one()), tuple(s.exec(active).all()))
-
-    return reader.run_query(query)
+    return reader.call(dashboard.change_marker)
 
 
 def run_process(reader: StoreReader, run_id: int) -> tuple[str, int | None, str]:
     """(status, pid, host) of a run: what cancelling it needs."""
-    stmt = select(Run.status, Run.pid, Run.host).where(Run.id == run_id)
-
-    def query(s: Session) -> tuple[str, int | None, str]:
-        row = s.exec(stmt).first()
-        if row is None:
-            raise LookupError(f"run {run_id} is not in {reader.path}")
-        return tuple(row)
-
-    return reader.run_query(query)
+    return reader.call(dashboard.run_process, run_id)
