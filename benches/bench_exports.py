@@ -11,7 +11,6 @@ Run: .venv/bin/python benches/bench_exports.py [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from fixture_store import build_store  # noqa: E402
 
 from exports.imaging import find_browser  # noqa: E402
 from sagetui.cli import main  # noqa: E402
+from store import queries  # noqa: E402
 
 TARGET_S = 60.0
 RATES = (10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0)
@@ -43,7 +43,7 @@ def main_() -> int:
         db = Path(tmp) / "bench.db"
         t0 = time.perf_counter()
         build_store(db, reps=5, suite="bench", rates=RATES, n_samples=65)
-        n_runs = sqlite3.connect(db).execute("select count(*) from run").fetchone()[0]
+        n_runs = queries.run_sql(db, "select count(*) from run")[1][0][0]
         print(f"store: {n_runs} runs built in {time.perf_counter() - t0:.1f} s")
         assert n_runs == 200, n_runs
         times = []

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sagetui.suites.drift import describe  # noqa: E402
-from store import open_store  # noqa: E402
+from store import open_store, queries  # noqa: E402
 from store.queries import summaries_for  # noqa: E402
 
 SIM_SUITES = ("control-plane", "policies", "scalability", "heterogeneous")
@@ -86,13 +86,8 @@ def _run_rows(db: str, select: str, ids: list[int], tail: str = "") -> list[tupl
     """`SELECT {select} FROM run WHERE id IN ids {tail}` on the store at `db`."""
     if not ids:
         return []
-    store = open_store(db)
-    try:
-        with store.connection() as conn:
-            return conn.execute(f"SELECT {select} FROM run WHERE id IN "
-                                f"({','.join('?' * len(ids))}) {tail}", ids).fetchall()
-    finally:
-        store.close()
+    return queries.run_sql(db, f"SELECT {select} FROM run WHERE id IN "
+                           f"({','.join('?' * len(ids))}) {tail}", ids)[1]
 
 
 def run_statuses(db: str, ids: list[int]) -> dict[str, int]:
@@ -212,14 +207,9 @@ def agents_table(db: str, ids: list[int]) -> list[str]:
             ("timing_f1_pct", "timing F1 %")]
     out = ["| strategy | " + " | ".join(c[1] for c in cols) + " | items |",
            "|---|" + "---:|" * (len(cols) + 1)]
-    store = open_store(db)
-    try:
-        with store.connection() as conn:
-            status = dict(conn.execute(
-                f"SELECT id, name || ': ' || status || ' ' || status_reason FROM run "
-                f"WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()) if ids else {}
-    finally:
-        store.close()
+    status = dict(queries.run_sql(
+        db, f"SELECT id, name || ': ' || status || ' ' || status_reason FROM run "
+            f"WHERE id IN ({','.join('?' * len(ids))})", ids)[1]) if ids else {}
     for rid, by_cls in summaries(db, ids).items():
         agent = ((by_cls.get("all") or {}).get("extra") or {}).get("agent")
         if not agent:
