@@ -239,14 +239,15 @@ class Store:
 
     def create_run(self, *, experiment_id: int | None, name: str, mode: str, config: dict,
                    seed: int, repetition: int, tags=(), duration_s: float = 0,
-                   warmup_s: float = 0, requests_planned: int = 0):
+                   warmup_s: float = 0, requests_planned: int = 0,
+                   rerun_of: int | None = None):
         """Insert a run in state `created`; returns its RunWriter (store/writer.py)."""
         from store.writer import create_run
 
         return create_run(self, experiment_id=experiment_id, name=name, mode=mode,
                           config=config, seed=seed, repetition=repetition, tags=tags,
                           duration_s=duration_s, warmup_s=warmup_s,
-                          requests_planned=requests_planned)
+                          requests_planned=requests_planned, rerun_of=rerun_of)
 
 
 def _created_by() -> str:

@@ -92,6 +92,24 @@ class Run(SQLModel, table=True):
     requests_planned: int = 0
     requests_done: int = 0
     deleted: bool = False
+    # v4: the run this one re-executes (`sagetui runs rerun`); NULL for a first run. No
+    # FOREIGN KEY clause: SQLite's ALTER TABLE cannot add one, so upgraded and new stores
+    # would differ; RunWriter checks the id and a purge unlinks the reruns.
+    rerun_of: int | None = Field(default=None, index=True)
+
+
+class RunListing(SQLModel, table=True):
+    """v4: a run's summaries rendered for `runs list --format json|csv` (store/listing.py).
+
+    A copy of the `summary` rows in the listing's shapes, written with them by
+    RunWriter.add_summaries; a run without a row is rendered from `summary`.
+    """
+
+    __tablename__ = "run_listing"
+    run_id: int = Field(foreign_key="run.id", primary_key=True)
+    summary_json: str = "{}"  # {class: {issued, ..., metrics, extra}} as in `runs list --format json`
+    flat_keys_json: str = "[]"  # the CSV columns of this run's flattened summary, sorted
+    flat_csv: str = ""  # their values, as CSV cells in that order
 
 
 class RunTag(SQLModel, table=True):
@@ -238,4 +256,4 @@ class RequestRecord(SQLModel, table=True):
 
 # Every table of the store, in dependency order (migrations create them in this order).
 TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag, Backend, Histogram,
-                                Summary, Sample, Event, RequestRecord)]
+                                Summary, Sample, Event, RequestRecord, RunListing)]

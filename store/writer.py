@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from operator import itemgetter
 
 from store import histograms as hg
+from store import listing
 from store.db import Store, connect, utc_now
 from store.errors import StoreError
 from store.fingerprint import git_state, hardware, software_versions
@@ -124,8 +125,10 @@ def _check_tags(tags: Iterable[str]) -> list[str]:
 
 def create_run(store: Store, *, experiment_id: int | None, name: str, mode: str, config: dict,
                seed: int, repetition: int, tags: Iterable[str] = (), duration_s: float = 0,
-               warmup_s: float = 0, requests_planned: int = 0) -> RunWriter:
-    """Insert a run in state `created` and return its writer."""
+               warmup_s: float = 0, requests_planned: int = 0,
+               rerun_of: int | None = None) -> RunWriter:
+    """Insert a run in state `created` and return its writer. `rerun_of`: the stored run
+    this one re-executes (`sagetui runs rerun`), which must exist."""
     if mode not in MODES:
         raise StoreError(f"run.mode: {mode!r} is not one of {', '.join(MODES)}")
     if not isinstance(config, dict):
@@ -136,12 +139,15 @@ def create_run(store: Store, *, experiment_id: int | None, name: str, mode: str,
         "config_json": _jsonify(config, "run.config"), "config_hash": config_hash(config),
         "seed": int(seed), "repetition": int(repetition), "tags": ",".join(tag_list),
         "created": utc_now(), "duration_s": float(duration_s), "warmup_s": float(warmup_s),
-        "requests_planned": int(requests_planned),
+        "requests_planned": int(requests_planned), "rerun_of": rerun_of,
     }
     with store.transaction() as conn:
         if experiment_id is not None and conn.execute(
                 "SELECT 1 FROM experiment WHERE id=?", (experiment_id,)).fetchone() is None:
             raise StoreError(f"run.experiment_id: experiment {experiment_id} not in {store.path}")
+        if rerun_of is not None and conn.execute(
+                "SELECT 1 FROM run WHERE id=? AND deleted=0", (rerun_of,)).fetchone() is None:
+            raise StoreError(f"run.rerun_of: run {rerun_of} not in {store.path}")
         run_id = _insert(conn, "run", row)
         conn.executemany("INSERT INTO run_tag(run_id, tag) VALUES (?, ?)",
                          [(run_id, t) for t in tag_list])
@@ -301,6 +307,7 @@ class RunWriter:
             conn.execute("DELETE FROM summary WHERE run_id=?", (self.run_id,))
             for r in rows:
                 _insert(conn, "summary", r)
+            listing.render(conn, [self.run_id])  # what `runs list --format json|csv` prints
         self._tx(do)
 
     def add_requests(self, records: Iterable[dict]) -> int:

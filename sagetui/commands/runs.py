@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import sys
 
 import click
 
@@ -46,11 +47,11 @@ def _store(ctx: click.Context):
 def _table(headers: list[str], rows: list[list]) -> str:
     """Aligned columns. Built column by column with one format string per line: over
     10,000 runs a cell-by-cell ljust took longer than reading the runs."""
-    cols = [_column(c) for c in zip(*rows)] if rows else [[] for _ in headers]
+    cols = [_column(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in headers]
     widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols,
                                                                        strict=True)]
     line = "  ".join(f"{{:<{w}}}" for w in widths).format
-    return "\n".join([line(*headers).rstrip(), *(line(*r).rstrip() for r in zip(*cols))])
+    return "\n".join([line(*headers).rstrip(), *(line(*r).rstrip() for r in zip(*cols, strict=True))])
 
 
 def _column(values) -> list[str]:
@@ -107,18 +108,24 @@ def list_cmd(ctx, status, tag, suite, since, last, where, fmt) -> None:
     filters = dict(status=status, tag=tag, suite=suite, since=since, last=last,
                    where=list(where))
     with _store(ctx) as store:
-        if fmt == "json":
-            click.echo(queries.list_runs_json(store, **filters))
-            return
-        runs = queries.list_runs(store, **filters)
-        if fmt == "table":
+        if fmt == "json":  # ~60 MB for 10,000 runs: written piece by piece, never joined
+            _write(queries.iter_runs_json(store, **filters))
+        elif fmt == "csv":
+            _write([queries.list_runs_csv(store, **filters)])
+        else:
+            runs = queries.list_runs(store, **filters)
             click.echo(_table(_LIST_COLS, [[r[c] for c in _LIST_COLS] for r in runs]))
-            return
-        flat = queries.flat_summaries(store, **filters)
-    extra = sorted({k for f in flat.values() for k in f})
-    base = _LIST_COLS + ["ended", "config_hash"]
-    click.echo(_csv(base + extra, [[r[c] for c in base] + [flat.get(r["id"], {}).get(k)
-                                                         for k in extra] for r in runs]))
+
+
+def _write(pieces) -> None:
+    """Text to stdout as is, then a newline. Not click.echo: when stdout is not a
+    terminal it runs an ANSI-stripping regex over the whole text, and it copies it
+    once more to append the newline."""
+    out = sys.stdout
+    for piece in pieces:
+        out.write(piece)
+    out.write("\n")
+    out.flush()
 
 
 @command.command()
