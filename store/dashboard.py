@@ -60,19 +60,21 @@ def run_list(store: Store, limit: int | None = None) -> list[RunListRow]:
         Summary.target_rate_rps,
     ).where(Summary.request_class == "all").subquery()
     nback = select(col(Backend.run_id).label("rid"), func.count().label("n")).group_by(
-        Backend.run_id).subquery()
+        col(Backend.run_id)).subquery()
     cfg = Run.config_json
+    # In RunListRow's order; a list, since select's typed overloads stop at four columns.
+    columns: list[Any] = [
+        Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, cfg,
+        func.json_extract(cfg, "$.control_plane.policy"),
+        func.coalesce(func.json_extract(cfg, "$.control_plane.baseline"),
+                      func.json_extract(cfg, "$.run.baseline")),
+        func.json_extract(cfg, "$.workload.rate"),
+        nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
+        chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
+        Run.tags,
+    ]
     stmt = (
-        select(
-            Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, cfg,
-            func.json_extract(cfg, "$.control_plane.policy"),
-            func.coalesce(func.json_extract(cfg, "$.control_plane.baseline"),
-                          func.json_extract(cfg, "$.run.baseline")),
-            func.json_extract(cfg, "$.workload.rate"),
-            nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
-            chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
-            Run.tags,
-        )
+        select(*columns)
         .select_from(Run)
         .join(Experiment, col(Experiment.id) == Run.experiment_id, isouter=True)
         .join(chat, chat.c.rid == Run.id, isouter=True)

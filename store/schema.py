@@ -255,5 +255,6 @@ class RequestRecord(SQLModel, table=True):
 
 
 # Every table of the store, in dependency order (migrations create them in this order).
-TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag, Backend, Histogram,
-                                Summary, Sample, Event, RequestRecord, RunListing)]
+# SQLModel sets `__table__` on table classes without declaring it to type checkers.
+TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag,  # type: ignore[union-attr]
+                                Backend, Histogram, Summary, Sample, Event, RequestRecord, RunListing)]
