@@ -300,11 +300,11 @@ class Client:
             buf = lines.pop()
             for line in lines:
                 kind, obj = parse_sse_line(line)
-                if kind == "skip":
-                    continue
                 if kind == "done":
                     done = True
                     break
+                if obj is None:  # "skip": blank lines, comments, other fields
+                    continue
                 if "error" in obj:
                     raise _Failure(f"server_error: {_error_text(obj)}")
                 if _is_token_chunk(obj):
