@@ -73,17 +73,16 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
     host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
     noise = zlib.crc32(f"{seed}/{spec.name}".encode())
     if isinstance(preset, EmbedPreset):
-        engine = SimEmbeddingEngine(preset, seed=noise, host=host)
-    else:
-        kw, _ = sim_flags(spec.extra_args)
-        if spec.cohost_slowdown is not None:
-            preset = replace(preset, cost=replace(preset.cost,
-                                                  cohost_slowdown=spec.cohost_slowdown))
-        engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
+        embedder = SimEmbeddingEngine(preset, seed=noise, host=host)
+        if host is not None:
+            host.join(spec.name, embedder)
+        return embedder
+    kw, _ = sim_flags(spec.extra_args)
+    if spec.cohost_slowdown is not None:
+        preset = replace(preset, cost=replace(preset.cost, cohost_slowdown=spec.cohost_slowdown))
+    engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
     if host is not None:
         host.join(spec.name, engine)
-    if isinstance(engine, SimEmbeddingEngine):
-        return engine
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
         return Frontend(engine, c.frontend, c.frontend_quantiles, noise,
