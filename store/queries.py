@@ -297,7 +297,8 @@ def _json_fields(d: dict) -> dict:
 
 def get_run(store: Store, run_id: int, *, include_deleted: bool = False) -> dict:
     """Everything about one run except raw samples/requests: config, hardware,
-    software, tags, backends, per-class summary, events, histogram index."""
+    software, tags, backends, per-class summary, events, histogram index, the run it
+    reruns (`rerun_of`) and its reruns (`reruns`)."""
     with store.connection() as conn:
         rows = _rows(conn, "SELECT r.*, e.name AS experiment, e.suite AS suite FROM run r "
                            "LEFT JOIN experiment e ON e.id = r.experiment_id WHERE r.id = ?",
@@ -323,6 +324,9 @@ def get_run(store: Store, run_id: int, *, include_deleted: bool = False) -> dict
         run["requests"] = conn.execute("SELECT COUNT(*) FROM request WHERE run_id = ?",
                                        (run_id,)).fetchone()[0]
     run["summary"] = summaries_for(store, [run_id])[run_id]
+    from store.reruns import reruns_of
+
+    run["reruns"] = reruns_of(store, run_id)  # `rerun_of` (the original) comes with r.*
     return run
 
 
