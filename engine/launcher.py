@@ -29,6 +29,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from engine.spec import BackendSpec
 
@@ -71,6 +72,13 @@ class LaunchedEngine:
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines) if self.log_path else ""
+
+    def down_info(self) -> dict:
+        """What an `engine_down` event records: where it ran, how it ended, its last words."""
+        if self.proc is None:
+            return {"url": self.url}
+        return {"node": socket.gethostname(), "exit_code": self.proc.poll(),
+                "log_tail": self.log_tail(20)}
 
     def backend_row(self) -> dict:
         """Columns of store.schema.Backend (run_id is filled in by the writer)."""
@@ -336,14 +344,20 @@ class Launcher:
         _unregister(self)
 
 
+class Stoppable(Protocol):
+    """What the safety net below tears down: any launcher with a `stop()`."""
+
+    def stop(self) -> None: ...
+
+
 # -- process-wide safety net ------------------------------------------------------------------
 
-_active: set[Launcher] = set()
+_active: set[Stoppable] = set()  # local and Ray launchers alike
 _active_lock = threading.Lock()
 _installed = False
 
 
-def _register(launcher: Launcher) -> None:
+def _register(launcher: Stoppable) -> None:
     global _installed
     with _active_lock:
         _active.add(launcher)
@@ -357,7 +371,7 @@ def _register(launcher: Launcher) -> None:
                 signal.signal(sig, _on_signal)
 
 
-def _unregister(launcher: Launcher) -> None:
+def _unregister(launcher: Stoppable) -> None:
     with _active_lock:
         _active.discard(launcher)
 

@@ -32,8 +32,9 @@ else
     # torch first, exactly the CPU wheel that lies on this disk.
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 fi
-echo "setup: installing sagetui[$EXTRA,dev] into $VENV"
-"$VENV/bin/python" -m pip install -q --progress-bar off -e ".[$EXTRA,dev]"
+# cluster: Ray, so the Ray launcher's tests run here too (a local Ray instance)
+echo "setup: installing sagetui[$EXTRA,dev,cluster] into $VENV"
+"$VENV/bin/python" -m pip install -q --progress-bar off -e ".[$EXTRA,dev,cluster]"
 if [ "$EXTRA" = cpu ]; then
     "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi

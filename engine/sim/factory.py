@@ -3,8 +3,10 @@
 A sim backend can carry the same scheduler flags as the live `vllm serve` it
 stands for (`extra_args`), so a sim run and a live run of one config schedule
 alike: `--max-num-seqs N`, `--max-num-batched-tokens N`,
-`--scheduling-policy fcfs|priority`. Other flags (`--dtype`, ...) do not change
-the model; `sim_flags` returns them as ignored so the caller can say so.
+`--scheduling-policy fcfs|priority`, `--enable-prefix-caching` /
+`--no-enable-prefix-caching` (on by default, as in vLLM V1). Other flags
+(`--dtype`, ...) do not change the model; `sim_flags` returns them as ignored so
+the caller can say so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def sim_flags(extra_args: list[str]) -> tuple[dict, list[str]]:
     while i < len(args):
         a = args[i]
         name, eq, val = a.partition("=")
-        if name in _INT_FLAGS or name == "--scheduling-policy":
+        if a in ("--enable-prefix-caching", "--no-enable-prefix-caching"):
+            kw["prefix_caching"] = a == "--enable-prefix-caching"
+        elif name in _INT_FLAGS or name == "--scheduling-policy":
             if not eq:
                 if i + 1 >= len(args):
                     raise ValueError(f"extra_args: {name} needs a value")

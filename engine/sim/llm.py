@@ -31,6 +31,7 @@ from typing import Any
 
 from engine.sim.cost import LLMPreset
 from engine.sim.events import SimEvent
+from engine.sim.prefix import Holder, PrefixCache
 from engine.sim.spread import Spread
 from engine.spec import EngineStats
 
@@ -43,7 +44,7 @@ _event = partial(tuple.__new__, SimEvent)
 class _Req:
     __slots__ = (
         "id", "prompt", "out_total", "priority", "seq", "n_out", "computed",
-        "c", "state", "gen", "started",
+        "c", "state", "gen", "started", "pfx",
     )
 
     def __init__(self, req_id: Any, prompt: int, out_total: int, priority: int, seq: int):
@@ -58,6 +59,7 @@ class _Req:
         self.state = _WAIT
         self.gen = 0  # invalidates stale finish-heap entries
         self.started = False  # ever scheduled (per-request overhead charged once)
+        self.pfx: Holder | None = None  # its prefix-cache state (engine.sim.prefix)
 
 
 class SimLLMEngine:
@@ -74,6 +76,7 @@ class SimLLMEngine:
         max_num_batched_tokens: int | None = None,
         host=None,
         seed: int = 0,
+        prefix_caching: bool = True,
     ):
         self.preset = preset
         # engine.sim.host.SharedHost, or None: alone on its machine. A co-host cost turns
@@ -127,7 +130,9 @@ class SimLLMEngine:
         self._res = [0] * self.bs  # decoders by c % bs
         self._finish: list[tuple[int, int, int, _Req]] = []  # (D_finish, seq, gen, req)
 
-        self.used_blocks = 0
+        self.used_blocks = 0  # per request: a block shared by m requests counts m times
+        # vLLM's automatic prefix caching (on by default in V1, as there); None: off
+        self._pc = PrefixCache() if prefix_caching else None
         self.preemptions = 0
         self.steps = 0
 
@@ -144,12 +149,17 @@ class SimLLMEngine:
     # ---------------------------------------------------------------- API
 
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
-               now: float = 0.0) -> None:
+               now: float = 0.0, prefix: tuple | None = None) -> None:
         """Queue a request; a step starts at `now` if the engine is idle.
 
         Virtual-time runtimes advance to every step end before submitting later
         work; a real-time driver whose timer fires late may submit past the step
         end, and the request then joins the step that starts there.
+
+        `prefix` = (key, tokens) or (key, tokens, extend): the first `tokens` of the
+        prompt are the content named `key`, shared with every request naming it
+        (prefix caching reuses its KV blocks); with extend, the request's whole
+        sequence continues that content (a conversation's next turn finds it).
         """
         if req_id in self._reqs:
             raise ValueError(f"req_id: {req_id!r} already submitted")
@@ -166,6 +176,8 @@ class SimLLMEngine:
             )
         self._seq += 1
         r = _Req(req_id, prompt_tokens, output_tokens, priority, self._seq)
+        if prefix is not None and self._pc is not None:
+            self._declare(r, prefix)
         self._reqs[req_id] = r
         # _push_waiting(r, front=False) inlined (once per request; r starts in _WAIT)
         self._n_waiting += 1
@@ -180,6 +192,32 @@ class SimLLMEngine:
         elif self._macro_k:
             self._cut_macro(now)
 
+    def _declare(self, r: _Req, prefix: tuple) -> None:
+        key, tokens = prefix[0], prefix[1]
+        extend = bool(prefix[2]) if len(prefix) > 2 else False
+        if not isinstance(tokens, int) or tokens < 0 or tokens > r.prompt:
+            raise ValueError(f"prefix: its tokens must be 0..prompt_tokens ({r.prompt}), "
+                             f"got {tokens!r}")
+        if tokens >= self.bs or extend:
+            r.pfx = Holder(key, tokens // self.bs, extend)
+
+    def prefix_stats(self) -> dict:
+        """Prefix-cache hits of this engine's admissions (vLLM's hit rate counts every
+        admission, a preempted request's readmission included; `hit_rate_new` leaves
+        readmissions out)."""
+        pc = self._pc
+        if pc is None:
+            return {"enabled": False}
+        q_new = pc.queries - pc.queries_preempted
+        h_new = pc.hits - pc.hits_preempted
+        return {"enabled": True, "queries": pc.queries, "hits": pc.hits,
+                "hit_rate": pc.hit_rate(), "queries_new": q_new, "hits_new": h_new,
+                "hit_rate_new": h_new / q_new if q_new else None}
+
+    def blocks_in_use(self) -> int:
+        """KV blocks referenced by running requests, a shared block once."""
+        return self.used_blocks + (self._pc.adj if self._pc is not None else 0)
+
     def abort(self, req_id: Any, now: float | None = None) -> None:
         """Drop a request; no further events for it. `now` cuts a fast-forward short."""
         r = self._reqs.pop(req_id, None)
@@ -189,11 +227,13 @@ class SimLLMEngine:
             self._cut_macro(now)
         if r.state == _WAIT:
             self._n_waiting -= 1  # lazily skipped in the queue
+            if r.pfx is not None and r.pfx.own is not None:  # its cached blocks: nobody's
+                self._pc._drop_own(r.pfx, 0)
         elif r.state == _PREFILL:
             self._running.pop(r.id, None)
             self._prefill.pop(r.id, None)
             planned = sum(n for q, n in self._plan if q is r)
-            self.used_blocks -= self._blocks(r.computed + planned)
+            self._free(r, self._blocks(r.computed + planned), r.computed // self.bs, False)
             self._plan = [(q, n) for q, n in self._plan if q is not r]
         elif r.state == _DEC:
             self._drop_decoder(r)
@@ -228,7 +268,7 @@ class SimLLMEngine:
         return EngineStats(
             running=run,
             waiting=self._n_waiting,
-            kv_use=self.used_blocks / self.num_blocks,
+            kv_use=self.blocks_in_use() / self.num_blocks,
             in_flight=run + self._n_waiting,
         )
 
@@ -258,7 +298,7 @@ class SimLLMEngine:
             q.popleft()
         return q[0] if q else None
 
-    def _drop_decoder(self, r: _Req) -> None:
+    def _drop_decoder(self, r: _Req, preempted: bool = False) -> None:
         """Take a decoder out of the counters (its heap entry goes stale), free its blocks."""
         r.computed = r.c + self.D
         r.n_out = r.computed - r.prompt + 1
@@ -266,8 +306,21 @@ class SimLLMEngine:
         self._dec_c_sum -= r.c
         self._res[r.c % self.bs] -= 1
         # slots of decode steps still in flight were allocated too
-        self.used_blocks -= -(-(r.computed + self._inflight) // self.bs)
+        held = -(-(r.computed + self._inflight) // self.bs)
+        self.used_blocks -= held
+        pc = self._pc
+        if pc is not None and (r.pfx is not None or pc.live):
+            pc.release(r.pfx or Holder(), held, r.computed // self.bs, preempted,
+                       self.num_blocks - self.used_blocks - held - pc.adj)
         r.gen += 1
+
+    def _free(self, r: _Req, held: int, full: int, preempted: bool) -> None:
+        """A request that is not decoding leaves the running set with `held` blocks."""
+        self.used_blocks -= held
+        pc = self._pc
+        if pc is not None and (r.pfx is not None or pc.live):
+            pc.release(r.pfx or Holder(), held, full, preempted,
+                       self.num_blocks - self.used_blocks - held - pc.adj)
 
     def _dec_blocks(self, i0: int, i1: int) -> int:
         """New blocks the decoders take in steps D+i0 .. D+i1-1."""
@@ -284,13 +337,17 @@ class SimLLMEngine:
 
     def _preempt(self, r: _Req, t: float, events: list[SimEvent]) -> None:
         del self._running[r.id]
+        if self._pc is not None and r.pfx is None:
+            r.pfx = Holder()  # its own blocks stay cached for its recomputation
         if r.state == _DEC:
-            self._drop_decoder(r)
+            self._drop_decoder(r, preempted=True)
         else:
             self._prefill.pop(r.id, None)
-            self.used_blocks -= self._blocks(r.computed)
+            self._free(r, self._blocks(r.computed), r.computed // self.bs, True)
         events.append(SimEvent("preempted", r.id, r.computed, t))
         r.computed = 0
+        if r.pfx is not None:
+            r.pfx.preempted = True
         self.preemptions += 1
         self._push_waiting(r, front=True)
 
@@ -324,6 +381,8 @@ class SimLLMEngine:
             if r.state != _PREFILL:
                 continue
             r.computed += n
+            if r.pfx is not None and r.pfx.key is not None:
+                self._pc.publish(r.pfx, r.computed // self.bs)
             if r.computed < r.prompt + r.n_out:
                 continue
             r.n_out += 1
@@ -337,7 +396,7 @@ class SimLLMEngine:
             if r.n_out >= r.out_total:
                 del running[r.id]
                 del reqs[r.id]
-                self.used_blocks -= -(-r.computed // self.bs)
+                self._free(r, -(-r.computed // self.bs), r.computed // self.bs, False)
                 r.state = _DONE
                 append(_event(("done", r.id, r.out_total, t, ())))
             else:
@@ -362,7 +421,8 @@ class SimLLMEngine:
         bs = self.bs  # blocks for x tokens: -(-x // bs), inlined in this hot loop
         running, prefilling = self._running, self._prefill
         budget = self.max_tokens
-        free = self.num_blocks - self.used_blocks
+        pc = self._pc
+        free = self.num_blocks - self.used_blocks - (pc.adj if pc is not None else 0)
         preempted = False
         # 1. running requests: one token per decoder, then chunks of running prefills;
         #    preempt the newest (lowest priority) until their new KV blocks fit.
@@ -384,8 +444,12 @@ class SimLLMEngine:
             victim = self._preempt_victim()
             self._preempt(victim, t, events)
             preempted = True
-            free = self.num_blocks - self.used_blocks
+            free = self.num_blocks - self.used_blocks - pc.adj if pc is not None else \
+                self.num_blocks - self.used_blocks
         free -= need
+        popped = need
+        if pc is not None and pc.live:
+            pc.take(need)  # running requests allocate before waiting ones look up hits
         # 2. waiting requests, in queue order, while sequences, budget and blocks allow
         #    (none in a step that had to preempt).
         new = 0
@@ -396,18 +460,27 @@ class SimLLMEngine:
                 r = self._peek_waiting()
                 if r is None:
                     break
-                n = min(r.prompt + r.n_out - r.computed, left)
+                if r.pfx is not None:
+                    hk, ho, hfree = pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // bs)
+                else:
+                    hk = ho = hfree = 0
+                n = min(r.prompt + r.n_out - (hk + ho) * bs, left)
                 b = -(-n // bs)
-                if b > free:
+                if b + hfree > free:
                     break
                 if prio:  # take the head peeked above
                     heapq.heappop(self._waiting_heap)
                 else:
                     self._waiting_fifo.popleft()
                 self._n_waiting -= 1
-                free -= b
+                free -= b + hfree
                 left -= n
                 need += b
+                if pc is not None:
+                    if r.pfx is not None:
+                        self._admit_cached(r, hk, ho)
+                    else:
+                        pc.queries += r.prompt + r.n_out
                 r.state = _PREFILL
                 running[r.id] = r
                 prefilling[r.id] = r
@@ -421,6 +494,8 @@ class SimLLMEngine:
             self._plan = []
             return
         self.used_blocks += need
+        if pc is not None and pc.live and need > popped:
+            pc.take(need - popped)
         self._real = True
         self._inflight = 1 if n_dec else 0
         prefill = 0
@@ -442,18 +517,38 @@ class SimLLMEngine:
                 "new": new, "running": len(running), "kv_blocks": self.used_blocks,
             })
 
+    def _admit_cached(self, r: _Req, hk: int, ho: int) -> None:
+        """An admitted request's prefix-cache hit: its computed tokens start at the hit,
+        and the hit blocks count as its own in the engine's per-request books."""
+        self._pc.admit(r.pfx, hk, ho, r.prompt + r.n_out, self.bs)
+        r.computed = (hk + ho) * self.bs
+        self.used_blocks += hk + ho
+
+    def _admissible(self, r: _Req, left: int, free: int) -> bool:
+        """Whether the waiting-queue pass would admit `r` now (its hit counted)."""
+        if r.pfx is not None:
+            hk, ho, hfree = self._pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // self.bs)
+        else:
+            hk = ho = hfree = 0
+        return -(-min(r.prompt + r.n_out - (hk + ho) * self.bs, left) // self.bs) + hfree <= free
+
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
         if (self.token_events or self.step_log is not None or n == 0 or self._prefill
                 or self._crowd is not None or self._stall is not None):
             return False
-        free = self.num_blocks - self.used_blocks
+        pc = self._pc
+        free = self.num_blocks - self.used_blocks - (pc.adj if pc is not None else 0)
         if self._n_waiting and len(self._running) < self.max_seqs:
             head = self._peek_waiting()
-            if head is not None and -(-min(head.prompt + head.n_out, self.max_tokens - n)
-                                      // self.bs) <= free:
+            if head is not None and (
+                    -(-min(head.prompt + head.n_out, self.max_tokens - n) // self.bs) <= free
+                    if head.pfx is None
+                    else self._admissible(head, self.max_tokens - n, free)):
                 return False  # it would be admitted now
+        if pc is not None and pc.live:
+            free = min(free, pc.anon_head())  # evict no cached block in a fast-forward
         fin = self._finish
         while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
             heapq.heappop(fin)
@@ -474,7 +569,10 @@ class SimLLMEngine:
         k = min(k, cycles * bs + j)
         if k < 2:
             return False
-        self.used_blocks += self._dec_blocks(0, k)
+        taken = self._dec_blocks(0, k)
+        self.used_blocks += taken
+        if pc is not None and pc.live:
+            pc.take(taken)
         self._real = True
         self._inflight = k
         c = self.cost
@@ -499,7 +597,11 @@ class SimLLMEngine:
         j = lo
         if j == k:
             return
-        self.used_blocks -= self._dec_blocks(j, k)  # give back steps j..k-1
+        back = self._dec_blocks(j, k)  # give back steps j..k-1
+        self.used_blocks -= back
+        pc = self._pc
+        if pc is not None and pc.live:
+            pc.give_back(back)
         self._macro_k = j
         self._inflight = j
         self._t_end = t0 + j * c + g * j * (j - 1) / 2

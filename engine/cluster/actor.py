@@ -1,0 +1,159 @@
+"""The actor that runs one engine on its Ray node and answers for it.
+
+Why an actor per engine: the actor holds the engine's placement-group bundle
+(its CPUs and GPUs; Ray sets CUDA_VISIBLE_DEVICES for it), builds the same
+argv the local launcher would, on the node, with the node's own Python, ports
+and files, and is the one place that can signal, read the log of and stop a
+process on a machine the driver cannot reach otherwise. This module never
+imports Ray: the launcher wraps `EngineHost` with `ray.remote` when it is used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.launcher import (
+    _group_has_live_member,
+    _safe,
+    check_cpus,
+    engine_argv,
+    free_port,
+    log_tail,
+)
+from engine.spec import BackendSpec
+
+LOG_ROOT = "sagetui-engines"  # under the node's temp folder
+
+
+class EngineHost:
+    """One engine on this node: start it under the guard, report, signal, stop."""
+
+    def __init__(self, spec_json: str, run_tag: str, host: str = ""):
+        self.spec = BackendSpec.model_validate_json(spec_json)
+        self.run_tag = run_tag
+        self.host = host
+        self.proc: subprocess.Popen | None = None
+        self.rpc_dir: Path | None = None
+        self.log_path = Path(tempfile.gettempdir()) / LOG_ROOT / _safe(run_tag) / \
+            f"{_safe(self.spec.name)}.log"
+
+    def start(self) -> dict:
+        """Start (or restart, on a new port) the engine; returns where it listens and runs."""
+        import ray
+
+        check_cpus(self.spec)  # this node's cores, not the driver's
+        host = self.host or ray.util.get_node_ip_address()
+        port = free_port(host)
+        argv, env = engine_argv(self.spec, port, host, sys.executable)
+        env.update(self._gpu_env())
+        env.update(self._rpc_env())
+        proc = self._spawn(argv, env)
+        return {"url": f"http://{host}:{port}", "port": port, "argv": argv, "env": env,
+                "pgid": proc.pid, "log_path": str(self.log_path), **self.where()}
+
+    def where(self) -> dict:
+        """The node this actor runs on, as the store records it."""
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "hostname": socket.gethostname(), "ray_version": ray.__version__}
+
+    def _gpu_env(self) -> dict[str, str]:
+        """The GPUs Ray gave this actor (it set CUDA_VISIBLE_DEVICES): recorded, inherited."""
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return {"CUDA_VISIBLE_DEVICES": devices} if devices and self._wants_gpu() else {}
+
+    def _wants_gpu(self) -> bool:
+        from engine.cluster.demand import engine_gpus
+
+        return engine_gpus(self.spec) > 0
+
+    def _rpc_env(self) -> dict[str, str]:
+        """vLLM's ZeroMQ sockets in a folder of their own, removed at stop (as locally)."""
+        if not self.spec.kind.startswith("vllm") or "VLLM_RPC_BASE_PATH" in os.environ:
+            return {}
+        self.rpc_dir = self.rpc_dir or Path(tempfile.mkdtemp(prefix="sagetui-vllm-"))
+        return {"VLLM_RPC_BASE_PATH": str(self.rpc_dir)}
+
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        guard = [sys.executable, "-m", "engine.cluster.guard", "--parent", str(os.getpid()),
+                 "--cpus", ",".join(map(str, self.spec.cpus)), "--", *argv]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"$ {' '.join(argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(guard, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                         start_new_session=True)
+        return self.proc
+
+    def status(self) -> dict:
+        """Whether the engine still runs; its exit code once it has exited."""
+        code = self.proc.poll() if self.proc else None
+        return {"alive": self.proc is not None and code is None, "exit_code": code,
+                "pgid": self.proc.pid if self.proc else 0}
+
+    def log_tail(self, lines: int = 40) -> str:
+        return log_tail(self.log_path, lines)
+
+    def log_text(self, max_bytes: int = 4 << 20) -> str:
+        """The log's last `max_bytes`, for the driver's copy in the run folder."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def signal(self, sig: int) -> int:
+        """Send `sig` to the engine's process group (faults: kill, pause, resume)."""
+        if self.proc is None or self.proc.poll() is not None:
+            code = self.proc.returncode if self.proc else None
+            raise ProcessLookupError(f"engine {self.spec.name!r} is not running (exit code {code})")
+        os.killpg(self.proc.pid, sig)
+        return self.proc.pid
+
+    def stop(self, grace_s: float = 10.0) -> dict:
+        """SIGTERM the group, SIGKILL it after `grace_s`, wait until no member is left."""
+        if self.proc is not None:
+            pgid = self.proc.pid
+            _killpg(pgid, signal.SIGTERM)
+            _killpg(pgid, signal.SIGCONT)
+            _wait_group(self.proc, time.monotonic() + grace_s)
+            _killpg(pgid, signal.SIGKILL)
+            _wait_group(self.proc, time.monotonic() + 5.0)
+        if self.rpc_dir is not None:
+            shutil.rmtree(self.rpc_dir, ignore_errors=True)
+        return self.status()
+
+    def restart(self) -> dict:
+        """A new port after losing the race for the old one: kill what is left, start again."""
+        if self.proc is not None:
+            _killpg(self.proc.pid, signal.SIGKILL)
+            _wait_group(self.proc, time.monotonic() + 5.0)
+        return self.start()
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_group(proc: subprocess.Popen, deadline: float) -> None:
+    """Until the group has no live member (the guard reaped, vLLM's workers gone)."""
+    while time.monotonic() < deadline:
+        proc.poll()
+        if proc.returncode is not None and not _group_has_live_member(proc.pid):
+            return
+        time.sleep(0.1)
