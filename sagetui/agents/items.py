@@ -122,6 +122,8 @@ def template_dataset() -> Dataset:
     for t in data["timing"]:
         items.append(Item(t["id"], "timing", t["utterance"], tools, call=t["call_tool"],
                           source="template"))
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(dataset.DATA_DIR.glob("*.jsonl"))}
     return Dataset("template", items, tools,
-                   {"name": "template", "version": "seed 0", "licence": "sagetui (Apache-2.0)",
-                    "files": {}, "source": "sagetui/agents/data"})
+                   {"name": "template smoke set", "version": f"seed {dataset.SEED}",
+                    "licence": "Apache-2.0", "files": files, "source": "sagetui/agents/data"})

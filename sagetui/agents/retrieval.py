@@ -45,8 +45,15 @@ class Index:
     def texts(self) -> list[str]:
         return [t.text() for t in self.pool]
 
-    def set_vectors(self, vectors) -> None:
-        self.vectors = unit(np.asarray(vectors, dtype=np.float32))
+    def set_vectors(self, vectors, ids: list[int] | None = None) -> None:
+        """Vectors of every pool tool, or of the tools `ids` only (the rest stay zero:
+        a run that never ranks them need not embed them)."""
+        v = unit(np.asarray(vectors, dtype=np.float32))
+        if ids is None:
+            self.vectors = v
+            return
+        self.vectors = np.zeros((len(self.pool), v.shape[1]), dtype=np.float32)
+        self.vectors[ids] = v
 
     def ids(self, tools: list[Tool]) -> list[int]:
         return [self.pos[t.key] for t in tools]
@@ -54,6 +61,8 @@ class Index:
     def bm25_scores(self, query: str, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros(0)
+        if len(ids) == len(self.pool) and ids == self.all:  # the whole pool: vectorised
+            return np.asarray(self.bm25.get_scores(tokenize(query)), dtype=np.float64)
         return np.asarray(self.bm25.get_batch_scores(tokenize(query), ids), dtype=np.float64)
 
     def cos_scores(self, qvec: np.ndarray, ids: list[int]) -> np.ndarray:

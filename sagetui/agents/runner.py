@@ -336,12 +336,23 @@ def prepare(ds: Dataset, cfg: AgentConfig, ep: Endpoints) -> tuple[Index, Tuning
                         cfg.dev_limit, cfg.seed)
     dev_time = subsample(ds.select("timing", "dev"), cfg.dev_limit, cfg.seed)
 
+    if "selection_pool" in cfg.categories:
+        needed = index.all
+    else:  # only the candidates of the items this run ranks
+        used = [*dev_sel, *dev_time, *(i for s in cfg.strategies
+                                       for v in test_items(ds, cfg, s).values() for i in v)]
+        needed = sorted({k for i in used for k in index.ids(i.tools)})
+    texts = index.texts()
+
     async def go():
         async with _client(ep, cfg) as client:
-            index.set_vectors(await _embed_texts(client, ep.embedding_model, index.texts(),
-                                                 "index"))
+            if needed:
+                vecs = await _embed_texts(client, ep.embedding_model,
+                                          [texts[k] for k in needed], "index")
+                index.set_vectors(vecs, None if needed is index.all else needed)
             queries = [i.query for i in dev_sel + dev_time]
-            return unit(await _embed_texts(client, ep.embedding_model, queries, "dev"))
+            return unit(await _embed_texts(client, ep.embedding_model, queries, "dev")
+                        if queries else np.zeros((0, 1), dtype=np.float32))
 
     qv = run_coro(go())
 
