@@ -9,6 +9,7 @@ import click
 
 from ..errors import ConfigError
 from .common import fail, summary_line
+from .completion import complete_config_paths, complete_suites
 
 
 @click.group(name="suite")
@@ -26,7 +27,7 @@ def list_cmd() -> None:
 
 
 @command.command(name="show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_suites)
 @click.option("--quick", is_flag=True, help="Show the CI-sized version.")
 def show_cmd(name: str, quick: bool) -> None:
     """What a suite runs: parts, sweeps, run count and expected time."""
@@ -114,10 +115,11 @@ def _show_agents(suite, quick: bool) -> None:
 
 
 @command.command(name="run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_suites)
 @click.option("--mode", type=click.Choice(["sim", "live"]), default=None)
 @click.option("--quick", is_flag=True, help="The CI-sized version of the suite.")
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False), default=None,
+              shell_complete=complete_config_paths,
               help="Your engines: a TOML file of [[backends]] (every part) and optional "
                    "[[parts.<part>.backends]] (that part only); docs/experiments.md.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
