@@ -34,6 +34,7 @@ from typing import Protocol
 from engine.spec import BackendSpec
 
 TINY_ALIAS = "tiny-llama"  # model name that means "the packaged tiny Llama" (engine.tiny_model)
+SMOLLM2_ALIAS = "smollm2"  # the packaged SmolLM2-135M-Instruct (engine.smollm2)
 _ADDR_IN_USE = ("Address already in use", "EADDRINUSE", "address already in use")
 _PORT_RETRIES = 3
 
@@ -129,6 +130,14 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
             from engine.tiny_model import ensure_tiny_model
 
             model, served = str(ensure_tiny_model()), ["--served-model-name", TINY_ALIAS]
+        elif model == SMOLLM2_ALIAS:
+            from engine.smollm2 import SmolLM2Error, ensure_smollm2
+
+            try:
+                model = str(ensure_smollm2())
+            except SmolLM2Error as exc:
+                raise LaunchError(f"backend {spec.name!r}: model {SMOLLM2_ALIAS!r}: {exc}") from None
+            served = ["--served-model-name", SMOLLM2_ALIAS]
     pooling = ["--runner", "pooling"] if embed_only else []
     net = ["--host", host, "--port", str(port)]
     if spec.kind == "vllm":
