@@ -227,8 +227,8 @@ class SimLLMEngine:
             self._cut_macro(now)
         if r.state == _WAIT:
             self._n_waiting -= 1  # lazily skipped in the queue
-            if r.pfx is not None and r.pfx.own is not None:  # its cached blocks: nobody's
-                self._pc._drop_own(r.pfx, 0)
+            if r.pfx is not None and r.pfx.own is not None and self._pc is not None:
+                self._pc._drop_own(r.pfx, 0)  # its cached blocks: nobody's
         elif r.state == _PREFILL:
             self._running.pop(r.id, None)
             self._prefill.pop(r.id, None)
@@ -381,7 +381,7 @@ class SimLLMEngine:
             if r.state != _PREFILL:
                 continue
             r.computed += n
-            if r.pfx is not None and r.pfx.key is not None:
+            if r.pfx is not None and r.pfx.key is not None and self._pc is not None:
                 self._pc.publish(r.pfx, r.computed // self.bs)
             if r.computed < r.prompt + r.n_out:
                 continue
@@ -431,6 +431,7 @@ class SimLLMEngine:
             need = self._res[(-self.D) % bs] if n_dec else 0
             left = budget - n_dec
             plan: list[tuple[_Req, int]] = []
+            r: _Req | None  # a prefill here, the waiting queue's head below
             for r in prefilling.values():
                 if left <= 0:
                     break
@@ -460,7 +461,7 @@ class SimLLMEngine:
                 r = self._peek_waiting()
                 if r is None:
                     break
-                if r.pfx is not None:
+                if r.pfx is not None and pc is not None:  # a prefix only with caching on
                     hk, ho, hfree = pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // bs)
                 else:
                     hk = ho = hfree = 0
@@ -520,13 +521,14 @@ class SimLLMEngine:
     def _admit_cached(self, r: _Req, hk: int, ho: int) -> None:
         """An admitted request's prefix-cache hit: its computed tokens start at the hit,
         and the hit blocks count as its own in the engine's per-request books."""
+        assert self._pc is not None  # hits come only from the prefix cache
         self._pc.admit(r.pfx, hk, ho, r.prompt + r.n_out, self.bs)
         r.computed = (hk + ho) * self.bs
         self.used_blocks += hk + ho
 
     def _admissible(self, r: _Req, left: int, free: int) -> bool:
         """Whether the waiting-queue pass would admit `r` now (its hit counted)."""
-        if r.pfx is not None:
+        if r.pfx is not None and self._pc is not None:  # a prefix only with caching on
             hk, ho, hfree = self._pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // self.bs)
         else:
             hk = ho = hfree = 0
@@ -548,7 +550,9 @@ class SimLLMEngine:
                     else self._admissible(head, self.max_tokens - n, free)):
                 return False  # it would be admitted now
         if pc is not None and pc.live:
-            free = min(free, pc.anon_head())  # evict no cached block in a fast-forward
+            ahead = pc.anon_head()
+            if ahead is not None:
+                free = min(free, ahead)  # evict no cached block in a fast-forward
         fin = self._finish
         while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
             heapq.heappop(fin)
@@ -569,6 +573,9 @@ class SimLLMEngine:
         k = min(k, cycles * bs + j)
         if k < 2:
             return False
+        c = self.cost
+        if c.mem_s and c.beta1 * n > c.mem_s + c.beta3 * (self._dec_c_sum + n * D):
+            return False  # compute-bound decode steps do not grow by β3 per step
         taken = self._dec_blocks(0, k)
         self.used_blocks += taken
         if pc is not None and pc.live:
