@@ -30,7 +30,7 @@ N_RUNS = 10_000
 
 # `make bench` (benches/run_all.py): a 1,000-run store, 5 starts per case.
 QUICK_ARGV = ["--runs", "1000", "--repeat", "5"]
-QUICK_HEADLINE = r"sagetui runs list \(([\d,]+) runs\).*?\+(\S+ s) over bare"
+QUICK_HEADLINE = r"(sagetui runs list \([\d,]+ runs\)).*?(\+\S+ s over bare)"
 
 
 def sagetui_argv() -> list[str]:
