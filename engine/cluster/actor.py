@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from engine.launcher import (
-    _group_has_live_member,
+    LaunchError,
     _safe,
     check_cpus,
     engine_argv,
@@ -40,7 +40,8 @@ class EngineHost:
         self.spec = BackendSpec.model_validate_json(spec_json)
         self.run_tag = run_tag
         self.host = host
-        self.proc: subprocess.Popen | None = None
+        self.pgid = 0  # the guard's pid: the engine's process group
+        self.guard = None  # psutil.Process of the guard
         self.rpc_dir: Path | None = None
         self.log_path = Path(tempfile.gettempdir()) / LOG_ROOT / _safe(run_tag) / \
             f"{_safe(self.spec.name)}.log"
@@ -55,9 +56,9 @@ class EngineHost:
         argv, env = engine_argv(self.spec, port, host, sys.executable)
         env.update(self._gpu_env())
         env.update(self._rpc_env())
-        proc = self._spawn(argv, env)
+        pgid = self._spawn(argv, env)
         return {"url": f"http://{host}:{port}", "port": port, "argv": argv, "env": env,
-                "pgid": proc.pid, "log_path": str(self.log_path), **self.where()}
+                "pgid": pgid, "log_path": str(self.log_path), **self.where()}
 
     def where(self) -> dict:
         """The node this actor runs on, as the store records it."""
@@ -84,23 +85,44 @@ class EngineHost:
         self.rpc_dir = self.rpc_dir or Path(tempfile.mkdtemp(prefix="sagetui-vllm-"))
         return {"VLLM_RPC_BASE_PATH": str(self.rpc_dir)}
 
-    def _spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> int:
+        """Start the guard (which starts the engine); returns the guard's pid, the group id."""
         guard = [sys.executable, "-m", "engine.cluster.guard", "--parent", str(os.getpid()),
-                 "--cpus", ",".join(map(str, self.spec.cpus)), "--", *argv]
+                 "--log", str(self.log_path), "--cpus", ",".join(map(str, self.spec.cpus)),
+                 "--", *argv]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._exit_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"$ {' '.join(argv)}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(guard, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                         start_new_session=True)
-        return self.proc
+            starter = subprocess.Popen(guard, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=log, env={**os.environ, **env},
+                                       start_new_session=True)
+            line = starter.stdout.readline() if starter.stdout else b""
+            starter.wait()
+        if not line.strip().isdigit():
+            raise LaunchError(f"backend {self.spec.name!r}: the engine's guard did not start "
+                              f"(code {starter.returncode}); log {self.log_path}:\n"
+                              f"{log_tail(self.log_path)}")
+        self.pgid = int(line)
+        self.guard = _process(self.pgid)
+        return self.pgid
+
+    @property
+    def _exit_file(self) -> Path:
+        return Path(f"{self.log_path}.exit")
+
+    def _exit_code(self) -> int | None:
+        try:
+            return int(self._exit_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def status(self) -> dict:
-        """Whether the engine still runs; its exit code once it has exited."""
-        code = self.proc.poll() if self.proc else None
-        return {"alive": self.proc is not None and code is None, "exit_code": code,
-                "pgid": self.proc.pid if self.proc else 0}
+        """Whether the engine still runs (its guard does); its exit code once it exited."""
+        alive = self.guard is not None and _running(self.guard)
+        return {"alive": alive, "exit_code": None if alive else self._exit_code(),
+                "pgid": self.pgid}
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)
@@ -115,32 +137,74 @@ class EngineHost:
             return ""
 
     def signal(self, sig: int) -> int:
-        """Send `sig` to the engine's process group (faults: kill, pause, resume)."""
-        if self.proc is None or self.proc.poll() is not None:
-            code = self.proc.returncode if self.proc else None
-            raise ProcessLookupError(f"engine {self.spec.name!r} is not running (exit code {code})")
-        os.killpg(self.proc.pid, sig)
-        return self.proc.pid
+        """Send `sig` to the engine's processes (faults: kill, pause, resume). The guard
+        is spared, so it goes on watching and records how a killed engine ended."""
+        members = [p for p in _members(self.pgid) if p.pid != self.pgid]
+        if not members:
+            raise ProcessLookupError(f"engine {self.spec.name!r} is not running "
+                                     f"(exit code {self._exit_code()})")
+        for p in members:
+            _quiet_kill(p.pid, sig)
+        return self.pgid
 
     def stop(self, grace_s: float = 10.0) -> dict:
         """SIGTERM the group, SIGKILL it after `grace_s`, wait until no member is left."""
-        if self.proc is not None:
-            pgid = self.proc.pid
-            _killpg(pgid, signal.SIGTERM)
-            _killpg(pgid, signal.SIGCONT)
-            _wait_group(self.proc, time.monotonic() + grace_s)
-            _killpg(pgid, signal.SIGKILL)
-            _wait_group(self.proc, time.monotonic() + 5.0)
+        if self.pgid:
+            _killpg(self.pgid, signal.SIGTERM)
+            _killpg(self.pgid, signal.SIGCONT)
+            _wait_group(self.pgid, time.monotonic() + grace_s)
+            _killpg(self.pgid, signal.SIGKILL)
+            _wait_group(self.pgid, time.monotonic() + 5.0)
         if self.rpc_dir is not None:
             shutil.rmtree(self.rpc_dir, ignore_errors=True)
         return self.status()
 
     def restart(self) -> dict:
         """A new port after losing the race for the old one: kill what is left, start again."""
-        if self.proc is not None:
-            _killpg(self.proc.pid, signal.SIGKILL)
-            _wait_group(self.proc, time.monotonic() + 5.0)
+        if self.pgid:
+            _killpg(self.pgid, signal.SIGKILL)
+            _wait_group(self.pgid, time.monotonic() + 5.0)
         return self.start()
+
+
+def _process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _running(proc) -> bool:
+    """Alive, not a zombie, and the same process (psutil compares start times)."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _members(pgid: int) -> list:
+    """Live processes of process group `pgid`."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return out
+
+
+def _quiet_kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -150,10 +214,7 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _wait_group(proc: subprocess.Popen, deadline: float) -> None:
-    """Until the group has no live member (the guard reaped, vLLM's workers gone)."""
-    while time.monotonic() < deadline:
-        proc.poll()
-        if proc.returncode is not None and not _group_has_live_member(proc.pid):
-            return
+def _wait_group(pgid: int, deadline: float) -> None:
+    """Until the group has no live member (the guard, the engine, vLLM's workers)."""
+    while time.monotonic() < deadline and _members(pgid):
         time.sleep(0.1)

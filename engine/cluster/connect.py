@@ -10,10 +10,12 @@ starts. Ray itself is imported here, on first use, so only runs that name
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
 
+from engine.cluster.spec import HOST_PORT
 from engine.launcher import LaunchError
 
 EXTRA = "sagetui[cluster]"
@@ -42,8 +44,12 @@ def split_address(address: str) -> tuple[str, int] | None:
 
 
 def probe(address: str, timeout_s: float = 3.0) -> None:
-    """Raise ClusterError unless something accepts TCP connections at `address`."""
-    hp = split_address(address)
+    """Raise ClusterError unless something accepts TCP connections at `address`
+    ('auto' means $RAY_ADDRESS when set, as for `ray.init`; else Ray's own lookup of
+    a cluster started on this machine, which fails at once when there is none)."""
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+    hp = split_address(address) if HOST_PORT.match(address) else None
     if hp is None:
         return
     try:

@@ -1,15 +1,20 @@
-"""`python -m engine.cluster.guard --parent PID [--cpus 0,1] -- ARGV...`: run one engine
-and take its whole process group down when the process that started it dies.
+"""`python -m engine.cluster.guard --parent PID --log PATH [--cpus 0,1] -- ARGV...`: run one
+engine on a Ray node and take its whole process group down once PID (its actor) is gone.
 
-Why: on a Ray node the engine's parent is the engine's actor. When the driver
-that owns the actor dies (even by SIGKILL), Ray kills the actor, but nothing
-kills what the actor started, and vLLM's engine-core processes would live on
-holding the node's cores and GPUs. The guard is the group's leader (the actor
-starts it with a new session) and starts the engine in the same group; it
-watches its parent and, once reparented, sends the group SIGTERM and then
-SIGKILL. It polls `getppid()` rather than use PR_SET_PDEATHSIG, which fires
-when the forking *thread* ends, not the process. When the engine exits by
-itself, the guard kills what it left in the group and exits with its code.
+Why: when the driver that owns an actor dies (even by SIGKILL), Ray ends the
+actor, and an exiting Ray worker SIGKILLs its own child processes; whatever
+those started lives on, and vLLM's engine-core processes would keep holding
+the node's cores and GPUs. So the guard detaches itself: the process the actor
+starts forks it and exits at once, and the guard, a new session's leader that
+is no child of the actor, starts the engine in its group, watches the actor
+and the engine, and when the actor is gone sends the group SIGTERM, then
+SIGKILL. When the engine exits by itself, the guard writes its exit code to
+`PATH.exit`, kills what the engine left in the group and exits. The engine
+also gets SIGTERM from the kernel if the guard itself is killed
+(PR_SET_PDEATHSIG, reliable here: the guard has one thread).
+
+The first line on the standard output of the started process is the guard's
+pid, which is also the process group id of the engine.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ GRACE_S = 5.0
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engine.cluster.guard")
-    p.add_argument("--parent", type=int, required=True, help="pid whose death ends the group")
+    p.add_argument("--parent", type=int, required=True, help="pid whose end ends the group")
+    p.add_argument("--log", required=True, help="the engine's log (stdout and stderr)")
     p.add_argument("--cpus", default="", help="cores to pin the engine's tree to, e.g. 0,1")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- then the engine's argv")
     args = p.parse_args(argv)
@@ -40,31 +46,74 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    if os.getppid() != args.parent:  # the actor died before we got here
+    parent = _process(args.parent)
+    if parent is None:  # the actor ended before we got here
         return 1
+    if os.fork():
+        os._exit(0)  # the actor reaps this one; the guard below is no child of it
+    os.setsid()
+    print(os.getpid(), flush=True)  # to the actor: the guard's pid, the group's id
+    _to_log(args.log)
     if args.cpus:
         os.sched_setaffinity(0, [int(c) for c in args.cpus.split(",")])
-    engine = subprocess.Popen(args.argv, stdin=subprocess.DEVNULL)
+    engine = subprocess.Popen(args.argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with_guard)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _outlive)  # the group's signal reaches the engine itself
+        signal.signal(sig, _outlive)
     while engine.poll() is None:
-        if os.getppid() != args.parent:
+        if not _running(parent):
             _end_group(engine)
         time.sleep(POLL_S)
-    code = engine.returncode
-    print(f"[guard] engine exited with code {code}", file=sys.stderr, flush=True)
-    _kill_others()
-    return code if code >= 0 else 128 - code
+    return _after(engine.returncode, args.log)
+
+
+def _process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _running(proc) -> bool:
+    """Alive and the same process (psutil compares start times: pids get reused)."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _to_log(path: str) -> None:
+    """Our stdout and stderr (and so the engine's) become the log; stdin is empty."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+
+
+def _die_with_guard() -> None:
+    """In the engine, before exec: SIGTERM from the kernel when the guard dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _outlive(_sig: int, _frame: object) -> None:
-    """Stay up while the engine shuts down, to report its exit code and clean after it.
+    """Stay up while the engine shuts down, to record its exit code and clean after it.
     (Not SIG_IGN: an ignored signal would stay ignored in a process started later.)"""
 
 
 def _end_group(engine: subprocess.Popen) -> None:
-    """The parent is gone: SIGTERM the group, then SIGKILL it (this process included)."""
-    print("[guard] launching process gone; stopping the engine", file=sys.stderr, flush=True)
+    """The actor is gone: SIGTERM the group, then SIGKILL it (this process included)."""
+    print("[guard] the engine's actor is gone; stopping the engine", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.killpg(0, signal.SIGTERM)
     os.killpg(0, signal.SIGCONT)  # a paused engine must run to handle SIGTERM
@@ -72,6 +121,15 @@ def _end_group(engine: subprocess.Popen) -> None:
     while engine.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(0, signal.SIGKILL)
+
+
+def _after(code: int, log: str) -> int:
+    """The engine exited: record how, kill what it left behind, exit with its code."""
+    print(f"[guard] engine exited with code {code}", file=sys.stderr, flush=True)
+    with open(f"{log}.exit", "w") as f:
+        f.write(str(code))
+    _kill_others()
+    return code if code >= 0 else 128 - code
 
 
 def _kill_others() -> None:

@@ -88,7 +88,12 @@ class RayEngine(LaunchedEngine):
         return self._call("signal", sig)
 
     def down_info(self) -> dict:
-        st = self.status()
+        """As the local engine's, plus the node; waits up to a second for the exit code,
+        which the guard records a moment after the engine ends (a paused one has none)."""
+        st, deadline = self.status(), time.monotonic() + 1.0
+        while st["alive"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            st = self.status()
         return {"node": self.placement.get("hostname", ""),
                 "node_ip": self.placement.get("node_ip", ""),
                 "node_id": self.placement.get("node_id", ""),
@@ -118,6 +123,7 @@ class RayLauncher:
         self.start_timeout_s = start_timeout_s
         self.engines: list[LaunchedEngine] = []
         self.pg: Any = None  # Ray's PlacementGroup once reserved
+        self._asked: list[dict[str, float]] = []  # each bundle as reserved
         self._lock = threading.Lock()
 
     def __enter__(self) -> list[LaunchedEngine]:
@@ -158,6 +164,7 @@ class RayLauncher:
         pg = placement_group(resources, strategy=self.cluster.strategy,
                              name=f"sagetui:{self.run_tag}",
                              bundle_label_selector=selectors if any(selectors) else None)
+        self._asked = resources
         try:
             ray.get(pg.ready(), timeout=self.cluster.reserve_timeout_s)
         except Exception as exc:  # noqa: BLE001 - timeout or infeasible: both refuse the run
@@ -188,7 +195,7 @@ class RayLauncher:
                 spec, "", actor=actor, log_path=self.log_dir / f"{_safe(spec.name)}.log",
                 placement={"launcher": "ray", "address": self.cluster.address,
                            "placement_group": self.pg.id.hex(), "bundle_index": i,
-                           "resources": bundle.resources(), "labels": bundle.labels,
+                           "resources": self._asked[i], "labels": bundle.labels,
                            "node_requested": bundle.node}))
         started = [(e, e.actor.start.remote()) for e in self._ray_engines()]
         for eng, ref in started:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LAUNCHERS = ("local", "ray")
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-_HOST_PORT = re.compile(r"^(ray://)?([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$")
+HOST_PORT = re.compile(r"^(ray://)?([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$")
 
 
 class EnginePlacement(BaseModel):
@@ -68,7 +68,7 @@ class ClusterSpec(BaseModel):
     def _address(cls, v: str) -> str:
         if v == "auto":
             return v
-        m = _HOST_PORT.match(v)
+        m = HOST_PORT.match(v)
         if m is None or not 0 < int(m.group(3)) < 65536:
             raise ValueError(f"address: {v!r} is not 'auto', HOST:PORT (the head's GCS, "
                              "e.g. 10.0.0.1:6379) or ray://HOST:PORT (Ray Client)")

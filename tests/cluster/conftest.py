@@ -77,11 +77,12 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def wait_until(predicate, timeout_s: float, step_s: float = 0.2) -> float:
-    """Seconds until `predicate()` held; raises AssertionError on timeout."""
+def wait_until(predicate, timeout_s: float, step_s: float = 0.2, what=None) -> float:
+    """Seconds until `predicate()` held; raises AssertionError (with `what()`) on timeout."""
     t0 = time.monotonic()
     while not predicate():
         if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not true after {timeout_s} s: {predicate.__doc__ or predicate}")
+            detail = what() if what else predicate.__doc__ or predicate
+            raise AssertionError(f"not true after {timeout_s} s: {detail}")
         time.sleep(step_s)
     return time.monotonic() - t0

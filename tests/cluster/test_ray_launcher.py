@@ -9,14 +9,12 @@ placement group, no EngineHost actor, no engine process group left.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -93,3 +91,167 @@ def test_engine_that_fails_on_its_node_names_node_and_log_and_leaves_nothing(
     _nothing_left()
     assert "--no-such-flag" in (tmp_path / "engines" / "bad.log").read_text()  # copied here
     assert time.monotonic() - t0 < 60
+
+
+# -- a live run through the gateway, engines on Ray -----------------------------------------
+
+RUN = """
+[run]
+name = "on-ray"
+mode = "live"
+raw = true
+
+[workload]
+rate = 6
+duration_s = 5
+warmup_s = 0
+mix = {{ chat = 0.7, embedding = 0.3 }}
+sizes.chat = {{ prompt_tokens = 16, output_tokens = 8 }}
+
+[[backends]]
+name = "vllm"
+kind = "vllm-cpu"
+model = "tiny-llama"
+device = "cpu"
+capabilities = ["chat"]
+max_concurrency = 8
+extra_args = ["--max-model-len", "1024", "--enforce-eager"]
+
+[[backends]]
+name = "sim"
+kind = "sim"
+preset = "tiny-cpu"
+model = "tiny-llama"
+device = "cpu"
+capabilities = ["chat"]
+max_concurrency = 8
+
+[[backends]]
+name = "minilm"
+kind = "sentence-transformers"
+device = "cpu"
+capabilities = ["embedding"]
+max_concurrency = 4
+
+[[faults]]
+at_s = 3
+backend = "sim"
+action = "kill"
+
+[cluster]
+launcher = "ray"
+address = "{address}"
+[cluster.engines.vllm]
+cpus = 0.5
+[cluster.engines.sim]
+cpus = 0.5
+node = "{node_id}"
+[cluster.engines.minilm]
+cpus = 0.5
+labels = {{ zone = "test" }}
+"""
+
+
+@pytest.mark.live
+def test_live_run_through_the_gateway_on_ray_records_where_each_engine_ran(
+        ray_address, tmp_path, monkeypatch):
+    """vLLM-on-CPU (tiny Llama), serve-embed (MiniLM) and serve-sim, each in its own
+    bundle; the sim engine is killed through its actor at t = 3 s."""
+    import ray
+
+    monkeypatch.setenv("SAGETUI_RUNS_DIR", str(tmp_path / "runs"))
+    node_id = ray.get_runtime_context().get_node_id()
+    cfg = tmp_path / "ray.toml"
+    cfg.write_text(textwrap.dedent(RUN.format(address=ray_address, node_id=node_id)))
+    db = tmp_path / "s.db"
+    t0 = time.monotonic()
+    res = CliRunner().invoke(main, ["--db", str(db), "run", str(cfg)], catch_exceptions=False)
+    wall = time.monotonic() - t0
+    assert res.exit_code == 0, res.output
+    _nothing_left()  # the run's own teardown: groups, actors, processes
+    with open_store(db) as store:
+        (run,) = queries.list_runs(store)
+        run = queries.get_run(store, run["id"])
+    assert run["status"] == "completed"
+    by_class = {c: s for c, s in run["summary"].items()}
+    assert by_class["chat"]["completed"] > 0 and by_class["embedding"]["completed"] > 0
+    rows = {b["name"]: b for b in run["backends"]}
+    assert set(rows) == {"vllm", "sim", "minilm"}
+    for b in rows.values():
+        placed = b["launch_args"]["placement"]
+        assert placed["launcher"] == "ray" and placed["node_ip"] == "127.0.0.1"
+        assert placed["node_id"] == node_id and placed["ray_version"] == ray.__version__
+        assert placed["resources"]["CPU"] == 0.5 and b["url"].startswith("http://127.0.0.1:")
+    assert rows["sim"]["launch_args"]["placement"]["resources"]["node:127.0.0.1"] > 0
+    assert rows["minilm"]["launch_args"]["placement"]["labels"] == {"zone": "test"}
+    assert rows["vllm"]["engine_version"][0].isdigit()  # vLLM's /version
+    (down,) = [e for e in run["events"] if e["kind"] == "engine_down"]
+    assert down["subject"] == "sim"
+    assert down["data"]["node"] and down["data"]["node_ip"] == "127.0.0.1"
+    assert down["data"]["exit_code"] == -signal.SIGKILL
+    assert "sim_server" in down["data"]["log_tail"]  # the argv line heading its node-side log
+    (fault,) = [e for e in run["events"] if e["kind"] == "fault"]
+    assert fault["subject"] == "sim"
+    logs = list((tmp_path / "runs").glob("run-*/engines/vllm.log"))
+    assert logs and "vllm" in logs[0].read_text()  # copied back from the node at teardown
+    print(f"live run on Ray: {wall:.1f} s wall")
+
+
+# -- no orphans: the launching process dies --------------------------------------------------
+
+DRIVER = """
+import json, sys, time
+from engine.cluster.launcher import RayLauncher
+from engine.cluster.spec import ClusterSpec
+from engine.spec import BackendSpec
+
+specs = [BackendSpec(name="chat", kind="sim", capabilities=["chat"], device="cpu",
+                     preset="tiny-cpu"),
+         BackendSpec(name="emb", kind="sim", capabilities=["embedding"], device="cpu",
+                     preset="minilm-cpu")]
+cluster = ClusterSpec(launcher="ray", address=sys.argv[1],
+                      engines={"chat": {"cpus": 0.5}, "emb": {"cpus": 0.5}})
+launcher = RayLauncher(specs, sys.argv[2], cluster)
+engines = launcher.start()
+print(json.dumps({"pgids": [e.remote_pgid for e in engines], "pg": launcher.pg.id.hex()}),
+      flush=True)
+time.sleep(600)
+"""
+
+
+def _drive(address: str, run_dir) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, address, str(run_dir)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_no_engine_process_or_placement_group_outlives_its_launcher(ray_address, tmp_path):
+    """SIGKILL (no teardown at all: Ray ends the driver's job, each guard its group)
+    and SIGTERM (the launcher's own teardown) of the process that launched them."""
+    from ray.util import placement_group_table
+
+    killed, termed = _drive(ray_address, tmp_path / "k"), _drive(ray_address, tmp_path / "t")
+    started = {}
+    for name, proc in (("kill", killed), ("term", termed)):
+        line = proc.stdout.readline()
+        assert line, f"the {name} driver did not start its engines"
+        started[name] = json.loads(line)
+    pgids = [g for s in started.values() for g in s["pgids"]]
+    assert all(group_alive(g) for g in pgids) and len(open_groups()) == 2
+
+    killed.send_signal(signal.SIGKILL)
+    termed.send_signal(signal.SIGTERM)
+    assert killed.wait(30) == -signal.SIGKILL and termed.wait(60) == -signal.SIGTERM
+
+    left: dict = {}
+
+    def all_gone() -> bool:
+        left.update(groups=[g for g in pgids if group_alive(g)], pgs=open_groups(),
+                    actors=len(engine_hosts()), guards=[p.pid for p in guard_processes()])
+        return not any(left.values())
+
+    took = wait_until(all_gone, timeout_s=30, what=lambda: f"left: {left}")
+    states = placement_group_table()
+    assert {states[s["pg"]]["state"] for s in started.values()} == {"REMOVED"}
+    assert (tmp_path / "t" / "engines" / "chat.log").exists()  # SIGTERM: our teardown ran
+    assert not (tmp_path / "k" / "engines").exists()  # SIGKILL: nothing of ours ran
+    print(f"orphans gone {took:.1f} s after the drivers died")
