@@ -573,9 +573,6 @@ class SimLLMEngine:
         k = min(k, cycles * bs + j)
         if k < 2:
             return False
-        c = self.cost
-        if c.mem_s and c.beta1 * n > c.mem_s + c.beta3 * (self._dec_c_sum + n * D):
-            return False  # compute-bound decode steps do not grow by β3 per step
         taken = self._dec_blocks(0, k)
         self.used_blocks += taken
         if pc is not None and pc.live:
