@@ -212,7 +212,8 @@ class SimLLMEngine:
         h_new = pc.hits - pc.hits_preempted
         return {"enabled": True, "queries": pc.queries, "hits": pc.hits,
                 "hit_rate": pc.hit_rate(), "queries_new": q_new, "hits_new": h_new,
-                "hit_rate_new": h_new / q_new if q_new else None}
+                "hit_rate_new": h_new / q_new if q_new else None,
+                "hit_rate_logged": pc.logged_hit_rate()}
 
     def blocks_in_use(self) -> int:
         """KV blocks referenced by running requests, a shared block once."""
@@ -454,6 +455,7 @@ class SimLLMEngine:
         # 2. waiting requests, in queue order, while sequences, budget and blocks allow
         #    (none in a step that had to preempt).
         new = 0
+        looked = asked = found = 0  # this step's prefix-cache look-ups, as vLLM logs them
         if not preempted:
             max_seqs, prio = self.max_seqs, self.priority_scheduling
             # _n_waiting first: an empty queue (most steps' last look) costs no call
@@ -467,6 +469,10 @@ class SimLLMEngine:
                     hk = ho = hfree = 0
                 n = min(r.prompt + r.n_out - (hk + ho) * bs, left)
                 b = -(-n // bs)
+                if pc is not None:
+                    looked += 1
+                    asked += r.prompt + r.n_out
+                    found += (hk + ho) * bs
                 if b + hfree > free:
                     break
                 if prio:  # take the head peeked above
@@ -489,6 +495,8 @@ class SimLLMEngine:
                 if not r.started:
                     r.started = True
                     new += 1
+        if looked:
+            pc.logged(looked, asked, found)
         n_dec = self._n_dec
         if not n_dec and not plan:
             self._t_end = None
@@ -534,6 +542,15 @@ class SimLLMEngine:
             hk = ho = hfree = 0
         return -(-min(r.prompt + r.n_out - (hk + ho) * self.bs, left) // self.bs) + hfree <= free
 
+    def _log_blocked(self, head: _Req, k: int) -> None:
+        """The waiting head that k fast-forwarded steps look up and cannot admit."""
+        tokens = head.prompt + head.n_out
+        hits = 0
+        if head.pfx is not None and self._pc is not None:
+            hk, ho, _ = self._pc.lookup(head.pfx, (tokens - 1) // self.bs)
+            hits = (hk + ho) * self.bs
+        self._pc.logged(k, k * tokens, k * hits, same=True)
+
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
@@ -542,6 +559,7 @@ class SimLLMEngine:
             return False
         pc = self._pc
         free = self.num_blocks - self.used_blocks - (pc.adj if pc is not None else 0)
+        head = None
         if self._n_waiting and len(self._running) < self.max_seqs:
             head = self._peek_waiting()
             if head is not None and (
@@ -573,6 +591,9 @@ class SimLLMEngine:
         k = min(k, cycles * bs + j)
         if k < 2:
             return False
+        c = self.cost
+        if c.mem_s and c.beta1 * n > c.mem_s + c.beta3 * (self._dec_c_sum + n * D):
+            return False  # compute-bound decode steps do not grow by β3 per step
         taken = self._dec_blocks(0, k)
         self.used_blocks += taken
         if pc is not None and pc.live:
@@ -585,6 +606,8 @@ class SimLLMEngine:
         self._macro_k = k
         self._macro_c = first
         self._macro_g = g
+        if head is not None and pc is not None:  # looked up, and refused, at every step
+            self._log_blocked(head, k)
         self._t_end = t + k * first + g * k * (k - 1) / 2
         return True
 

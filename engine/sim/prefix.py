@@ -31,6 +31,7 @@ from collections import deque
 from typing import Any
 
 UNBOUNDED = 1 << 60  # the key span of a multi-turn request: all of its blocks
+LOG_WINDOW = 1000  # look-ups in vLLM's logged hit rate (CachingMetrics' max_recent_requests)
 
 
 class Key:
@@ -94,6 +95,11 @@ class PrefixCache:
         self.hits = 0
         self.queries_preempted = 0
         self.hits_preempted = 0
+        # What vLLM 0.11 logs as "Prefix cache hit rate": every look-up of a waiting
+        # request, one that finds no room (and is looked up again next step) included,
+        # over a window of the last LOG_WINDOW look-ups, kept per step as vLLM keeps it.
+        self.log: deque[tuple[int, int, int, bool]] = deque()
+        self.log_sums = [0, 0, 0]
 
     # ------------------------------------------------------------ lookup
 
@@ -286,6 +292,32 @@ class PrefixCache:
                     self.live -= 1
         if self.live == 0:
             self.q.clear()
+
+    def logged(self, lookups: int, queries: int, hits: int, same: bool = False) -> None:
+        """One step's look-ups into the logged window, trimmed to LOG_WINDOW look-ups as
+        vLLM trims it (whole steps, the newest kept). `same`: `lookups` identical
+        look-ups of consecutive fast-forwarded steps, which are trimmed one by one."""
+        self.log.append((lookups, queries, hits, same))
+        w = self.log_sums
+        w[0] += lookups
+        w[1] += queries
+        w[2] += hits
+        log = self.log
+        while w[0] > LOG_WINDOW and (len(log) > 1 or log[0][3]):
+            a, b, c, sm = log[0]
+            drop = min(a, w[0] - LOG_WINDOW) if sm else a
+            if drop == a:
+                log.popleft()
+                db, dc = b, c
+            else:
+                db, dc = b // a * drop, c // a * drop
+                log[0] = (a - drop, b - db, c - dc, sm)
+            w[0] -= drop
+            w[1] -= db
+            w[2] -= dc
+
+    def logged_hit_rate(self) -> float | None:
+        return self.log_sums[2] / self.log_sums[1] if self.log_sums[1] else None
 
     def hit_rate(self) -> float | None:
         """Cached / asked-for tokens over every admission, readmissions included."""
