@@ -14,7 +14,8 @@ requests it simulated, and reads the results back from the store:
 - `--agents`: the agents suite (sim by default: BM25 / embedding / hybrid;
   `--agents-mode live` also launches the chat engine for the LLM strategy).
 
-It prints a markdown block ready to paste into docs/benchmarks.md.
+It prints a markdown block: the figures of docs/benchmarks.md's "suites" and
+"fidelity" tables (the docs keep the figures and this command, not the date).
 
 `--calibrate` also fits the run-time estimator's constants (sagetui/suites/
 estimate.py) to the per-run wall times (run `created` → `ended` in the store):
