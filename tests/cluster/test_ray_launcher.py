@@ -255,3 +255,25 @@ def test_no_engine_process_or_placement_group_outlives_its_launcher(ray_address,
     assert (tmp_path / "t" / "engines" / "chat.log").exists()  # SIGTERM: our teardown ran
     assert not (tmp_path / "k" / "engines").exists()  # SIGKILL: nothing of ours ran
     print(f"orphans gone {took:.1f} s after the drivers died")
+
+
+def test_faults_reach_a_ray_engine_through_its_actor(ray_address, tmp_path):
+    """Pause, resume and kill as `[[faults]]` sends them; the guard outlives the kill
+    and records the exit code."""
+    from engine import faults
+    from engine.launcher import check_health
+
+    launch = RayLauncher([_sim("victim")], tmp_path, _cluster(ray_address, victim={"cpus": 0.5}))
+    with launch as (victim,):
+        assert faults.pause(victim).data["signal"] == "SIGSTOP"
+        assert not check_health(victim.url, timeout_s=0.5)
+        faults.resume(victim)
+        assert check_health(victim.url, timeout_s=5)
+        assert faults.kill(victim).data["pid"] == victim.remote_pgid
+        wait_until(lambda: not victim.alive(), timeout_s=10)
+        assert [e.name for e in launch.dead()] == ["victim"]
+        down = victim.down_info()
+        assert (down["node_ip"], down["exit_code"]) == ("127.0.0.1", -signal.SIGKILL)
+        with pytest.raises(faults.FaultError, match="'victim': engine 'victim' is not running"):
+            faults.kill(victim)
+    _nothing_left()
