@@ -338,7 +338,13 @@ def rerun(ctx, run, overrides, seed, quiet) -> None:
     the rerun fails, or when a simulated rerun with nothing changed is not identical.
     """
     from ..errors import ConfigError
-    from ..rerun import check_today, config_changes, provenance_notes, replay_config
+    from ..rerun import (
+        PIPELINE_NOTE,
+        check_today,
+        config_changes,
+        provenance_notes,
+        replay_config,
+    )
     from .run import execute, preflight_live
 
     with _store(ctx) as store:
@@ -362,8 +368,11 @@ def rerun(ctx, run, overrides, seed, quiet) -> None:
     if report.status != "completed":
         sys.exit(1)
     same_code = not any(n.startswith("code differs") for n in notes)
+    pipelines = exp.runs[0].workload.mix.get("pipeline", 0) > 0
     identical = _judge(ctx, original, report.run_id, exp.runs[0].run.mode)
-    if identical is False and same_code and not changes:
+    if identical is False and pipelines:
+        click.echo(f"note: {PIPELINE_NOTE}")
+    elif identical is False and same_code and not changes:
         sys.exit(1)
 
 
@@ -386,7 +395,7 @@ def _judge(ctx, original: dict, new_id: int, mode: str) -> bool | None:
         click.echo(f"identical: run {new_id} matches run {rid} in every summary "
                    f"({diff['summaries']} classes) and histogram ({diff['histograms']}); "
                    "host-measured figures (control-plane decision time and overhead, "
-                   "simulator wall time) left out")
+                   "simulator wall time, pipeline search time) left out")
         return True
     where, a, b = found[0]
     click.echo(f"differs: run {new_id} from run {rid}: first difference {where}: "

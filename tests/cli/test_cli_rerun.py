@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from cli_helpers import sagetui
+from cli_helpers import SIM_CONFIG, sagetui
 
 from sagetui.rerun import HOST_MEASURED_METRICS, HOST_MEASURED_PATHS
 from store import open_store, queries
@@ -69,23 +69,51 @@ def test_another_seed_is_asked_for_explicitly(sim_store):
     assert same(sim_store, 2, 3) == []  # seed 8 is repetition 1's run
 
 
-def test_unchanged_simulated_rerun_that_differs_exits_1_naming_it(sim_store):
+def test_unchanged_simulated_rerun_that_differs_exits_1_naming_it(sim_store, monkeypatch):
     with open_store(sim_store) as s, s.transaction() as conn:  # as if the code had changed
         conn.execute("UPDATE summary SET issued = issued + 1 WHERE run_id = 1 "
                      "AND request_class = 'chat'")
+        sha, dirty = conn.execute("SELECT git_sha, git_dirty FROM run WHERE id = 1").fetchone()
+    # The same commit as run 1's, even if the tree's HEAD moved since it ran.
+    monkeypatch.setattr("store.fingerprint.git_state", lambda repo=None: (sha, bool(dirty)))
     result = sagetui(sim_store, "runs", "rerun", "1")
     assert result.exit_code == 1
     assert "first difference summary chat.issued" in result.stdout
 
 
-def test_a_different_code_version_is_said_before_running(sim_store):
+def test_different_code_engines_and_hardware_are_said_before_running(sim_store):
     with open_store(sim_store) as s, s.transaction() as conn:
-        conn.execute("UPDATE run SET git_sha = 'a1b2c3d4e5f6a7b8', git_dirty = 0 WHERE id = 1")
+        conn.execute("UPDATE run SET git_sha = 'a1b2c3d4e5f6a7b8', git_dirty = 0, "
+                     "software_json = json_set(software_json, '$.vllm', '0.0.1') WHERE id = 1")
+        conn.execute("INSERT INTO hardware(fingerprint, hostname, os, cpu_model, "
+                     "cpu_cores_physical, cpu_cores_logical, memory_bytes, gpus_json, "
+                     "details_json) VALUES ('f00dfeed', 'elsewhere', 'Linux', 'Other CPU', "
+                     "1, 1, 1, '[]', '{}')")
+        conn.execute("UPDATE run SET hardware_id = (SELECT id FROM hardware "
+                     "WHERE fingerprint = 'f00dfeed') WHERE id = 1")
     result = sagetui(sim_store, "runs", "rerun", "1")
     assert result.exit_code == 0, result.output
-    note = next(ln for ln in result.stderr.splitlines() if "code differs" in ln)
-    assert "a1b2c3d4e5f6" in note
-    assert result.stderr.index("code differs") < result.stderr.index("[1/1]")
+    err = result.stderr
+    code = next(ln for ln in err.splitlines() if "code differs" in ln)
+    assert "a1b2c3d4e5f6" in code
+    assert "vllm 0.0.1 ->" in next(ln for ln in err.splitlines() if "versions differ" in ln)
+    assert "elsewhere" in next(ln for ln in err.splitlines() if "hardware differs" in ln)
+    started = err.index("[1/1]")
+    assert max(err.index(w) for w in ("code differs", "versions differ", "hardware")) < started
+
+
+def test_pipeline_search_time_is_host_measured(tmp_path):
+    cfg = tmp_path / "pipe.toml"
+    cfg.write_text(SIM_CONFIG.replace("mix = { chat = 0.7, embedding = 0.3 }",
+                                      "mix = { chat = 0.5, embedding = 0.2, pipeline = 0.3 }")
+                   .replace("repetitions = 2", "repetitions = 1"))
+    db = tmp_path / "p.db"
+    assert sagetui(db, "run", str(cfg), "--quiet").exit_code == 0
+    result = sagetui(db, "runs", "rerun", "1")
+    assert result.exit_code == 0, result.output
+    assert "identical" in result.stdout or "vector search timed on this machine" in result.stdout
+    with open_store(db) as s:
+        assert "stage_search" in queries.get_run(s, 1)["summary"]["pipeline"]["metrics"]
 
 
 def test_unknown_or_deleted_run_exit_2_naming_the_id(sim_store):
