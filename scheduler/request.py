@@ -54,10 +54,6 @@ class Request:
             raise ValueError(f"n_texts: an embedding request needs >= 1 text, got {self.n_texts}")
 
     @property
-    def is_embedding(self) -> bool:
-        return self.cls == "embedding"
-
-    @property
     def slo_s(self) -> float | None:
         """The SLO that dispatch order controls: TTFT for LLM classes, else end-to-end."""
         ms = self.slo_e2e_ms if self.cls == "embedding" else (self.slo_ttft_ms or self.slo_e2e_ms)

@@ -96,6 +96,3 @@ class PipelineDriver:
                 t_done=chat.t_done)
             rec.output_tokens = chat.output_tokens
         self.records.append(rec)
-
-    def unfinished(self) -> int:
-        return len(self._parents) - len(self.records)

@@ -17,10 +17,7 @@ speed changes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-from loadgen.spec import Dist, read_empirical
 
 from ..config import Experiment, RunConfig
 
@@ -60,20 +57,6 @@ SIM = SimCosts(suite_start_s=9.14, run_s=0.0, backend_s=0.0079, llm_per_1k_s=0.1
 AGENTS = AgentCosts(start_s=75.0, per_item_s={"bm25": 0.004, "embedding": 0.03,
                                               "fusion": 0.03},
                     engine_start_s=150.0, llm_per_item_s=4.0)
-
-
-def dist_mean(d: Dist) -> float:
-    """Mean of a size distribution (lognormal `mean` is its median)."""
-    if d.kind == "fixed":
-        return d.value
-    if d.kind == "uniform":
-        return (d.low + d.high) / 2
-    if d.kind == "normal":
-        return d.mean
-    if d.kind == "lognormal":
-        return d.mean * math.exp(d.sigma ** 2 / 2)
-    values = read_empirical(d.file)
-    return sum(values) / len(values)
 
 
 def offered_requests(cfg: RunConfig) -> float:
