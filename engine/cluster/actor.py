@@ -136,6 +136,15 @@ class EngineHost:
         except OSError:
             return ""
 
+    def discard_log(self) -> None:
+        """Once the driver holds its copy: the node keeps no log of a finished run."""
+        for path in (self.log_path, self._exit_file):
+            path.unlink(missing_ok=True)
+        try:
+            self.log_path.parent.rmdir()  # the run's folder, once its last engine is gone
+        except OSError:
+            pass
+
     def signal(self, sig: int) -> int:
         """Send `sig` to the engine's processes (faults: kill, pause, resume). The guard
         is spared, so it goes on watching and records how a killed engine ended."""

@@ -278,6 +278,7 @@ class RayLauncher:
             if text and eng.log_path is not None:
                 eng.log_path.parent.mkdir(parents=True, exist_ok=True)
                 eng.log_path.write_text(text)
+                _quietly(eng._call, "discard_log")
 
 
 def check_capacity(ray, bundles: list[Bundle], address: str) -> None:
