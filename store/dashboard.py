@@ -88,15 +88,6 @@ def run_list(store: Store, limit: int | None = None) -> list[RunListRow]:
         return [RunListRow(*row) for row in session.exec(stmt)]
 
 
-def run_statuses(store: Store, run_ids: list[int]) -> dict[int, str]:
-    """Current status of some runs (cheap; how launched runs are followed)."""
-    if not run_ids:
-        return {}
-    stmt = select(Run.id, Run.status).where(col(Run.id).in_(run_ids))
-    with Session(store.engine) as session:
-        return {rid: status for rid, status in session.exec(stmt).all() if rid is not None}
-
-
 def runs_of_pid(store: Store, pid: int) -> list[int]:
     """Runs written by a given process id (how a launched child is found)."""
     stmt = select(Run.id).where(Run.pid == pid).order_by(col(Run.id))
