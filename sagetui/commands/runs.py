@@ -337,43 +337,61 @@ def rerun(ctx, run, overrides, seed, quiet) -> None:
     names the first difference; live, it prints `runs compare RUN NEW`. Exit 1 when
     the rerun fails, or when a simulated rerun with nothing changed is not identical.
     """
-    from ..errors import ConfigError
-    from ..rerun import (
-        PIPELINE_NOTE,
-        check_today,
-        config_changes,
-        provenance_notes,
-        replay_config,
-    )
-    from .run import execute, preflight_live
+    from .run import execute
 
     with _store(ctx) as store:
         original = queries.get_run(store, run)
+    exp, changes = _plan_rerun(original, seed, list(overrides))
+    notes = _say_before(original, changes)
+    [report] = execute(exp, ctx.obj["db"], quiet=quiet, rerun_of=run)
+    click.echo(f"run {report.run_id}: rerun of run {run} [{report.status}]")
+    if report.status != "completed":
+        sys.exit(1)
+    identical = _judge(ctx, original, report.run_id, exp.runs[0].run.mode)
+    if identical is False and _expected_identical(exp, notes, changes):
+        sys.exit(1)
+
+
+def _plan_rerun(original: dict, seed: int | None, overrides: list[str]):
+    """(the one-run Experiment to make, the config fields --set/--seed changed); RunsError
+    before anything runs when today's schema refuses the config or it is not one run."""
+    from ..errors import ConfigError
+    from ..rerun import check_today, config_changes, replay_config
+    from .run import preflight_live
+
     try:
         base = check_today(replay_config(original), original)
-        exp = check_today(replay_config(original, seed=seed), original,
-                          overrides=list(overrides), name=f"rerun of run {run}")
+        exp = check_today(replay_config(original, seed=seed), original, overrides=overrides,
+                          name=f"rerun of run {original['id']}")
         if len(exp.runs) != 1:
             raise ConfigError(f"--set: a rerun is one run; these settings make {len(exp.runs)} "
                               "(a sweep axis or run.repetitions > 1)")
         preflight_live(exp)
     except ConfigError as exc:
         raise RunsError(str(exc)) from None
-    changes = config_changes(_resolved(base), _resolved(exp))
+    return exp, config_changes(_resolved(base), _resolved(exp))
+
+
+def _say_before(original: dict, changes: list[str]) -> list[str]:
+    """Notes on stderr, before running: where code, engine versions or hardware differ from
+    the original's, and what the config changes. Returns the provenance notes."""
+    from ..rerun import provenance_notes
+
     notes = provenance_notes(original)
-    for line in notes + [f"config differs from run {run}: {c}" for c in changes]:
+    for line in notes + [f"config differs from run {original['id']}: {c}" for c in changes]:
         click.echo(f"note: {line}", err=True)
-    [report] = execute(exp, ctx.obj["db"], quiet=quiet, rerun_of=run)
-    click.echo(f"run {report.run_id}: rerun of run {run} [{report.status}]")
-    if report.status != "completed":
-        sys.exit(1)
-    same_code = not any(n.startswith("code differs") for n in notes)
-    pipelines = exp.runs[0].workload.mix.get("pipeline", 0) > 0
-    identical = _judge(ctx, original, report.run_id, exp.runs[0].run.mode)
-    if identical is False and pipelines:
+    return notes
+
+
+def _expected_identical(exp, notes: list[str], changes: list[str]) -> bool:
+    """A simulated rerun must come out identical when nothing was changed, the code is the
+    same commit and no request waited for a search timed on this machine (a pipeline)."""
+    from ..rerun import PIPELINE_NOTE
+
+    if exp.runs[0].workload.mix.get("pipeline", 0) > 0:
         click.echo(f"note: {PIPELINE_NOTE}")
-    elif identical is False and same_code and not changes:
-        sys.exit(1)
+        return False
+    return not changes and not any(n.startswith("code differs") for n in notes)
 
 
 def _judge(ctx, original: dict, new_id: int, mode: str) -> bool | None:
