@@ -48,7 +48,7 @@ def serving(specs: list[BackendSpec], control_plane: dict, run_dir: Path):
         cp = ControlPlaneConfig(**control_plane)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"control_plane: {exc}") from None
-    launcher = Launcher(specs, run_dir, health_timeout_s=600.0)
+    launcher = Launcher(specs, run_dir, health_timeout_s=900.0)
     try:
         try:
             engines = launcher.start()

@@ -30,11 +30,14 @@ def test_a_foreign_folder_is_refused_not_overwritten(tmp_path):
 
 
 @pytest.mark.slow
-def test_build_is_an_ordinary_checkpoint_and_idempotent(tmp_path):
-    path = smollm2.ensure_smollm2(tmp_path / "m")
+def test_build_is_an_ordinary_checkpoint_and_idempotent():
+    # The shared cache (what `model = "smollm2"` uses; built here once per machine, so
+    # the live test does not pay for it again). Two builds giving the same bytes was
+    # checked when the recipe was made (sha256 printed by `sagetui engine smollm2`).
+    path = smollm2.ensure_smollm2()
     assert smollm2.is_valid(path)
     mtime = (path / "model.safetensors").stat().st_mtime_ns
-    assert smollm2.ensure_smollm2(path) == path
+    assert smollm2.ensure_smollm2() == path
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime
     from transformers import AutoConfig, AutoTokenizer
 
@@ -45,9 +48,7 @@ def test_build_is_an_ordinary_checkpoint_and_idempotent(tmp_path):
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
                                    add_generation_prompt=True)
     assert text.endswith("<|im_start|>assistant\n")
-    default = smollm2.default_dir()
-    if smollm2.is_valid(default):  # the same bytes as any other build here
-        assert smollm2.content_hash(default) == smollm2.content_hash(path)
+    assert "local_files_only" not in (path / "tokenizer_config.json").read_text()
 
 
 def test_an_older_build_of_ours_is_replaced(tmp_path, monkeypatch):
