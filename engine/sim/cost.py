@@ -3,8 +3,10 @@
 LLM step time = β0 + β1·prefill_tokens + β2·decode_tokens + β3·kv_tokens_read
               + α·(requests scheduled for the first time in the step),
 or, for a preset with `mem_s` (the part of β0 that streams weights, which the
-step's matmuls overlap), β0 − mem_s + max(mem_s + β3·kv, β1·(prefill + decode))
-+ β2·decode + α·new: the larger of its memory- and its compute-bound time.
+step's matmuls overlap), β0 − mem_s + max(mem, comp) + u·min(mem, comp)
++ β2·decode + α·new with mem = mem_s + β3·kv and comp = β1·(prefill + decode):
+the larger of its memory- and its compute-bound time, plus the share u
+(`unhidden`) of the smaller that the overlap does not hide.
 Embedding batch time = a + b·tokens_in_batch.
 A request's fixed latency outside the engine loop (`frontend`) delays it without
 occupying the engine (engine.sim.frontend).
@@ -68,13 +70,23 @@ class LLMCost:
     # chunk costs little more than a decode step, as on a GPU, instead of 64·β1 more.
     # 0 keeps the linear model (CPU presets, calibrated ones).
     mem_s: float = 0.0
+    # With mem_s: the share of the smaller of the two times that still shows (0: they
+    # overlap perfectly; 1: they add up, as in the linear model).
+    unhidden: float = 0.0
+    # Per token, prefill or decode, in the overlapped model: the memory-bound elementwise
+    # work between the matmuls (norms, rotary, activation, residual adds), in kernels of
+    # its own, so it adds to the step instead of overlapping. Relative to a token's FLOPs
+    # it weighs more in a narrow model (bytes grow with the width, FLOPs with its square).
+    beta5: float = 0.0
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""
         if self.mem_s:
             mem = self.mem_s + self.beta3 * kv_read
             comp = self.beta1 * (prefill + decode)
-            return (self.beta0 - self.mem_s + (mem if mem > comp else comp)
+            hi, lo = (mem, comp) if mem > comp else (comp, mem)
+            return (self.beta0 - self.mem_s + hi + self.unhidden * lo
+                    + self.beta5 * (prefill + decode)
                     + self.beta2 * decode + self.alpha * new_requests)
         return (
             self.beta0
@@ -107,6 +119,19 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     dtype_bytes: int = 2
+    hidden: int = 0  # model width and MLP width (elementwise traffic per token); 0: unknown
+    intermediate: int = 0
+
+    @property
+    def act_bytes_per_token(self) -> int:
+        """Bytes the elementwise kernels move per token, vLLM's fused ones counted once:
+        two fused residual-add + RMSNorm (read and write the residual and the hidden
+        state), rotary on q and k in place, SiLU-and-mul (read gate and up, write one)."""
+        if not self.hidden:
+            return 0
+        d, i = self.hidden, self.intermediate
+        kv = self.kv_heads * self.head_dim
+        return (8 * d + 2 * (d + kv) + 3 * i) * self.layers * self.dtype_bytes
 
     @property
     def weight_bytes(self) -> float:
@@ -133,6 +158,8 @@ class Roofline:
     overlap: bool = False
     decode_seq_s: float = 0.0
     kv_eff: float | None = None  # None: mem_eff
+    unhidden: float = 0.0
+    elementwise: bool = False  # charge ModelShape.act_bytes_per_token per token (beta5)
 
 
 def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roofline()) -> LLMCost:
@@ -152,6 +179,8 @@ def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roof
             beta3=model.kv_bytes_per_token / tp / kv_bw,
             alpha=rf.alpha_s,
             mem_s=model.weight_bytes / tp / bw,
+            unhidden=rf.unhidden,
+            beta5=model.act_bytes_per_token / tp / bw if rf.elementwise else 0.0,
         )
     return LLMCost(
         beta0=beta0,

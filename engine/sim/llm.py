@@ -145,6 +145,8 @@ class SimLLMEngine:
         self._macro_k = 0  # >0: fast-forwarded decode-only steps in flight
         self._macro_c = 0.0  # duration of the first macro step
         self._macro_g = 0.0  # duration increase per macro step (β3 · decoders)
+        # (tokens, hits) of the waiting head every macro step looks up and refuses
+        self._macro_look: tuple[int, int] | None = None
 
     # ---------------------------------------------------------------- API
 
@@ -361,6 +363,11 @@ class SimLLMEngine:
                 ids = [q.id for q in self._running.values() if q.state == _DEC]
             self.D += self._inflight
             self.steps += self._macro_k or 1
+            if self._macro_look is not None:  # as many look-ups as steps it ran, cut or not
+                tokens, hits = self._macro_look
+                k = self._macro_k
+                self._pc.logged(k, k * tokens, k * hits, same=True)
+                self._macro_look = None
         self._real = False
         self._inflight = 0
         self._macro_k = 0
@@ -542,14 +549,14 @@ class SimLLMEngine:
             hk = ho = hfree = 0
         return -(-min(r.prompt + r.n_out - (hk + ho) * self.bs, left) // self.bs) + hfree <= free
 
-    def _log_blocked(self, head: _Req, k: int) -> None:
-        """The waiting head that k fast-forwarded steps look up and cannot admit."""
+    def _blocked_look(self, head: _Req) -> tuple[int, int]:
+        """(tokens, hits) of the waiting head that fast-forwarded steps cannot admit."""
         tokens = head.prompt + head.n_out
         hits = 0
         if head.pfx is not None and self._pc is not None:
             hk, ho, _ = self._pc.lookup(head.pfx, (tokens - 1) // self.bs)
             hits = (hk + ho) * self.bs
-        self._pc.logged(k, k * tokens, k * hits, same=True)
+        return tokens, hits
 
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
@@ -602,12 +609,14 @@ class SimLLMEngine:
         self._inflight = k
         c = self.cost
         first = c.beta0 + c.beta2 * n + c.beta3 * (self._dec_c_sum + n * D)
+        if c.mem_s:  # what the overlap leaves showing of the decode tokens' compute, and
+            first += (c.unhidden * c.beta1 + c.beta5) * n  # their elementwise work
         g = c.beta3 * n
         self._macro_k = k
         self._macro_c = first
         self._macro_g = g
         if head is not None and pc is not None:  # looked up, and refused, at every step
-            self._log_blocked(head, k)
+            self._macro_look = self._blocked_look(head)
         self._t_end = t + k * first + g * k * (k - 1) / 2
         return True
 

@@ -39,7 +39,7 @@ def test_steps_fit_recovers_beta_within_2_percent_under_noise():
 
 
 def test_steps_logged_by_the_simulator_give_back_its_preset():
-    base = get_llm_preset("7b-h100")
+    base = get_llm_preset("7b-h200")  # a linear step model (the H100 presets overlap theirs)
     eng = SimLLMEngine(base, record_steps=True)
     rng = random.Random(2)
     t = 0.0

@@ -48,18 +48,40 @@ def test_kv_capacity_is_memory_times_utilization_minus_weights():
 def test_faster_memory_means_faster_decode():
     a, h, h2 = (get_llm_preset(f"13b-{d}").cost for d in ("a100", "h100", "h200"))
     assert a.beta0 > h.beta0 > h2.beta0
-    assert a.beta1 > h.beta1 == h2.beta1  # same BF16 peak on H100 and H200
+    assert a.beta1 > h.beta1  # the same BF16 peak on H100 and H200, at about the same share:
+    assert h.beta1 == pytest.approx(h2.beta1, rel=0.01)  # fitted 0.7005, datasheet 0.7
     assert get_llm_preset("13b-h200").kv_capacity_tokens > get_llm_preset("13b-h100").kv_capacity_tokens
 
 
 def test_roofline_is_close_to_the_published_llama31_8b_h100_fit():
-    """Published fit (Llama-3.1-8B, H100, TP1): 5.75 ms + 17.3 us/prefill + 6.0 us/decode."""
+    """Published fit (Llama-3.1-8B, H100, TP1): 5.75 ms + 17.3 us/prefill + 6.0 us/decode.
+    The H100 presets are the overlapped roofline fitted on CodeLlama-34B traces; a
+    decode step of 32 and a 512-token prefill step stay within 30 % of that fit (it has
+    no KV-read term, so compare without one)."""
     c = get_llm_preset("8b-h100").cost
-    assert c.beta0 == pytest.approx(5.75e-3, rel=0.30)
-    assert c.beta1 == pytest.approx(17.3e-6, rel=0.30)
-    assert c.beta2 == pytest.approx(6.0e-6, rel=0.10)
-    # a 512-token prefill step (that fit has no KV-read term, so compare without one)
+    assert c.step_time(0, 32, 0) == pytest.approx(5.75e-3 + 32 * 6.0e-6, rel=0.30)
     assert c.step_time(512, 0, 0) == pytest.approx(5.75e-3 + 512 * 17.3e-6, rel=0.30)
+
+
+def test_a_small_chunk_costs_little_more_than_a_decode_step():
+    """The overlapped step: 64 prompt tokens hide mostly under the weight streaming (the
+    64-token-budget CodeLlama trace took ~28 ms per step against ~26 ms decoding)."""
+    c = get_llm_preset("codellama-34b-h100").cost
+    decode, chunk = c.step_time(0, 1, 3000), c.step_time(63, 1, 3000)
+    assert 1.02 < chunk / decode < 1.15
+    linear = get_llm_preset("13b-h200").cost  # the datasheet roofline adds 64·β1 instead
+    assert linear.step_time(63, 1, 3000) - linear.step_time(0, 1, 3000) == pytest.approx(
+        63 * linear.beta1)
+
+
+def test_every_gpu_preset_names_its_source():
+    for name, p in list_presets("llm").items():
+        if p.device != "gpu":
+            continue
+        assert p.source, name
+        assert ("fitted" in p.source) == (p.device_kind == "H100"), name
+    assert get_llm_preset("codellama-34b-h100").source.startswith("fit:")
+    assert "held out" in get_llm_preset("7b-h100").source
 
 
 def test_devices_carry_datasheet_figures():
