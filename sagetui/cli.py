@@ -11,7 +11,7 @@ import importlib
 import click
 
 # (module in sagetui.commands, attribute) — each file owns one command or group.
-_COMMANDS = ("runs", "run", "export", "engine", "gateway", "suite", "demo")
+_COMMANDS = ("runs", "run", "export", "engine", "gateway", "suite", "demo", "fidelity")
 
 
 @click.group(invoke_without_command=True)
