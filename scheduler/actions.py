@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.request import Request
+from vocab import Request
 
 
 @dataclass(slots=True)
