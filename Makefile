@@ -22,9 +22,12 @@ chromium:
 demo: setup
 	$(BIN)/sagetui demo
 
+# Static checks, before any test runs: style, the import contracts, and the
+# type check of store/, scheduler/, loadgen/ and engine/ (pyproject [tool.mypy]).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -11,10 +11,11 @@ requests it simulated, and reads the results back from the store:
 - `--fidelity`: the full fidelity suite live (vLLM on CPU with the tiny Llama
   + MiniLM; several minutes), then each sim run's `extra.fidelity.errors`
   (relative error of p50/p99 TTFT and E2E and of throughput vs its live twin);
-- `--agents`: the agents suite (sim by default: BM25 / embedding / hybrid;
+- `--agents`: the agents suite (sim by default: BM25 / embedding / fusion;
   `--agents-mode live` also launches the chat engine for the LLM strategy).
 
-It prints a markdown block ready to paste into docs/benchmarks.md.
+It prints a markdown block: the figures of docs/benchmarks.md's "suites" and
+"fidelity" tables (the docs keep the figures and this command, not the date).
 
 `--calibrate` also fits the run-time estimator's constants (sagetui/suites/
 estimate.py) to the per-run wall times (run `created` → `ended` in the store):
@@ -200,11 +201,11 @@ def calibration_lines(db: str, ids: list[int]) -> list[str]:
 
 
 def agents_table(db: str, ids: list[int]) -> list[str]:
-    cols = [("top1_acc_pct", "top-1 %"), ("top5_acc_pct", "top-5 %"), ("mrr", "MRR"),
-            ("recall_at_3_pct", "recall@3 %"), ("selection_p50_ms", "selection p50 ms"),
-            ("plan_step_acc_pct", "plan step %"), ("plan_seq_match_pct", "plan seq %"),
-            ("plan_success_pct", "plan success %"), ("timing_accuracy_pct", "timing acc %"),
-            ("timing_f1_pct", "timing F1 %")]
+    cols = [("selection_top1_pct", "sel top-1 %"), ("selection_args_pct", "args %"),
+            ("selection_pool_top1_pct", "pool top-1 %"), ("selection_pool_top5_pct", "pool top-5 %"),
+            ("timing_balanced_acc_pct", "timing bal. %"), ("planning_exact_pct", "plan exact %"),
+            ("planning_f1_pct", "plan F1 %"), ("selection_p50_ms", "sel p50 ms"),
+            ("selection_p99_ms", "sel p99 ms")]
     out = ["| strategy | " + " | ".join(c[1] for c in cols) + " | items |",
            "|---|" + "---:|" * (len(cols) + 1)]
     status = dict(queries.run_sql(
@@ -216,9 +217,8 @@ def agents_table(db: str, ids: list[int]) -> list[str]:
             out.append(f"| ({status.get(rid, rid)}) |" + " |" * (len(cols) + 1))
             continue
         m = agent["metrics"]
-        cells = [f"{m[k]:.3f}" if k == "mrr" else f"{m[k]:.1f}" if k in m else "–"
-                 for k, _ in cols]
-        items = f"{m['selection_items']}/{m['planning_items']}/{m['timing_items']}"
+        cells = [f"{m[k]:.1f}" if k in m else "–" for k, _ in cols]
+        items = "/".join(str(b["n"]) for b in agent.get("items", {}).values())
         out.append(f"| {agent['strategy']} | " + " | ".join(cells) + f" | {items} |")
     return out
 
@@ -284,13 +284,16 @@ def calibrate(db: str, sims: list[dict], agents: dict | None, quick: bool) -> li
                        f"{100 * (loo / r['wall_s'] - 1):+.0f}% |")
         out.append("")
     if agents:
-        from sagetui.agents import dataset
-        from sagetui.agents.runner import item_counts
+        from sagetui.agents.runner import item_counts, load_dataset, parse_config
         from sagetui.suites.estimate import AGENTS, AgentCosts, agents_seconds
 
         suite = find_suite("agents")
-        limit = suite.raw.get("quick", {}).get("limit") if quick else None
-        n = sum(item_counts(dataset.load(), limit).values())
+        cfg = parse_config(suite.raw.get("agents", {}), "agents",
+                           suite.raw.get("quick") if quick else None)
+        counts = item_counts(load_dataset(cfg.dataset), cfg)
+        items = next(counts[s] for s in cfg.strategies if s != "llm")
+        n = sum(items.values())
+        n_llm = sum(counts.get("llm", {}).values()) or 1
         walls = run_walls(db, agents["ids"])
         strategies = tuple(suite.raw["agents"]["strategies"])
         per = dict(zip(strategies, walls, strict=False))
@@ -300,9 +303,9 @@ def calibrate(db: str, sims: list[dict], agents: dict | None, quick: bool) -> li
         # Live: the chat engine's start is the start beyond the sim start already fitted.
         costs = AgentCosts(AGENTS.start_s if live else start, {k: v / n for k, v in per.items()},
                            start - AGENTS.start_s if live else AGENTS.engine_start_s,
-                           llm / n if live else AGENTS.llm_per_item_s)
-        est = agents_seconds(strategies, item_counts(dataset.load(), limit), agents["mode"],
-                             costs)
+                           llm / n_llm if live else AGENTS.llm_per_item_s)
+        est = agents_seconds(strategies, items, agents["mode"], costs,
+                             llm_items=counts.get("llm"))
         out += ["Fitted agents costs (live: engine start and LLM cost; the rest kept from "
                 "estimate.py):" if live else "Fitted agents costs (sim; the live-only costs "
                 "kept from estimate.py):", "",

@@ -44,26 +44,37 @@ def _pgid(engine: LaunchedEngine) -> int:
     return engine.proc.pid
 
 
+def _signal(engine: LaunchedEngine, sig: int) -> int:
+    """Signal the engine's process group, here or (a Ray engine) through its actor on
+    its node; returns the group id."""
+    remote = getattr(engine, "signal_remote", None)
+    if remote is None:
+        pgid = _pgid(engine)
+        os.killpg(pgid, sig)
+        return pgid
+    try:
+        return remote(sig)
+    except Exception as exc:  # noqa: BLE001 - the actor's reason, as for a local engine
+        raise FaultError(f"backend {engine.name!r}: {getattr(exc, 'cause', None) or exc}") from None
+
+
 def kill(engine: LaunchedEngine) -> FaultEvent:
     """SIGKILL the engine's process group now."""
-    pgid = _pgid(engine)
-    os.killpg(pgid, signal.SIGKILL)
+    pgid = _signal(engine, signal.SIGKILL)
     return FaultEvent("fault_kill", engine.name, f"SIGKILL to process group {pgid}",
                       {"pid": pgid, "signal": "SIGKILL"})
 
 
 def pause(engine: LaunchedEngine) -> FaultEvent:
     """SIGSTOP the engine's process group (it stops answering, connections stay open)."""
-    pgid = _pgid(engine)
-    os.killpg(pgid, signal.SIGSTOP)
+    pgid = _signal(engine, signal.SIGSTOP)
     return FaultEvent("fault_pause", engine.name, f"SIGSTOP to process group {pgid}",
                       {"pid": pgid, "signal": "SIGSTOP"})
 
 
 def resume(engine: LaunchedEngine) -> FaultEvent:
     """SIGCONT a paused engine's process group."""
-    pgid = _pgid(engine)
-    os.killpg(pgid, signal.SIGCONT)
+    pgid = _signal(engine, signal.SIGCONT)
     return FaultEvent("fault_resume", engine.name, f"SIGCONT to process group {pgid}",
                       {"pid": pgid, "signal": "SIGCONT"})
 

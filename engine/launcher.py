@@ -29,10 +29,12 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from engine.spec import BackendSpec
 
 TINY_ALIAS = "tiny-llama"  # model name that means "the packaged tiny Llama" (engine.tiny_model)
+SMOLLM2_ALIAS = "smollm2"  # the packaged SmolLM2-135M-Instruct (engine.smollm2)
 _ADDR_IN_USE = ("Address already in use", "EADDRINUSE", "address already in use")
 _PORT_RETRIES = 3
 
@@ -71,6 +73,13 @@ class LaunchedEngine:
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines) if self.log_path else ""
+
+    def down_info(self) -> dict:
+        """What an `engine_down` event records: where it ran, how it ended, its last words."""
+        if self.proc is None:
+            return {"url": self.url}
+        return {"node": socket.gethostname(), "exit_code": self.proc.poll(),
+                "log_tail": self.log_tail(20)}
 
     def backend_row(self) -> dict:
         """Columns of store.schema.Backend (run_id is filled in by the writer)."""
@@ -121,6 +130,14 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
             from engine.tiny_model import ensure_tiny_model
 
             model, served = str(ensure_tiny_model()), ["--served-model-name", TINY_ALIAS]
+        elif model == SMOLLM2_ALIAS:
+            from engine.smollm2 import SmolLM2Error, ensure_smollm2
+
+            try:
+                model = str(ensure_smollm2())
+            except SmolLM2Error as exc:
+                raise LaunchError(f"backend {spec.name!r}: model {SMOLLM2_ALIAS!r}: {exc}") from None
+            served = ["--served-model-name", SMOLLM2_ALIAS]
     pooling = ["--runner", "pooling"] if embed_only else []
     net = ["--host", host, "--port", str(port)]
     if spec.kind == "vllm":
@@ -336,14 +353,20 @@ class Launcher:
         _unregister(self)
 
 
+class Stoppable(Protocol):
+    """What the safety net below tears down: any launcher with a `stop()`."""
+
+    def stop(self) -> None: ...
+
+
 # -- process-wide safety net ------------------------------------------------------------------
 
-_active: set[Launcher] = set()
+_active: set[Stoppable] = set()  # local and Ray launchers alike
 _active_lock = threading.Lock()
 _installed = False
 
 
-def _register(launcher: Launcher) -> None:
+def _register(launcher: Stoppable) -> None:
     global _installed
     with _active_lock:
         _active.add(launcher)
@@ -357,7 +380,7 @@ def _register(launcher: Launcher) -> None:
                 signal.signal(sig, _on_signal)
 
 
-def _unregister(launcher: Launcher) -> None:
+def _unregister(launcher: Stoppable) -> None:
     with _active_lock:
         _active.discard(launcher)
 

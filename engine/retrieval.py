@@ -110,19 +110,22 @@ class VectorIndex:
         x = _normalised(vectors)
         self.kind, self.n, self.dim = kind, n, dim
         self.nlist = 0
+        index: faiss.Index
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = HNSW_EF_SEARCH
+            hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+            index = hnsw
         else:
             # about sqrt(n) lists, each trained on >= 39 points as faiss asks
             self.nlist = max(1, min(int(math.sqrt(n)), n // 39))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, self.nlist,
-                                       faiss.METRIC_INNER_PRODUCT)
-            index.cp.seed = seed
-            index.train(x)
-            index.nprobe = min(IVF_NPROBE, self.nlist)
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, self.nlist,
+                                     faiss.METRIC_INNER_PRODUCT)
+            ivf.cp.seed = seed
+            ivf.train(x)
+            ivf.nprobe = min(IVF_NPROBE, self.nlist)
+            index = ivf
         index.add(x)
         self._index = index
 

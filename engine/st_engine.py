@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -109,12 +110,12 @@ class STEngine:
             self._counts.clear()
             vecs = self.model.encode(texts, batch_size=self.max_batch, convert_to_numpy=True,
                                      show_progress_bar=False).astype(np.float32, copy=False)
-            counts = [self._counts.get(t) for t in texts]
-        if None in counts:  # this sentence-transformers tokenizes elsewhere: count apart
+            found = [self._counts.get(t) for t in texts]
+        if None in found:  # this sentence-transformers tokenizes elsewhere: count apart
             ids = self.model.tokenizer(texts, truncation=True,
                                        max_length=self.model.max_seq_length)["input_ids"]
-            counts = [len(i) for i in ids]
-        return EmbedResult(vecs, counts)
+            return EmbedResult(vecs, [len(i) for i in ids])
+        return EmbedResult(vecs, cast(list[int], found))  # no None in it: checked above
 
     def _count_in_preprocess(self) -> None:
         """Take each text's token count from the one tokenization `encode()` does anyway.
@@ -138,7 +139,7 @@ class STEngine:
 
     async def embed(self, texts: list[str]) -> EmbedResult:
         """Embed `texts`, batched with whatever else arrives within max_wait_ms."""
-        if self._task is None:
+        if self._task is None or self._queue is None:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._batcher())
         fut = asyncio.get_running_loop().create_future()

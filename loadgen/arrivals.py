@@ -94,6 +94,7 @@ def times_for(arrival, rng: np.random.Generator, rate: float, end: float) -> np.
     if isinstance(arrival, Poisson):
         return poisson(rng, rate, end)
     if isinstance(arrival, Gamma):
+        assert arrival.cv is not None  # Gamma's validator derives it from burstiness
         return gamma(rng, rate, arrival.cv, end)
     if isinstance(arrival, OnOff):
         return onoff(rng, rate, arrival, end)

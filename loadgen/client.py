@@ -227,13 +227,15 @@ class Client:
         return json.dumps(body, separators=(",", ":")).encode()
 
     async def call(self, req: Request, *, text: str | None = None, texts: list[str] | None = None,
-                   body: bytes | None = None, vectors: list | None = None) -> Request:
+                   body: bytes | None = None, vectors: list | None = None,
+                   output: list[str] | None = None) -> Request:
         """Send now and return `req` with its outcome filled in; never raises for a
         server's fault. `req.cls` is chat/completion/embedding.
 
         `body`: the JSON body already encoded (`encode(body(req))`, built before
         the clock starts); `vectors`, when given, receives the embeddings of an
-        embedding request.
+        embedding request; `output`, when given, the streamed text of a chat or
+        completion request (a client that reads the answer, e.g. an agent).
         """
         if self.session is None:
             raise RuntimeError("Client used outside `async with`")
@@ -256,7 +258,7 @@ class Client:
                 if req.cls == "embedding":
                     await self._embedding(resp, rec, req, vectors)
                 else:
-                    await self._stream(resp, rec)
+                    await self._stream(resp, rec, output)
             rec.status = "completed"
         except _Failure as f:
             rec.status, rec.reason = f.status, f.reason
@@ -290,7 +292,8 @@ class Client:
         if "x-sage-backend" in h:
             rec.backend = h["x-sage-backend"]
 
-    async def _stream(self, resp: aiohttp.ClientResponse, rec: Request) -> None:
+    async def _stream(self, resp: aiohttp.ClientResponse, rec: Request,
+                      output: list[str] | None = None) -> None:
         """Reads whatever bytes have arrived (one await per network read, not
         per line); every line of one read is stamped with that read's time."""
         chunks = rec.chunk_times
@@ -303,13 +306,15 @@ class Client:
             buf = lines.pop()
             for line in lines:
                 kind, obj = parse_sse_line(line)
-                if kind == "skip":
-                    continue
                 if kind == "done":
                     done = True
                     break
+                if obj is None:  # "skip": blank lines, comments, other fields
+                    continue
                 if "error" in obj:
                     raise _Failure(f"server_error: {_error_text(obj)}")
+                if output is not None:
+                    output.append(_chunk_text(obj))
                 if _is_token_chunk(obj):
                     if not chunks:
                         rec.t_first_token = t

@@ -142,6 +142,7 @@ class _Hists:
 
     def build(self) -> None:
         groups: dict[tuple[str, str, int | None], list[np.ndarray]] = defaultdict(list)
+        key: tuple[str, str, int | None]
         for (metric, cls, win), vals in self.values.items():
             arr = np.rint(np.asarray(vals) * 1e6)
             self.clamped += int(((arr < 0) | (arr > HIST_MAX_US)).sum())
@@ -153,8 +154,8 @@ class _Hists:
                     groups[key].append(arr)
         for key, parts in groups.items():
             h = new_histogram()
-            vals, counts = np.unique(np.concatenate(parts), return_counts=True)
-            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+            uniq, counts = np.unique(np.concatenate(parts), return_counts=True)
+            for v, c in zip(uniq.tolist(), counts.tolist(), strict=True):
                 h.record_value(v, c)
             self.h[key] = h
 
@@ -290,7 +291,7 @@ def _per_client(recs: list[Request]) -> tuple[dict, float | None]:
     by: dict[str, list[Request]] = defaultdict(list)
     for r in recs:
         by[r.client_id].append(r)
-    stats = {}
+    stats: dict[str, dict[str, float | None]] = {}
     for cid, rs in sorted(by.items()):
         e = [v for v in map(e2e, rs) if v is not None]
         w = [v for v in map(wait, rs) if v is not None]
@@ -301,7 +302,7 @@ def _per_client(recs: list[Request]) -> tuple[dict, float | None]:
             "e2e_p99_ms": _pct_ms(e, 99) if e else None,
             "longest_wait_ms": max(w) * 1000 if w else None,
         }
-    return stats, jain([s["completed"] for s in stats.values()])
+    return stats, jain([s["completed"] or 0 for s in stats.values()])
 
 
 def aggregate(
@@ -348,11 +349,11 @@ def aggregate(
     hists.build()
 
     out = Aggregate()
-    for (metric, cls, win), h in sorted(hists.h.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):
-        if win is None:
+    for (metric, cls, window), h in sorted(hists.h.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):
+        if window is None:
             out.histograms.append((metric, cls, None, None, h))
         else:
-            out.histograms.append((metric, cls, w0 + win * window_s, window_s, h))
+            out.histograms.append((metric, cls, w0 + window * window_s, window_s, h))
 
     classes = sorted({r.cls for r in issued})
     for cls in [*classes, "all"]:
@@ -499,16 +500,18 @@ def _stage_hists(stages: list[Request], hists: _Hists, w0: float, w1: float, win
     intended send (the moment search finished) − embed stage's done."""
     by_parent: dict[str, dict[str, Request]] = defaultdict(dict)
     for r in stages:
-        by_parent[r.parent_id][r.cls] = r
+        by_parent[r.parent_id or ""][r.cls] = r  # stage records always name their parent
     for kids in by_parent.values():
         first = min(k.t_intended for k in kids.values())
         if not (w0 <= first < w1):
             continue
         win = int((first - w0) // window_s)
         emb, chat = kids.get("embedding"), kids.get("chat")
-        if emb is not None and e2e(emb) is not None:
-            hists.add("stage_embed", "pipeline", win, e2e(emb))
-        if chat is not None and e2e(chat) is not None:
-            hists.add("stage_chat", "pipeline", win, e2e(chat))
+        emb_e2e = None if emb is None else e2e(emb)
+        chat_e2e = None if chat is None else e2e(chat)
+        if emb_e2e is not None:
+            hists.add("stage_embed", "pipeline", win, emb_e2e)
+        if chat_e2e is not None:
+            hists.add("stage_chat", "pipeline", win, chat_e2e)
         if emb is not None and chat is not None and emb.t_done is not None:
             hists.add("stage_search", "pipeline", win, chat.t_intended - emb.t_done)

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import time
+from typing import Any
 
 import numpy as np
 from aiohttp import web
@@ -33,6 +34,7 @@ def _role_chunk(rid: str, model: str) -> bytes:
 
 
 def _chunk(kind: str, rid: str, model: str, text: str | None, usage: dict | None = None) -> bytes:
+    obj: dict[str, Any]
     if kind == "chat":
         choices = [] if text is None else [{"index": 0, "delta": {"content": text}, "finish_reason": None}]
         obj = {"id": rid, "object": "chat.completion.chunk", "model": model, "choices": choices}
@@ -133,7 +135,8 @@ class NullServer:
                 await asyncio.sleep(delay)
             await resp.write(tok)
             if self.fault == "close" and i == n // 2:
-                request.transport.close()  # the stream ends mid-way, no [DONE]
+                if request.transport is not None:  # None once the client has gone
+                    request.transport.close()  # the stream ends mid-way, no [DONE]
                 return resp
         if include_usage:
             await resp.write(_chunk(kind, rid, model, None, usage))
@@ -170,7 +173,7 @@ async def start(host: str = "127.0.0.1", port: int = 0, **kw) -> tuple[web.AppRu
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=BACKLOG)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]
+    bound = runner.addresses[0][1]
     return runner, bound, srv
 
 

@@ -83,7 +83,7 @@ class Pacer:
         self._timerfd = _TIMERFD if use_timerfd else None
         self.kind = "timerfd" if self._timerfd else "loop-timer"
         self._fd: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop  # set on entry; used only inside `async with`
         self._heap: list[tuple[float, int, asyncio.Future]] = []
         self._armed = float("inf")
         self._seq = itertools.count()
@@ -123,10 +123,12 @@ class Pacer:
             await asyncio.sleep(0)
 
     def _arm(self, t: float) -> None:
+        assert self._timerfd is not None and self._fd is not None  # only timerfd pacers arm
         self._armed = t
         self._timerfd[1](self._fd, t)
 
     def _fire(self) -> None:
+        assert self._fd is not None  # the reader is removed before the fd closes
         try:
             os.read(self._fd, 8)
         except BlockingIOError:  # re-armed since it fired

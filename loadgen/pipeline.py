@@ -49,6 +49,8 @@ class Rag:
         self.matrix = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
 
     def search(self, query: list[float]) -> list[int]:
+        if self.matrix is None:
+            raise RuntimeError("Rag.build() must run before requests")
         q = np.asarray(query, dtype=np.float32)
         scores = self.matrix @ (q / max(float(np.linalg.norm(q)), 1e-12))
         k = self.cfg.top_k

@@ -86,12 +86,14 @@ class _Run:
 
     async def _dispatch(self, client: Client, req: Request, body: bytes | None) -> list[Request]:
         if req.cls == "pipeline":
+            assert self.rag is not None  # built before the run when the workload has pipelines
             recs = await self.rag.run(client, req)
         else:
             recs = [await client.call(req, body=body)]
         for r in recs:
             self.records.append(r)
             if r.parent_id is None:
+                assert r.t_done is not None  # Client.call stamps every record it returns
                 self.finished[int(r.t_done)].append(r)
         return recs
 
@@ -124,12 +126,13 @@ class _Run:
             self.offered[int(req.t_intended)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
+            assert top.t_done is not None  # Client.call stamps every record it returns
             nxt = self.source.on_done(top, top.t_done)
             if not nxt:
                 return
             req = nxt[0]
 
-    async def _progress(self, client: Client) -> None:
+    async def _progress(self, client: Client, on_tick: Callable[[Tick], None]) -> None:
         k = 1
         while True:
             # every record finished before the boundary is filed when this runs
@@ -143,7 +146,7 @@ class _Run:
             tick = Tick(k - 1, self.offered.pop(k - 1, 0), in_flight,
                         self.finished.pop(k - 1, []), self.worker)
             try:
-                self.on_tick(tick)
+                on_tick(tick)
             except Exception as e:  # reported after the run; the run itself goes on
                 self.error = e
                 return
@@ -210,7 +213,8 @@ class _Run:
             if ready is not None:
                 t0 = ready()
             client.t0 = time.monotonic() + 0.05 if t0 is None else t0
-            prog = asyncio.create_task(self._progress(client)) if self.on_tick else None
+            on_tick = self.on_tick
+            prog = asyncio.create_task(self._progress(client, on_tick)) if on_tick else None
             try:
                 if self.source.closed:
                     await asyncio.gather(*(self._client_loop(client, r) for r in initial))
@@ -359,7 +363,8 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
                     raise RuntimeError("load generator workers died without a result") from None
                 continue
             if kind == "tick":
-                merger.add(payload)
+                if merger is not None:  # workers send ticks only when it exists
+                    merger.add(payload)
                 continue
             if kind == "done":
                 records.extend(payload[1])

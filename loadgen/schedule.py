@@ -192,9 +192,9 @@ def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[Request]
     order = np.argsort(times, kind="stable")
     keep = order[times[order] < spec.end_s]
     times, classes = times[keep], classes[keep]
-    if prompt_o is not None:
+    if prompt_o is not None and prio_o is not None:  # adversarial: both or neither
         prompt_o, prio_o = prompt_o[keep], prio_o[keep]
-    if fixed is not None:
+    if fixed is not None and client_col is not None:  # a trace: both or neither
         fixed = [fixed[i] for i in keep]
         client_col = [client_col[i] for i in keep]
     n = times.size
@@ -223,7 +223,9 @@ class Source:
             spec = spec.model_copy(update={"seed": seed})
         self.spec = spec
         self.closed = spec.clients is not None
-        if self.closed:
+        self._think_s = 0.0  # closed loop: a client's pause between its requests
+        if spec.clients is not None:
+            self._think_s = spec.clients.think_time_s
             n = spec.clients.n
             self._names = [f"c{i:03d}" for i in range(n)]
             self._index = {name: i for i, name in enumerate(self._names)}
@@ -252,7 +254,7 @@ class Source:
         i = self._index.get(rec.client_id)
         if i is None:
             raise ValueError(f"client_id {rec.client_id!r} is not a client of this source")
-        nt = t + self.spec.clients.think_time_s
+        nt = t + self._think_s
         if nt >= self.spec.end_s:
             return []
         return [self._next(i, nt)]

@@ -16,15 +16,20 @@ def _empirical(path: str) -> np.ndarray:
 
 def sample(d: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
     """n integer sizes, rounded and clamped to [d.min, d.max]."""
+    # Each kind's parameters are set (Dist's validator checks them); the asserts say so.
     if d.kind == "fixed":
         x = np.full(n, d.value, dtype=float)
     elif d.kind == "uniform":
+        assert d.low is not None and d.high is not None
         x = rng.integers(round(d.low), round(d.high), size=n, endpoint=True).astype(float)
     elif d.kind == "normal":
+        assert d.mean is not None and d.std is not None
         x = rng.normal(d.mean, d.std, n)
     elif d.kind == "lognormal":
+        assert d.mean is not None and d.sigma is not None
         x = rng.lognormal(np.log(d.mean), d.sigma, n)
     elif d.kind == "empirical":
+        assert d.file is not None
         x = rng.choice(_empirical(d.file), size=n, replace=True)
     else:  # the spec's Literal makes this unreachable; keep the error explicit
         raise ValueError(f"unknown distribution {d.kind!r}")

@@ -96,13 +96,15 @@ class Dist(_Strict):
             v = getattr(self, name)
             if v is not None and (not math.isfinite(v) or v < 0):
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {v}")
-        if self.kind == "uniform" and self.low > self.high:
+        # (each kind's parameters are set: checked just above)
+        if self.kind == "uniform" and self.low is not None and self.high is not None \
+                and self.low > self.high:
             raise ValueError("`low` must be <= `high`")
-        if self.kind == "lognormal" and self.mean <= 0:
+        if self.kind == "lognormal" and self.mean is not None and self.mean <= 0:
             raise ValueError("lognormal `mean` (the median) must be > 0")
         if self.min < 0 or self.min > self.max:
             raise ValueError("need 0 <= `min` <= `max`")
-        if self.kind == "empirical":
+        if self.kind == "empirical" and self.file is not None:
             read_empirical(self.file)
         return self
 
@@ -229,15 +231,15 @@ class Gamma(_Strict):
 
     @model_validator(mode="after")
     def _resolve(self) -> Gamma:
-        if self.cv is None and self.burstiness is None:
-            raise ValueError("gamma needs `cv` or `burstiness`")
-        if self.cv is not None and self.burstiness is not None:
-            if not math.isclose(self.burstiness, 1 / self.cv**2, rel_tol=1e-9):
-                raise ValueError("`cv` and `burstiness` disagree (burstiness = 1/cv²)")
-        if self.cv is None:
-            object.__setattr__(self, "cv", 1 / math.sqrt(self.burstiness))
-        if self.burstiness is None:
-            object.__setattr__(self, "burstiness", 1 / self.cv**2)
+        cv, burstiness = self.cv, self.burstiness
+        if cv is None:
+            if burstiness is None:
+                raise ValueError("gamma needs `cv` or `burstiness`")
+            object.__setattr__(self, "cv", 1 / math.sqrt(burstiness))
+        elif burstiness is None:
+            object.__setattr__(self, "burstiness", 1 / cv**2)
+        elif not math.isclose(burstiness, 1 / cv**2, rel_tol=1e-9):
+            raise ValueError("`cv` and `burstiness` disagree (burstiness = 1/cv²)")
         return self
 
 

@@ -84,11 +84,13 @@ class PromptMaker:
 
     def _exact(self, n: int, rng: np.random.Generator) -> str:
         """Fresh random ids per attempt; within one, trim or extend a few times."""
-        enc = self.tok.encode
+        tok = self.tok
+        assert tok is not None  # only called with a tokenizer (see `text`)
+        enc = tok.encode
         for _ in range(50):
             ids = rng.choice(self._ids, size=n).tolist()
             for _ in range(4):
-                text = self.tok.decode(ids)
+                text = tok.decode(ids)
                 got = enc(text, add_special_tokens=False)
                 if len(got) == n:
                     return text

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.cluster.spec import ClusterSpec
 from engine.spec import BackendSpec
 from loadgen.spec import WorkloadSpec
 from scheduler.config import ControlPlaneConfig
@@ -87,6 +88,8 @@ class RunConfig(BaseModel):
     control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
     backends: list[BackendSpec] = Field(min_length=1)
     faults: list[FaultSpec] = Field(default_factory=list)
+    # Live runs: which launcher starts the engines (local processes or a Ray cluster)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     repetition: int = 0  # filled by expansion; 0-based
 
     @model_validator(mode="after")
@@ -99,6 +102,7 @@ class RunConfig(BaseModel):
             if fault.backend not in names:
                 raise ValueError(
                     f"faults.{i}.backend: unknown backend {fault.backend!r}; known: {names}")
+        self.cluster.check_backends(self.backends)
         capable = {c for b in self.backends for c in b.capabilities}
         for cls in _classes_used(self.workload):
             needs = {"pipeline": {"chat", "embedding"}}.get(cls, {cls})
@@ -112,13 +116,16 @@ class RunConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """The JSON-ready config with every default filled in (what the store keeps).
 
-        The relative-load fields are left out while unset, so a run without them
-        keeps the config (and config hash) it had before they existed.
+        The relative-load fields and a `[cluster]` that launches locally are left
+        out while unset, so a run without them keeps the config (and config hash)
+        it had before they existed.
         """
         out = json.loads(self.model_dump_json())
         for key in _UNSET_OMITTED:
             if out["run"].get(key) in (None, "", {}):
                 out["run"].pop(key, None)
+        if self.cluster == ClusterSpec():  # local engines, as before the section existed
+            out.pop("cluster", None)
         return out
 
 

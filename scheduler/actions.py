@@ -8,6 +8,7 @@ not an action: the runtime learns it from the engine and tells the core.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import final
 
 from vocab import Request
 
@@ -24,6 +25,7 @@ class Dispatch:
     requests: tuple[Request, ...]
 
 
+@final  # no subclasses: the hot paths test `type(x) is Reject`, and mypy narrows on that
 @dataclass(slots=True)
 class Reject:
     """Refused before dispatch: `queue_full`, `no_capable_backend`, `slo_infeasible`, `slo_shed`."""

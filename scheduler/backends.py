@@ -8,7 +8,7 @@ decision, so it is a slotted class with plain attributes.
 from __future__ import annotations
 
 from engine.spec import BackendSpec, EngineStats
-from scheduler.predict import Correction, EmbedModel, embed_model, llm_model, llm_tpot
+from scheduler.predict import Correction, EmbedModel, LLMModel, embed_model, llm_model, llm_tpot
 
 GROUPS = ("llm", "embedding")
 
@@ -152,7 +152,7 @@ class BackendState:
         chunked prefill of everything ahead and itself, `max_num_batched_tokens -
         decoders` tokens a step, each step also carrying the decode batch. Inline
         arithmetic: admission asks every backend on every arrival."""
-        m = self.model
+        m: LLMModel = self.model  # type: ignore[assignment]  # set on every LLM backend
         n_pre = self.n_prefilling
         n_dec = self.n_llm - n_pre
         work = self.prefill_ahead + prompt
@@ -163,7 +163,7 @@ class BackendState:
 
     def model_tpot(self, extra: int = 1) -> float:
         """The cost model's time per output token once `extra` more sequences decode."""
-        return llm_tpot(self.model, self.n_llm + extra, self.kv_read)
+        return llm_tpot(self.model, self.n_llm + extra, self.kv_read)  # type: ignore[arg-type]  # LLM backends only
 
     def predict_ttft(self, prompt: int) -> float:
         """Seconds to the first token of a prompt dispatched here now: the model's,

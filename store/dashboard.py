@@ -60,19 +60,21 @@ def run_list(store: Store, limit: int | None = None) -> list[RunListRow]:
         Summary.target_rate_rps,
     ).where(Summary.request_class == "all").subquery()
     nback = select(col(Backend.run_id).label("rid"), func.count().label("n")).group_by(
-        Backend.run_id).subquery()
+        col(Backend.run_id)).subquery()
     cfg = Run.config_json
+    # In RunListRow's order; a list, since select's typed overloads stop at four columns.
+    columns: list[Any] = [
+        Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, cfg,
+        func.json_extract(cfg, "$.control_plane.policy"),
+        func.coalesce(func.json_extract(cfg, "$.control_plane.baseline"),
+                      func.json_extract(cfg, "$.run.baseline")),
+        func.json_extract(cfg, "$.workload.rate"),
+        nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
+        chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
+        Run.tags,
+    ]
     stmt = (
-        select(
-            Run.id, Run.name, Experiment.name, Experiment.suite, Run.mode, cfg,
-            func.json_extract(cfg, "$.control_plane.policy"),
-            func.coalesce(func.json_extract(cfg, "$.control_plane.baseline"),
-                          func.json_extract(cfg, "$.run.baseline")),
-            func.json_extract(cfg, "$.workload.rate"),
-            nback.c.n, overall.c.target_rate_rps, overall.c.throughput_rps,
-            chat.c.ttft_p99, overall.c.slo_attainment, Run.status, Run.started, Run.created,
-            Run.tags,
-        )
+        select(*columns)
         .select_from(Run)
         .join(Experiment, col(Experiment.id) == Run.experiment_id, isouter=True)
         .join(chat, chat.c.rid == Run.id, isouter=True)
@@ -84,15 +86,6 @@ def run_list(store: Store, limit: int | None = None) -> list[RunListRow]:
     )
     with Session(store.engine) as session:
         return [RunListRow(*row) for row in session.exec(stmt)]
-
-
-def run_statuses(store: Store, run_ids: list[int]) -> dict[int, str]:
-    """Current status of some runs (cheap; how launched runs are followed)."""
-    if not run_ids:
-        return {}
-    stmt = select(Run.id, Run.status).where(col(Run.id).in_(run_ids))
-    with Session(store.engine) as session:
-        return {rid: status for rid, status in session.exec(stmt).all() if rid is not None}
 
 
 def runs_of_pid(store: Store, pid: int) -> list[int]:

@@ -49,7 +49,7 @@ def encode(h: HdrHistogram) -> bytes:
     return base64.b64decode(h.encode())
 
 
-def decode(blob: bytes) -> HdrHistogram:
+def decode(blob: bytes | bytearray | memoryview) -> HdrHistogram:
     """A histogram from compressed V2 bytes (base64-wrapped input accepted too)."""
     if not blob:
         raise StoreError("histogram blob is empty")

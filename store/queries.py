@@ -109,7 +109,8 @@ def _selection(*, status: str | None = None, tag: str | None = None, suite: str 
     Shared by list_runs, list_runs_json and flat_summaries so every view of
     `runs list` selects exactly the same runs.
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if not include_deleted:
         clauses.append("r.deleted = 0")
     if status is not None:
@@ -296,7 +297,8 @@ def _json_fields(d: dict) -> dict:
 
 def get_run(store: Store, run_id: int, *, include_deleted: bool = False) -> dict:
     """Everything about one run except raw samples/requests: config, hardware,
-    software, tags, backends, per-class summary, events, histogram index."""
+    software, tags, backends, per-class summary, events, histogram index, the run it
+    reruns (`rerun_of`) and its reruns (`reruns`)."""
     with store.connection() as conn:
         rows = _rows(conn, "SELECT r.*, e.name AS experiment, e.suite AS suite FROM run r "
                            "LEFT JOIN experiment e ON e.id = r.experiment_id WHERE r.id = ?",
@@ -322,6 +324,9 @@ def get_run(store: Store, run_id: int, *, include_deleted: bool = False) -> dict
         run["requests"] = conn.execute("SELECT COUNT(*) FROM request WHERE run_id = ?",
                                        (run_id,)).fetchone()[0]
     run["summary"] = summaries_for(store, [run_id])[run_id]
+    from store.reruns import reruns_of
+
+    run["reruns"] = reruns_of(store, run_id)  # `rerun_of` (the original) comes with r.*
     return run
 
 
@@ -564,27 +569,27 @@ def compare(store: Store, run_ids: list[int], *, metrics: tuple[str, ...] | None
     rows = []
     cache: dict = {}  # (cls, metric, group index) -> histogram sample, shared by p50/p99
     for cls in classes:
-        keys = [(m, None) for m in SCALAR_METRICS]
+        keys: list[tuple[str, str | None]] = [(m, None) for m in SCALAR_METRICS]
         lat = sorted({m for rid in all_ids for m in summ[rid].get(cls, {}).get("metrics", {})})
         if metrics:
             lat = [m for m in lat if m in metrics]
             keys = [k for k in keys if k[0] in metrics]
         keys += [(m, s) for m in lat for s in LATENCY_STATS]
         for metric, stat in keys:
-            per_group = [[_value(summ[rid].get(cls), metric, stat) for rid in g] for g in groups]
-            per_group = [[v for v in vals if v is not None] for vals in per_group]
+            found = [[_value(summ[rid].get(cls), metric, stat) for rid in g] for g in groups]
+            per_group = [[v for v in vals if v is not None] for vals in found]
             means = [float(np.mean(v)) if v else None for v in per_group]
-            row = {"class": cls, "metric": metric if stat is None else f"{metric}.{stat}",
-                   "values": means, "n": [len(v) for v in per_group], "changes": [],
-                   "marks": [], "test": []}
+            changes, marks, tests = [], [], []
             for i in range(1, len(groups)):
                 change = _rel(means[0], means[i])
                 p, test = _test(store, per_group[0], per_group[i], groups, i, cls, metric,
                                 stat, cache)
-                row["changes"].append(change)
-                row["marks"].append(_mark(change, p))
-                row["test"].append(test)
-            rows.append(row)
+                changes.append(change)
+                marks.append(_mark(change, p))
+                tests.append(test)
+            rows.append({"class": cls, "metric": metric if stat is None else f"{metric}.{stat}",
+                         "values": means, "n": [len(v) for v in per_group], "changes": changes,
+                         "marks": marks, "test": tests})
     return {"runs": list(run_ids), "groups": groups, "rows": rows,
             "warnings": _mix_warnings(store, all_ids)}
 

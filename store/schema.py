@@ -257,8 +257,9 @@ class RequestRow(SQLModel, table=True):
 
 
 # Every table of the store, in dependency order (migrations create them in this order).
-TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag, Backend, Histogram,
-                                Summary, Sample, Event, RequestRow, RunListing)]
+# SQLModel sets `__table__` on table classes without declaring it to type checkers.
+TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag,  # type: ignore[union-attr]
+                                Backend, Histogram, Summary, Sample, Event, RequestRow, RunListing)]
 
 
 def request_row(r: Request) -> dict:

@@ -81,6 +81,7 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict) -> int:
     names = ", ".join(row)
     marks = ", ".join("?" * len(row))
     cur = conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
+    assert cur.lastrowid is not None  # set by every INSERT that returns
     return cur.lastrowid
 
 
@@ -171,7 +172,7 @@ class RunWriter:
     def __init__(self, store: Store, run_id: int):
         self.store = store
         self.run_id = run_id
-        self._conn = connect(store.path)
+        self._conn: sqlite3.Connection | None = connect(store.path)
         self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk request inserts
         self._sample_cols = _columns(Sample)
         self._request_cols = _columns(RequestRow)

@@ -137,11 +137,11 @@ class Request:
         """Completed and within every SLO it carries (measured from intended send)."""
         if self.status != "completed" or self.t_done is None:
             return False
-        e2e = self.t_done - self.t_intended
+        e2e, ttft = self.t_done - self.t_intended, self.ttft_s
         if self.slo_e2e_ms is not None and e2e * 1000 > self.slo_e2e_ms:
             return False
         if self.slo_ttft_ms is not None:
-            if self.t_first_token is None or self.ttft_s * 1000 > self.slo_ttft_ms:
+            if ttft is None or ttft * 1000 > self.slo_ttft_ms:
                 return False
         return self._tpot_met()
 

@@ -167,13 +167,13 @@ def base_app(served: list[str], version: str, metrics: EngineMetrics) -> web.App
 
 def run(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM (aiohttp handles both and runs cleanups), on uvloop if present."""
+    import asyncio
+
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
-        import asyncio
-
         loop = asyncio.new_event_loop()
     # Short shutdown: in-flight streams are cut after 1 s instead of aiohttp's 60 s.
     # handler_cancellation: a client that hangs up cancels its handler, which aborts the

@@ -105,10 +105,12 @@ class SimDriver:
             self._handle = None
         self._handle_at = t
         if t is not None:
+            assert self._loop is not None  # set by now(), which every submit calls first
             self._handle = self._loop.call_at(self._t0 + t, self._fire)
 
     def _fire(self) -> None:
         # The timer was set for _handle_at: treat the loop as having reached it.
+        assert self._loop is not None  # only _arm sets the timer, after now()
         now = max(self._loop.time() - self._t0, self._handle_at or 0.0)
         self._handle = None
         self._handle_at = None

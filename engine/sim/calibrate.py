@@ -192,7 +192,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     ttft_pred = frontend + alpha + beta0 + beta1 * XL[:, 1]
     tpot_pred = XT @ np.array([beta0, beta2, beta3, alpha, cohost]) + beta1 * np.array(tpot_pps)
     late: tuple[float, ...] = ()
-    stall_rate, stall_q = 0.0, ()
+    stall_rate = 0.0
+    stall_q: tuple[float, ...] = ()
     if len(YT) >= spread_min:  # the decode stalls: each request's decode-time residual
         steps = np.array(tpot_steps, dtype=float)
         resid = (YT - tpot_pred) * steps
@@ -303,9 +304,12 @@ def _cohost_per_seq(X: np.ndarray, Y: np.ndarray, seqs: np.ndarray, min_each: in
 def calibrated(base: LLMPreset | EmbedPreset, cost: LLMCost | EmbedCost, name: str,
                report: str) -> LLMPreset | EmbedPreset:
     """A copy of `base` with the fitted cost, named and annotated with its fit error."""
-    if isinstance(base, LLMPreset) != isinstance(cost, LLMCost):
-        raise ValueError("cost: an LLM preset needs an LLMCost, an embedding preset an EmbedCost")
-    return replace(base, name=name, cost=cost, source=f"calibrated from {base.name}: {report}")
+    source = f"calibrated from {base.name}: {report}"
+    if isinstance(base, LLMPreset) and isinstance(cost, LLMCost):
+        return replace(base, name=name, cost=cost, source=source)
+    if isinstance(base, EmbedPreset) and isinstance(cost, EmbedCost):
+        return replace(base, name=name, cost=cost, source=source)
+    raise ValueError("cost: an LLM preset needs an LLMCost, an embedding preset an EmbedCost")
 
 
 def busy_spans(rows: Iterable[Mapping]) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Cost models of the simulated engines and the roofline that derives them.
 
 LLM step time = β0 + β1·prefill_tokens + β2·decode_tokens + β3·kv_tokens_read
-              + α·(requests scheduled for the first time in the step).
+              + α·(requests scheduled for the first time in the step),
+or, for a preset with `mem_s` (the part of β0 that streams weights, which the
+step's matmuls overlap), β0 − mem_s + max(mem_s + β3·kv, β1·(prefill + decode))
++ β2·decode + α·new: the larger of its memory- and its compute-bound time.
 Embedding batch time = a + b·tokens_in_batch.
 A request's fixed latency outside the engine loop (`frontend`) delays it without
 occupying the engine (engine.sim.frontend).
@@ -58,9 +61,21 @@ class LLMCost:
     # is (1 + frontend_per_seq·n) times its draw: the streaming path (API server, gateway,
     # client) is busier with every sequence it streams (engine.sim.frontend).
     frontend_per_seq: float = 0.0
+    # The memory-bound part of β0 (streaming the weights once per step) that the step's
+    # matmuls overlap. With it, a step costs the larger of its memory-bound time
+    # (mem_s + β3·kv read) and its compute-bound one (β1 per token, prefill and decode),
+    # plus the rest of β0, β2 per decoding sequence and α per new request: a 64-token
+    # chunk costs little more than a decode step, as on a GPU, instead of 64·β1 more.
+    # 0 keeps the linear model (CPU presets, calibrated ones).
+    mem_s: float = 0.0
 
     def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
         """Duration of one engine step with these token counts."""
+        if self.mem_s:
+            mem = self.mem_s + self.beta3 * kv_read
+            comp = self.beta1 * (prefill + decode)
+            return (self.beta0 - self.mem_s + (mem if mem > comp else comp)
+                    + self.beta2 * decode + self.alpha * new_requests)
         return (
             self.beta0
             + self.beta1 * prefill
@@ -112,6 +127,12 @@ class Roofline:
     step_overhead_s: float = 0.0005  # CPU scheduling + kernel launches per step
     tp_sync_s_per_layer: float = 0.000012  # two all-reduces per layer when TP > 1
     alpha_s: float = 0.0002  # per new request (input processing)
+    # The overlapped step (LLMCost.mem_s): memory- and compute-bound work overlap, each
+    # decoding sequence costs `decode_seq_s` beyond its FLOPs (sampling, its attention
+    # call), and attention reads the KV cache at `kv_eff` of peak bandwidth.
+    overlap: bool = False
+    decode_seq_s: float = 0.0
+    kv_eff: float | None = None  # None: mem_eff
 
 
 def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roofline()) -> LLMCost:
@@ -122,6 +143,16 @@ def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roof
     beta0 = model.weight_bytes / tp / bw + rf.step_overhead_s
     if tp > 1:
         beta0 += rf.tp_sync_s_per_layer * model.layers
+    if rf.overlap:
+        kv_bw = dev.hbm_tb_s * 1e12 * (rf.kv_eff or rf.mem_eff)
+        return LLMCost(
+            beta0=beta0,
+            beta1=per_token_compute,
+            beta2=rf.decode_seq_s,
+            beta3=model.kv_bytes_per_token / tp / kv_bw,
+            alpha=rf.alpha_s,
+            mem_s=model.weight_bytes / tp / bw,
+        )
     return LLMCost(
         beta0=beta0,
         beta1=per_token_compute,

@@ -102,7 +102,8 @@ class SimEmbeddingEngine:
     def _start(self, t: float) -> None:
         q = self._queue
         while q and len(self._busy) < self.parallelism:
-            members, n, tokens = [], 0, 0
+            members: list[Any] = []  # batch ids
+            n, tokens = 0, 0
             # the head batch, then (dynamic batching) whatever waits behind it, as the
             # server's batcher takes queued requests while it holds fewer than the cap
             while q and (not members or n < self.merge_to):

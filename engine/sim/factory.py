@@ -3,8 +3,10 @@
 A sim backend can carry the same scheduler flags as the live `vllm serve` it
 stands for (`extra_args`), so a sim run and a live run of one config schedule
 alike: `--max-num-seqs N`, `--max-num-batched-tokens N`,
-`--scheduling-policy fcfs|priority`. Other flags (`--dtype`, ...) do not change
-the model; `sim_flags` returns them as ignored so the caller can say so.
+`--scheduling-policy fcfs|priority`, `--enable-prefix-caching` /
+`--no-enable-prefix-caching` (on by default, as in vLLM V1). Other flags
+(`--dtype`, ...) do not change the model; `sim_flags` returns them as ignored so
+the caller can say so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def sim_flags(extra_args: list[str]) -> tuple[dict, list[str]]:
     while i < len(args):
         a = args[i]
         name, eq, val = a.partition("=")
-        if name in _INT_FLAGS or name == "--scheduling-policy":
+        if a in ("--enable-prefix-caching", "--no-enable-prefix-caching"):
+            kw["prefix_caching"] = a == "--enable-prefix-caching"
+        elif name in _INT_FLAGS or name == "--scheduling-policy":
             if not eq:
                 if i + 1 >= len(args):
                     raise ValueError(f"extra_args: {name} needs a value")
@@ -73,17 +77,16 @@ def make_engine(spec: BackendSpec, *, token_events: bool = False,
     host = hosts.setdefault(spec.host, SharedHost()) if spec.host and hosts is not None else None
     noise = zlib.crc32(f"{seed}/{spec.name}".encode())
     if isinstance(preset, EmbedPreset):
-        engine = SimEmbeddingEngine(preset, seed=noise, host=host)
-    else:
-        kw, _ = sim_flags(spec.extra_args)
-        if spec.cohost_slowdown is not None:
-            preset = replace(preset, cost=replace(preset.cost,
-                                                  cohost_slowdown=spec.cohost_slowdown))
-        engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
+        embedder = SimEmbeddingEngine(preset, seed=noise, host=host)
+        if host is not None:
+            host.join(spec.name, embedder)
+        return embedder
+    kw, _ = sim_flags(spec.extra_args)
+    if spec.cohost_slowdown is not None:
+        preset = replace(preset, cost=replace(preset.cost, cohost_slowdown=spec.cohost_slowdown))
+    engine = SimLLMEngine(preset, token_events=token_events, host=host, seed=noise, **kw)
     if host is not None:
         host.join(spec.name, engine)
-    if isinstance(engine, SimEmbeddingEngine):
-        return engine
     c = preset.cost
     if c.frontend > 0 or c.frontend_quantiles or c.completion_quantiles:
         return Frontend(engine, c.frontend, c.frontend_quantiles, noise,

@@ -70,13 +70,13 @@ class Frontend:
         return getattr(self.engine, name)
 
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
-               now: float = 0.0) -> None:
+               now: float = 0.0, prefix: tuple | None = None) -> None:
         self._seq += 1
         delay = self._front.draw() if self._front else self.delay
         if self.per_seq:
             delay *= 1.0 + self.per_seq * self.engine.decoding()
-        heappush(self._due, (now + delay, self._seq,
-                             (req_id, prompt_tokens, output_tokens, priority)))
+        args = (req_id, prompt_tokens, output_tokens, priority)
+        heappush(self._due, (now + delay, self._seq, args if prefix is None else (*args, prefix)))
 
     def abort(self, req_id: Any, now: float | None = None) -> None:
         if any(args[0] == req_id for _, _, args in self._due) or \
@@ -103,7 +103,10 @@ class Frontend:
             if args[0] in self._aborted:
                 self._aborted.discard(args[0])
                 continue
-            self.engine.submit(*args, now=t)
+            if len(args) > 4:
+                self.engine.submit(*args[:4], now=t, prefix=args[4])
+            else:
+                self.engine.submit(*args, now=t)
         return events
 
     def _hold_completions(self, events: list, now: float) -> list:

@@ -31,6 +31,7 @@ from typing import Any
 
 from engine.sim.cost import LLMPreset
 from engine.sim.events import SimEvent
+from engine.sim.prefix import Holder, PrefixCache
 from engine.sim.spread import Spread
 from engine.spec import EngineStats
 
@@ -43,7 +44,7 @@ _event = partial(tuple.__new__, SimEvent)
 class _Req:
     __slots__ = (
         "id", "prompt", "out_total", "priority", "seq", "n_out", "computed",
-        "c", "state", "gen", "started",
+        "c", "state", "gen", "started", "pfx",
     )
 
     def __init__(self, req_id: Any, prompt: int, out_total: int, priority: int, seq: int):
@@ -58,6 +59,7 @@ class _Req:
         self.state = _WAIT
         self.gen = 0  # invalidates stale finish-heap entries
         self.started = False  # ever scheduled (per-request overhead charged once)
+        self.pfx: Holder | None = None  # its prefix-cache state (engine.sim.prefix)
 
 
 class SimLLMEngine:
@@ -74,6 +76,7 @@ class SimLLMEngine:
         max_num_batched_tokens: int | None = None,
         host=None,
         seed: int = 0,
+        prefix_caching: bool = True,
     ):
         self.preset = preset
         # engine.sim.host.SharedHost, or None: alone on its machine. A co-host cost turns
@@ -127,7 +130,9 @@ class SimLLMEngine:
         self._res = [0] * self.bs  # decoders by c % bs
         self._finish: list[tuple[int, int, int, _Req]] = []  # (D_finish, seq, gen, req)
 
-        self.used_blocks = 0
+        self.used_blocks = 0  # per request: a block shared by m requests counts m times
+        # vLLM's automatic prefix caching (on by default in V1, as there); None: off
+        self._pc = PrefixCache() if prefix_caching else None
         self.preemptions = 0
         self.steps = 0
 
@@ -144,12 +149,17 @@ class SimLLMEngine:
     # ---------------------------------------------------------------- API
 
     def submit(self, req_id: Any, prompt_tokens: int, output_tokens: int, priority: int = 2,
-               now: float = 0.0) -> None:
+               now: float = 0.0, prefix: tuple | None = None) -> None:
         """Queue a request; a step starts at `now` if the engine is idle.
 
         Virtual-time runtimes advance to every step end before submitting later
         work; a real-time driver whose timer fires late may submit past the step
         end, and the request then joins the step that starts there.
+
+        `prefix` = (key, tokens) or (key, tokens, extend): the first `tokens` of the
+        prompt are the content named `key`, shared with every request naming it
+        (prefix caching reuses its KV blocks); with extend, the request's whole
+        sequence continues that content (a conversation's next turn finds it).
         """
         if req_id in self._reqs:
             raise ValueError(f"req_id: {req_id!r} already submitted")
@@ -166,6 +176,8 @@ class SimLLMEngine:
             )
         self._seq += 1
         r = _Req(req_id, prompt_tokens, output_tokens, priority, self._seq)
+        if prefix is not None and self._pc is not None:
+            self._declare(r, prefix)
         self._reqs[req_id] = r
         # _push_waiting(r, front=False) inlined (once per request; r starts in _WAIT)
         self._n_waiting += 1
@@ -180,6 +192,33 @@ class SimLLMEngine:
         elif self._macro_k:
             self._cut_macro(now)
 
+    def _declare(self, r: _Req, prefix: tuple) -> None:
+        key, tokens = prefix[0], prefix[1]
+        extend = bool(prefix[2]) if len(prefix) > 2 else False
+        if not isinstance(tokens, int) or tokens < 0 or tokens > r.prompt:
+            raise ValueError(f"prefix: its tokens must be 0..prompt_tokens ({r.prompt}), "
+                             f"got {tokens!r}")
+        if tokens >= self.bs or extend:
+            r.pfx = Holder(key, tokens // self.bs, extend)
+
+    def prefix_stats(self) -> dict:
+        """Prefix-cache hits of this engine's admissions (vLLM's hit rate counts every
+        admission, a preempted request's readmission included; `hit_rate_new` leaves
+        readmissions out)."""
+        pc = self._pc
+        if pc is None:
+            return {"enabled": False}
+        q_new = pc.queries - pc.queries_preempted
+        h_new = pc.hits - pc.hits_preempted
+        return {"enabled": True, "queries": pc.queries, "hits": pc.hits,
+                "hit_rate": pc.hit_rate(), "queries_new": q_new, "hits_new": h_new,
+                "hit_rate_new": h_new / q_new if q_new else None,
+                "hit_rate_logged": pc.logged_hit_rate()}
+
+    def blocks_in_use(self) -> int:
+        """KV blocks referenced by running requests, a shared block once."""
+        return self.used_blocks + (self._pc.adj if self._pc is not None else 0)
+
     def abort(self, req_id: Any, now: float | None = None) -> None:
         """Drop a request; no further events for it. `now` cuts a fast-forward short."""
         r = self._reqs.pop(req_id, None)
@@ -189,11 +228,13 @@ class SimLLMEngine:
             self._cut_macro(now)
         if r.state == _WAIT:
             self._n_waiting -= 1  # lazily skipped in the queue
+            if r.pfx is not None and r.pfx.own is not None and self._pc is not None:
+                self._pc._drop_own(r.pfx, 0)  # its cached blocks: nobody's
         elif r.state == _PREFILL:
             self._running.pop(r.id, None)
             self._prefill.pop(r.id, None)
             planned = sum(n for q, n in self._plan if q is r)
-            self.used_blocks -= self._blocks(r.computed + planned)
+            self._free(r, self._blocks(r.computed + planned), r.computed // self.bs, False)
             self._plan = [(q, n) for q, n in self._plan if q is not r]
         elif r.state == _DEC:
             self._drop_decoder(r)
@@ -228,7 +269,7 @@ class SimLLMEngine:
         return EngineStats(
             running=run,
             waiting=self._n_waiting,
-            kv_use=self.used_blocks / self.num_blocks,
+            kv_use=self.blocks_in_use() / self.num_blocks,
             in_flight=run + self._n_waiting,
         )
 
@@ -258,7 +299,7 @@ class SimLLMEngine:
             q.popleft()
         return q[0] if q else None
 
-    def _drop_decoder(self, r: _Req) -> None:
+    def _drop_decoder(self, r: _Req, preempted: bool = False) -> None:
         """Take a decoder out of the counters (its heap entry goes stale), free its blocks."""
         r.computed = r.c + self.D
         r.n_out = r.computed - r.prompt + 1
@@ -266,8 +307,21 @@ class SimLLMEngine:
         self._dec_c_sum -= r.c
         self._res[r.c % self.bs] -= 1
         # slots of decode steps still in flight were allocated too
-        self.used_blocks -= -(-(r.computed + self._inflight) // self.bs)
+        held = -(-(r.computed + self._inflight) // self.bs)
+        self.used_blocks -= held
+        pc = self._pc
+        if pc is not None and (r.pfx is not None or pc.live):
+            pc.release(r.pfx or Holder(), held, r.computed // self.bs, preempted,
+                       self.num_blocks - self.used_blocks - held - pc.adj)
         r.gen += 1
+
+    def _free(self, r: _Req, held: int, full: int, preempted: bool) -> None:
+        """A request that is not decoding leaves the running set with `held` blocks."""
+        self.used_blocks -= held
+        pc = self._pc
+        if pc is not None and (r.pfx is not None or pc.live):
+            pc.release(r.pfx or Holder(), held, full, preempted,
+                       self.num_blocks - self.used_blocks - held - pc.adj)
 
     def _dec_blocks(self, i0: int, i1: int) -> int:
         """New blocks the decoders take in steps D+i0 .. D+i1-1."""
@@ -284,13 +338,17 @@ class SimLLMEngine:
 
     def _preempt(self, r: _Req, t: float, events: list[SimEvent]) -> None:
         del self._running[r.id]
+        if self._pc is not None and r.pfx is None:
+            r.pfx = Holder()  # its own blocks stay cached for its recomputation
         if r.state == _DEC:
-            self._drop_decoder(r)
+            self._drop_decoder(r, preempted=True)
         else:
             self._prefill.pop(r.id, None)
-            self.used_blocks -= self._blocks(r.computed)
+            self._free(r, self._blocks(r.computed), r.computed // self.bs, True)
         events.append(SimEvent("preempted", r.id, r.computed, t))
         r.computed = 0
+        if r.pfx is not None:
+            r.pfx.preempted = True
         self.preemptions += 1
         self._push_waiting(r, front=True)
 
@@ -324,6 +382,8 @@ class SimLLMEngine:
             if r.state != _PREFILL:
                 continue
             r.computed += n
+            if r.pfx is not None and r.pfx.key is not None and self._pc is not None:
+                self._pc.publish(r.pfx, r.computed // self.bs)
             if r.computed < r.prompt + r.n_out:
                 continue
             r.n_out += 1
@@ -337,7 +397,7 @@ class SimLLMEngine:
             if r.n_out >= r.out_total:
                 del running[r.id]
                 del reqs[r.id]
-                self.used_blocks -= -(-r.computed // self.bs)
+                self._free(r, -(-r.computed // self.bs), r.computed // self.bs, False)
                 r.state = _DONE
                 append(_event(("done", r.id, r.out_total, t, ())))
             else:
@@ -362,7 +422,8 @@ class SimLLMEngine:
         bs = self.bs  # blocks for x tokens: -(-x // bs), inlined in this hot loop
         running, prefilling = self._running, self._prefill
         budget = self.max_tokens
-        free = self.num_blocks - self.used_blocks
+        pc = self._pc
+        free = self.num_blocks - self.used_blocks - (pc.adj if pc is not None else 0)
         preempted = False
         # 1. running requests: one token per decoder, then chunks of running prefills;
         #    preempt the newest (lowest priority) until their new KV blocks fit.
@@ -371,6 +432,7 @@ class SimLLMEngine:
             need = self._res[(-self.D) % bs] if n_dec else 0
             left = budget - n_dec
             plan: list[tuple[_Req, int]] = []
+            r: _Req | None  # a prefill here, the waiting queue's head below
             for r in prefilling.values():
                 if left <= 0:
                     break
@@ -384,11 +446,16 @@ class SimLLMEngine:
             victim = self._preempt_victim()
             self._preempt(victim, t, events)
             preempted = True
-            free = self.num_blocks - self.used_blocks
+            free = self.num_blocks - self.used_blocks - pc.adj if pc is not None else \
+                self.num_blocks - self.used_blocks
         free -= need
+        popped = need
+        if pc is not None and pc.live:
+            pc.take(need)  # running requests allocate before waiting ones look up hits
         # 2. waiting requests, in queue order, while sequences, budget and blocks allow
         #    (none in a step that had to preempt).
         new = 0
+        looked = asked = found = 0  # this step's prefix-cache look-ups, as vLLM logs them
         if not preempted:
             max_seqs, prio = self.max_seqs, self.priority_scheduling
             # _n_waiting first: an empty queue (most steps' last look) costs no call
@@ -396,18 +463,31 @@ class SimLLMEngine:
                 r = self._peek_waiting()
                 if r is None:
                     break
-                n = min(r.prompt + r.n_out - r.computed, left)
+                if r.pfx is not None and pc is not None:  # a prefix only with caching on
+                    hk, ho, hfree = pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // bs)
+                else:
+                    hk = ho = hfree = 0
+                n = min(r.prompt + r.n_out - (hk + ho) * bs, left)
                 b = -(-n // bs)
-                if b > free:
+                if pc is not None:
+                    looked += 1
+                    asked += r.prompt + r.n_out
+                    found += (hk + ho) * bs
+                if b + hfree > free:
                     break
                 if prio:  # take the head peeked above
                     heapq.heappop(self._waiting_heap)
                 else:
                     self._waiting_fifo.popleft()
                 self._n_waiting -= 1
-                free -= b
+                free -= b + hfree
                 left -= n
                 need += b
+                if pc is not None:
+                    if r.pfx is not None:
+                        self._admit_cached(r, hk, ho)
+                    else:
+                        pc.queries += r.prompt + r.n_out
                 r.state = _PREFILL
                 running[r.id] = r
                 prefilling[r.id] = r
@@ -415,12 +495,16 @@ class SimLLMEngine:
                 if not r.started:
                     r.started = True
                     new += 1
+        if looked:
+            pc.logged(looked, asked, found)
         n_dec = self._n_dec
         if not n_dec and not plan:
             self._t_end = None
             self._plan = []
             return
         self.used_blocks += need
+        if pc is not None and pc.live and need > popped:
+            pc.take(need - popped)
         self._real = True
         self._inflight = 1 if n_dec else 0
         prefill = 0
@@ -442,18 +526,51 @@ class SimLLMEngine:
                 "new": new, "running": len(running), "kv_blocks": self.used_blocks,
             })
 
+    def _admit_cached(self, r: _Req, hk: int, ho: int) -> None:
+        """An admitted request's prefix-cache hit: its computed tokens start at the hit,
+        and the hit blocks count as its own in the engine's per-request books."""
+        assert self._pc is not None  # hits come only from the prefix cache
+        self._pc.admit(r.pfx, hk, ho, r.prompt + r.n_out, self.bs)
+        r.computed = (hk + ho) * self.bs
+        self.used_blocks += hk + ho
+
+    def _admissible(self, r: _Req, left: int, free: int) -> bool:
+        """Whether the waiting-queue pass would admit `r` now (its hit counted)."""
+        if r.pfx is not None and self._pc is not None:  # a prefix only with caching on
+            hk, ho, hfree = self._pc.lookup(r.pfx, (r.prompt + r.n_out - 1) // self.bs)
+        else:
+            hk = ho = hfree = 0
+        return -(-min(r.prompt + r.n_out - (hk + ho) * self.bs, left) // self.bs) + hfree <= free
+
+    def _log_blocked(self, head: _Req, k: int) -> None:
+        """The waiting head that k fast-forwarded steps look up and cannot admit."""
+        tokens = head.prompt + head.n_out
+        hits = 0
+        if head.pfx is not None and self._pc is not None:
+            hk, ho, _ = self._pc.lookup(head.pfx, (tokens - 1) // self.bs)
+            hits = (hk + ho) * self.bs
+        self._pc.logged(k, k * tokens, k * hits, same=True)
+
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
         n = self._n_dec
         if (self.token_events or self.step_log is not None or n == 0 or self._prefill
                 or self._crowd is not None or self._stall is not None):
             return False
-        free = self.num_blocks - self.used_blocks
+        pc = self._pc
+        free = self.num_blocks - self.used_blocks - (pc.adj if pc is not None else 0)
+        head = None
         if self._n_waiting and len(self._running) < self.max_seqs:
             head = self._peek_waiting()
-            if head is not None and -(-min(head.prompt + head.n_out, self.max_tokens - n)
-                                      // self.bs) <= free:
+            if head is not None and (
+                    -(-min(head.prompt + head.n_out, self.max_tokens - n) // self.bs) <= free
+                    if head.pfx is None
+                    else self._admissible(head, self.max_tokens - n, free)):
                 return False  # it would be admitted now
+        if pc is not None and pc.live:
+            ahead = pc.anon_head()
+            if ahead is not None:
+                free = min(free, ahead)  # evict no cached block in a fast-forward
         fin = self._finish
         while fin and (fin[0][3].gen != fin[0][2] or fin[0][3].state != _DEC):
             heapq.heappop(fin)
@@ -474,7 +591,13 @@ class SimLLMEngine:
         k = min(k, cycles * bs + j)
         if k < 2:
             return False
-        self.used_blocks += self._dec_blocks(0, k)
+        c = self.cost
+        if c.mem_s and c.beta1 * n > c.mem_s + c.beta3 * (self._dec_c_sum + n * D):
+            return False  # compute-bound decode steps do not grow by β3 per step
+        taken = self._dec_blocks(0, k)
+        self.used_blocks += taken
+        if pc is not None and pc.live:
+            pc.take(taken)
         self._real = True
         self._inflight = k
         c = self.cost
@@ -483,6 +606,8 @@ class SimLLMEngine:
         self._macro_k = k
         self._macro_c = first
         self._macro_g = g
+        if head is not None and pc is not None:  # looked up, and refused, at every step
+            self._log_blocked(head, k)
         self._t_end = t + k * first + g * k * (k - 1) / 2
         return True
 
@@ -499,7 +624,11 @@ class SimLLMEngine:
         j = lo
         if j == k:
             return
-        self.used_blocks -= self._dec_blocks(j, k)  # give back steps j..k-1
+        back = self._dec_blocks(j, k)  # give back steps j..k-1
+        self.used_blocks -= back
+        pc = self._pc
+        if pc is not None and pc.live:
+            pc.give_back(back)
         self._macro_k = j
         self._inflight = j
         self._t_end = t0 + j * c + g * j * (j - 1) / 2

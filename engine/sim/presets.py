@@ -201,7 +201,7 @@ def get_preset(name: str, directory: Path | None = None) -> Preset:
     path = d / f"{name}.json"
     if path.is_file():
         return _load_file(path)
-    builtin = {**_BUILTIN_LLM, **_BUILTIN_EMBED}
+    builtin: dict[str, Preset] = {**_BUILTIN_LLM, **_BUILTIN_EMBED}
     if name in builtin:
         return builtin[name]
     user = {p.stem for p in d.glob("*.json")} if d.is_dir() else set()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exports.context import ExportContext
+from exports.figures.agents import accuracy_latency
 from exports.figures.base import FigureResult
 from exports.figures.cost import cost_performance
 from exports.figures.fairness import fairness
@@ -29,5 +30,6 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
     FigureSpec("queue_depth", "Control-plane queue depth over time per policy (samples)", queue_depth),
     FigureSpec("slo_vs_load", "SLO attainment vs offered load", slo_vs_load),
     FigureSpec("fairness", "Per-client latency and Jain fairness vs number of clients", fairness),
+    FigureSpec("agent_accuracy_latency", "Agent strategies: accuracy per category vs item latency p50/p99 (bootstrap CIs)", accuracy_latency),
     FigureSpec("cost_performance", "Throughput per dollar-hour and cost per 1M requests per hardware pool", cost_performance),
 )}

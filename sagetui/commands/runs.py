@@ -17,6 +17,8 @@ import click
 
 from store import StoreError, open_store, queries
 
+from .completion import complete_run_ids, complete_suites
+
 FORMATS = click.Choice(["table", "json", "csv"])
 
 
@@ -94,7 +96,8 @@ _LIST_COLS = ["id", "name", "experiment", "status", "mode", "started", "tags"]
 @command.command(name="list")
 @click.option("--status", help="created|running|completed|failed|cancelled|interrupted")
 @click.option("--tag", help="Only runs carrying this tag.")
-@click.option("--suite", help="Only runs of this suite's experiments.")
+@click.option("--suite", help="Only runs of this suite's experiments.",
+              shell_complete=complete_suites)
 @click.option("--since", help="Started at/after: ISO date/time (UTC) or age like 2h, 7d.")
 @click.option("--last", type=click.IntRange(min=1), help="Only the newest N runs.")
 @click.option("--where", "where", multiple=True,
@@ -129,7 +132,7 @@ def _write(pieces) -> None:
 
 
 @command.command()
-@click.argument("run", type=int)
+@click.argument("run", type=int, shell_complete=complete_run_ids)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_context
@@ -145,7 +148,9 @@ def show(ctx, run, fmt) -> None:
     click.echo(f"experiment {r['experiment'] or '-'}  mode {r['mode']}  seed {r['seed']}  "
                f"repetition {r['repetition']}  tags {','.join(r['tags']) or '-'}")
     click.echo(f"started {r['started'] or '-'}  ended {r['ended'] or '-'}  "
-               f"requests {r['requests_done']}/{r['requests_planned']}")
+               f"requests {r['requests_done']}/~{r['requests_planned']} (planned is nominal)")
+    if r.get("rerun_of") or r.get("reruns"):
+        click.echo(_links(r))
     click.echo(f"sagetui {r['sagetui_version'] or '-'}  git {r['git_sha'][:12] or '-'}"
                + (" (dirty)" if r["git_dirty"] else ""))
     hw = r["hardware"]
@@ -185,8 +190,18 @@ def show(ctx, run, fmt) -> None:
     click.echo(_json(r["config"]))
 
 
+def _links(r: dict) -> str:
+    """`rerun of run 5  reruns 12, 14`: how a run and its reruns are linked."""
+    parts = []
+    if r.get("rerun_of"):
+        parts.append(f"rerun of run {r['rerun_of']}")
+    if r.get("reruns"):
+        parts.append("reruns " + ", ".join(map(str, r["reruns"])))
+    return "  ".join(parts)
+
+
 @command.command()
-@click.argument("runs", type=int, nargs=-1, required=True)
+@click.argument("runs", type=int, nargs=-1, required=True, shell_complete=complete_run_ids)
 @click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
@@ -204,6 +219,11 @@ def compare(ctx, runs, metrics, fmt) -> None:
     if fmt == "json":
         click.echo(_json(result))
         return
+    _print_compare(runs, result)
+
+
+def _print_compare(runs, result: dict) -> None:
+    """The `runs compare` table (also what a live rerun prints against its original)."""
     headers = ["class", "metric", f"run {runs[0]}"]
     for rid in runs[1:]:
         headers += [f"run {rid}", "change", ""]
@@ -224,7 +244,7 @@ def compare(ctx, runs, metrics, fmt) -> None:
 
 
 @command.command()
-@click.argument("run", type=int)
+@click.argument("run", type=int, shell_complete=complete_run_ids)
 @click.argument("tags", nargs=-1, required=True)
 @click.pass_context
 def tag(ctx, run, tags) -> None:
@@ -235,7 +255,7 @@ def tag(ctx, run, tags) -> None:
 
 
 @command.command()
-@click.argument("run", type=int)
+@click.argument("run", type=int, shell_complete=complete_run_ids)
 @click.argument("tags", nargs=-1, required=True)
 @click.pass_context
 def untag(ctx, run, tags) -> None:
@@ -246,7 +266,7 @@ def untag(ctx, run, tags) -> None:
 
 
 @command.command()
-@click.argument("runs", type=int, nargs=-1, required=True)
+@click.argument("runs", type=int, nargs=-1, required=True, shell_complete=complete_run_ids)
 @click.option("--purge", is_flag=True, help="Remove for good (default: hide, keep the data).")
 @click.pass_context
 def delete(ctx, runs, purge) -> None:
@@ -255,6 +275,150 @@ def delete(ctx, runs, purge) -> None:
         for rid in runs:
             queries.delete_run(store, rid, purge=purge)
             click.echo(f"run {rid}: {'purged' if purge else 'deleted'}")
+
+
+@command.command(name="config")
+@click.argument("run", type=int, shell_complete=complete_run_ids)
+@click.option("--as-stored", is_flag=True,
+              help="The stored resolved config as it is (repetition index included), "
+                   "unchecked: for editing one today's schema refuses.")
+@click.pass_context
+def config_cmd(ctx, run, as_stored) -> None:
+    """Print RUN's resolved config as TOML that `sagetui run` takes unchanged and that makes
+    the same run (its seed, one repetition). Refused (exit 2, naming the field and the
+    change it needs) when today's schema no longer accepts it."""
+    from ..errors import ConfigError
+    from ..rerun import check_today, replay_config, to_toml
+
+    with _store(ctx) as store:
+        r = queries.get_run(store, run)
+    head = f"run {run} ({r['name']}, {r['mode']}, seed {r['seed']})"
+    if as_stored:
+        click.echo(to_toml(r["config"], f"{head} as stored"), nl=False)
+        return
+    cfg = replay_config(r)
+    try:
+        exp = check_today(cfg, r)
+    except ConfigError as exc:
+        raise RunsError(str(exc)) from None
+    _note_drift(cfg, exp)
+    click.echo(to_toml(cfg, f"{head}: `sagetui run` this file to make the same run"), nl=False)
+
+
+def _resolved(exp) -> dict:
+    return {k: v for k, v in exp.runs[0].resolved().items() if k != "repetition"}
+
+
+def _note_drift(stored: dict, exp) -> list[str]:
+    """Say on stderr where today's schema resolves the stored config differently (fields
+    added since, with their defaults); returns those changes."""
+    from ..rerun import config_changes
+
+    drift = config_changes(stored, _resolved(exp))
+    for change in drift:
+        click.echo(f"note: today's schema resolves {change}", err=True)
+    return drift
+
+
+@command.command()
+@click.argument("run", type=int, shell_complete=complete_run_ids)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Change a field of the stored config for the rerun (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Run with this seed instead of the run's own.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.pass_context
+def rerun(ctx, run, overrides, seed, quiet) -> None:
+    """Run RUN again from its stored config, store the new run linked to RUN, compare.
+
+    Same seed unless --seed/--set say otherwise. Before running it says where code
+    version, engine versions or hardware differ from RUN's. In simulation it then says
+    whether summaries and histograms are identical (host-measured figures aside) or
+    names the first difference; live, it prints `runs compare RUN NEW`. Exit 1 when
+    the rerun fails, or when a simulated rerun with nothing changed is not identical.
+    """
+    from .run import execute
+
+    with _store(ctx) as store:
+        original = queries.get_run(store, run)
+    exp, changes = _plan_rerun(original, seed, list(overrides))
+    notes = _say_before(original, changes)
+    [report] = execute(exp, ctx.obj["db"], quiet=quiet, rerun_of=run)
+    click.echo(f"run {report.run_id}: rerun of run {run} [{report.status}]")
+    if report.status != "completed":
+        sys.exit(1)
+    identical = _judge(ctx, original, report.run_id, exp.runs[0].run.mode)
+    if identical is False and _expected_identical(exp, notes, changes):
+        sys.exit(1)
+
+
+def _plan_rerun(original: dict, seed: int | None, overrides: list[str]):
+    """(the one-run Experiment to make, the config fields --set/--seed changed); RunsError
+    before anything runs when today's schema refuses the config or it is not one run."""
+    from ..errors import ConfigError
+    from ..rerun import check_today, config_changes, replay_config
+    from .run import preflight_live
+
+    try:
+        base = check_today(replay_config(original), original)
+        exp = check_today(replay_config(original, seed=seed), original, overrides=overrides,
+                          name=f"rerun of run {original['id']}")
+        if len(exp.runs) != 1:
+            raise ConfigError(f"--set: a rerun is one run; these settings make {len(exp.runs)} "
+                              "(a sweep axis or run.repetitions > 1)")
+        preflight_live(exp)
+    except ConfigError as exc:
+        raise RunsError(str(exc)) from None
+    return exp, config_changes(_resolved(base), _resolved(exp))
+
+
+def _say_before(original: dict, changes: list[str]) -> list[str]:
+    """Notes on stderr, before running: where code, engine versions or hardware differ from
+    the original's, and what the config changes. Returns the provenance notes."""
+    from ..rerun import provenance_notes
+
+    notes = provenance_notes(original)
+    for line in notes + [f"config differs from run {original['id']}: {c}" for c in changes]:
+        click.echo(f"note: {line}", err=True)
+    return notes
+
+
+def _expected_identical(exp, notes: list[str], changes: list[str]) -> bool:
+    """A simulated rerun must come out identical when nothing was changed, the code is the
+    same commit and no request waited for a search timed on this machine (a pipeline)."""
+    from ..rerun import PIPELINE_NOTE
+
+    if exp.runs[0].workload.mix.get("pipeline", 0) > 0:
+        click.echo(f"note: {PIPELINE_NOTE}")
+        return False
+    return not changes and not any(n.startswith("code differs") for n in notes)
+
+
+def _judge(ctx, original: dict, new_id: int, mode: str) -> bool | None:
+    """Print how the rerun compares; True/False = identical or not (simulation), None = live
+    (the significance table)."""
+    from store.reruns import differences
+
+    from ..rerun import HOST_MEASURED_METRICS, HOST_MEASURED_PATHS
+
+    rid = original["id"]
+    with _store(ctx) as store:
+        if mode == "live" or original["mode"] == "live":
+            _print_compare([rid, new_id], queries.compare(store, [rid, new_id]))
+            return None
+        diff = differences(store, rid, new_id, ignore_paths=HOST_MEASURED_PATHS,
+                           ignore_metrics=HOST_MEASURED_METRICS)
+    found = diff["differences"]
+    if not found:
+        click.echo(f"identical: run {new_id} matches run {rid} in every summary "
+                   f"({diff['summaries']} classes) and histogram ({diff['histograms']}); "
+                   "host-measured figures (control-plane decision time and overhead, "
+                   "simulator wall time, pipeline search time) left out")
+        return True
+    where, a, b = found[0]
+    click.echo(f"differs: run {new_id} from run {rid}: first difference {where}: "
+               f"{a!r} in run {rid}, {b!r} in run {new_id} ({len(found)} differences in all)")
+    return False
 
 
 @command.command()

@@ -9,6 +9,7 @@ import click
 
 from ..errors import ConfigError
 from .common import fail, summary_line
+from .completion import complete_config_paths, complete_suites
 
 
 @click.group(name="suite")
@@ -26,7 +27,7 @@ def list_cmd() -> None:
 
 
 @command.command(name="show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_suites)
 @click.option("--quick", is_flag=True, help="Show the CI-sized version.")
 def show_cmd(name: str, quick: bool) -> None:
     """What a suite runs: parts, sweeps, run count and expected time."""
@@ -88,29 +89,37 @@ def _show_probe(exp) -> None:
 
 
 def _show_agents(suite, quick: bool) -> None:
-    """The agents suite has no sweep: its strategies, items and expected time."""
-    from ..agents import dataset
-    from ..agents.runner import item_counts
+    """The agents suite has no sweep: its dataset, strategies, items and expected time."""
+    from ..agents.items import DatasetError
+    from ..agents.runner import item_counts, load_dataset, parse_config
     from ..suites.estimate import agents_suite_seconds
 
-    limit = suite.raw.get("quick", {}).get("limit") if quick else None
-    items = item_counts(dataset.load(), limit)
+    try:
+        cfg = parse_config(suite.raw.get("agents", {}), str(suite.path),
+                           suite.raw.get("quick") if quick else None)
+        ds = load_dataset(cfg.dataset)
+    except DatasetError as exc:
+        fail(str(exc))
+    counts = item_counts(ds, cfg)
     click.echo(f"{suite.name} ({suite.category}): {suite.title}")
     click.echo(suite.description.strip())
     click.echo(f"file: {suite.path}")
-    click.echo(f"strategies {', '.join(suite.raw.get('agents', {}).get('strategies', ()))}; "
-               + ", ".join(f"{n} {part} items" for part, n in items.items())
-               + " per strategy (the LLM strategy runs in live mode only)")
+    click.echo(f"dataset {ds.info.get('name')} {ds.info.get('version')}; dev items for tuning: "
+               + ", ".join(f"{n} {c}" for c, n in counts.pop("dev").items()))
+    for strategy, items in counts.items():
+        click.echo(f"  {strategy}: " + ", ".join(f"{n} {c}" for c, n in items.items())
+                   + " test items" + (" (live mode only)" if strategy == "llm" else ""))
     for mode in ("sim", "live"):
         est = agents_suite_seconds(suite.raw, quick=quick, mode=mode)
         click.echo(f"expected run time ({mode}): ~{_fmt_s(est)}")
 
 
 @command.command(name="run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_suites)
 @click.option("--mode", type=click.Choice(["sim", "live"]), default=None)
 @click.option("--quick", is_flag=True, help="The CI-sized version of the suite.")
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False), default=None,
+              shell_complete=complete_config_paths,
               help="Your engines: a TOML file of [[backends]] (every part) and optional "
                    "[[parts.<part>.backends]] (that part only); docs/experiments.md.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
@@ -231,58 +240,54 @@ def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:
 
 
 def _run_agents(ctx, suite, quick, mode, backends_file) -> None:
-    """Evaluate the agent strategies (sagetui/agents); the LLM one needs live engines."""
+    """Evaluate the agent strategies (sagetui/agents) through the gateway; the LLM
+    strategy needs the chat engine (live mode)."""
     from engine.spec import BackendSpec
 
-    from ..agents.runner import run_agents
+    from ..agents.engines import pick, serving
+    from ..agents.items import DatasetError
+    from ..agents.runner import describe, load_dataset, parse_config, run_suite
+    from ..orchestrate.live import runs_dir
     from ..suites.backends_file import read_backends_file
+    from ..suites.estimate import agents_suite_seconds
 
     mode = mode or "sim"
-    cfg = suite.raw.get("agents", {})
-    strategies = tuple(cfg.get("strategies", ()))
-    limit = suite.raw.get("quick", {}).get("limit") if quick else None
-    chat_engine, launcher = None, None
-    if mode == "live":
-        try:  # the file's list for the suite's one part, else its default list
-            raw = (read_backends_file(backends_file, suite.parts).for_part(suite.parts[0])
-                   if backends_file else suite.raw["base"]["backends"])
-        except ConfigError as exc:
-            fail(str(exc))
+    source = backends_file or str(suite.path)
+    try:
+        cfg = parse_config(suite.raw.get("agents", {}), str(suite.path),
+                           suite.raw.get("quick") if quick else None)
+        ds = load_dataset(cfg.dataset)
+        raw = (read_backends_file(backends_file, suite.parts).for_part(suite.parts[0])
+               if backends_file else suite.raw["base"]["backends"])
         try:
             specs = [BackendSpec.model_validate(b) for b in raw]
         except ValueError as exc:
-            fail(f"{backends_file or suite.path}: backends: {exc}")
-        chat = [s for s in specs if "completion" in s.capabilities]
-        if not chat:
-            fail(f"{backends_file or suite.path}: backends: the LLM strategy needs a backend "
-                 "with the completion capability")
-        from engine.launcher import Launcher, LaunchError
-
-        from ..orchestrate.live import _served_model, runs_dir
-
-        launcher = Launcher(chat[:1], runs_dir() / "agents")
-        try:
-            engine = launcher.start()[0]
-        except LaunchError as exc:
-            launcher.stop()
-            fail(f"suite agents: chat engine did not start: {exc}", code=1)
-        chat_engine = (engine.url, _served_model(engine) or engine.spec.model)
-    from ..suites.estimate import agents_suite_seconds
-
+            raise ConfigError(f"{source}: backends: {exc}") from None
+        need_chat = mode == "live" and "llm" in cfg.strategies
+        specs = pick(specs, need_chat=need_chat, source=source)
+    except (ConfigError, DatasetError) as exc:
+        fail(str(exc))
+    control_plane = suite.raw.get("base", {}).get("control_plane", {})
     est = agents_suite_seconds(suite.raw, quick=quick, mode=mode)
-    click.echo(f"suite agents{' (quick)' if quick else ''}: strategies {', '.join(strategies)} "
-               f"({mode}), expected ~{_fmt_s(est)}", err=True)
+    click.echo(f"suite agents{' (quick)' if quick else ''}: dataset {ds.info.get('name')} "
+               f"{ds.info.get('version')}, strategies {', '.join(cfg.strategies)} ({mode}, "
+               f"policy {control_plane.get('policy', 'hybrid')}), expected ~{_fmt_s(est)}",
+               err=True)
     try:
-        ids = run_agents(ctx.obj["db"], suite_name=suite.name, spec_text=suite.text, mode=mode,
-                         limit=limit, strategies=strategies, chat_engine=chat_engine,
-                         on_run=lambda r: click.echo(
-                             f"      run {r['run_id']} {r['strategy']}: top-1 "
-                             f"{r['metrics']['top1_acc_pct']:.1f}%  MRR {r['metrics']['mrr']:.3f}",
-                             err=True))
-    finally:
-        if launcher is not None:
-            launcher.stop()
+        with serving(specs, control_plane, runs_dir() / "agents") as (ep, rows):
+            ids = run_suite(ctx.obj["db"], ds, cfg, ep, suite_name=suite.name,
+                            spec_text=suite.text, mode=mode, quick=quick, backends=rows,
+                            control_plane=control_plane,
+                            on_run=lambda r: click.echo(
+                                f"      run {r['run_id']} {r['strategy']} in "
+                                f"{r['wall_s']:.1f}s: {describe(r['metrics'])}", err=True))
+    except ConfigError as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        fail(f"suite agents: {exc}", code=1)
     click.echo(" ".join(map(str, ids)))
+    click.echo(f"export: sagetui export --bundle --suite {suite.name} --format pdf -o out/",
+               err=True)
 
 
 def _fidelity_estimate(p) -> float:

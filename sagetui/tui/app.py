@@ -8,6 +8,7 @@ must know which runs this dashboard started.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from sagetui.tui.data import StoreReader, StoreUnavailable, run_process
 from sagetui.tui.screens.dialogs import ConfirmScreen, QuitScreen
 from sagetui.tui.screens.help import HelpScreen
 from sagetui.tui.screens.runs import RunsScreen
+
+
+def rerun_argv(db_path: Path, run_id: int) -> list[str]:
+    """The child process a dashboard rerun starts: exactly `sagetui runs rerun RUN`."""
+    return [sys.executable, "-m", "sagetui", "--db", str(db_path), "runs", "rerun", str(run_id)]
 
 
 class SageApp(App):
@@ -112,6 +118,8 @@ class SageApp(App):
             yield SystemCommand("Reload runs", "Read the store again", runs.action_reload)
             yield SystemCommand("Cancel run", "SIGTERM the running run under the cursor",
                                 runs.action_cancel_run)
+            yield SystemCommand("Rerun run", "Run the run under the cursor again from its "
+                                "stored config (same seed), linked to it", runs.action_rerun)
             yield SystemCommand("Next page of runs", "", lambda: runs.action_page(1))
             yield SystemCommand("Previous page of runs", "", lambda: runs.action_page(-1))
         for name, cmd in getattr(screen, "PALETTE", {}).items():
@@ -150,6 +158,37 @@ class SageApp(App):
             return
         self._post(self.notify, f"Run {run_id}: SIGTERM sent to process {pid}.",
                    title="Cancelling")
+
+    def confirm_rerun(self, run_id: int) -> None:
+        """Ask, then rerun `run_id` as `sagetui runs rerun` does (a child process)."""
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._rerun(run_id)
+
+        self.push_screen(ConfirmScreen(
+            f"Rerun run {run_id}?\n\nIt runs again from its stored config with the same "
+            "seed, as a child process; the new run is linked to it and its log says how "
+            "the two compare.", yes="Rerun", no="Keep as is"), answered)
+
+    @work(thread=True, group="rerun")
+    def _rerun(self, run_id: int) -> None:
+        """Check the stored config against today's schema, then start the child; a config
+        that no longer validates is reported here and nothing starts."""
+        from sagetui.errors import ConfigError
+        from sagetui.rerun import check_today, replay_config
+        from store import queries
+
+        try:
+            run = self.reader.call(queries.get_run, run_id)
+            check_today(replay_config(run), run)
+            child = self.start_child(rerun_argv(self.db_path, run_id))
+        except (ConfigError, children.LaunchError, StoreUnavailable, LookupError) as exc:
+            self._post(self.notify, str(exc), title=f"Cannot rerun run {run_id}",
+                       severity="error", timeout=15)
+            return
+        self._post(self.notify, f"Rerun of run {run_id}: process {child.pid}; the new run "
+                   f"appears in the list, linked to {run_id}. Log: {child.log_path}",
+                   title="Rerun started")
 
     def _post(self, fn, *args, **kwargs) -> None:
         """From a worker: run on the UI thread, unless the app is already shutting down."""

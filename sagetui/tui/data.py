@@ -157,11 +157,6 @@ def parse_json(text: str | None, kind: type) -> Any:
     return value if isinstance(value, kind) else kind()
 
 
-def statuses(reader: StoreReader, run_ids: list[int]) -> dict[int, str]:
-    """Current status of some runs (cheap; used to follow launched runs)."""
-    return reader.call(dashboard.run_statuses, run_ids)
-
-
 def runs_of_pid(reader: StoreReader, pid: int) -> list[int]:
     """Runs written by a given process id (how a launched child is found)."""
     return reader.call(dashboard.runs_of_pid, pid)

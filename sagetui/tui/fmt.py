@@ -38,3 +38,10 @@ def middle(text: str, width: int) -> str:
         return text
     tail = (width - 1) * 2 // 3
     return f"{text[:width - 1 - tail]}…{text[-tail:]}"
+
+
+def requests(done: int, planned: int) -> str:
+    """`237/~230`: requests done of those planned. The planned count is nominal (target
+    rate × (warm-up + duration)); a Poisson schedule sends a few more or fewer, so the
+    `~` keeps 237 of 230 from reading as an error. No plan: the count alone."""
+    return f"{done}/~{planned}" if planned else str(done)

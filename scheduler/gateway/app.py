@@ -89,6 +89,7 @@ def upstream_body(payload: Payload, priority: int, forward_priority: bool) -> by
         return payload.raw
     if payload.with_priority is None:
         b, given = payload.body, payload.body.get("priority")
+        out: bytes | None
         if given == priority and type(given) is int:
             out = payload.src or payload.raw
         elif "priority" not in b:
@@ -280,6 +281,7 @@ async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ti
     resp = None
     try:
         body = upstream_body(payload, slot.req.priority, ticket.priority)
+        assert rt.session is not None  # opened at start-up, before requests are taken
         resp = await open_post(rt.session, url, body, _upstream_timeout(opt))
         slot.upstream = resp
         if resp.status != 200 or not payload.stream:
@@ -421,6 +423,7 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
         if prio:  # one engine request for several: it runs as the most urgent of them
             body["priority"] = min(s.req.priority for s in slots)
         raw = json.dumps(body, separators=(",", ":")).encode()
+    assert rt.session is not None  # opened at start-up, before requests are taken
     try:
         resp = await open_post(rt.session, url, raw, _upstream_timeout(opt))
         async with resp:

@@ -18,6 +18,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Metric,
 )
 
 # Latency buckets in seconds: sub-millisecond (overhead, queue) to minutes (long chats).
@@ -73,24 +74,27 @@ class _Family:
             self.children[values] = child
         return child
 
-    def family(self):
+    def family(self) -> Metric:
+        """This metric's current values as a Prometheus family (built only on a scrape)."""
         if self.kind == "gauge":
-            fam = GaugeMetricFamily(self.name, self.doc, labels=self.labelnames)
-            for values, c in self.children.items():
-                fam.add_metric(list(values), c.v)
-        elif self.kind == "counter":
-            fam = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
-            for values, c in self.children.items():
-                fam.add_metric(list(values), c.v)
-        else:
-            fam = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
-            for values, h in self.children.items():
-                cum, buckets = 0, []
-                for bound, n in zip((*h.bounds, float("inf")), h.counts, strict=True):
-                    cum += n
-                    buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)),
-                                    cum))
-                fam.add_metric(list(values), buckets, h.sum)
+            return self._values(GaugeMetricFamily(self.name, self.doc, labels=self.labelnames))
+        if self.kind == "counter":
+            return self._values(CounterMetricFamily(self.name, self.doc, labels=self.labelnames))
+        fam = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for values, h in self.children.items():
+            assert isinstance(h, _Hist)  # a histogram family makes only _Hist children
+            cum, buckets = 0, []
+            for bound, n in zip((*h.bounds, float("inf")), h.counts, strict=True):
+                cum += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cum))
+            fam.add_metric(list(values), buckets, h.sum)
+        return fam
+
+    def _values(self, fam: GaugeMetricFamily | CounterMetricFamily) -> Metric:
+        """`fam` filled with the children's values (gauges and counters)."""
+        for values, c in self.children.items():
+            assert isinstance(c, _Value)  # only histogram families make _Hist children
+            fam.add_metric(list(values), c.v)
         return fam
 
 

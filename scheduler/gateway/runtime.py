@@ -244,7 +244,7 @@ class Runtime:
         self.overhead_us(slot)
         if slot.dispatched is None:
             self._depth.labels(req.cls).dec()
-        else:
+        elif slot.dispatch_id is not None:  # set together with `dispatched`
             st = self.dispatches.get(slot.dispatch_id)
             if st is not None and slot in st.slots:
                 self._leave(st, slot)

@@ -133,7 +133,9 @@ class HeapPolicy(Policy):
                 best, best_heap, best_cands = heap[0], heap, cands
         if best is None:
             return None
+        assert best_heap is not None and best_cands is not None  # set with best
         req = best[-1]
+        choice: BackendState | Reject
         if len(best_cands) == 1 and self.lone_is_choice:
             choice = best_cands[0]
         else:

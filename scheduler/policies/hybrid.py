@@ -198,6 +198,7 @@ class HybridPolicy(Policy):
             return self._take_batch(emb_model), emb_target
         if best is None:
             return None
+        assert cands is not None  # _llm_choice finds both or neither
         req = heapq.heappop(llm[best[2].cls])[2]
         b = cands[0] if len(cands) == 1 and self.lone_is_choice else \
             router_pick(self.cp, req, cands, now)

@@ -96,3 +96,10 @@ def test_launcher_passes_the_scheduling_policy_to_the_engine(kind):
     if kind == "sim":
         assert parse_args(argv[argv.index("--host"):]).priority_scheduling
         assert not parse_args(argv[argv.index("--host"):-1] + ["fcfs"]).priority_scheduling
+
+
+def test_prefix_caching_follows_vllms_flag():
+    assert make_engine(spec()).prefix_stats()["enabled"]
+    off = make_engine(spec(extra_args=["--no-enable-prefix-caching"]))
+    assert off.prefix_stats() == {"enabled": False}
+    assert sim_flags(["--enable-prefix-caching"])[0] == {"prefix_caching": True}

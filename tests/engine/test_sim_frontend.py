@@ -130,3 +130,18 @@ def test_the_delay_stretches_with_the_sequences_streaming_when_a_request_comes()
     assert ev["d"]["first_token"] == pytest.approx(plain["d"]["first_token"])
     with pytest.raises(ValueError, match="frontend_per_seq"):
         Frontend(SimLLMEngine(preset), 0.01, per_seq=-0.1)
+
+
+def test_a_prefix_passes_through_the_front_end():
+    from engine.sim.cost import LLMCost, LLMPreset
+    from engine.sim.frontend import Frontend
+    from engine.sim.llm import SimLLMEngine
+
+    p = LLMPreset(name="t", model="m", device_kind="X", device="gpu",
+                  cost=LLMCost(5e-3, 20e-6, 6e-6, 0.0, 0.0), kv_capacity_tokens=16 * 256)
+    eng = Frontend(SimLLMEngine(p), 0.01, (), 0)
+    for i, t in enumerate((0.0, 1.0)):
+        eng.submit(i, 600, 2, 2, t, prefix=("sys", 512))
+        while (te := eng.next_event_time()) is not None and (i == 1 or te < 1.0):
+            eng.advance(te)
+    assert eng.prefix_stats()["hits"] == 512

@@ -174,6 +174,9 @@ def test_faults_kill_and_pause(tmp_path):
         assert (ev.kind, ev.subject, ev.data["signal"]) == ("fault_kill", "victim", "SIGKILL")
         victim.proc.wait(timeout=5)
         assert [e.name for e in launch.dead()] == ["victim"]
+        down = victim.down_info()  # what the run's engine_down event records
+        assert down["node"] and down["exit_code"] == -signal.SIGKILL
+        assert down["log_tail"].startswith("$ ")
         with pytest.raises(faults.FaultError, match="already exited"):
             faults.kill(victim)
 

@@ -7,6 +7,7 @@ and the agents suite at "~0 s".
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from sagetui.cli import main
@@ -55,13 +56,14 @@ def test_closed_loop_is_bounded_by_clients_over_think_time():
 
 
 def test_agents_estimate_counts_items_and_the_live_llm_strategy():
-    items = {"selection": 360, "planning": 100, "timing": 100}
-    sim = agents_seconds(("bm25", "embedding", "hybrid", "llm"), items, "sim")
-    live = agents_seconds(("bm25", "embedding", "hybrid", "llm"), items, "live")
-    assert sim > AGENTS.start_s + 560 * AGENTS.per_item_s["embedding"]
-    assert live == sim + AGENTS.engine_start_s + 560 * AGENTS.llm_per_item_s
-    quick = agents_seconds(("bm25", "embedding"), {"selection": 45, "planning": 15,
-                                                   "timing": 15}, "sim")
+    items = {"selection": 875, "selection_pool": 875, "timing": 984, "planning": 646}
+    llm_items = {c: 40 for c in items}
+    strategies = ("bm25", "embedding", "fusion", "llm")
+    sim = agents_seconds(strategies, items, "sim", llm_items=llm_items)
+    live = agents_seconds(strategies, items, "live", llm_items=llm_items)
+    assert sim > AGENTS.start_s + 3380 * AGENTS.per_item_s["embedding"]
+    assert live == pytest.approx(sim + AGENTS.engine_start_s + 160 * AGENTS.llm_per_item_s)
+    quick = agents_seconds(("bm25", "embedding"), {c: 30 for c in items}, "sim")
     assert AGENTS.start_s < quick < sim
 
 
@@ -69,6 +71,7 @@ def test_suite_show_agents_prints_items_and_a_real_estimate(db_path):
     res = CliRunner().invoke(main, ["--db", str(db_path), "suite", "show", "agents"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert "360 selection items" in res.output
+    assert "dataset BFCL v4 2026.3.23" in res.output
+    assert "875 selection, 875 selection_pool, 984 timing, 646 planning test items" in res.output
     sim_line = next(x for x in res.output.splitlines() if x.startswith("expected run time (sim)"))
     assert "~0 s" not in sim_line

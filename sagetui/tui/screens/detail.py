@@ -39,6 +39,14 @@ class RunDetail:
     histograms: dict[tuple[str, str], HdrHistogram]  # whole run, (metric, class)
     samples: list[dict[str, Any]]
 
+def _links(r: dict[str, Any]) -> str:
+    """` · rerun of #5 · reruns #12, #14`: the run it reruns and its reruns, if any."""
+    out = f" · rerun of #{r['rerun_of']}" if r.get("rerun_of") else ""
+    if r.get("reruns"):
+        out += " · reruns " + ", ".join(f"#{i}" for i in r["reruns"])
+    return out
+
+
 PCTS = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
 
 
@@ -48,9 +56,11 @@ class DetailScreen(WorkerScreen):
         Binding("m", "monitor", "Live"),
         Binding("e", "export", "Export"),
         Binding("x", "cancel_run", "Cancel run", show=False),
+        Binding("R", "rerun", "Rerun"),
     ]
     PALETTE = {"Monitor this run live": ("action_monitor", "If it is running"),
-               "Export this run": ("action_export", "Tables/figures for this run")}
+               "Export this run": ("action_export", "Tables/figures for this run"),
+               "Rerun this run": ("action_rerun", "Again from its stored config, same seed")}
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
@@ -107,7 +117,7 @@ class DetailScreen(WorkerScreen):
         exp = f" · {escape(r['experiment'])}" if r.get("experiment") else ""
         self.query_one("#headline", Static).update(
             f"[b]#{r['id']} {escape(r['name'])}[/] · {r['status']}{reason} · {r['mode']}{exp} · "
-            f"seed {r['seed']} rep {r['repetition']}")
+            f"seed {r['seed']} rep {r['repetition']}{_links(r)}")
         self._fill_percentiles(d)
         self._fill_config(r.get("config") or {})
         self._fill_machine(d)
@@ -263,3 +273,10 @@ class DetailScreen(WorkerScreen):
     def action_cancel_run(self) -> None:
         self.app.confirm_cancel(self.run_id)
 
+
+    def action_rerun(self) -> None:
+        status = self.detail.run["status"] if self.detail else None
+        if status in (None, "created", "running"):
+            self.notify("Only a finished run can be rerun.", severity="warning")
+            return
+        self.app.confirm_rerun(self.run_id)

@@ -18,8 +18,9 @@ reads it. `ctrl+p` opens the command palette with every action.
 ## Runs (start screen)
 `enter` details · `space` mark for compare · `c` compare marked ·
 `/` filter · `m` live monitor · `l` launch · `e` export · `x` cancel a
-running run · `[` `]` previous/next page · `r` reload · click a header to sort
-(click again to reverse) or `s` to sort by the cursor's column.
+running run · `R` rerun a finished run (same seed, linked to it) · `[` `]`
+previous/next page · `r` reload · click a header to sort (click again to
+reverse) or `s` to sort by the cursor's column.
 
 Filter: words match name, suite, mode, policy, status, tags; `key=value`
 (`!=` `<` `>` `<=` `>=`) matches a column (`status=running`, `tag=paper`) or
@@ -27,11 +28,13 @@ the resolved config (`workload.rate>=100`, `rate=50`, `backends.0.kind=sim`).
 
 ## Run detail
 Tabs: summary (per-class percentiles), latency (histogram + CDF), series,
-config, machine, events. `m` monitors it if it is running.
+config, machine, events. `m` monitors it if it is running; `R` reruns it.
+The headline names the run it reruns and its reruns.
 
 ## Live monitor
 Attaches to a `running` run; refreshes twice a second. `x` cancels it
-(asks first; the run keeps what it measured).
+(asks first; the run keeps what it measured). `req 237/~230`: the planned
+count is nominal (rate × time); a Poisson schedule sends a few more or fewer.
 
 ## Launch
 Pick a built-in suite (tick *quick* for its CI-sized version), a shipped

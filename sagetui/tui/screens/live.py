@@ -198,7 +198,7 @@ class LiveScreen(WorkerScreen):
         offered = last.offered_rps if last else None
         achieved = last.achieved_rps if last else None
         self.query_one("#rates", Static).update(
-            f"t {t_now:.0f}/{planned_s:.0f} s · req {done}/{run.requests_planned} · "
+            f"t {t_now:.0f}/{planned_s:.0f} s · req {fmt.requests(done, run.requests_planned)} · "
             f"offered {fmt.num(offered)} · achieved {fmt.num(achieved)} r/s · "
             f"in-flight {last.in_flight if last else 0} · SLO {fmt.pct(slo)} · "
             f"errors {self.totals['errors']}")

@@ -59,6 +59,7 @@ class RunsScreen(WorkerScreen):
         Binding("l", "app.launch", "Launch"),
         Binding("e", "export", "Export"),
         Binding("x", "cancel_run", "Cancel run", show=False),
+        Binding("R", "rerun", "Rerun", show=False),
         Binding("s", "sort_cursor", "Sort", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", show=False),
         Binding("left_square_bracket", "page(-1)", "Prev page", show=False),
@@ -344,3 +345,10 @@ class RunsScreen(WorkerScreen):
             self.notify("Put the cursor on a running run to cancel it.", severity="warning")
             return
         self.app.confirm_cancel(row.id)
+
+    def action_rerun(self) -> None:
+        row = self.cursor_run()
+        if row is None or row.status in ("created", "running"):
+            self.notify("Put the cursor on a finished run to rerun it.", severity="warning")
+            return
+        self.app.confirm_rerun(row.id)
