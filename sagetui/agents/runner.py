@@ -33,6 +33,7 @@ import numpy as np
 
 from loadgen.client import Client, ClientConfig, run_coro
 from loadgen.metrics import aggregate
+from store.schema import request_row
 from vocab import Request
 
 from . import llm, scoring
@@ -439,7 +440,7 @@ def store_result(writer, res: StrategyResult, *, ds: Dataset, cfg: AgentConfig,
         "dev_test": {c: ds.counts()[c] for c in cfg.categories},
         "tuning": tuning.to_dict(), "items": res.items}
     writer.add_summaries(summaries)
-    writer.add_requests(r.to_store_dict() for r in res.records)
+    writer.add_requests(request_row(r) for r in res.records)
     return summaries
 
 
