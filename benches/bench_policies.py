@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadgen.schedule import build_schedule  # noqa: E402
 from sagetui.config import expand_raw, read_toml  # noqa: E402
-from sagetui.orchestrate.convert import to_request  # noqa: E402
 from scheduler.simrt import simulate  # noqa: E402
 
 SUITE_B = Path(__file__).resolve().parents[1] / "sagetui/suites/b-policies.toml"
@@ -63,7 +62,7 @@ def config(policy: str, rate: float, duration: float, seed: int, pattern: str = 
 def run_point(policy: str, rate: float, duration: float, seed: int,
               pattern: str = "steady") -> dict:
     cfg = config(policy, rate, duration, seed, pattern)
-    reqs = [to_request(s) for s in build_schedule(cfg.workload)]
+    reqs = build_schedule(cfg.workload)
     res = simulate(cfg.control_plane, cfg.backends, reqs, horizon_s=cfg.workload.end_s + 120,
                    seed=seed)
     return measure(res, cfg, rate)

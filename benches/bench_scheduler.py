@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.spec import BackendSpec  # noqa: E402
 from scheduler.config import POLICIES, ControlPlaneConfig  # noqa: E402
 from scheduler.core import ControlPlane  # noqa: E402
-from scheduler.request import Request  # noqa: E402
 from scheduler.simrt import simulate  # noqa: E402
+from vocab import Request  # noqa: E402
 
 
 def backends(n: int, conc: int = 64) -> list[BackendSpec]:
@@ -45,13 +45,13 @@ def workload(rate: float, duration: float, seed: int) -> list[Request]:
             return out
         i += 1
         if rng.random() < 0.7:
-            out.append(Request(id=f"r{i}", cls="chat", arrival=t, t=t,
+            out.append(Request(id=f"r{i}", cls="chat", arrival=t, t_intended=t,
                                priority=rng.randint(0, 4), prompt_tokens=rng.randint(32, 256),
                                output_tokens=rng.randint(16, 96), slo_ttft_ms=500,
                                slo_e2e_ms=5000))
         else:
             n = rng.randint(1, 8)
-            out.append(Request(id=f"r{i}", cls="embedding", arrival=t, t=t, n_texts=n,
+            out.append(Request(id=f"r{i}", cls="embedding", arrival=t, t_intended=t, n_texts=n,
                                text_tokens=n * rng.randint(16, 64), slo_e2e_ms=200,
                                model="minilm"))
 

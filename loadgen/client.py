@@ -1,4 +1,4 @@
-"""The HTTP client: one ScheduledRequest → one RequestRecord.
+"""The HTTP client: sends one planned Request and fills in what happened to it.
 
 Why its own module: every way a request can go wrong must end as a record
 (failed/rejected with a reason) while the run goes on, and every stamp must
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from .records import RequestRecord
+from vocab import Request
+
 from .tokens import PromptMaker
 
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions", "embedding": "/v1/embeddings"}
@@ -204,7 +205,8 @@ class Client:
         """The OpenAI request body; prompts come from the PromptMaker unless given."""
         if req.cls == "embedding":
             if texts is None:
-                texts = [self.prompts.text(req.text_tokens, f"{req.id}/{i}") for i in range(req.n_texts)]
+                texts = [self.prompts.text(req.tokens_per_text(), f"{req.id}/{i}")
+                         for i in range(req.n_texts)]
             return {"model": req.model, "input": texts}
         if text is None:
             text = self.prompts.text(req.prompt_tokens, req.id)
@@ -224,10 +226,11 @@ class Client:
     def encode(body: dict) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode()
 
-    async def call(self, req, *, text: str | None = None, texts: list[str] | None = None,
+    async def call(self, req: Request, *, text: str | None = None, texts: list[str] | None = None,
                    body: bytes | None = None, vectors: list | None = None,
-                   output: list[str] | None = None) -> RequestRecord:
-        """Send now; never raises for a server's fault. `req.cls` is chat/completion/embedding.
+                   output: list[str] | None = None) -> Request:
+        """Send now and return `req` with its outcome filled in; never raises for a
+        server's fault. `req.cls` is chat/completion/embedding.
 
         `body`: the JSON body already encoded (`encode(body(req))`, built before
         the clock starts); `vectors`, when given, receives the embeddings of an
@@ -238,7 +241,7 @@ class Client:
             raise RuntimeError("Client used outside `async with`")
         if body is None:
             body = self.encode(self.body(req, text, texts))
-        rec = RequestRecord.from_scheduled(req)
+        rec = req
         url = self._url(req.cls)
         rec.backend = base = url.split("/v1/")[0]
         self._open[base] = self._open.get(base, 0) + 1
@@ -277,7 +280,7 @@ class Client:
         return rec
 
     @staticmethod
-    def _read_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> None:
+    def _read_headers(resp: aiohttp.ClientResponse, rec: Request) -> None:
         h = resp.headers
         try:
             if "x-sage-queue-ms" in h:
@@ -289,7 +292,7 @@ class Client:
         if "x-sage-backend" in h:
             rec.backend = h["x-sage-backend"]
 
-    async def _stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord,
+    async def _stream(self, resp: aiohttp.ClientResponse, rec: Request,
                       output: list[str] | None = None) -> None:
         """Reads whatever bytes have arrived (one await per network read, not
         per line); every line of one read is stamped with that read's time."""
@@ -333,7 +336,7 @@ class Client:
         else:
             rec.output_tokens = len(chunks)
 
-    async def _embedding(self, resp: aiohttp.ClientResponse, rec: RequestRecord, req, vectors) -> None:
+    async def _embedding(self, resp: aiohttp.ClientResponse, rec: Request, req, vectors) -> None:
         raw = await resp.read()
         rec.t_done = self.now()
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from .records import RequestRecord
+from vocab import Request
 
 HIST_MIN_US = 1
 HIST_MAX_US = 3_600_000_000  # one hour
@@ -33,43 +33,43 @@ _STAGE_PREFIXES = ("embed", "chat", "stage_embed", "stage_chat")
 # ------------------------------------------------------------ per request (s)
 
 
-def lateness(r: RequestRecord) -> float | None:
+def lateness(r: Request) -> float | None:
     """sent − intended."""
     return None if r.t_sent is None else r.t_sent - r.t_intended
 
 
-def ttft(r: RequestRecord) -> float | None:
+def ttft(r: Request) -> float | None:
     """first token − intended send."""
     return None if r.t_first_token is None else r.t_first_token - r.t_intended
 
 
-def e2e(r: RequestRecord) -> float | None:
+def e2e(r: Request) -> float | None:
     """done − intended send (completed requests only)."""
     if r.status != "completed" or r.t_done is None:
         return None
     return r.t_done - r.t_intended
 
 
-def ttft_sent(r: RequestRecord) -> float | None:
+def ttft_sent(r: Request) -> float | None:
     """first token − actual send."""
     if r.t_first_token is None or r.t_sent is None:
         return None
     return r.t_first_token - r.t_sent
 
 
-def e2e_sent(r: RequestRecord) -> float | None:
+def e2e_sent(r: Request) -> float | None:
     if r.status != "completed" or r.t_done is None or r.t_sent is None:
         return None
     return r.t_done - r.t_sent
 
 
-def tpot(r: RequestRecord) -> float | None:
+def tpot(r: Request) -> float | None:
     """(E2E − TTFT) / (output tokens − 1), as vLLM defines it (the record's
     own definition, which its TPOT SLO is judged by)."""
     return r.tpot_s
 
 
-def itl(r: RequestRecord) -> list[float]:
+def itl(r: Request) -> list[float]:
     """Gaps between successive streamed chunks (pooled over requests)."""
     if r.status != "completed":
         return []
@@ -77,7 +77,7 @@ def itl(r: RequestRecord) -> list[float]:
     return [c[i + 1] - c[i] for i in range(len(c) - 1)]
 
 
-def queue_wait(r: RequestRecord) -> float | None:
+def queue_wait(r: Request) -> float | None:
     """dispatched − received by the gateway (or the gateway's header value)."""
     if r.t_dispatched is not None and r.t_received is not None:
         return r.t_dispatched - r.t_received
@@ -86,7 +86,7 @@ def queue_wait(r: RequestRecord) -> float | None:
     return None
 
 
-def wait(r: RequestRecord) -> float | None:
+def wait(r: Request) -> float | None:
     """How long a request waited for service to start: first token (else done) − intended."""
     end = r.t_first_token if r.t_first_token is not None else r.t_done
     return None if end is None else end - r.t_intended
@@ -208,7 +208,7 @@ def _pct_ms(values: list[float], q: float) -> float:
 
 
 def second_sample(
-    t_s: float, *, offered: int, finished: Iterable[RequestRecord], in_flight: int, done_total: int
+    t_s: float, *, offered: int, finished: Iterable[Request], in_flight: int, done_total: int
 ) -> dict:
     """One per-second sample (Sample columns) from the requests that finished in it.
 
@@ -243,12 +243,12 @@ def second_sample(
     }
 
 
-def _samples(records: list[RequestRecord], end_s: float) -> list[dict]:
+def _samples(records: list[Request], end_s: float) -> list[dict]:
     top = [r for r in records if r.parent_id is None]
     last = max([end_s] + [r.t_done for r in top if r.t_done is not None])
     n = max(1, math.ceil(last))
     offered = np.zeros(n, np.int64)
-    finished: list[list[RequestRecord]] = [[] for _ in range(n)]
+    finished: list[list[Request]] = [[] for _ in range(n)]
     sent_at = np.zeros(n + 1, np.int64)
     done_at = np.zeros(n + 1, np.int64)
     for r in top:
@@ -287,8 +287,8 @@ def _gap_cv(times: list[float]) -> float | None:
     return None if m <= 0 else float(g.std() / m)
 
 
-def _per_client(recs: list[RequestRecord]) -> tuple[dict, float | None]:
-    by: dict[str, list[RequestRecord]] = defaultdict(list)
+def _per_client(recs: list[Request]) -> tuple[dict, float | None]:
+    by: dict[str, list[Request]] = defaultdict(list)
     for r in recs:
         by[r.client_id].append(r)
     stats: dict[str, dict[str, float | None]] = {}
@@ -306,7 +306,7 @@ def _per_client(recs: list[RequestRecord]) -> tuple[dict, float | None]:
 
 
 def aggregate(
-    records: Iterable[RequestRecord],
+    records: Iterable[Request],
     *,
     warmup_s: float,
     duration_s: float,
@@ -409,7 +409,7 @@ def aggregate(
     return out
 
 
-def _reasons(recs: list[RequestRecord]) -> dict[str, int]:
+def _reasons(recs: list[Request]) -> dict[str, int]:
     """Failure/rejection counts by reason kind (the text before the first ':')."""
     out: dict[str, int] = defaultdict(int)
     for r in recs:
@@ -428,7 +428,7 @@ def reason_kind(reason: str) -> str:
     return head or "unknown"
 
 
-def _outcomes(recs: list[RequestRecord]) -> dict:
+def _outcomes(recs: list[Request]) -> dict:
     """Rejections and failures by reason kind, and how many were shed.
 
     Why apart from `failure_reasons`: a refusal at arrival (`queue_full`,
@@ -450,7 +450,7 @@ def _outcomes(recs: list[RequestRecord]) -> dict:
             "rejected_or_shed": turned_away}
 
 
-def _attainment(recs: list[RequestRecord], done_in: list[RequestRecord], met: dict[int, bool],
+def _attainment(recs: list[Request], done_in: list[Request], met: dict[int, bool],
                 duration_s: float) -> dict:
     """The same attainment and goodput as a class summary, for one group of requests."""
     n_met = sum(met[id(r)] for r in recs)
@@ -459,12 +459,12 @@ def _attainment(recs: list[RequestRecord], done_in: list[RequestRecord], met: di
             "goodput_rps": sum(met[id(r)] for r in done_in) / duration_s}
 
 
-def _grouped(key, recs: list[RequestRecord], done_in: list[RequestRecord], met: dict[int, bool],
+def _grouped(key, recs: list[Request], done_in: list[Request], met: dict[int, bool],
              duration_s: float) -> dict[str, dict]:
     """_attainment per value of key(record); records whose key is None are left out.
     One pass over each list (aggregate runs on tens of thousands of records)."""
-    issued: dict[str, list[RequestRecord]] = defaultdict(list)
-    done: dict[str, list[RequestRecord]] = defaultdict(list)
+    issued: dict[str, list[Request]] = defaultdict(list)
+    done: dict[str, list[Request]] = defaultdict(list)
     for rs, into in ((recs, issued), (done_in, done)):
         for r in rs:
             k = key(r)
@@ -473,7 +473,7 @@ def _grouped(key, recs: list[RequestRecord], done_in: list[RequestRecord], met: 
     return {k: _attainment(issued[k], done[k], met, duration_s) for k in sorted({*issued, *done})}
 
 
-def _slo_groups(cls: str, recs: list[RequestRecord], done_in: list[RequestRecord],
+def _slo_groups(cls: str, recs: list[Request], done_in: list[Request],
                 met: dict[int, bool], duration_s: float) -> dict:
     """Attainment and goodput per SLO tier and, for LLM requests, per priority.
 
@@ -483,22 +483,22 @@ def _slo_groups(cls: str, recs: list[RequestRecord], done_in: list[RequestRecord
     (`chat.tight`), since each class names its own tiers. Priorities are
     keyed "0".."4"; `all` pools the LLM classes (chat, completion, pipeline).
     """
-    def tier(r: RequestRecord) -> str | None:
+    def tier(r: Request) -> str | None:
         if not r.slo_tier:
             return None
         return f"{r.cls}.{r.slo_tier}" if cls == "all" else r.slo_tier
 
-    def prio(r: RequestRecord) -> str | None:
+    def prio(r: Request) -> str | None:
         return str(r.priority) if r.cls in LLM_CLASSES else None
 
     return {"slo_tiers": _grouped(tier, recs, done_in, met, duration_s),
             "slo_priorities": _grouped(prio, recs, done_in, met, duration_s)}
 
 
-def _stage_hists(stages: list[RequestRecord], hists: _Hists, w0: float, w1: float, window_s: float) -> None:
+def _stage_hists(stages: list[Request], hists: _Hists, w0: float, w1: float, window_s: float) -> None:
     """stage_embed / stage_chat = each stage's E2E; stage_search = chat stage's
     intended send (the moment search finished) − embed stage's done."""
-    by_parent: dict[str, dict[str, RequestRecord]] = defaultdict(dict)
+    by_parent: dict[str, dict[str, Request]] = defaultdict(dict)
     for r in stages:
         by_parent[r.parent_id or ""][r.cls] = r  # stage records always name their parent
     for kids in by_parent.values():

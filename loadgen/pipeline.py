@@ -11,13 +11,11 @@ plus the end-to-end `pipeline` record.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
+from vocab import Request
+
 from .client import Client
-from .records import RequestRecord
-from .schedule import ScheduledRequest
 from .spec import Pipeline
 
 BATCH = 32
@@ -38,10 +36,10 @@ class Rag:
         vecs: list = []
         for start in range(0, len(self.passages), BATCH):
             texts = self.passages[start:start + BATCH]
-            req = ScheduledRequest(
-                id=f"corpus-{start}", t=0.0, cls="embedding", client_id="corpus", priority=4,
+            req = Request(
+                id=f"corpus-{start}", t_intended=0.0, cls="embedding", client_id="corpus", priority=4,
                 prompt_tokens=0, output_tokens=0, n_texts=len(texts),
-                text_tokens=self.cfg.passage_tokens, slo_ttft_ms=None, slo_e2e_ms=None,
+                text_tokens=len(texts) * self.cfg.passage_tokens, slo_ttft_ms=None, slo_e2e_ms=None,
                 model=self.embedding_model,
             )
             rec = await client.call(req, texts=texts, vectors=vecs)
@@ -59,18 +57,19 @@ class Rag:
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.argsort(-scores[top])].tolist()
 
-    async def run(self, client: Client, req: ScheduledRequest) -> list[RequestRecord]:
+    async def run(self, client: Client, req: Request) -> list[Request]:
         """[embed stage, chat stage (if reached), pipeline record]."""
         if self.matrix is None:
             raise RuntimeError("Rag.build() must run before requests")
         question = client.prompts.text(req.prompt_tokens, req.id)
-        emb_req = replace(req, id=f"{req.id}/embed", cls="embedding", n_texts=1,
+        emb_req = req.derive(id=f"{req.id}/embed", cls="embedding", n_texts=1,
                           text_tokens=req.prompt_tokens, output_tokens=0, slo_ttft_ms=None,
                           slo_e2e_ms=None, slo_tpot_ms=None, model=self.embedding_model,
                           parent_id=req.id)
         vec: list = []
         emb = await client.call(emb_req, texts=[question], vectors=vec)
-        top = RequestRecord.from_scheduled(req, t_sent=emb.t_sent)
+        top = req  # the pipeline's own record
+        top.t_sent = emb.t_sent
         out = [emb]
         if emb.status != "completed":
             top.status, top.reason, top.t_done = emb.status, f"stage_embed: {emb.reason}", emb.t_done
@@ -78,7 +77,7 @@ class Rag:
         hits = self.search(vec[0])
         t_search = client.now()
         context = "\n\n".join(self.passages[i] for i in hits)
-        chat_req = replace(req, id=f"{req.id}/chat", t=t_search, cls="chat",
+        chat_req = req.derive(id=f"{req.id}/chat", t_intended=t_search, cls="chat",
                            prompt_tokens=req.prompt_tokens + len(hits) * self.cfg.passage_tokens,
                            slo_ttft_ms=None, slo_e2e_ms=None, slo_tpot_ms=None, model=self.model,
                            parent_id=req.id)

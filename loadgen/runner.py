@@ -24,12 +24,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vocab import Request
+
 from .client import Client, ClientConfig, run_coro
 from .metrics import second_sample
 from .pacer import LEAD_S, Pacer
 from .pipeline import Rag
-from .records import RequestRecord
-from .schedule import ScheduledRequest, Source
+from .schedule import Source
 from .spec import WorkloadSpec
 from .tokens import PromptMaker
 
@@ -45,13 +46,13 @@ class Tick:
     t_s: int
     offered: int
     in_flight: int
-    finished: list[RequestRecord] = field(default_factory=list)
+    finished: list[Request] = field(default_factory=list)
     worker: int = 0
 
 
 @dataclass
 class RunResult:
-    records: list[RequestRecord]
+    records: list[Request]
     max_in_flight: int
     workers: int
     pacer: str = ""  # how sends were timed (Pacer.describe()), to report beside lateness
@@ -69,21 +70,21 @@ class _Run:
         self.prompts = PromptMaker(tokenizer_dir, seed=spec.seed, salt=prompt_salt)
         self.source = Source(spec)
         self.on_tick = on_tick
-        self.records: list[RequestRecord] = []
+        self.records: list[Request] = []
         self.offered: dict[int, int] = defaultdict(int)
-        self.finished: dict[int, list[RequestRecord]] = defaultdict(list)
+        self.finished: dict[int, list[Request]] = defaultdict(list)
         self.error: BaseException | None = None
         self.rag: Rag | None = None
         self.send_times: list[float] = []  # open loop: this worker's intended sends, sorted
 
-    def _mine(self, reqs: list[ScheduledRequest]) -> list[ScheduledRequest]:
+    def _mine(self, reqs: list[Request]) -> list[Request]:
         if self.workers == 1:
             return reqs
         if self.source.closed:
             return [r for r in reqs if int(r.client_id[1:]) % self.workers == self.worker]
         return reqs[self.worker::self.workers]
 
-    async def _dispatch(self, client: Client, req: ScheduledRequest, body: bytes | None) -> list[RequestRecord]:
+    async def _dispatch(self, client: Client, req: Request, body: bytes | None) -> list[Request]:
         if req.cls == "pipeline":
             assert self.rag is not None  # built before the run when the workload has pipelines
             recs = await self.rag.run(client, req)
@@ -96,7 +97,7 @@ class _Run:
                 self.finished[int(r.t_done)].append(r)
         return recs
 
-    async def _open(self, client: Client, schedule: list[ScheduledRequest], bodies: list) -> None:
+    async def _open(self, client: Client, schedule: list[Request], bodies: list) -> None:
         """Each request's own task waits for its time and sends in the same loop
         step it wakes in (a pacer that woke, then created the sending task,
         would lose a loop iteration of other work to the send's lateness)."""
@@ -110,8 +111,8 @@ class _Run:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-        async def send(req: ScheduledRequest, body: bytes | None) -> None:
-            await self.pacer.wait(client.t0 + req.t)
+        async def send(req: Request, body: bytes | None) -> None:
+            await self.pacer.wait(client.t0 + req.t_intended)
             spawn()  # the next request waits for its time while this one is sent
             await self._dispatch(client, req, body)
 
@@ -119,10 +120,10 @@ class _Run:
         while tasks:
             await asyncio.gather(*list(tasks))
 
-    async def _client_loop(self, client: Client, req: ScheduledRequest) -> None:
+    async def _client_loop(self, client: Client, req: Request) -> None:
         while True:
-            await self.pacer.wait(client.t0 + req.t)
-            self.offered[int(req.t)] += 1
+            await self.pacer.wait(client.t0 + req.t_intended)
+            self.offered[int(req.t_intended)] += 1
             recs = await self._dispatch(client, req, None)
             top = recs[-1]
             assert top.t_done is not None  # Client.call stamps every record it returns
@@ -180,8 +181,8 @@ class _Run:
         for cls in sorted(used):
             model = self.spec.embedding_model if cls == "embedding" else self.spec.model
             for _ in self.cfg.targets.get(cls, [None]):
-                reqs = [ScheduledRequest(
-                    id=f"preflight-{cls}-{i}", t=0.0, cls=cls, client_id="preflight", priority=2,
+                reqs = [Request(
+                    id=f"preflight-{cls}-{i}", t_intended=0.0, cls=cls, client_id="preflight", priority=2,
                     prompt_tokens=4, output_tokens=1, n_texts=1 if cls == "embedding" else 0,
                     text_tokens=4, slo_ttft_ms=None, slo_e2e_ms=None, model=model) for i in range(n)]
                 recs = await asyncio.gather(*(client.call(r) for r in reqs))
@@ -202,8 +203,8 @@ class _Run:
                 await self.rag.build(client)
             if not self.source.closed:
                 for r in initial:
-                    self.offered[int(r.t)] += 1
-                self.send_times = [r.t for r in initial]
+                    self.offered[int(r.t_intended)] += 1
+                self.send_times = [r.t_intended for r in initial]
             bodies = [] if self.source.closed else [
                 None if r.cls == "pipeline" else client.encode(client.body(r)) for r in initial]
             gc.collect()
@@ -349,7 +350,7 @@ def _run_multi(spec: WorkloadSpec, cfg: ClientConfig, tokenizer_dir, workers: in
             ready_q.get(timeout=120)
         t0_val.value = time.monotonic() + 0.1
         go.set()
-        records: list[RequestRecord] = []
+        records: list[Request] = []
         max_if = 0
         pacer = ""
         finished = 0

@@ -10,38 +10,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
+
+from vocab import Request
 
 from . import arrivals
 from .sizes import sample, sample_priorities
 from .spec import CLASSES, Adversarial, Trace, WorkloadSpec, read_trace
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledRequest:
-    """One request of the workload. `t` is the intended send time (s since run start).
-
-    prompt_tokens is the input size for every class (embedding: n_texts ×
-    text_tokens; pipeline: the question, which is also the embedded query).
-    """
-
-    id: str
-    t: float
-    cls: str
-    client_id: str
-    priority: int
-    prompt_tokens: int
-    output_tokens: int
-    n_texts: int
-    text_tokens: int
-    slo_ttft_ms: float | None
-    slo_e2e_ms: float | None
-    model: str
-    parent_id: str | None = None
-    slo_tpot_ms: float | None = None  # time per output token after the first (LLM classes)
-    slo_tier: str = ""  # the SLO tier drawn for it ("" when its class has no tiers)
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -85,7 +61,7 @@ def _requests(
     prompt_override: np.ndarray | None = None,
     prio_override: np.ndarray | None = None,
     fixed: list[dict] | None = None,
-) -> list[ScheduledRequest]:
+) -> list[Request]:
     """Fill sizes, priority, SLO tier and bounds, and model for given times and classes.
 
     Overrides (value ≥ 0 wins) serve the adversarial patterns; `fixed` holds
@@ -126,14 +102,15 @@ def _requests(
         c = str(classes[i])
         ttft_ms, tpot_ms, e2e_ms = spec.slos[c].bounds(tiers[i])
         if c == "embedding":
-            p, nt, tt, o = int(n_texts[i] * text_tok[i]), int(n_texts[i]), int(text_tok[i]), 0
+            p = tt = int(n_texts[i] * text_tok[i])  # all the request's texts together
+            nt, o = int(n_texts[i]), 0
             model = spec.embedding_model
         else:
             p, o = int(prompt[i]), int(output[i])
             nt, tt = (1, p) if c == "pipeline" else (0, 0)
             model = spec.model
-        out.append(ScheduledRequest(
-            id=ids[i], t=float(times[i]), cls=c, client_id=clients[i], priority=int(prio[i]),
+        out.append(Request(
+            id=ids[i], t_intended=float(times[i]), cls=c, client_id=clients[i], priority=int(prio[i]),
             prompt_tokens=p, output_tokens=o, n_texts=nt, text_tokens=tt,
             slo_ttft_ms=None if c == "embedding" else ttft_ms, slo_e2e_ms=e2e_ms,
             model=model, slo_tpot_ms=None if c == "embedding" else tpot_ms,
@@ -186,7 +163,7 @@ def _adversarial(spec: WorkloadSpec, a: Adversarial):
     return times, classes, prompt, prio
 
 
-def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[ScheduledRequest]:
+def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[Request]:
     """The open-loop schedule, sorted by intended time; ids r0000000.. in that order.
 
     `seed` overrides spec.seed (repetitions of one config). Closed-loop specs
@@ -256,7 +233,7 @@ class Source:
             self._tier_rngs = [stream(spec.seed, f"tiers/client/{i}") for i in range(n)]
             self._count = [0] * n
 
-    def _next(self, i: int, t: float) -> ScheduledRequest:
+    def _next(self, i: int, t: float) -> Request:
         rng = self._rngs[i]
         cls = _draw_classes(self.spec, rng, 1)
         k = self._count[i]
@@ -265,13 +242,13 @@ class Source:
         return _requests(self.spec, rng, self._tier_rngs[i], np.array([t]), cls, [rid],
                          [self._names[i]])[0]
 
-    def initial(self) -> list[ScheduledRequest]:
+    def initial(self) -> list[Request]:
         if not self.closed:
             return build_schedule(self.spec)
         return [self._next(i, 0.0) for i in range(len(self._names))]
 
-    def on_done(self, rec, t: float) -> list[ScheduledRequest]:
-        """`rec` is anything with a `client_id` (RequestRecord, RequestOutcome)."""
+    def on_done(self, rec, t: float) -> list[Request]:
+        """`rec` is the request that finished (its `client_id` is what is read)."""
         if not self.closed:
             return []
         i = self._index.get(rec.client_id)
@@ -283,7 +260,7 @@ class Source:
         return [self._next(i, nt)]
 
 
-def intended_requests(spec: WorkloadSpec, ids: Iterable[str]) -> dict[str, ScheduledRequest]:
+def intended_requests(spec: WorkloadSpec, ids: Iterable[str]) -> dict[str, Request]:
     """The workload's requests with these ids, as the generator drew them.
 
     Why: a live record carries the server's token counts (its tokenizer, plus

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import final
 
-from scheduler.request import Request
+from vocab import Request
 
 
 @dataclass(slots=True)

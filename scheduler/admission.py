@@ -28,7 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from scheduler.backends import BackendState
-from scheduler.request import Request
+from vocab import Request
 
 if TYPE_CHECKING:
     from scheduler.core import ControlPlane

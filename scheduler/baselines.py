@@ -33,8 +33,8 @@ from collections import deque
 from engine.spec import BackendSpec
 from scheduler.backends import BackendState
 from scheduler.policies.base import Policy, Selection, tokens_of
-from scheduler.request import REQUEST_CLASSES, Request
 from scheduler.routers import RoundRobin, Router
+from vocab import SCHEDULED_CLASSES, Request
 
 # Baselines whose embedding pool is the embedding-only backends (a static partition).
 _PARTITIONED = ("separate", "split")
@@ -45,7 +45,7 @@ _LLM_CAPS = ("chat", "completion")
 
 def pools_for(baseline: str, backends: list[BackendState]) -> dict[str, list[BackendState]]:
     """Which backends may serve each class under a baseline."""
-    pools = {c: [b for b in backends if c in b.caps] for c in REQUEST_CLASSES}
+    pools = {c: [b for b in backends if c in b.caps] for c in SCHEDULED_CLASSES}
     if baseline in _PARTITIONED:
         llm_pool = {b.name for b in backends if "llm" in b.groups}
         pools["embedding"] = [b for b in pools["embedding"] if b.name not in llm_pool]
@@ -120,7 +120,7 @@ class ImmediatePolicy(Policy):
         self.name = baseline
         self.pools = pools_for(baseline, cp.backend_list)
         self.balancer = LeastRequest() if baseline in _LEAST_REQUEST else RoundRobin()
-        self.waiting: dict[str, deque[Request]] = {c: deque() for c in REQUEST_CLASSES}
+        self.waiting: dict[str, deque[Request]] = {c: deque() for c in SCHEDULED_CLASSES}
 
     def push(self, req: Request, now: float) -> None:
         self.waiting[req.cls].append(req)

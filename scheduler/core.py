@@ -26,8 +26,8 @@ from scheduler.backends import BackendState, group_of
 from scheduler.baselines import ImmediatePolicy, pools_for
 from scheduler.config import ControlPlaneConfig, admission_on
 from scheduler.policies import Policy, make_policy
-from scheduler.request import REQUEST_CLASSES, Request
 from scheduler.routers import cost_order, make_router
+from vocab import SCHEDULED_CLASSES, Request
 
 _QUEUED, _IN_FLIGHT = 0, 1  # ids leave the table when their request leaves the core
 
@@ -66,12 +66,12 @@ class ControlPlane:
         self.backends = {b.name: b for b in self.backend_list}
         self.capable = pools_for(config.baseline, self.backend_list)
         for b in self.backend_list:
-            b.pool_classes = tuple(c for c in REQUEST_CLASSES if b in self.capable[c])
+            b.pool_classes = tuple(c for c in SCHEDULED_CLASSES if b in self.capable[c])
         for rank, b in enumerate(sorted(self.backend_list, key=cost_order)):
             b.cost_rank = rank
         # class -> up, capable backends with a free slot, in config order; updated in
         # place on every dispatch/release/up/down (policies keep a reference).
-        self.free: dict[str, list[BackendState]] = {c: [] for c in REQUEST_CLASSES}
+        self.free: dict[str, list[BackendState]] = {c: [] for c in SCHEDULED_CLASSES}
         self._recompute_free()
         for b in self.backend_list:  # the lists a dispatch/release updates, looked up once
             b.pool_free = tuple(self.free[c] for c in b.pool_classes)
@@ -95,7 +95,7 @@ class ControlPlane:
         cap = config.queue_capacity
         self.capacity = {"chat": cap.chat, "completion": cap.completion,
                          "embedding": cap.embedding}
-        self.queued = dict.fromkeys(REQUEST_CLASSES, 0)
+        self.queued = dict.fromkeys(SCHEDULED_CLASSES, 0)
         self.in_flight: dict[int, _InFlight] = {}
         self._by_req: dict[str, _InFlight] = {}
         self._state: dict[str, int] = {}
@@ -172,7 +172,11 @@ class ControlPlane:
         self.arrived += 1
         self._touched.append(rid)
         out: list[Action] = []
-        if not self.capable[cls]:
+        pool = self.capable.get(cls)
+        if pool is None:
+            raise ValueError(f"request {rid!r}: class {cls!r} is not scheduled as such "
+                             f"(a pipeline is sent as its stages)")
+        if not pool:
             self._reject(req, "no_capable_backend", out)
         elif queued[cls] >= self.capacity[cls]:
             self._reject(req, "queue_full", out)

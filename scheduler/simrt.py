@@ -17,7 +17,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -25,38 +25,9 @@ from engine.spec import BackendSpec
 from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.config import ControlPlaneConfig
 from scheduler.core import ControlPlane
-from scheduler.request import Request
+from vocab import Request
 
 _ARRIVAL, _ENGINE, _TIMER, _FAULT, _GATED = 0, 1, 2, 3, 4
-
-
-@dataclass(slots=True)
-class RequestOutcome:
-    """One request's outcome (fields as loadgen.records.RequestRecord)."""
-
-    id: str
-    cls: str
-    client_id: str = ""
-    priority: int = 2
-    status: str = ""  # completed | failed | rejected
-    reason: str = ""
-    backend: str = ""
-    t_intended: float = 0.0
-    t_sent: float | None = None
-    t_received: float | None = None
-    t_dispatched: float | None = None
-    t_first_token: float | None = None
-    chunk_times: list[float] = field(default_factory=list)
-    t_done: float | None = None
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    n_texts: int = 0
-    slo_ttft_ms: float | None = None
-    slo_e2e_ms: float | None = None
-    overhead_us: float | None = None
-    parent_id: str | None = None
-    slo_tpot_ms: float | None = None
-    slo_tier: str = ""
 
 
 @dataclass(slots=True)
@@ -70,7 +41,7 @@ class Fault:
 
 @dataclass
 class SimResult:
-    outcomes: list[RequestOutcome]
+    outcomes: list[Request]
     samples: list[dict]  # one per simulated second
     decision_times_us: list[float]
     events: list[dict]  # engine_down / engine_up, for the store's event table
@@ -101,7 +72,7 @@ def simulate(
     backends: list[BackendSpec],
     requests: Iterable[Request],
     *,
-    on_done: Callable[[RequestOutcome, float], list[Request]] | None = None,
+    on_done: Callable[[Request, float], list[Request]] | None = None,
     faults: Iterable[Fault] = (),
     engine_factory: Callable[[BackendSpec], Any] | None = None,
     horizon_s: float | None = None,
@@ -112,7 +83,9 @@ def simulate(
     """Run `requests` (arrival = virtual time) to completion, or to `horizon_s`
     after which everything still queued or running fails with `run_ended`. `seed`
     seeds the engines' noise draws (each backend its own stream). `on_done` is told
-    of each finished request and may answer with new ones (a pipeline's next stage)."""
+    of each finished request and may answer with new ones (a pipeline's next stage).
+    Each request is its own record: its outcome fields are filled in place, and
+    `SimResult.outcomes` lists the requests in the order they reached the core."""
     if engine_factory is None:
         # The simulator's modules load once per process (numpy comes with them); that
         # is set-up, not simulation, so it stays out of wall_s.
@@ -140,7 +113,7 @@ class SimRuntime:
     """
 
     def __init__(self, config: ControlPlaneConfig, backends: list[BackendSpec], *,
-                 on_done: Callable[[RequestOutcome, float], list[Request]] | None = None,
+                 on_done: Callable[[Request, float], list[Request]] | None = None,
                  engine_factory: Callable[[BackendSpec], Any] | None = None,
                  token_events: bool = False, seed: int = 0) -> None:
         hosts: dict = {}  # machines shared by engines, by the specs' `host`
@@ -156,8 +129,8 @@ class SimRuntime:
         # id. Finished outcomes leave `live` (and their overhead leaves the core's
         # table), so the tables touched per event stay small and cache-resident: at
         # 60,000 requests, lookups in ever-growing tables were a tenth of the run.
-        self.outcomes: list[RequestOutcome] = []
-        self.live: dict[str, RequestOutcome] = {}
+        self.outcomes: list[Request] = []
+        self.live: dict[str, Request] = {}
         self.overhead = cp.overhead_us
         self.batch_of: dict[Any, Dispatch] = {}  # engine key of an embedding batch -> dispatch
         self.llm_did: dict[str, int] = {}  # request id -> dispatch id
@@ -178,8 +151,8 @@ class SimRuntime:
         t_core = max(t, self.gw_free) + self.gw_cost
         self.gw_free = t_core
         self.gated[r.id] = (t_core - t) * 1e6
-        # a copy: the caller's request keeps its own arrival (the core's is later)
-        heapq.heappush(self.heap, (t_core, self.next_seq(), _GATED, replace(r, arrival=t_core)))
+        r.arrival = t_core  # the core sees it when the gateway is done with it
+        heapq.heappush(self.heap, (t_core, self.next_seq(), _GATED, r))
 
     def admit(self, r: Request, t: float) -> None:
         """A request reaches the core (arrival event)."""
@@ -188,18 +161,15 @@ class SimRuntime:
         if acts:
             self._execute(acts, t)
 
-    def _outcome_of(self, r: Request) -> RequestOutcome:
-        a = r.arrival
-        t_int = a if r.t is None else r.t
-        o = RequestOutcome(r.id, r.cls, r.client_id, r.priority, "", "", "", t_int, a, a,
-                           None, None, [], None, r.prompt_tokens, r.output_tokens, r.n_texts,
-                           r.slo_ttft_ms, r.slo_e2e_ms, None, r.parent_id, r.slo_tpot_ms,
-                           r.slo_tier)
-        self.outcomes.append(o)
-        self.live[r.id] = o
-        return o
+    def _outcome_of(self, r: Request) -> Request:
+        """The request becomes its own record: sent and received when it reaches the
+        core (the simulated client and gateway add no time of their own)."""
+        r.t_sent = r.t_received = r.arrival
+        self.outcomes.append(r)
+        self.live[r.id] = r
+        return r
 
-    def _settle(self, rid: str) -> RequestOutcome:
+    def _settle(self, rid: str) -> Request:
         """The outcome of a request that has left the core (its overhead is final)."""
         o = self.live.pop(rid)
         o.overhead_us = self.overhead.pop(rid, None)
@@ -207,7 +177,7 @@ class SimRuntime:
             o.overhead_us = (o.overhead_us or 0.0) + self.gated.pop(rid, 0.0)
         return o
 
-    def _finished(self, o: RequestOutcome, now: float) -> None:
+    def _finished(self, o: Request, now: float) -> None:
         """Tell `on_done`; the requests it answers with arrive now (or when due)."""
         for r in self.on_done(o, now):  # type: ignore[misc]  # called only when on_done is set
             heapq.heappush(self.heap, (max(r.arrival, now), self.next_seq(), _ARRIVAL, r))
@@ -365,6 +335,10 @@ class SimRuntime:
                                  f"known: {', '.join(self.engines)}")
             heapq.heappush(heap, (f.t, next_seq(), _FAULT, f))
         arrivals = sorted(requests, key=attrgetter("arrival"))
+        used = next((r.id for r in arrivals if r.t_sent is not None), None)
+        if used is not None:
+            raise ValueError(f"requests: {used!r} was simulated already (a simulation fills "
+                             f"each request's outcome in place; pass fresh requests)")
         now = self._loop(arrivals, horizon_s, sample_every_s)
         if horizon_s is not None:
             now = max(now, horizon_s)

@@ -21,6 +21,7 @@ from store.constants import (  # noqa: F401  (re-exported: the names readers kno
     SCHEMA_VERSION,
     TERMINAL_STATUSES,
 )
+from vocab import Request
 
 
 class Meta(SQLModel, table=True):
@@ -217,8 +218,9 @@ class Event(SQLModel, table=True):
     data_json: str = "{}"
 
 
-class RequestRecord(SQLModel, table=True):
-    """Optional raw per-request records (`raw = true` in the run config).
+class RequestRow(SQLModel, table=True):
+    """Optional raw per-request records (`raw = true` in the run config): a
+    vocab.Request's columns (`request_row` maps them).
 
     Stamps are seconds relative to the run's start; None where not reached.
     """
@@ -257,4 +259,19 @@ class RequestRecord(SQLModel, table=True):
 # Every table of the store, in dependency order (migrations create them in this order).
 # SQLModel sets `__table__` on table classes without declaring it to type checkers.
 TABLES = [m.__table__ for m in (Meta, Experiment, Hardware, Run, RunTag,  # type: ignore[union-attr]
-                                Backend, Histogram, Summary, Sample, Event, RequestRecord, RunListing)]
+                                Backend, Histogram, Summary, Sample, Event, RequestRow, RunListing)]
+
+
+def request_row(r: Request) -> dict:
+    """The `request` table's columns (no id / run_id) for one request: the one place
+    the record's fields are mapped to the store's."""
+    return {
+        "request_id": r.id, "request_class": r.cls, "client_id": r.client_id,
+        "priority": r.priority, "status": r.status, "reason": r.reason, "backend": r.backend,
+        "t_intended": r.t_intended, "t_sent": r.t_sent, "t_received": r.t_received,
+        "t_dispatched": r.t_dispatched, "t_first_token": r.t_first_token, "t_done": r.t_done,
+        "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens,
+        "n_texts": r.n_texts, "slo_ttft_ms": r.slo_ttft_ms, "slo_e2e_ms": r.slo_e2e_ms,
+        "slo_met": r.slo_met(), "overhead_us": r.overhead_us, "parent_id": r.parent_id,
+        "queue_wait_ms": r.queue_wait_ms, "slo_tpot_ms": r.slo_tpot_ms, "slo_tier": r.slo_tier,
+    }

@@ -21,7 +21,7 @@ from store import listing
 from store.db import Store, connect, utc_now
 from store.errors import StoreError
 from store.fingerprint import git_state, hardware, software_versions
-from store.schema import TABLES, TERMINAL_STATUSES, Backend, RequestRecord, Sample, Summary
+from store.schema import TABLES, TERMINAL_STATUSES, Backend, RequestRow, Sample, Summary
 
 MODES = ("sim", "live")
 EXPERIMENT_KINDS = ("sweep", "suite", "single")
@@ -175,7 +175,7 @@ class RunWriter:
         self._conn: sqlite3.Connection | None = connect(store.path)
         self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk request inserts
         self._sample_cols = _columns(Sample)
-        self._request_cols = _columns(RequestRecord)
+        self._request_cols = _columns(RequestRow)
 
     # -- plumbing -------------------------------------------------------------
     def _write(self, sql: str, params=()) -> sqlite3.Cursor:
@@ -312,13 +312,13 @@ class RunWriter:
         self._tx(do)
 
     def add_requests(self, records: Iterable[dict]) -> int:
-        """Bulk insert raw per-request records (keys = RequestRecord columns); returns count.
+        """Bulk insert raw per-request records (keys = RequestRow columns, as store.schema.request_row gives); returns count.
 
         executemany on the raw connection, committed every 100,000 rows. Records
         carrying every column skip the defaults merge (the fast path).
         """
         cols = self._request_cols
-        defaults = _defaults(RequestRecord)
+        defaults = _defaults(RequestRow)
         ncols = len(cols)
         get = itemgetter(*cols)
         # run_id is an int we own, so it goes in as a literal: rows stay the tuples

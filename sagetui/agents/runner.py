@@ -33,8 +33,8 @@ import numpy as np
 
 from loadgen.client import Client, ClientConfig, run_coro
 from loadgen.metrics import aggregate
-from loadgen.records import RequestRecord
-from loadgen.schedule import ScheduledRequest
+from store.schema import request_row
+from vocab import Request
 
 from . import llm, scoring
 from .items import CATEGORIES, Dataset, DatasetError, Item, Tool
@@ -162,14 +162,14 @@ class Agent:
                  cfg: AgentConfig, ep: Endpoints, client: Client):
         self.strategy, self.ds, self.index, self.tuning = strategy, ds, index, tuning
         self.cfg, self.ep, self.client = cfg, ep, client
-        self.records: list[RequestRecord] = []
+        self.records: list[Request] = []
         self.errors = 0
         self.format_ok: list[bool] = []
 
     def _req(self, rid: str, cls: str, *, n_texts: int = 0, output_tokens: int = 0,
-             model: str, parent: str | None) -> ScheduledRequest:
-        return ScheduledRequest(
-            id=rid, t=self.client.now(), cls=cls, client_id=CLIENT_ID,
+             model: str, parent: str | None) -> Request:
+        return Request(
+            id=rid, t_intended=self.client.now(), cls=cls, client_id=CLIENT_ID,
             priority=self.cfg.priority, prompt_tokens=0, output_tokens=output_tokens,
             n_texts=n_texts, text_tokens=0, slo_ttft_ms=None, slo_e2e_ms=self.cfg.slo_e2e_ms,
             model=model, parent_id=parent)
@@ -212,8 +212,8 @@ class Agent:
 
     async def run_item(self, item: Item) -> Outcome:
         pid = f"{self.strategy}/{item.id}"
-        top = RequestRecord(id=pid, cls="pipeline", client_id=CLIENT_ID,
-                            priority=self.cfg.priority, slo_e2e_ms=self.cfg.slo_e2e_ms)
+        top = Request(id=pid, cls="pipeline", client_id=CLIENT_ID, status="completed",
+                      priority=self.cfg.priority, slo_e2e_ms=self.cfg.slo_e2e_ms)
         top.t_intended = top.t_sent = t0 = self.client.now()
         try:
             values = await self._evaluate(pid, item)
@@ -319,10 +319,8 @@ async def _embed_texts(client: Client, model: str, texts: list[str], tag: str) -
     vecs: list = []
     for start in range(0, len(texts), INDEX_BATCH):
         chunk = texts[start:start + INDEX_BATCH]
-        req = ScheduledRequest(id=f"{tag}-{start}", t=client.now(), cls="embedding",
-                               client_id=tag, priority=4, prompt_tokens=0, output_tokens=0,
-                               n_texts=len(chunk), text_tokens=0, slo_ttft_ms=None,
-                               slo_e2e_ms=None, model=model)
+        req = Request(id=f"{tag}-{start}", t_intended=client.now(), cls="embedding",
+                      client_id=tag, priority=4, n_texts=len(chunk), model=model)
         rec = await client.call(req, texts=chunk, vectors=vecs)
         if rec.status != "completed":
             raise RuntimeError(f"{tag}: embedding through the gateway failed: {rec.reason}")
@@ -373,7 +371,7 @@ class StrategyResult:
     strategy: str
     metrics: dict[str, float]
     items: dict[str, dict]
-    records: list[RequestRecord]
+    records: list[Request]
     wall_s: float
 
 
@@ -442,7 +440,7 @@ def store_result(writer, res: StrategyResult, *, ds: Dataset, cfg: AgentConfig,
         "dev_test": {c: ds.counts()[c] for c in cfg.categories},
         "tuning": tuning.to_dict(), "items": res.items}
     writer.add_summaries(summaries)
-    writer.add_requests(r.to_store_dict() for r in res.records)
+    writer.add_requests(request_row(r) for r in res.records)
     return summaries
 
 

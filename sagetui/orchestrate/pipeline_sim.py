@@ -13,13 +13,8 @@ import time
 
 import numpy as np
 
-from loadgen.records import RequestRecord
-from loadgen.schedule import ScheduledRequest
 from loadgen.spec import WorkloadSpec
-from scheduler.request import Request
-from scheduler.simrt import RequestOutcome
-
-from .convert import to_request
+from vocab import Request
 
 EMBED_DIM = 384  # all-MiniLM-L6-v2
 
@@ -42,26 +37,27 @@ def measure_search_s(corpus_size: int, top_k: int, repeats: int = 21) -> float:
 
 
 class PipelineDriver:
-    """Splits pipeline requests into stages and stitches their outcomes back."""
+    """Splits pipeline requests into stages, and fills each pipeline's own record
+    (the parent request) from its stages' outcomes."""
 
     def __init__(self, spec: WorkloadSpec):
         self.spec = spec
         self.search_s = measure_search_s(spec.pipeline.corpus_size, spec.pipeline.top_k)
-        self._parents: dict[str, ScheduledRequest] = {}
-        self._embed_done: dict[str, RequestOutcome] = {}
-        self.records: list[RequestRecord] = []
+        self._parents: dict[str, Request] = {}
+        self._embed_done: dict[str, Request] = {}
+        self.records: list[Request] = []
 
-    def first_stage(self, s: ScheduledRequest) -> Request:
+    def first_stage(self, s: Request) -> Request:
         """The embedding stage of pipeline `s` (the query is one text)."""
         self._parents[s.id] = s
-        return to_request(s, cls="embedding", id=f"{s.id}/embed", parent_id=s.id,
-                          n_texts=1, text_tokens=s.prompt_tokens, output_tokens=0,
-                          slo_ttft_ms=None, slo_tpot_ms=None)
+        return s.derive(cls="embedding", id=f"{s.id}/embed", parent_id=s.id,
+                       n_texts=1, text_tokens=s.prompt_tokens, output_tokens=0,
+                       slo_ttft_ms=None, slo_tpot_ms=None)
 
-    def owns(self, outcome: RequestOutcome) -> bool:
-        return outcome.parent_id is not None and outcome.parent_id in self._parents
+    def owns(self, stage: Request) -> bool:
+        return stage.parent_id is not None and stage.parent_id in self._parents
 
-    def on_stage_done(self, o: RequestOutcome, t: float) -> list[Request]:
+    def on_stage_done(self, o: Request, t: float) -> list[Request]:
         """After the embed stage: search, then the chat stage. After chat: the pipeline."""
         parent = self._parents[o.parent_id]
         if o.id.endswith("/embed"):
@@ -72,27 +68,26 @@ class PipelineDriver:
             p = self.spec.pipeline
             t_chat = t + self.search_s
             chat_prompt = parent.prompt_tokens + p.top_k * p.passage_tokens
-            return [to_request(parent, cls="chat", id=f"{parent.id}/chat", parent_id=parent.id,
-                               arrival=t_chat, t=t_chat, prompt_tokens=chat_prompt,
-                               n_texts=0, text_tokens=0, slo_e2e_ms=None, slo_ttft_ms=None,
-                               slo_tpot_ms=None)]
+            return [parent.derive(cls="chat", id=f"{parent.id}/chat", parent_id=parent.id,
+                            arrival=t_chat, t_intended=t_chat, prompt_tokens=chat_prompt,
+                            n_texts=0, text_tokens=0, slo_e2e_ms=None, slo_ttft_ms=None,
+                            slo_tpot_ms=None)]
         self._finish(parent, chat=o)
         return []
 
-    def _finish(self, parent: ScheduledRequest, *, chat: RequestOutcome | None = None,
-                failed_stage: RequestOutcome | None = None) -> None:
+    def _finish(self, parent: Request, *, chat: Request | None = None,
+                failed_stage: Request | None = None) -> None:
         emb = self._embed_done.pop(parent.id, None)
+        parent.t_sent = parent.t_intended
         if failed_stage is not None or chat.status != "completed":
             bad = failed_stage or chat
-            rec = RequestRecord.from_scheduled(
-                parent, status=bad.status, reason=f"{bad.id.rsplit('/', 1)[-1]}: {bad.reason}",
-                t_sent=parent.t, t_done=bad.t_done)
+            parent.status, parent.t_done = bad.status, bad.t_done
+            parent.reason = f"{bad.id.rsplit('/', 1)[-1]}: {bad.reason}"
         else:
-            rec = RequestRecord.from_scheduled(
-                parent, status="completed", backend=chat.backend, t_sent=parent.t,
-                t_received=emb.t_received if emb else None,
-                t_dispatched=emb.t_dispatched if emb else None,
-                t_first_token=chat.t_first_token, chunk_times=list(chat.chunk_times),
-                t_done=chat.t_done)
-            rec.output_tokens = chat.output_tokens
-        self.records.append(rec)
+            parent.status, parent.backend = "completed", chat.backend
+            parent.t_received = emb.t_received if emb else None
+            parent.t_dispatched = emb.t_dispatched if emb else None
+            parent.t_first_token = chat.t_first_token
+            parent.chunk_times = list(chat.chunk_times)
+            parent.t_done, parent.output_tokens = chat.t_done, chat.output_tokens
+        self.records.append(parent)

@@ -11,11 +11,12 @@ import json
 from collections.abc import Iterable
 
 from loadgen.metrics import aggregate
-from loadgen.records import RequestRecord
 from store import RunWriter
+from store.schema import request_row
+from vocab import Request
 
 
-def write_results(writer: RunWriter, records: list[RequestRecord], *, warmup_s: float,
+def write_results(writer: RunWriter, records: list[Request], *, warmup_s: float,
                   duration_s: float, target_rate_rps: float | None, raw: bool,
                   state_samples: Iterable[dict] = (), extra: dict | None = None,
                   samples_written: bool = False) -> dict:
@@ -46,5 +47,5 @@ def write_results(writer: RunWriter, records: list[RequestRecord], *, warmup_s: 
             summary.setdefault("extra", {}).update(extra)
     writer.add_summaries(summaries)
     if raw:
-        writer.add_requests(r.to_store_dict() for r in records)
+        writer.add_requests(request_row(r) for r in records)
     return summaries

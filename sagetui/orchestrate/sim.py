@@ -12,7 +12,6 @@ from scheduler.simrt import Fault, simulate
 from store import RunWriter
 
 from ..config import RunConfig
-from .convert import to_record, to_request
 from .pipeline_sim import PipelineDriver
 from .results import write_results
 
@@ -39,7 +38,7 @@ def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
     scheduled = closed.initial() if closed else build_schedule(w)
 
     def admit(s):
-        return pipes.first_stage(s) if s.cls == "pipeline" else to_request(s)
+        return pipes.first_stage(s) if s.cls == "pipeline" else s
 
     def on_done(outcome, t):
         if pipes is not None and pipes.owns(outcome):
@@ -50,14 +49,14 @@ def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
             return [admit(s) for s in closed.on_done(pipes.records[-1], t)]
         if closed is None:
             return []
-        return [admit(s) for s in closed.on_done(to_record(outcome), t)]
+        return [admit(s) for s in closed.on_done(outcome, t)]
 
     requests = [admit(s) for s in scheduled]
     writer.heartbeat(requests_done=0)
     seed = cfg.run.engine_seed if cfg.run.engine_seed is not None else w.seed
     result = simulate(cfg.control_plane, cfg.backends, requests, on_done=on_done,
                       faults=sim_faults(cfg), horizon_s=w.end_s + DRAIN_S, seed=seed)
-    records = [to_record(o) for o in result.outcomes]
+    records = list(result.outcomes)
     if pipes is not None:
         records.extend(pipes.records)
     for ev in result.events:

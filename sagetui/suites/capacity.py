@@ -30,7 +30,6 @@ from loadgen.schedule import build_schedule
 from scheduler.simrt import simulate
 
 from ..config import RunConfig
-from ..orchestrate.convert import to_request
 
 THROUGHPUT_FRACTION = 0.95
 DEFAULT_LIMIT_MS = 10_000.0
@@ -176,7 +175,7 @@ def _step(cfg: RunConfig, rate: float, crit: Criterion, measure_s: float,
     """One short simulation at `rate`: offered, achieved and the criterion's p99."""
     w = cfg.workload.model_copy(update={"rate": rate, "duration_s": measure_s,
                                         "warmup_s": warmup_s, "seed": cfg.run.seed})
-    requests = [to_request(s) for s in build_schedule(w)]
+    requests = build_schedule(w)
     seed = cfg.run.engine_seed if cfg.run.engine_seed is not None else w.seed
     horizon = w.end_s + crit.limit_ms / 1000 + 5.0
     out = simulate(cfg.control_plane, cfg.backends, requests, horizon_s=horizon, seed=seed)

@@ -35,7 +35,7 @@ from scheduler.gateway.validate import (
     parse_meta,
     parse_request,
 )
-from scheduler.request import Request
+from vocab import Request
 
 log = logging.getLogger("sagetui.gateway")
 _mono = time.monotonic
@@ -177,7 +177,7 @@ def _admit(request: web.Request, cls: str, raw: bytes) -> Slot:
     parsed = parse_request(cls, raw, app[MODELS][cls], opt.default_max_tokens)
     meta = parse_meta(request.headers, request.remote or "")
     now = _mono()
-    req = Request(id=rt.new_id(), cls=cls, arrival=now, t=now,
+    req = Request(id=rt.new_id(), cls=cls, arrival=now, t_intended=now,
                   client_id=meta.client_id, priority=effective_priority(meta, parsed),
                   prompt_tokens=parsed.prompt_tokens, output_tokens=parsed.output_tokens,
                   n_texts=parsed.n_texts, text_tokens=parsed.text_tokens,

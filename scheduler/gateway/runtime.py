@@ -25,7 +25,7 @@ from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.core import ControlPlane
 from scheduler.gateway.config import GatewayOptions
 from scheduler.gateway.metrics import GatewayMetrics
-from scheduler.request import Request
+from vocab import Request
 
 _perf = time.perf_counter
 _mono = time.monotonic

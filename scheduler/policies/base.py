@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from scheduler.actions import Reject
 from scheduler.admission import SHED_REASON
 from scheduler.backends import BackendState
-from scheduler.request import REQUEST_CLASSES, Request
+from vocab import SCHEDULED_CLASSES, Request
 
 if TYPE_CHECKING:
     from scheduler.core import ControlPlane
@@ -100,16 +100,16 @@ class HeapPolicy(Policy):
     a subclass may flatten a tuple key into the entry, which orders the same).
     """
 
-    direct_classes = frozenset(REQUEST_CLASSES)
+    direct_classes = frozenset(SCHEDULED_CLASSES)
     settled_after_pump = True
 
     def __init__(self, cp: ControlPlane) -> None:
         super().__init__(cp)
-        self.heaps: dict[str, list] = {c: [] for c in REQUEST_CLASSES}
+        self.heaps: dict[str, list] = {c: [] for c in SCHEDULED_CLASSES}
         self._seq = itertools.count()
         # (heap, free list) per class in class order, for select(); a class no backend
         # can serve never queues (the core rejects it), so it is left out.
-        self._lanes = [(self.heaps[c], cp.free[c]) for c in REQUEST_CLASSES if cp.capable[c]]
+        self._lanes = [(self.heaps[c], cp.free[c]) for c in SCHEDULED_CLASSES if cp.capable[c]]
 
     def key(self, req: Request):
         raise NotImplementedError

@@ -10,7 +10,7 @@ from __future__ import annotations
 from heapq import heappush
 
 from scheduler.policies.base import HeapPolicy
-from scheduler.request import Request
+from vocab import Request
 
 
 class FifoPolicy(HeapPolicy):

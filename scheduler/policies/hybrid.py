@@ -41,7 +41,7 @@ from scheduler.admission import SHED_REASON
 from scheduler.backends import BackendState
 from scheduler.policies.base import Policy, Selection, router_pick
 from scheduler.policies.slo import nominal_backends, slack_key
-from scheduler.request import LLM_CLASSES, Request
+from vocab import LLM_CLASSES, Request
 
 INF = float("inf")
 TPOT_HEADROOM = 0.9  # a shared host keeps its decode step under 90 % of the TPOT SLO

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 
 from scheduler.policies.base import HeapPolicy
-from scheduler.request import REQUEST_CLASSES, Request
+from vocab import SCHEDULED_CLASSES, Request
 
 INF = float("inf")
 NO_SLO = 1e12  # order key offset of requests without an SLO: after every deadline
@@ -66,7 +66,7 @@ def slack_key(req: Request, b) -> float:
 def nominal_backends(cp) -> dict:
     """Per class, the capable backend whose prior serves a request soonest: the
     service time in a request's slack is computed on it."""
-    return {c: _fastest(cp.capable[c], c) for c in REQUEST_CLASSES}
+    return {c: _fastest(cp.capable[c], c) for c in SCHEDULED_CLASSES}
 
 
 def _fastest(backends, cls: str):

@@ -10,16 +10,16 @@ import pytest
 
 from loadgen import metrics as m
 from loadgen.client import Client, ClientConfig, _Failure, parse_sse_line
-from loadgen.schedule import ScheduledRequest
+from vocab import Request
 
 
 def req(cls="chat", i=0, out=20, **kw):
-    base = dict(id=f"r{i}", t=0.0, cls=cls, client_id="c7", priority=1, prompt_tokens=16,
+    base = dict(id=f"r{i}", t_intended=0.0, cls=cls, client_id="c7", priority=1, prompt_tokens=16,
                 output_tokens=out, n_texts=2 if cls == "embedding" else 0,
-                text_tokens=8 if cls == "embedding" else 0, slo_ttft_ms=250.0, slo_e2e_ms=None,
+                text_tokens=16 if cls == "embedding" else 0, slo_ttft_ms=250.0, slo_e2e_ms=None,
                 model="null")
     base.update(kw)
-    return ScheduledRequest(**base)
+    return Request(**base)
 
 
 async def call(url, r, **cfg):

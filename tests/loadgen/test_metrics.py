@@ -7,7 +7,15 @@ import json
 import pytest
 
 from loadgen import metrics as m
-from loadgen.records import RequestRecord as R
+from vocab import Request
+
+
+def R(**kw) -> Request:
+    """A finished record: completed unless told, an embedding of one text."""
+    kw.setdefault("status", "completed")
+    if kw.get("cls") == "embedding":
+        kw.setdefault("n_texts", 1)
+    return Request(**kw)
 
 
 def chat(i, t, **kw):
@@ -53,7 +61,9 @@ def test_records_validate_status():
 
 
 def test_store_dict_has_request_columns():
-    d = chat(0, 1.0, slo_e2e_ms=500).to_store_dict()
+    from store.schema import request_row
+
+    d = request_row(chat(0, 1.0, slo_e2e_ms=500))
     assert d["request_id"] == "r0" and d["request_class"] == "chat" and d["slo_met"] is True
     assert "chunk_times" not in d and d["t_first_token"] == pytest.approx(1.101)
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from loadgen import metrics as m
-from loadgen.records import RequestRecord as R
-from loadgen.schedule import ScheduledRequest
+from vocab import Request
+
+
+def R(**kw) -> Request:
+    """A finished record: completed unless told, an embedding of one text."""
+    kw.setdefault("status", "completed")
+    if kw.get("cls") == "embedding":
+        kw.setdefault("n_texts", 1)
+    return Request(**kw)
 
 
 def chat(i, t, *, ttft=0.1, tpot=0.01, out=11, **kw):
@@ -37,7 +44,8 @@ def test_tpot_within_the_bound_meets_it_and_over_it_misses():
 def test_tpot_miss_alone_makes_the_request_a_miss():
     r = chat(0, 0, slo_ttft_ms=1000, slo_e2e_ms=10_000, slo_tpot_ms=5)
     assert not r.slo_met()
-    assert r.to_store_dict()["slo_met"] is False
+    from store.schema import request_row
+    assert request_row(r)["slo_met"] is False
 
 
 def test_one_output_token_meets_a_tpot_bound_trivially():
@@ -53,13 +61,14 @@ def test_failed_request_with_tpot_slo_is_a_miss():
     assert not chat(0, 0, status="failed", reason="timeout: x", slo_tpot_ms=1e6).slo_met()
 
 
-def test_record_carries_tier_and_tpot_from_the_schedule_and_to_the_store():
-    s = ScheduledRequest(id="r1", t=1.0, cls="chat", client_id="c0", priority=1, prompt_tokens=5,
-                         output_tokens=3, n_texts=0, text_tokens=0, slo_ttft_ms=300, slo_e2e_ms=None,
-                         model="m", slo_tpot_ms=40.0, slo_tier="tight")
-    r = R.from_scheduled(s)
+def test_request_carries_tier_and_tpot_to_the_store():
+    from store.schema import request_row
+
+    r = Request(id="r1", t_intended=1.0, cls="chat", client_id="c0", priority=1,
+                prompt_tokens=5, output_tokens=3, slo_ttft_ms=300, model="m", slo_tpot_ms=40.0,
+                slo_tier="tight")
     assert (r.slo_tpot_ms, r.slo_tier) == (40.0, "tight")
-    d = r.to_store_dict()
+    d = request_row(r)
     assert (d["slo_tpot_ms"], d["slo_tier"]) == (40.0, "tight")
 
 

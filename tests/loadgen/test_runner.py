@@ -99,14 +99,15 @@ def test_closed_loop_needs_enough_connections():
 
 
 def test_progress_merger_orders_seconds_across_workers():
-    from loadgen.records import RequestRecord
     from loadgen.runner import Tick, _Merger
+    from vocab import Request
 
     out = []
     mg = _Merger(2, out.append)
 
     def rec(i):
-        return RequestRecord(id=f"r{i}", cls="chat", t_intended=0, t_sent=0, t_done=0.5)
+        return Request(id=f"r{i}", cls="chat", t_intended=0, t_sent=0, t_done=0.5,
+                       status="completed")
 
     mg.add(Tick(0, 3, 1, [rec(0)], worker=0))
     assert out == []  # worker 1 has not reported second 0 yet

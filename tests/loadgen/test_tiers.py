@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -18,9 +17,20 @@ TIERS = [{"name": "tight", "share": 0.3, "ttft_ms": 300},
          {"name": "loose", "share": 0.7, "ttft_ms": 3000, "tpot_ms": 80}]
 
 
+_RECORDED = ("id", "t", "cls", "client_id", "priority", "prompt_tokens", "output_tokens",
+             "n_texts", "text_tokens", "slo_ttft_ms", "slo_e2e_ms", "model", "parent_id")
+
+
 def _asdict(reqs) -> list[dict]:
-    return [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("slo_tpot_ms", "slo_tier")}
-            for r in reqs]
+    """The recorded fields, in the recorded units: the schedule then named the intended
+    time `t`, and counted an embedding's text tokens per text."""
+    out = []
+    for r in reqs:
+        d = {k: getattr(r, k) for k in _RECORDED if k not in ("t", "text_tokens")}
+        d["t"] = r.t_intended
+        d["text_tokens"] = r.text_tokens // r.n_texts if r.cls == "embedding" else r.text_tokens
+        out.append({k: d[k] for k in _RECORDED})
+    return out
 
 
 def _closed_requests(spec: WorkloadSpec) -> list:
@@ -29,7 +39,7 @@ def _closed_requests(spec: WorkloadSpec) -> list:
     reqs = src.initial()
     out = list(reqs)
     for _ in range(4):
-        reqs = [n for r in reqs for n in src.on_done(r, r.t + 0.3)]
+        reqs = [n for r in reqs for n in src.on_done(r, r.t_intended + 0.3)]
         out += reqs
     return out
 
@@ -50,7 +60,8 @@ def test_adding_tiers_moves_nothing_but_the_bounds():
                 priorities={"chat": {"weights": [1, 1, 1, 1, 1]}}, slos={"chat": {"e2e_ms": 9000}})
     plain = build_schedule(WorkloadSpec(**base))
     tiered = build_schedule(WorkloadSpec(**{**base, "slos": {"chat": {"e2e_ms": 9000, "tiers": TIERS}}}))
-    keep = ("id", "t", "cls", "client_id", "priority", "prompt_tokens", "output_tokens", "n_texts")
+    keep = ("id", "t_intended", "cls", "client_id", "priority", "prompt_tokens", "output_tokens",
+            "n_texts")
     assert [[getattr(r, k) for k in keep] for r in plain] == [[getattr(r, k) for k in keep] for r in tiered]
 
 
@@ -98,7 +109,7 @@ def test_closed_loop_tiers_do_not_depend_on_completion_order():
         out = [first[0].slo_tier]
         reqs = [first[i] for i in order]
         for _ in range(20):
-            reqs = [n for r in reqs for n in src.on_done(r, r.t + 1)]
+            reqs = [n for r in reqs for n in src.on_done(r, r.t_intended + 1)]
             out += [r.slo_tier for r in reqs if r.client_id == "c000"]
         return out
 

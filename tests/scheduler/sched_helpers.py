@@ -8,7 +8,7 @@ from engine.spec import BackendSpec
 from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.config import ControlPlaneConfig
 from scheduler.core import ControlPlane
-from scheduler.request import Request
+from vocab import Request
 
 
 def llm(name: str, conc: int = 4, preset: str = "7b-h100", caps=("chat", "completion"),
@@ -24,12 +24,12 @@ def emb(name: str, conc: int = 2, preset: str = "minilm-cpu", device: str = "cpu
 
 
 def chat(i, t, prio=2, slo_ttft_ms=None, prompt=64, out=16, **kw) -> Request:
-    return Request(id=f"c{i}", cls="chat", arrival=t, t=t, priority=prio,
+    return Request(id=f"c{i}", cls="chat", arrival=t, t_intended=t, priority=prio,
                    prompt_tokens=prompt, output_tokens=out, slo_ttft_ms=slo_ttft_ms, **kw)
 
 
 def embed(i, t, texts=1, tokens=None, slo_e2e_ms=None, model="m", **kw) -> Request:
-    return Request(id=f"e{i}", cls="embedding", arrival=t, t=t, n_texts=texts,
+    return Request(id=f"e{i}", cls="embedding", arrival=t, t_intended=t, n_texts=texts,
                    text_tokens=tokens if tokens is not None else 32 * texts,
                    slo_e2e_ms=slo_e2e_ms, model=model, **kw)
 

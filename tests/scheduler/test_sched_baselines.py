@@ -109,7 +109,7 @@ def test_the_new_baselines_run_end_to_end_in_the_simulator():
               "split": [llm("g0", conc=64), gpu_emb],
               "vllm-priority": [llm("g0", conc=64, extra_args=PRIO), gpu_emb]}
     for baseline, be in setups.items():
-        res = simulate(ControlPlaneConfig(baseline=baseline), be, reqs)
+        res = simulate(ControlPlaneConfig(baseline=baseline), be, [r.derive() for r in reqs])
         assert all(o.status == "completed" for o in res.outcomes), baseline
         used = {(o.cls, o.backend) for o in res.outcomes}
         if baseline == "colocated":

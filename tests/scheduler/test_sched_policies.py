@@ -13,7 +13,9 @@ from scheduler.simrt import simulate
 
 
 def run(backends, reqs, **cfg):
-    return simulate(ControlPlaneConfig(**cfg), backends, reqs)
+    """Simulate fresh copies: a simulation fills its requests' outcomes in place, and
+    the tests compare configurations on one list."""
+    return simulate(ControlPlaneConfig(**cfg), backends, [r.derive() for r in reqs])
 
 
 def ttft(o):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sched_helpers import Ledger, chat, emb, embed, llm, make_cp
 
 from scheduler.config import POLICIES, ROUTERS
-from scheduler.request import Request
+from vocab import Request
 
 ops = st.lists(
     st.one_of(

@@ -165,7 +165,9 @@ def test_a_gateway_cost_queues_requests_past_its_capacity_and_counts_as_overhead
     ov = sorted(o.overhead_us for o in res.outcomes)
     ov_free = sorted(o.overhead_us for o in free.outcomes)
     assert ov[0] >= 5000  # every request pays the gateway's time
-    assert ov[-1] > 100 * ov_free[-1]  # and past its capacity they queue there
+    # past its capacity they queue there (against the median decision: one decision of
+    # a loaded machine may stall for milliseconds)
+    assert ov[-1] > 1000 * ov_free[len(ov_free) // 2]
     late = [o.t_received - o.t_intended for o in res.outcomes]
     assert max(late) > 0.5  # 2 s at 300 req/s through a 200 req/s gateway
 
