@@ -26,7 +26,8 @@ STATUSES = ("completed", "failed", "rejected")
 _SIZES = ("prompt_tokens", "output_tokens", "n_texts", "text_tokens")
 # The planned part of a request: what `derive` carries over to a new one.
 _PLAN = ("id", "cls", "t_intended", "client_id", "priority", *_SIZES, "slo_ttft_ms",
-         "slo_e2e_ms", "slo_tpot_ms", "slo_tier", "model", "parent_id")
+         "slo_e2e_ms", "slo_tpot_ms", "slo_tier", "model", "parent_id", "prefix_id",
+         "prefix_tokens", "prefix_extend")
 
 
 @dataclass(slots=True, eq=False)
@@ -49,6 +50,12 @@ class Request:
     slo_tier: str = ""  # the workload's SLO tier ("" when its class has no tiers)
     model: str = ""
     parent_id: str | None = None  # the pipeline job a stage belongs to
+    # The prompt's first prefix_tokens are the content named prefix_id, shared with every
+    # request naming it (prefix caching); prefix_extend: a conversation's turn, whose whole
+    # sequence the next turn's history repeats. "" / 0: no shared prefix.
+    prefix_id: str = ""
+    prefix_tokens: int = 0
+    prefix_extend: bool = False
     # -- the control plane's view
     arrival: float = None  # type: ignore[assignment]  # when the control plane first saw it
     payload: Any = None  # what a live runtime forwards (the HTTP body); never stored
