@@ -8,6 +8,7 @@ so changing the mix does not move the arrival times and vice versa.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Iterable
 
@@ -17,7 +18,7 @@ from vocab import Request
 
 from . import arrivals
 from .sizes import sample, sample_priorities
-from .spec import CLASSES, Adversarial, Trace, WorkloadSpec, read_trace
+from .spec import CLASSES, Adversarial, Prefix, Trace, WorkloadSpec, read_trace
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -119,6 +120,42 @@ def _requests(
     return out
 
 
+class _Prefixes:
+    """Shared prefixes and conversation histories, put on requests in the order sent.
+
+    Why its own stream (`prefixes`): declaring prefixes must not move any other draw,
+    and a workload without them gets exactly the schedule it got before they existed.
+    """
+
+    def __init__(self, spec: WorkloadSpec, rng: np.random.Generator):
+        self.spec = spec
+        self.rng = rng
+        self.lengths: dict[str, np.ndarray] = {}
+        self.history: dict[tuple[str, int], list[int]] = {}  # (class, conversation) -> [tokens, gen]
+        for c, p in spec.prefixes.items():
+            if p.kind == "shared":
+                self.lengths[c] = sample(p.tokens, rng, p.groups)
+
+    def apply(self, r: Request, group: int | None = None) -> Request:
+        """r with its prefix (and its prompt grown by it); `group` fixes the conversation."""
+        p: Prefix | None = self.spec.prefixes.get(r.cls)
+        if p is None or (p.share < 1 and self.rng.random() >= p.share):
+            return r
+        g = int(self.rng.integers(p.groups)) if group is None else group % p.groups
+        if p.kind == "shared":
+            n = int(self.lengths[r.cls][g])
+            return dataclasses.replace(r, prompt_tokens=n + r.prompt_tokens,
+                                       prefix_id=f"{r.cls}/shared/{g}", prefix_tokens=n)
+        h = self.history.setdefault((r.cls, g), [0, 0])
+        if h[0] + r.prompt_tokens + r.output_tokens > p.max_history:
+            h[0], h[1] = 0, h[1] + 1  # a new conversation in this slot
+        out = dataclasses.replace(r, prompt_tokens=h[0] + r.prompt_tokens,
+                                  prefix_id=f"{r.cls}/conversation/{g}.{h[1]}",
+                                  prefix_tokens=h[0], prefix_extend=True)
+        h[0] = out.prompt_tokens + r.output_tokens
+        return out
+
+
 def _llm_class(spec: WorkloadSpec) -> str:
     return "completion" if spec.mix["chat"] == 0 and spec.mix["completion"] > 0 else "chat"
 
@@ -202,9 +239,13 @@ def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[Request]
     clients = [f"c{i % spec.client_ids:03d}" for i in range(n)]
     if client_col is not None:
         clients = [c if c is not None else d for c, d in zip(client_col, clients, strict=True)]
-    return _requests(spec, stream(spec.seed, "sizes"), stream(spec.seed, "tiers"), times, classes,
-                     ids, clients,
-                     prompt_override=prompt_o, prio_override=prio_o, fixed=fixed)
+    out = _requests(spec, stream(spec.seed, "sizes"), stream(spec.seed, "tiers"), times, classes,
+                    ids, clients,
+                    prompt_override=prompt_o, prio_override=prio_o, fixed=fixed)
+    if spec.prefixes:
+        pre = _Prefixes(spec, stream(spec.seed, "prefixes"))
+        out = [pre.apply(r) for r in out]
+    return out
 
 
 class Source:
@@ -232,6 +273,9 @@ class Source:
             self._rngs = [stream(spec.seed, f"client/{i}") for i in range(n)]
             self._tier_rngs = [stream(spec.seed, f"tiers/client/{i}") for i in range(n)]
             self._count = [0] * n
+            # each client holds its own conversation (its slot), drawn from its own stream
+            self._prefixes = [_Prefixes(spec, stream(spec.seed, f"prefixes/client/{i}"))
+                              for i in range(n)] if spec.prefixes else None
 
     def _next(self, i: int, t: float) -> Request:
         rng = self._rngs[i]
@@ -239,8 +283,11 @@ class Source:
         k = self._count[i]
         self._count[i] += 1
         rid = f"{self._names[i]}-{k:06d}"
-        return _requests(self.spec, rng, self._tier_rngs[i], np.array([t]), cls, [rid],
-                         [self._names[i]])[0]
+        r = _requests(self.spec, rng, self._tier_rngs[i], np.array([t]), cls, [rid],
+                      [self._names[i]])[0]
+        if self._prefixes is not None:
+            r = self._prefixes[i].apply(r, group=i)
+        return r
 
     def initial(self) -> list[Request]:
         if not self.closed:

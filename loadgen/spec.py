@@ -210,6 +210,29 @@ def _first(a: float | None, b: float | None) -> float | None:
     return a if a is not None else b
 
 
+PREFIX_CLASSES = ("chat", "completion")
+
+
+class Prefix(_Strict):
+    """Prompt prefixes a class's requests share, which vLLM's prefix caching reuses.
+
+    shared — `groups` prefixes (system prompts, RAG templates) of `tokens` each
+      (drawn once per group); a request picks one uniformly and its prompt is that
+      prefix followed by its own drawn prompt.
+    conversation — `groups` conversations; a request picks one and its prompt is the
+      conversation's history so far (the earlier turns' prompts and outputs) followed
+      by its own drawn prompt; a history past `max_history` tokens starts over.
+    `share` of the class's requests carry one, the others none. Draws come from a
+    stream of their own: a workload without prefixes keeps its schedule.
+    """
+
+    kind: Literal["shared", "conversation"] = "shared"
+    groups: int = Field(default=1, ge=1)
+    tokens: Dist = _dist(1024)
+    share: float = Field(default=1.0, gt=0, le=1)
+    max_history: int = Field(default=8192, ge=1)
+
+
 # ---------------------------------------------------------------- arrivals
 
 
@@ -452,6 +475,7 @@ class WorkloadSpec(_Strict):
     model: str = ""  # chat/completion model name; "" = filled in by the orchestrator
     embedding_model: str = ""
     pipeline: Pipeline = Pipeline()
+    prefixes: dict[str, Prefix] = {}  # per LLM class (chat, completion): shared prefixes
 
     @model_validator(mode="before")
     @classmethod
@@ -479,6 +503,16 @@ class WorkloadSpec(_Strict):
             for k in v:
                 if k not in CLASSES:
                     raise ValueError(f"unknown class {k!r} (one of {', '.join(CLASSES)})")
+        return v
+
+    @field_validator("prefixes", mode="before")
+    @classmethod
+    def _prefix_classes(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for k in v:
+                if k not in PREFIX_CLASSES:
+                    raise ValueError(f"unknown class {k!r}: prefixes are for "
+                                     f"{' and '.join(PREFIX_CLASSES)}")
         return v
 
     @field_validator("sizes")

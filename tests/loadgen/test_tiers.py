@@ -52,6 +52,7 @@ def test_without_tiers_the_schedule_is_what_it_was_before_tiers(name):
     reqs = _closed_requests(spec) if spec.clients else build_schedule(spec)
     assert _asdict(reqs) == case["requests"]
     assert all(r.slo_tier == "" and r.slo_tpot_ms is None for r in reqs)
+    assert all(r.prefix_id == "" and r.prefix_tokens == 0 for r in reqs)
 
 
 def test_adding_tiers_moves_nothing_but_the_bounds():
