@@ -61,6 +61,17 @@ def make_sim_engine(spec: BackendSpec, token_events: bool = False, hosts: dict |
     return make_engine(spec, token_events=token_events, hosts=hosts, seed=seed)
 
 
+def prefix_cache(engines) -> dict:
+    """Prefix-cache hits over the LLM engines' admissions (engine.sim.prefix): tokens
+    asked for, tokens found cached, and their ratio (None without any admission)."""
+    queries = hits = 0
+    for e in engines:
+        st = e.prefix_stats() if hasattr(e, "prefix_stats") else {}
+        queries += st.get("queries", 0)
+        hits += st.get("hits", 0)
+    return {"queries": queries, "hits": hits, "hit_rate": hits / queries if queries else None}
+
+
 def _sample_backend(eng) -> dict:
     st = eng.stats()
     return {"running": st.running, "waiting": st.waiting, "kv_use": st.kv_use,
@@ -219,7 +230,11 @@ class SimRuntime:
             o = live[r.id]
             o.t_dispatched, o.backend = now, name
             self.llm_did[r.id] = a.dispatch_id
-            eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
+            if r.prefix_tokens or r.prefix_extend:  # a shared prefix (engine.sim.prefix)
+                eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now,
+                           prefix=(r.prefix_id, r.prefix_tokens, r.prefix_extend))
+            else:
+                eng.submit(r.id, r.prompt_tokens or 1, r.output_tokens or 1, r.priority, now)
         self._resched(name, eng)
 
     def _refuse(self, a: Reject | Fail, now: float) -> None:
@@ -415,5 +430,6 @@ class SimRuntime:
                       "rejected": cp.rejected, "requeued": cp.requeued,
                       "reasons": dict(cp.reasons), "decision": cp.decision_stats(),
                       "preemptions": sum(getattr(e, "preemptions", 0)
-                                         for e in self.engines.values())},
+                                         for e in self.engines.values()),
+                      "prefix_cache": prefix_cache(self.engines.values())},
             sim_end_s=now, wall_s=wall_s)

@@ -31,4 +31,7 @@ def summary_line(summaries: dict) -> str:
     total = summaries.get("all")
     if total:
         parts.append(f"{total.get('throughput_rps', 0):.1f} req/s")
+        pc = (total.get("extra") or {}).get("engines", {}).get("prefix_cache") or {}
+        if pc.get("hits"):  # simulated engines reused cached prefixes
+            parts.append(f"prefix cache hits {100 * pc['hit_rate']:.1f}%")
     return " | ".join(parts)

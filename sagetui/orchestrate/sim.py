@@ -72,6 +72,10 @@ def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
             "sim_wall_s": result.wall_s,
             "sim_end_s": result.sim_end_s,
         },
+        # what the simulated engines did: recomputations, and prefix-cache hits over
+        # the prompt tokens they were asked to prefill (shared prefixes, recomputations)
+        "engines": {"preemptions": result.counters.get("preemptions", 0),
+                    "prefix_cache": result.counters.get("prefix_cache", {})},
     }
     if pipes is not None:
         extra["pipeline"] = {"search_s_measured": pipes.search_s}
