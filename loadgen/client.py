@@ -208,6 +208,11 @@ class Client:
                 texts = [self.prompts.text(req.tokens_per_text(), f"{req.id}/{i}")
                          for i in range(req.n_texts)]
             return {"model": req.model, "input": texts}
+        if text is None and req.prefix_tokens:
+            # the shared prefix's text (the same for every request naming it), then its own;
+            # a conversation's history repeats its key's text, not the earlier replies
+            text = (self.prompts.text(req.prefix_tokens, req.prefix_id) + " "
+                    + self.prompts.text(req.prompt_tokens - req.prefix_tokens, req.id))
         if text is None:
             text = self.prompts.text(req.prompt_tokens, req.id)
         b: dict = {"model": req.model, "max_tokens": req.output_tokens, "stream": True,

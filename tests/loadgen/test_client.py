@@ -80,6 +80,14 @@ def test_headers_and_body():
     assert len(e["input"]) == 2 and all(len(t.split()) == 8 for t in e["input"])
 
 
+def test_a_shared_prefix_opens_every_prompt_that_names_it():
+    c = Client(ClientConfig(targets="http://x:1"))
+    a, b = (c.body(req(i=i, prompt_tokens=40, prefix_id="sys", prefix_tokens=30))
+            ["messages"][0]["content"].split() for i in (1, 2))
+    assert len(a) == len(b) == 40
+    assert a[:30] == b[:30] and a[30:] != b[30:]
+
+
 @pytest.mark.parametrize(("fault", "reason"), [
     ("garbage", "garbage: bad JSON"),
     ("close", "stream_closed"),
