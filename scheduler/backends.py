@@ -151,13 +151,16 @@ class BackendState:
         """The cost model's first-token time for a prompt dispatched here now: the
         chunked prefill of everything ahead and itself, `max_num_batched_tokens -
         decoders` tokens a step, each step also carrying the decode batch. Inline
-        arithmetic: admission asks every backend on every arrival."""
+        arithmetic for a linear preset: admission asks every backend on every arrival."""
         m: LLMModel = self.model  # type: ignore[assignment]  # set on every LLM backend
         n_pre = self.n_prefilling
         n_dec = self.n_llm - n_pre
         work = self.prefill_ahead + prompt
         budget = m.max_batched_tokens - n_dec
         steps = -(-work // budget) if budget > 1 and work > 0 else max(work, 1)
+        if m.step is not None:  # the preset's own (overlapped) step, chunks of equal size
+            return (m.frontend + steps * m.step(work / steps, n_dec, self.kv_read)
+                    + m.alpha * (n_pre + 1))
         return (m.frontend + steps * (m.beta0 + m.beta2 * n_dec + m.beta3 * self.kv_read)
                 + m.beta1 * work + m.alpha * (n_pre + 1))
 

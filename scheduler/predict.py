@@ -15,6 +15,7 @@ for its kind. Observations then correct each prediction multiplicatively
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.spec import BackendSpec
@@ -49,6 +50,10 @@ class LLMModel:
     max_batched_tokens: int
     kv_capacity: int | None  # tokens; None when unknown (live engine without a preset)
     priority_scheduling: bool  # `--scheduling-policy priority` among its vLLM flags
+    # The preset's own step time (prefill, decode, kv_read) where it is not the linear
+    # sum above (an overlapped GPU step: the larger of memory- and compute-bound time);
+    # None for a linear preset, whose step the predictions compute inline.
+    step: Callable[..., float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +113,8 @@ def llm_model(spec: BackendSpec) -> LLMModel:
                     kw.get("max_num_seqs", p.max_num_seqs),
                     kw.get("max_num_batched_tokens", p.max_num_batched_tokens),
                     p.kv_capacity_tokens if known_kv else None,
-                    kw.get("priority_scheduling", False))
+                    kw.get("priority_scheduling", False),
+                    c.step_time if getattr(c, "mem_s", 0.0) else None)
 
 
 def embed_model(spec: BackendSpec) -> EmbedModel:
@@ -124,4 +130,6 @@ def embed_model(spec: BackendSpec) -> EmbedModel:
 
 def llm_tpot(m: LLMModel, n_decoding: int, kv_read: float) -> float:
     """Seconds per output token in a decode batch of `n_decoding` sequences."""
+    if m.step is not None:
+        return m.step(0, n_decoding, kv_read)
     return m.beta0 + m.beta2 * n_decoding + m.beta3 * kv_read
