@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import sys
 
@@ -114,21 +115,24 @@ def list_cmd(ctx, status, tag, suite, since, last, where, fmt) -> None:
         if fmt == "json":  # ~60 MB for 10,000 runs: written piece by piece, never joined
             _write(queries.iter_runs_json(store, **filters))
         elif fmt == "csv":
-            _write([queries.list_runs_csv(store, **filters)])
+            _write([queries.list_runs_csv(store, **filters).encode()])
         else:
             runs = queries.list_runs(store, **filters)
             click.echo(_table(_LIST_COLS, [[r[c] for c in _LIST_COLS] for r in runs]))
 
 
 def _write(pieces) -> None:
-    """Text to stdout as is, then a newline. Not click.echo: when stdout is not a
-    terminal it runs an ANSI-stripping regex over the whole text, and it copies it
+    """UTF-8 bytes to stdout as they are, then a newline. Not click.echo: when stdout is
+    not a terminal it runs an ANSI-stripping regex over the whole text, and it copies it
     once more to append the newline."""
-    out = sys.stdout
-    for piece in pieces:
-        out.write(piece)
-    out.write("\n")
-    out.flush()
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    for piece in itertools.chain(pieces, [b"\n"]):
+        if out is None:  # a text-only stdout (a StringIO put there by a caller)
+            sys.stdout.write(piece.decode())
+        else:
+            out.write(piece)
+    (out or sys.stdout).flush()
 
 
 @command.command()
