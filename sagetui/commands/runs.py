@@ -117,8 +117,8 @@ def list_cmd(ctx, status, tag, suite, since, last, where, fmt) -> None:
         elif fmt == "csv":
             _write([queries.list_runs_csv(store, **filters).encode()])
         else:
-            runs = queries.list_runs(store, **filters)
-            click.echo(_table(_LIST_COLS, [[r[c] for c in _LIST_COLS] for r in runs]))
+            click.echo(_table(_LIST_COLS, queries.list_rows(store, tuple(_LIST_COLS),
+                                                            **filters)))
 
 
 def _write(pieces) -> None:
