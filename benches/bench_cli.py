@@ -135,7 +135,9 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
-        ENV.update(child_env(Path(tmp) / "pycache"))
+        env = child_env(Path(tmp) / "pycache")
+        ENV.clear()
+        ENV.update(env)
         db = args.store or Path(tmp) / "runs.db"
         ensure_store(db, args.runs)
         bench_startup(db, args.runs, args.repeat)
