@@ -77,6 +77,7 @@ class SimLLMEngine:
         host=None,
         seed: int = 0,
         prefix_caching: bool = True,
+        log_hit_rate: bool = False,
     ):
         self.preset = preset
         # engine.sim.host.SharedHost, or None: alone on its machine. A co-host cost turns
@@ -133,6 +134,9 @@ class SimLLMEngine:
         self.used_blocks = 0  # per request: a block shared by m requests counts m times
         # vLLM's automatic prefix caching (on by default in V1, as there); None: off
         self._pc = PrefixCache() if prefix_caching else None
+        # keep the hit rate as vLLM 0.11 logs it (a window of look-ups, retries included):
+        # for comparing with a vLLM log (engine.sim.replay); a step's look-ups cost time
+        self._log_hits = log_hit_rate and self._pc is not None
         self.preemptions = 0
         self.steps = 0
 
@@ -215,7 +219,7 @@ class SimLLMEngine:
         return {"enabled": True, "queries": pc.queries, "hits": pc.hits,
                 "hit_rate": pc.hit_rate(), "queries_new": q_new, "hits_new": h_new,
                 "hit_rate_new": h_new / q_new if q_new else None,
-                "hit_rate_logged": pc.logged_hit_rate()}
+                "hit_rate_logged": pc.logged_hit_rate() if self._log_hits else None}
 
     def blocks_in_use(self) -> int:
         """KV blocks referenced by running requests, a shared block once."""
@@ -463,6 +467,7 @@ class SimLLMEngine:
         #    (none in a step that had to preempt).
         new = 0
         looked = asked = found = 0  # this step's prefix-cache look-ups, as vLLM logs them
+        log_hits = self._log_hits
         if not preempted:
             max_seqs, prio = self.max_seqs, self.priority_scheduling
             # _n_waiting first: an empty queue (most steps' last look) costs no call
@@ -476,7 +481,7 @@ class SimLLMEngine:
                     hk = ho = hfree = 0
                 n = min(r.prompt + r.n_out - (hk + ho) * bs, left)
                 b = -(-n // bs)
-                if pc is not None:
+                if log_hits:
                     looked += 1
                     asked += r.prompt + r.n_out
                     found += (hk + ho) * bs
@@ -615,7 +620,7 @@ class SimLLMEngine:
         self._macro_k = k
         self._macro_c = first
         self._macro_g = g
-        if head is not None and pc is not None:  # looked up, and refused, at every step
+        if head is not None and self._log_hits:  # looked up, and refused, at every step
             self._macro_look = self._blocked_look(head)
         self._t_end = t + k * first + g * k * (k - 1) / 2
         return True

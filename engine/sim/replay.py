@@ -128,7 +128,7 @@ def replay(trace: GpuTrace, preset: LLMPreset, *, prefix_tokens: int | None = No
     """Simulate every traced request; raise ValueError (naming it) if one cannot run."""
     p = engine_preset(trace, preset, **override)
     pt = prefix_tokens if prefix_tokens is not None else int(trace.meta.get("prefix_tokens") or 0)
-    eng = SimLLMEngine(p, prefix_caching=prefix_caching)
+    eng = SimLLMEngine(p, prefix_caching=prefix_caching, log_hit_rate=True)
     reqs = trace.requests
     first: dict[int, float] = {}
     done: dict[int, float] = {}

@@ -167,7 +167,8 @@ def test_fast_forward_equivalence_and_conservation_with_prefixes(reqs, kv_blocks
         if pre is not None and pre[1] > pt:
             pre = None
         arr.append((t, i, pt, min(o, cap), pre))
-    fast, slow = SimLLMEngine(p), SimLLMEngine(p, token_events=True)
+    fast = SimLLMEngine(p, log_hit_rate=True)
+    slow = SimLLMEngine(p, token_events=True, log_hit_rate=True)
     ev_f, ev_s = run(fast, arr), run(slow, arr)
     for i, *_ in enumerate(arr):
         assert [k for k, _ in ev_f[i]].count("done") == 1
