@@ -152,3 +152,22 @@ def test_a_rerun_is_one_run(sim_store):
     result = sagetui(sim_store, "runs", "rerun", "1", "--set", "sweep.workload.rate=[10,20]")
     assert result.exit_code == 2 and "a rerun is one run" in result.output
     assert run_count(sim_store) == before
+
+
+def test_a_live_original_gets_the_significance_table(sim_store):
+    """Live runs never repeat exactly: the rerun prints what `runs compare` prints. (The
+    stored run is marked live; its config runs in simulation, so the test needs no engines.)"""
+    with open_store(sim_store) as s:
+        run = queries.get_run(s, 1)
+        w = s.create_run(experiment_id=None, name="was-live", mode="live", config=run["config"],
+                         seed=7, repetition=0)
+        w.start()
+        w.add_summaries(run["summary"])
+        w.finish()
+    result = sagetui(sim_store, "runs", "rerun", "3")
+    assert result.exit_code == 0, result.output
+    compared = sagetui(sim_store, "runs", "compare", "3", "4").stdout
+    assert "repetitions per side: run 3: 1, run 4: 1" in result.stdout
+    table = result.stdout[result.stdout.index("repetitions per side"):]
+    assert table.strip() == compared[compared.index("repetitions per side"):].strip()
+    assert "identical" not in result.stdout and "differs" not in result.stdout
