@@ -42,7 +42,7 @@ def serving(specs: list[BackendSpec], control_plane: dict, run_dir: Path):
     """Launch (or reach) `specs`, start the gateway; yields (Endpoints, backend rows)."""
     from engine.launcher import Launcher, LaunchError
 
-    from ..orchestrate.live import GatewayThread, _served_model
+    from ..orchestrate.live import GatewayThread, served_model
 
     try:
         cp = ControlPlaneConfig(**control_plane)
@@ -55,7 +55,7 @@ def serving(specs: list[BackendSpec], control_plane: dict, run_dir: Path):
         except LaunchError as exc:
             raise RuntimeError(f"engines did not start: {exc}") from None
         served = [e.spec.model_copy(update={"url": e.url,
-                                            "model": _served_model(e) or e.spec.model})
+                                            "model": served_model(e) or e.spec.model})
                   for e in engines]
         rows = [e.backend_row() | {"model": s.model} for e, s in zip(engines, served, strict=True)]
         gateway = GatewayThread(GatewayConfig(cp, served))
