@@ -97,9 +97,10 @@ def trace(path: str, preset: str, vllm_log: str | None, prefix_tokens: int | Non
 @click.option("--device", help="The GPU it ran on (e.g. H100).")
 @click.option("--source", help="Where the spans come from (repository, commit, path).")
 @click.option("--licence", help="The licence the spans are published under.")
+@click.option("--workload", help="What load produced them (e.g. the benchmark's settings).")
 def compact(path: str, out: str, vllm_log: str | None, prefix_tokens: int | None,
             model: str | None, device: str | None, source: str | None,
-            licence: str | None) -> None:
+            licence: str | None, workload: str | None) -> None:
     """Write the requests of PATH (OTLP/JSON spans) as a compact trace: a header with
     the engine settings, one line per request (arrival, sizes, TTFT, E2E, queue)."""
     from engine.sim.otel import write_compact
@@ -107,5 +108,5 @@ def compact(path: str, out: str, vllm_log: str | None, prefix_tokens: int | None
     tr = _load(path, vllm_log, prefix_tokens)
     if model:
         tr.meta["model"] = model
-    write_compact(tr, out, device=device, source=source, licence=licence)
+    write_compact(tr, out, device=device, source=source, licence=licence, workload=workload)
     click.echo(f"{out}: {len(tr.requests)} requests")
