@@ -390,7 +390,8 @@ def evaluate_strategy(strategy: str, ds: Dataset, index: Index, tuning: Tuning,
     for cat, outs in outcomes.items():
         ids = [i.id for i in per_cat[cat]]
         keys = sorted({k for o in outs for k in o.values} - {"call"})
-        block = {"n": len(outs), "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        block = {"n": len(outs), "ids": ids,  # paired comparisons across strategies
+                 "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
                  "outcomes": {k: [round(o.values.get(k, 0.0), 4) for o in outs] for k in keys},
                  "latency_ms": [round(o.latency_ms, 3) for o in outs],
                  "errors": sum(1 for o in outs if o.error)}

@@ -99,7 +99,7 @@ def fake_chat():
 
 @pytest.mark.slow
 def test_every_strategy_through_the_gateway_and_the_table(db_path, tmp_path, fake_chat,
-                                                          monkeypatch):
+                                                          monkeypatch, capsys):
     monkeypatch.setenv("SAGETUI_RUNS_DIR", str(tmp_path / "runs"))
     suite = tmp_path / "agents-smoke.toml"
     suite.write_text(SUITE)
@@ -158,6 +158,12 @@ capabilities = ["chat"]
                                     "agents-smoke", "-o", str(tmp_path / "fig")],
                              catch_exceptions=False)
     assert fig.exit_code == 0, fig.output
+    from sagetui.agents.paired import main as paired
+
+    paired(["--db", str(db_path)])  # every strategy on the LLM's items
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| strategy | selection_pool | timing | planning |"
+    assert [x.split(" | ")[0] for x in lines[2:]] == ["| bm25", "| embedding", "| fusion", "| llm"]
 
 
 def test_bad_agents_config_exits_2_naming_the_field(db_path, tmp_path):
