@@ -370,7 +370,8 @@ class SimLLMEngine:
             if self._macro_look is not None:  # as many look-ups as steps it ran, cut or not
                 tokens, hits = self._macro_look
                 k = self._macro_k
-                self._pc.logged(k, k * tokens, k * hits, same=True)
+                if self._pc is not None:
+                    self._pc.logged(k, k * tokens, k * hits, same=True)
                 self._macro_look = None
         self._real = False
         self._inflight = 0
@@ -507,7 +508,7 @@ class SimLLMEngine:
                 if not r.started:
                     r.started = True
                     new += 1
-        if looked:
+        if looked and pc is not None:
             pc.logged(looked, asked, found)
         n_dec = self._n_dec
         if not n_dec and not plan:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from engine.sim.cost import LLMPreset
 from engine.sim.llm import SimLLMEngine
@@ -63,7 +64,7 @@ def phases(reqs: list[TracedRequest]) -> list[Phase]:
         if j - i >= 5 and (j == n or reqs[j].t - reqs[j - 1].t > 1.0):
             out.append(Phase("burst", i, j))
             i = j
-    start, gaps = i, []
+    start, gaps = i, list[float]()
     for k in range(i + 1, n):
         g = reqs[k].t - reqs[k - 1].t
         typical = statistics.median(gaps) if len(gaps) >= 2 else None
@@ -113,7 +114,7 @@ def engine_preset(trace: GpuTrace, preset: LLMPreset, **override) -> LLMPreset:
     """The preset under the engine settings the trace was measured with: its KV cache
     size (whole blocks) and scheduler limits, where known; `override` wins."""
     meta = {**trace.meta, **{k: v for k, v in override.items() if v is not None}}
-    kw = {}
+    kw: dict[str, Any] = {}
     if meta.get("kv_cache_tokens"):
         kw["kv_capacity_tokens"] = int(meta["kv_cache_tokens"]) // preset.block_size * \
             preset.block_size
@@ -147,6 +148,7 @@ def replay(trace: GpuTrace, preset: LLMPreset, *, prefix_tokens: int | None = No
                 raise ValueError(f"request {i} (arrival {r.t:.3f} s): {e}") from None
             i += 1
             continue
+        assert te is not None  # not both None (above), and no arrival is due first
         for ev in eng.advance(te):
             if ev.kind == "first_token":
                 first[ev.req_id] = ev.t
@@ -209,19 +211,20 @@ def errors(rep: Replayed, metric: str, idx: range) -> dict | None:
 def report(rep: Replayed) -> dict:
     """Errors per metric for the whole trace and per load phase, and the hit rates."""
     reqs = rep.trace.requests
-    parts = [("all", range(len(reqs)))] + [(ph.name, range(ph.start, ph.end))
-                                           for ph in phases(reqs)]
-    out = {"trace": rep.trace.path, "model": rep.trace.model, "preset": rep.preset.name,
+    ranges = [("all", range(len(reqs)))] + [(ph.name, range(ph.start, ph.end))
+                                            for ph in phases(reqs)]
+    parts: list[dict] = []
+    out: dict[str, Any] = {"trace": rep.trace.path, "model": rep.trace.model, "preset": rep.preset.name,
            "preset_model": rep.preset.model, "preset_source": rep.preset.source,
            "requests": len(reqs), "settings": rep.settings, "preemptions": rep.preemptions,
            "prefix_hit_rate": rep.prefix.get("hit_rate"),
            "prefix_hit_rate_new": rep.prefix.get("hit_rate_new"),
            "prefix_hit_rate_as_logged": rep.prefix.get("hit_rate_logged"),
            "prefix_hit_rate_logged": rep.trace.meta.get("prefix_hit_rate_logged"),
-           "parts": []}
-    for name, idx in parts:
-        out["parts"].append({"phase": name, "requests": len(idx),
-                             **{m: errors(rep, m, idx) for m in METRICS}})
+           "parts": parts}
+    for name, idx in ranges:
+        parts.append({"phase": name, "requests": len(idx),
+                      **{m: errors(rep, m, idx) for m in METRICS}})
     return out
 
 

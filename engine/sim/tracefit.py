@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.sim.cost import Device, LLMPreset, ModelShape, Roofline, derive_llm_cost
 from engine.sim.otel import GpuTrace
@@ -83,7 +84,7 @@ def _fit_from(traces, model, dev, tp, start: Roofline, fields, max_evaluations) 
     x0 = [math.log(getattr(start, f)) for f in fields]
 
     def rf_of(x) -> Roofline:
-        vals = {f: math.exp(v) for f, v in zip(fields, x, strict=True)}
+        vals: dict[str, Any] = {f: math.exp(v) for f, v in zip(fields, x, strict=True)}
         for f in ("mem_eff", "compute_eff", "kv_eff", "unhidden"):
             if f in vals:
                 vals[f] = min(vals[f], 1.0)
