@@ -55,9 +55,9 @@ def accuracy_latency(ctx: ExportContext) -> FigureResult:
                          "ci_high_pct": r["ci_high"], "p50_ms": r["p50_ms"],
                          "p99_ms": r["p99_ms"], "n": r["n"], "runs": r["runs"]})
         fig.update_xaxes(type="log", title_text="latency p50 → p99 (ms)", row=1, col=col)
-    fig.update_yaxes(title_text="Accuracy (%)", range=[0, 100], row=1, col=1)
-    for col in range(2, len(panels) + 1):
-        fig.update_yaxes(range=[0, 100], row=1, col=col)
+    for col in range(1, len(panels) + 1):
+        fig.update_yaxes(title_text="Accuracy (%)" if col == 1 else "(%)", range=[0, 100],
+                         row=1, col=col)
     fig.update_annotations(font_size=9)
     return FigureResult(
         name, fig, data,

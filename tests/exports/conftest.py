@@ -10,7 +10,12 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixture_store import add_mismatch_experiment, add_suite_experiment, build_store  # noqa: E402
+from fixture_store import (  # noqa: E402
+    add_agent_items_experiment,
+    add_mismatch_experiment,
+    add_suite_experiment,
+    build_store,
+)
 
 from sagetui.cli import main  # noqa: E402
 
@@ -22,6 +27,7 @@ def store(tmp_path_factory) -> Path:
     build_store(path, reps=2)
     add_mismatch_experiment(path)
     add_suite_experiment(path)
+    add_agent_items_experiment(path)
     return path
 
 

@@ -279,3 +279,36 @@ def add_suite_experiment(path: Path) -> None:
         cfg = config(workload__rate=rate, run__part="rate")
         b.run(e, f"scal/rate-{rate:g}-0", cfg, 0, summary(min(rate, 25.0), target=rate))
     b.close()
+
+
+def add_agent_items_experiment(path: Path) -> None:
+    """Suite E's shape: per-item outcomes and latencies per category (the bootstrap table
+    and the accuracy-vs-latency figure), three strategies, one pass each."""
+    b = Builder(path)
+    e = b.experiment("agents-items", "agents-bfcl")
+    info = {"name": "BFCL v4", "package": "bfcl-eval", "version": "2026.3.23",
+            "licence": "Apache-2.0", "files": {"BFCL_v4_multiple.json": "0" * 64}}
+    for s_i, strat in enumerate(("bm25", "embedding", "fusion")):
+        n = 20
+        right = lambda k, s_i=s_i: float((k * 7 + s_i) % 10 < 6 + s_i)  # noqa: E731
+        lat = [0.5 + 40 * s_i + k for k in range(n)]
+        items = {
+            "selection": {"n": n, "outcomes": {"top1": [right(k) for k in range(n)],
+                                               "mrr": [right(k) for k in range(n)]},
+                          "latency_ms": lat},
+            "selection_pool": {"n": n, "outcomes": {"top1": [right(k + 1) for k in range(n)],
+                                                    "top5": [1.0] * n,
+                                                    "mrr": [right(k + 1) for k in range(n)]},
+                               "latency_ms": lat},
+            "timing": {"n": n, "outcomes": {"correct": [right(k + 2) for k in range(n)]},
+                       "labels": [k % 2 for k in range(n)], "latency_ms": lat},
+            "planning": {"n": n, "outcomes": {"exact": [right(k + 3) for k in range(n)],
+                                              "f1": [0.5] * n}, "latency_ms": lat},
+        }
+        agent = {"strategy": strat, "metrics": {"selection_top1_pct": 60.0 + 10 * s_i},
+                 "split": "test", "dataset": info,
+                 "dev_test": {"selection": {"dev": 6, "test": 20}},
+                 "tuning": {"alpha": 0.5, "thresholds": {"bm25": 7.9}}, "items": items}
+        b.run(e, f"agent-items-{strat}-0", config(workload__agent_strategy=strat), 0,
+              summary(20, extra={"agent": agent}))
+    b.close()

@@ -19,7 +19,7 @@ FIGURE_EXPERIMENTS = {
     "latency_vs_rate": "saturation", "slo_vs_load": "saturation",
     "throughput_vs_backends": "scalability", "latency_cdf": "policies",
     "wait_distribution": "policies", "queue_depth": "policies", "fairness": "fairness",
-    "cost_performance": "heterogeneous",
+    "cost_performance": "heterogeneous", "agent_accuracy_latency": "agents-items",
 }
 
 
@@ -102,3 +102,21 @@ def test_without_a_browser_html_is_written_and_the_message_says_how(cli, tmp_pat
     assert (tmp_path / "throughput_vs_backends.html").exists()
     assert not (tmp_path / "throughput_vs_backends.pdf").exists()
     assert "PDF not written" in result.output and "apt-get install" in result.output
+
+
+def test_agent_accuracy_latency_and_the_bootstrap_table(built, cli, tmp_path):
+    f = built["agent_accuracy_latency"]
+    assert {r["strategy"] for r in f.data} == {"bm25", "embedding", "fusion"}
+    assert {r["category"] for r in f.data} == {"selection", "selection_pool", "timing",
+                                              "planning"}
+    for r in f.data:
+        assert r["ci_low_pct"] <= r["accuracy_pct"] <= r["ci_high_pct"] and r["n"] == 20
+        assert r["p50_ms"] <= r["p99_ms"]
+    assert "percentile bootstrap" in f.full_caption() and "2026.3.23" in f.full_caption()
+    result = cli("--format", "csv", "--table", "agents", "--experiment", "agents-items",
+                 "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "agents.csv").open()))
+    sel = [r for r in rows if r["Category"] == "selection" and r["Strategy"] == "bm25"
+           and r["Metric"].startswith("top-1")]
+    assert len(sel) == 1 and float(sel[0]["Accuracy (%)"]) == pytest.approx(60.0)
