@@ -235,7 +235,7 @@ class PrefixCache:
             if k is None:
                 if size > n:
                     s.hi -= n
-                    return
+                    break
                 n -= size
                 q.popleft()
                 continue

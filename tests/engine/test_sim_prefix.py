@@ -43,6 +43,10 @@ def run(eng: SimLLMEngine, arrivals: list[tuple]) -> dict:
             for r in (ev.req_ids if ev.kind == "tokens" else (ev.req_id,)):
                 out[r].append(("token" if ev.kind == "tokens" else ev.kind, ev.t))
         assert 0 <= eng.blocks_in_use() <= eng.num_blocks
+        pc = eng._pc  # the free queue, while kept, holds exactly the free blocks
+        if pc is not None:
+            queued = sum(s.hi - s.lo for s in pc.q)
+            assert queued == (eng.num_blocks - eng.blocks_in_use() if pc.live else 0)
 
 
 def first(evs, kind):
@@ -154,7 +158,7 @@ workload = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workload, st.sampled_from([48, 200, 4096]), st.integers(1, 16),
        st.sampled_from([16, 64, 512]))
 def test_fast_forward_equivalence_and_conservation_with_prefixes(reqs, kv_blocks, seqs, budget):
@@ -239,7 +243,7 @@ class _Reference:
                 self.free[b] = None
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(1, 12)),
                 min_size=1, max_size=80),
        st.integers(12, 40))
