@@ -127,10 +127,11 @@ def _write(pieces) -> None:
     once more to append the newline."""
     sys.stdout.flush()
     out = getattr(sys.stdout, "buffer", None)
-    for piece in itertools.chain(pieces, [b"\n"]):
-        if out is None:  # a text-only stdout (a StringIO put there by a caller)
-            sys.stdout.write(piece.decode())
-        else:
+    pieces = itertools.chain(pieces, [b"\n"])
+    if out is None:  # a text-only stdout (a StringIO put there by a caller)
+        sys.stdout.write(b"".join(pieces).decode())
+    else:  # write() each: a stream that copies what it is written may not see writelines
+        for piece in pieces:
             out.write(piece)
     (out or sys.stdout).flush()
 
