@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -331,8 +332,22 @@ def aggregate(
     met = {id(r): r.slo_met() for r in top}
     stages = [r for r in records if r.parent_id is not None]
     issued = [r for r in top if w0 <= r.t_intended < w1]
-    hists = _Hists()
+    hists = _latency_hists(issued, stages, w0, w1, window_s)
+    out = Aggregate()
+    out.histograms = _histogram_rows(hists, w0, window_s)
+    for cls in [*sorted({r.cls for r in issued}), "all"]:
+        recs = issued if cls == "all" else [r for r in issued if r.cls == cls]
+        out.summaries[cls] = _class_summary(cls, recs, top, hists, met, w0, w1, duration_s,
+                                            target_rate_rps if cls == "all" else None)
+    out.samples = _samples(records, w1)
+    return out
 
+
+def _latency_hists(issued: list[Request], stages: list[Request], w0: float, w1: float,
+                   window_s: float) -> _Hists:
+    """Every per-request metric of the issued requests, per class and window (window k:
+    intended in [w0 + k·window_s, ...)), and the pipeline stages' own histograms."""
+    hists = _Hists()
     for r in issued:
         win = int((r.t_intended - w0) // window_s)
         cls = r.cls
@@ -347,66 +362,79 @@ def aggregate(
             hists.add("overhead", cls, win, r.overhead_us / 1e6)
     _stage_hists(stages, hists, w0, w1, window_s)
     hists.build()
+    return hists
 
-    out = Aggregate()
-    for (metric, cls, window), h in sorted(hists.h.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):
+
+def _histogram_rows(hists: _Hists, w0: float, window_s: float) -> list:
+    """(metric, class, window start, window length, histogram); the whole run's first."""
+    rows: list[tuple[str, str, float | None, float | None, Any]] = []
+    for (metric, cls, window), h in sorted(hists.h.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])):
         if window is None:
-            out.histograms.append((metric, cls, None, None, h))
+            rows.append((metric, cls, None, None, h))
         else:
-            out.histograms.append((metric, cls, w0 + window * window_s, window_s, h))
+            rows.append((metric, cls, w0 + window * window_s, window_s, h))
+    return rows
 
-    classes = sorted({r.cls for r in issued})
-    for cls in [*classes, "all"]:
-        recs = issued if cls == "all" else [r for r in issued if r.cls == cls]
-        done_in = [r for r in top if (cls == "all" or r.cls == cls) and r.status == "completed"
-                   and r.t_done is not None and w0 <= r.t_done < w1]
-        sent = [r.t_sent for r in top if (cls == "all" or r.cls == cls)
-                and r.t_sent is not None and w0 <= r.t_sent < w1]
-        metrics = {m: distribution_ms(h) for (m, c, win), h in hists.h.items() if c == cls and win is None}
-        late = metrics.get("lateness")
-        tokens = sum(r.prompt_tokens if r.cls == "embedding" else r.output_tokens for r in done_in)
-        clients, fairness = _per_client(recs)
-        waits = [v for v in map(wait, recs) if v is not None]
-        target = target_rate_rps if cls == "all" else None
-        achieved = len(sent) / duration_s
-        out.summaries[cls] = {
-            "issued": len(recs),
-            "completed": sum(r.status == "completed" for r in recs),
-            "failed": sum(r.status == "failed" for r in recs),
-            "rejected": sum(r.status == "rejected" for r in recs),
-            "throughput_rps": len(done_in) / duration_s,
-            "throughput_tok_s": tokens / duration_s,
-            "slo_attainment": (sum(met[id(r)] for r in recs) / len(recs)) if recs else None,
-            "goodput_rps": sum(met[id(r)] for r in done_in) / duration_s,
-            "target_rate_rps": target,
-            "achieved_rate_rps": achieved,
-            "lateness_p99_ms": late["p99"] if late else None,
-            "metrics": metrics,
-            "extra": {
-                "fairness_jain": fairness,
-                "fairness_basis": "completed requests per client",
-                "clients": clients,
-                "longest_wait_ms": max(waits) * 1000 if waits else None,
-                "failure_reasons": _reasons(recs),
-                **_outcomes(recs),
-                **_slo_groups(cls, recs, done_in, met, duration_s),
-                "pacing": {
-                    "target_rps": target,
-                    "offered_rps": len(recs) / duration_s,
-                    "achieved_rps": achieved,
-                    "achieved_over_target": achieved / target if target else None,
-                    "achieved_over_offered": achieved / (len(recs) / duration_s) if recs else None,
-                    "lateness_p50_ms": late["p50"] if late else None,
-                    "lateness_p99_ms": late["p99"] if late else None,
-                    "lateness_max_ms": late["max"] if late else None,
-                    "gap_cv_actual": _gap_cv(sent),
-                    "gap_cv_intended": _gap_cv([r.t_intended for r in recs]),
-                },
-                "clamped_values": hists.clamped,
-            },
-        }
-    out.samples = _samples(records, w1)
-    return out
+
+def _class_summary(cls: str, recs: list[Request], top: list[Request], hists: _Hists,
+                   met: dict[int, bool], w0: float, w1: float, duration_s: float,
+                   target: float | None) -> dict:
+    """One class's (or `all`'s) summary row: outcomes, throughput and goodput over the
+    window, attainment, the distributions, fairness, failures and pacing."""
+    done_in = [r for r in top if (cls == "all" or r.cls == cls) and r.status == "completed"
+               and r.t_done is not None and w0 <= r.t_done < w1]
+    sent = [r.t_sent for r in top if (cls == "all" or r.cls == cls)
+            and r.t_sent is not None and w0 <= r.t_sent < w1]
+    metrics = {m: distribution_ms(h) for (m, c, win), h in hists.h.items()
+               if c == cls and win is None}
+    late = metrics.get("lateness")
+    tokens = sum(r.prompt_tokens if r.cls == "embedding" else r.output_tokens for r in done_in)
+    clients, fairness = _per_client(recs)
+    waits = [v for v in map(wait, recs) if v is not None]
+    achieved = len(sent) / duration_s
+    return {
+        "issued": len(recs),
+        "completed": sum(r.status == "completed" for r in recs),
+        "failed": sum(r.status == "failed" for r in recs),
+        "rejected": sum(r.status == "rejected" for r in recs),
+        "throughput_rps": len(done_in) / duration_s,
+        "throughput_tok_s": tokens / duration_s,
+        "slo_attainment": (sum(met[id(r)] for r in recs) / len(recs)) if recs else None,
+        "goodput_rps": sum(met[id(r)] for r in done_in) / duration_s,
+        "target_rate_rps": target,
+        "achieved_rate_rps": achieved,
+        "lateness_p99_ms": late["p99"] if late else None,
+        "metrics": metrics,
+        "extra": {
+            "fairness_jain": fairness,
+            "fairness_basis": "completed requests per client",
+            "clients": clients,
+            "longest_wait_ms": max(waits) * 1000 if waits else None,
+            "failure_reasons": _reasons(recs),
+            **_outcomes(recs),
+            **_slo_groups(cls, recs, done_in, met, duration_s),
+            "pacing": _pacing(recs, sent, late, target, achieved, duration_s),
+            "clamped_values": hists.clamped,
+        },
+    }
+
+
+def _pacing(recs: list[Request], sent: list[float], late: dict | None, target: float | None,
+            achieved: float, duration_s: float) -> dict:
+    """How the sends kept to the schedule: rates, lateness, and the gaps' spread."""
+    return {
+        "target_rps": target,
+        "offered_rps": len(recs) / duration_s,
+        "achieved_rps": achieved,
+        "achieved_over_target": achieved / target if target else None,
+        "achieved_over_offered": achieved / (len(recs) / duration_s) if recs else None,
+        "lateness_p50_ms": late["p50"] if late else None,
+        "lateness_p99_ms": late["p99"] if late else None,
+        "lateness_max_ms": late["max"] if late else None,
+        "gap_cv_actual": _gap_cv(sent),
+        "gap_cv_intended": _gap_cv([r.t_intended for r in recs]),
+    }
 
 
 def _reasons(recs: list[Request]) -> dict[str, int]:
