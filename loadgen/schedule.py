@@ -65,6 +65,10 @@ def _requests(
 ) -> list[Request]:
     """Fill sizes, priority, SLO tier and bounds, and model for given times and classes.
 
+    One function on purpose (it runs past a screen): the draws must happen in
+    this exact order on these streams, or every recorded schedule moves; split
+    into helpers, that order would be spread over several places.
+
     Overrides (value ≥ 0 wins) serve the adversarial patterns; `fixed` holds
     per-request sizes given by a trace.
     """

@@ -189,7 +189,12 @@ def call_name(code: str, where: str) -> str:
 
 
 def load(root: Path | None = None) -> Dataset:
-    """Every BFCL category the suite uses, from `root` (default: the installed package)."""
+    """Every BFCL category the suite uses, from `root` (default: the installed package).
+
+    One function past a screen on purpose: each BFCL file maps to items by a few
+    lines of its own (the nested helpers), and the list of files is read here top to
+    bottom, in one place, as the dataset's table of contents.
+    """
     root = Path(root) if root is not None else data_dir()
     rd = _Reader(root)
     items: list[Item] = []
