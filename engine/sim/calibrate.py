@@ -141,6 +141,8 @@ def fit_requests(records: Iterable[Mapping], *, spread_min: int = 20
     clients, say) or β0 and β2 cannot be told apart, and include lone
     requests of varied prompt lengths.
     """
+    # Long on purpose: one fit whose steps (the TTFT fit, the TPOT fit, the front-end)
+    # share their intermediate arrays.
     lone_p, lone_y, tpot_rows, tpot_y, tpot_pps, tpot_steps = [], [], [], [], [], []
     lone_idle: list[float] = []
     tpot_group: list = []

@@ -65,6 +65,7 @@ class _Req:
 class SimLLMEngine:
     """vLLM V1-like engine driven by submit / next_event_time / advance."""
 
+    # __init__ runs past a screen: it only names the engine's state, one field a line.
     def __init__(
         self,
         preset: LLMPreset,
@@ -361,6 +362,7 @@ class SimLLMEngine:
     # --------------------------------------------------------------- steps
 
     def _finish_step(self, t: float, events: list[SimEvent]) -> None:
+        # Long on purpose: the other half of the per-step hot loop (see _start_step).
         ids: list | None = None  # requests that produced a non-first token (token_events)
         if self._real:
             if self.token_events and self._n_dec:
@@ -428,6 +430,8 @@ class SimLLMEngine:
             events.insert(0, SimEvent("tokens", None, 1, t, tuple(ids)))
 
     def _start_step(self, t: float, events: list[SimEvent]) -> None:
+        # Long on purpose: the simulator's hot loop (one call per engine step), with vLLM V1's
+        # scheduling rules inlined, so a step pays for no extra calls.
         self._t_start = t
         if self._try_macro(t):
             return
@@ -566,6 +570,7 @@ class SimLLMEngine:
 
     def _try_macro(self, t: float) -> bool:
         """Fast-forward identical decode-only steps; False when a normal step is needed."""
+        # Long on purpose: every condition that makes a fast-forward exact, in one place.
         n = self._n_dec
         if (self.token_events or self.step_log is not None or n == 0 or self._prefill
                 or self._crowd is not None or self._stall is not None):
