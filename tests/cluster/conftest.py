@@ -86,3 +86,19 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.2, what=None) -> f
             raise AssertionError(f"not true after {timeout_s} s: {detail}")
         time.sleep(step_s)
     return time.monotonic() - t0
+
+
+def wait_for_free_cpus(n: float, timeout_s: float = 60.0) -> None:
+    """Wait until the cluster has `n` CPUs free: an earlier test's placement group or
+    actor is released by Ray asynchronously, after that test has returned."""
+    import time
+
+    import ray
+
+    t_end = time.monotonic() + timeout_s
+    while ray.available_resources().get("CPU", 0.0) < n - 1e-9:
+        if time.monotonic() > t_end:
+            pytest.fail(f"the test cluster still has only "
+                        f"{ray.available_resources().get('CPU', 0.0)} CPUs free after "
+                        f"{timeout_s:g} s (an earlier test left a reservation)")
+        time.sleep(0.5)

@@ -27,7 +27,14 @@ from engine.spec import BackendSpec
 from sagetui.cli import main
 from store import open_store, queries
 
-from .conftest import engine_hosts, group_alive, guard_processes, open_groups, wait_until
+from .conftest import (
+    engine_hosts,
+    group_alive,
+    guard_processes,
+    open_groups,
+    wait_for_free_cpus,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -160,6 +167,7 @@ def test_live_run_through_the_gateway_on_ray_records_where_each_engine_ran(
     import ray
 
     monkeypatch.setenv("SAGETUI_RUNS_DIR", str(tmp_path / "runs"))
+    wait_for_free_cpus(1.5)  # its three engines' bundles
     node_id = ray.get_runtime_context().get_node_id()
     cfg = tmp_path / "ray.toml"
     cfg.write_text(textwrap.dedent(RUN.format(address=ray_address, node_id=node_id)))
