@@ -146,7 +146,7 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
         return argv, {}
     if spec.kind == "vllm-cpu":
         argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, *net,
-                *served, *pooling, *spec.extra_args]
+                *served, *pooling, *cpu_dtype_args(spec.extra_args), *spec.extra_args]
         env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         if spec.cpus:  # vLLM binds its OpenMP threads itself; keep them inside the pinned set
             env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in spec.cpus)
@@ -166,6 +166,37 @@ def engine_argv(spec: BackendSpec, port: int, host: str = "127.0.0.1",
         return argv + list(spec.extra_args), {}
     raise LaunchError(f"backend {spec.name!r}: url: required for kind {spec.kind!r} "
                       "(sagetui cannot launch it)")
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # native bfloat16 math on x86
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the kernel reports (empty where it does not say)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_dtype_args(extra_args: list[str], flags: set[str] | None = None) -> list[str]:
+    """`--dtype float32` for vLLM-on-CPU on a CPU without native bfloat16, unless the
+    backend's own `extra_args` name a dtype.
+
+    Why: vLLM-CPU runs a bf16 checkpoint (the packaged tiny Llama, SmolLM2) in bf16; a CPU
+    with neither AVX512-BF16 nor AMX emulates it, and on such a 2-core Xeon the tiny Llama
+    then decodes 2-3x slower than in fp32 (docs/setup.md, "vLLM on CPU: dtype").
+    """
+    if any(a == "--dtype" or a.startswith("--dtype=") for a in extra_args):
+        return []
+    flags = cpu_flags() if flags is None else flags
+    if not flags or any(f in flags for f in BF16_CPU_FLAGS):
+        return []
+    return ["--dtype", "float32"]
 
 
 # Engines are reached directly, never through $HTTP_PROXY (aiohttp ignores it too).

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from engine import faults, launcher
-from engine.launcher import Launcher, LaunchError, engine_argv, usable_cpus
+from engine.launcher import Launcher, LaunchError, cpu_dtype_args, cpu_flags, engine_argv, usable_cpus
 from engine.spec import BackendSpec
 
 from .conftest import group_members, sim_spec
@@ -31,6 +31,22 @@ def _gone(pids: list[int], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_vllm_cpu_runs_fp32_where_the_cpu_has_no_native_bf16(tmp_path):
+    ice_lake, sapphire = {"avx512f", "avx512_vnni"}, {"avx512f", "avx512_bf16", "amx_bf16"}
+    assert cpu_dtype_args([], ice_lake) == ["--dtype", "float32"]
+    assert cpu_dtype_args([], sapphire) == []
+    assert cpu_dtype_args(["--dtype", "bfloat16"], ice_lake) == []  # the user's choice stands
+    assert cpu_dtype_args(["--dtype=half"], ice_lake) == []
+    assert cpu_dtype_args([], set()) == []  # flags unknown: vLLM's own default
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags\t\t: fpu avx512f amx_bf16\n")
+    assert cpu_flags(str(info)) == {"fpu", "avx512f", "amx_bf16"}
+    assert cpu_flags(str(tmp_path / "absent")) == set()
+    emb = BackendSpec(name="e", kind="vllm-cpu", capabilities=["chat"], device="cpu", model="/m")
+    argv, _ = engine_argv(emb, 1)
+    assert ("--dtype" in argv) == (cpu_dtype_args([]) != [])  # this machine's answer, in argv
 
 
 def test_argv_per_kind_and_gpu_assignment(tmp_path):
