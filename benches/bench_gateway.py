@@ -17,11 +17,21 @@ closed loop measure the gateway's sustained req/s (policy fifo and hybrid).
 
     .venv/bin/python benches/bench_gateway.py [--rate 500] [--duration 10] [--rounds 2]
                                               [--only all|serial|mixed|embed] [--workers 1]
-                                              [--json OUT]
+                                              [--baseline REF] [--gateways N] [--json OUT]
 
 --workers spreads the load generator's sends over that many processes (open loop
 and closed loop; the one-in-flight phase stays one), so that at high rates the
 client is not what saturates.
+
+--baseline REF adds the gateway of git revision REF (e.g. `main`, extracted with
+`git archive` into a temporary folder) as one more path in the open- and closed-loop
+phases, so "CPU per request against the baseline" comes from one run on one
+machine load; the summary prints gateway ÷ baseline and gateway ÷ bare proxy.
+
+--gateways N (N > 1) adds a path of N independent gateway processes with the
+load generator spreading requests over them round-robin: N control planes, no
+global view, so it is not a design to run but the upper bound of what relaying
+on more than one core could give on this machine (docs/gateway.md).
 """
 
 from __future__ import annotations
@@ -121,6 +131,37 @@ def start(args: list[str], url: str) -> subprocess.Popen:
     return proc
 
 
+def extract_ref(ref: str, into: Path) -> Path:
+    """The source tree of git revision `ref` (the packages the gateway imports)."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
+                              "vocab", "sagetui", "loadgen", "store", "exports"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def start_gateway_proc(cfg: Path, port: int, url: str, tree: Path | None = None
+                       ) -> subprocess.Popen:
+    """`sagetui gateway` from this tree, or from `tree` (a baseline revision)."""
+    if tree is None:
+        return start([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
+                      str(port)], url)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
+                             str(port)], cwd=tree, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    wait_health(url, proc)
+    return proc
+
+
+class Group:
+    """Several processes measured as one hop (their CPU summed)."""
+
+    def __init__(self, procs: list[subprocess.Popen]) -> None:
+        self.procs = procs
+
+
 def gateway_config(path: Path, llm: str, emb: str, policy: str) -> None:
     path.write_text(
         f'[control_plane]\npolicy = "{policy}"\nrouter = "least-outstanding"\n'
@@ -135,10 +176,12 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
-def cpu_s(proc: subprocess.Popen | None) -> float:
-    """User+system CPU seconds a server process has used so far."""
+def cpu_s(proc: subprocess.Popen | Group | None) -> float:
+    """User+system CPU seconds a server process (or group) has used so far."""
     if proc is None:
         return 0.0
+    if isinstance(proc, Group):
+        return sum(map(cpu_s, proc.procs))
     t = psutil.Process(proc.pid).cpu_times()
     return t.user + t.system
 
@@ -152,7 +195,7 @@ def busy_span(records: list) -> float:
 
 
 def measure_mixed(target: str | dict, rate: float, duration: float, warmup: float,
-                  hop: subprocess.Popen | None = None, workers: int = 1,
+                  hop: subprocess.Popen | Group | None = None, workers: int = 1,
                   engines: tuple[subprocess.Popen, ...] = ()) -> dict:
     """Open-loop Poisson, 70% streamed chat / 30% embeddings; latencies from the actual
     send (the same schedule for every path, so differences are the hop's cost)."""
@@ -183,8 +226,9 @@ def measure_mixed(target: str | dict, rate: float, duration: float, warmup: floa
             "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
 
 
-def measure_embed_throughput(target: str, clients: int, duration: float,
-                             hop: subprocess.Popen | None = None, workers: int = 1) -> dict:
+def measure_embed_throughput(target: str | list[str], clients: int, duration: float,
+                             hop: subprocess.Popen | Group | None = None,
+                             workers: int = 1) -> dict:
     """Closed loop: `clients` concurrent callers of small embedding requests."""
     spec = WorkloadSpec(clients={"n": clients, "think_time_s": 0.0}, duration_s=duration,
                         warmup_s=1.0, seed=3,
@@ -192,7 +236,8 @@ def measure_embed_throughput(target: str, clients: int, duration: float,
                         sizes={"embedding": {"n_texts": 1, "text_tokens": 8}},
                         model="tiny", embedding_model="mini")
     c0 = cpu_s(hop)
-    res = run(spec, ClientConfig(targets={"embedding": [target]}, concurrency=clients,
+    urls = target if isinstance(target, list) else [target]
+    res = run(spec, ClientConfig(targets={"embedding": urls}, concurrency=clients,
                                  timeout_s=REQUEST_TIMEOUT_S), workers=workers)
     wall = busy_span(res.records)
     hop_cpu = cpu_s(hop) - c0
@@ -241,6 +286,10 @@ def main() -> None:
     ap.add_argument("--only", choices=("all", "mixed", "embed", "serial"), default="all")
     ap.add_argument("--workers", type=int, default=1,
                     help="load-generator processes for the open- and closed-loop phases")
+    ap.add_argument("--baseline", default=None, metavar="REF",
+                    help="also measure the gateway of this git revision (e.g. main)")
+    ap.add_argument("--gateways", type=int, default=1,
+                    help="also measure N independent gateways behind client-side round robin")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     ap.add_argument("--proxy", nargs=3, metavar=("PORT", "LLM_URL", "EMB_URL"),
                     help=argparse.SUPPRESS)
@@ -253,7 +302,10 @@ def main() -> None:
                      "duration_s": a.duration, "load_avg_start": os.getloadavg()}
     rounds: dict[str, list[dict]] = {}
     try:
-        ports = {k: free_port() for k in ("llm", "emb", "proxy", "fifo", "hybrid")}
+        names = ["llm", "emb", "proxy", "fifo", "hybrid"]
+        names += ["base"] if a.baseline else []
+        names += [f"fifo{i}" for i in range(1, a.gateways)]
+        ports = {k: free_port() for k in names}
         url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
         procs.append(start([PY, "-m", "loadgen.null_server", "--port", str(ports["llm"]),
                             "--ttft-ms", "5", "--tpot-ms", "1"], url["llm"]))
@@ -267,20 +319,40 @@ def main() -> None:
         for policy in ("fifo", "hybrid"):
             cfg = tmp / f"{policy}.toml"
             gateway_config(cfg, url["llm"], url["emb"], policy)
-            gws[policy] = start([PY, "-m", "sagetui", "gateway", "--config", str(cfg),
-                                 "--port", str(ports[policy])], url[policy])
+            gws[policy] = start_gateway_proc(cfg, ports[policy], url[policy])
             procs.append(gws[policy])
+        if a.baseline:
+            results["baseline"] = a.baseline
+            tree = extract_ref(a.baseline, tmp / "baseline")
+            gws["base"] = start_gateway_proc(tmp / "fifo.toml", ports["base"], url["base"], tree)
+            procs.append(gws["base"])
+        many = [f"fifo{i}" for i in range(1, a.gateways)]
+        for k in many:
+            gws[k] = start_gateway_proc(tmp / "fifo.toml", ports[k], url[k])
+            procs.append(gws[k])
         warm = min(2.0, a.duration / 4)
         direct_t = {"chat": [url["llm"]], "embedding": [url["emb"]]}
         serial = () if a.only not in ("all", "serial") else (
             ("direct", direct_t), ("proxy", url["proxy"]), ("gateway", url["fifo"]))
-        mixed = () if a.only not in ("all", "mixed") else (
+        mixed: list = [] if a.only not in ("all", "mixed") else [
             ("direct", direct_t, None), ("proxy", url["proxy"], proxy),
-            ("gateway", url["fifo"], gws["fifo"]))
-        embed = () if a.only not in ("all", "embed") else (
+            ("gateway", url["fifo"], gws["fifo"])]
+        embed: list = [] if a.only not in ("all", "embed") else [
             ("direct", url["emb"], None), ("proxy", url["proxy"], proxy),
             ("gateway_fifo", url["fifo"], gws["fifo"]),
-            ("gateway_hybrid", url["hybrid"], gws["hybrid"]))
+            ("gateway_hybrid", url["hybrid"], gws["hybrid"])]
+        if a.baseline and mixed:
+            mixed.append(("gateway_base", url["base"], gws["base"]))
+        if a.baseline and embed:
+            embed.append(("gateway_base", url["base"], gws["base"]))
+        if many:
+            spread = [url["fifo"]] + [url[k] for k in many]
+            group = Group([gws["fifo"]] + [gws[k] for k in many])
+            if mixed:
+                mixed.append((f"gateway_x{a.gateways}",
+                              {"chat": spread, "embedding": spread}, group))
+            if embed:
+                embed.append((f"gateway_x{a.gateways}", spread, group))
         for i in range(a.rounds):
             for name, tgt in serial:
                 r = measure_serial(tgt, a.duration)
@@ -323,6 +395,15 @@ def main() -> None:
         pc, gc_ = p_["hop_cpu_us_per_req"], g["hop_cpu_us_per_req"]
         summary["hop_cpu_us_per_req"] = {"gateway": round(gc_, 1), "proxy": round(pc, 1),
                                          "ratio_to_proxy": round(gc_ / pc, 2)}
+        if "mixed_gateway_base" in med:
+            b = med["mixed_gateway_base"]
+            bc = b["hop_cpu_us_per_req"]
+            summary["hop_cpu_us_per_req"].update(
+                baseline=round(bc, 1), baseline_ref=a.baseline,
+                ratio_to_baseline=round(gc_ / bc, 2), baseline_ratio_to_proxy=round(bc / pc, 2))
+            summary["baseline_adds_ms"] = {q: round(b[q] - d[q], 3)
+                                           for q in ("e2e_p50", "e2e_p99", "ttft_p50",
+                                                     "ttft_p99")}
     summary["embed_rps"] = {k.removeprefix("embed_"): round(v["rps"], 1)
                             for k, v in med.items() if k.startswith("embed_")}
     results["summary"] = summary

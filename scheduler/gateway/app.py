@@ -1,10 +1,11 @@
-"""The gateway's aiohttp application: OpenAI-compatible endpoints through the core.
+"""The gateway's application: OpenAI-compatible endpoints through the core.
 
 Why: clients (the load generator, the `openai` package, curl) talk to one
 OpenAI-compatible endpoint; the control plane decides when and where each
 request runs. Every answer carries `x-sage-queue-ms`, `x-sage-overhead-us` and
 `x-sage-backend` (docs/gateway.md). Client mistakes are 4xx with an OpenAI
-error body, never a 5xx.
+error body, never a 5xx. HTTP in and out is the lean layer of `http1` and
+`upstream` (why: docs/gateway.md, "Cost per request").
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.core import ControlPlane
 from scheduler.gateway.config import GatewayConfig, GatewayOptions
 from scheduler.gateway.embed_batch import BatchError, group_key, merged_body, split_answer
+from scheduler.gateway.http1 import END_CHUNKED, Connection, HTTPRequest, Server
 from scheduler.gateway.metrics import GatewayMetrics
 from scheduler.gateway.runtime import DispatchState, Refused, Runtime, Slot, Ticket
-from scheduler.gateway.upstream import UpstreamUnavailable, open_post
+from scheduler.gateway.upstream import Conn, UpstreamBroken, UpstreamUnavailable
 from scheduler.gateway.validate import (
     ClientError,
     Parsed,
@@ -40,10 +41,11 @@ from vocab import Request
 log = logging.getLogger("sagetui.gateway")
 _mono = time.monotonic
 
-RUNTIME = web.AppKey("runtime", Runtime)
-OPTIONS = web.AppKey("options", GatewayOptions)
-MODELS = web.AppKey("models", dict)
-METRICS = web.AppKey("metrics", GatewayMetrics)
+# Keys of the application's state (`app[RUNTIME]`).
+RUNTIME = "runtime"
+OPTIONS = "options"
+MODELS = "models"
+METRICS = "metrics"
 
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions",
          "embedding": "/v1/embeddings"}
@@ -110,56 +112,55 @@ class Answer:
     body: bytes
 
 
-def _json(status: int, obj: dict, headers: dict | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(obj).encode(),
-                        content_type="application/json", headers=headers)
+def _json(conn: Connection, status: int, obj: dict,
+          headers: dict[str, str] | bytes | None = None) -> None:
+    conn.respond(status, json.dumps(obj).encode(), headers)
 
 
-def _client_error(e: ClientError) -> web.Response:
-    return _json(e.status, e.body())
-
-
-def _sage_headers(rt: Runtime, slot: Slot) -> dict[str, str]:
+def _sage_headers(rt: Runtime, slot: Slot) -> bytes:
+    """The x-sage-* and x-request-id header lines of an answer, rendered."""
     q = 0.0 if slot.dispatched is None else (slot.dispatched - slot.received) * 1000.0
-    return {"x-sage-queue-ms": f"{q:.3f}", "x-sage-overhead-us": f"{rt.overhead_us(slot):.1f}",
-            "x-sage-backend": slot.backend, "x-request-id": slot.client_rid or slot.req.id}
+    return (f"x-sage-queue-ms: {q:.3f}\r\nx-sage-overhead-us: {rt.overhead_us(slot):.1f}\r\n"
+            f"x-sage-backend: {slot.backend}\r\n"
+            f"x-request-id: {slot.client_rid or slot.req.id}\r\n").encode("latin-1")
 
 
-def _refused(rt: Runtime, slot: Slot, exc: Refused, opt: GatewayOptions) -> web.Response:
+def _refused(conn: Connection, rt: Runtime, slot: Slot, exc: Refused,
+             opt: GatewayOptions) -> None:
     """The core's reject or fail as an OpenAI error. A 429 (queue full, or an SLO the
     control plane cannot meet) says when to retry: the load is what refused it."""
     status = REASON_STATUS.get(exc.reason, 503)
     headers = _sage_headers(rt, slot)
     if status == 429:
-        headers["Retry-After"] = str(opt.retry_after_s)
+        headers += b"Retry-After: %d\r\n" % opt.retry_after_s
     kind = "rejected" if exc.rejected else "failed"
     msg = f"Request {kind} by the control plane: {exc.reason}."
     typ = REASON_TYPE.get(exc.reason) or (
         "rate_limit_error" if status == 429 else "service_unavailable")
-    return _json(status, error_body(msg, typ, None, exc.reason), headers)
+    _json(conn, status, error_body(msg, typ, None, exc.reason), headers)
 
 
-def _check_key(request: web.Request, opt: GatewayOptions) -> web.Response | None:
+def _denied(request: HTTPRequest, opt: GatewayOptions) -> bool:
+    """Answer 401 and return True unless the request carries the API key (if one is set)."""
     if not opt.api_key:
-        return None
-    given = request.headers.get("Authorization", "")
+        return False
+    given = request.headers.get("authorization", "")
     expected = "Bearer " + opt.api_key
     if hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
-        return None
-    return _json(401, error_body("Missing or wrong API key (Authorization: Bearer ...).",
-                                 "invalid_request_error", None, "invalid_api_key"),
-                 {"WWW-Authenticate": "Bearer"})
+        return False
+    _json(request.conn, 401, error_body("Missing or wrong API key (Authorization: Bearer ...).",
+                                        "invalid_request_error", None, "invalid_api_key"),
+          {"WWW-Authenticate": "Bearer"})
+    return True
 
 
-async def _read_body(request: web.Request, opt: GatewayOptions) -> bytes:
-    if request.content_length is not None and request.content_length > opt.max_body_bytes:
-        raise ClientError(413, f"Request body of {request.content_length} bytes exceeds the "
-                          f"limit of {opt.max_body_bytes} bytes.", None, "body_too_large")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ClientError(413, f"Request body exceeds the limit of {opt.max_body_bytes} "
-                          "bytes.", None, "body_too_large") from None
+def _body(request: HTTPRequest, opt: GatewayOptions) -> bytes:
+    if request.too_large:
+        cl = request.headers.get("content-length")
+        size = f" of {cl} bytes" if cl is not None and cl.isdigit() else ""
+        raise ClientError(413, f"Request body{size} exceeds the limit of "
+                          f"{opt.max_body_bytes} bytes.", None, "body_too_large")
+    return request.body
 
 
 def _forward_body(raw: bytes, parsed: Parsed) -> bytes:
@@ -171,11 +172,10 @@ def _forward_body(raw: bytes, parsed: Parsed) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _admit(request: web.Request, cls: str, raw: bytes) -> Slot:
-    app = request.app
-    rt, opt = app[RUNTIME], app[OPTIONS]
-    parsed = parse_request(cls, raw, app[MODELS][cls], opt.default_max_tokens)
-    meta = parse_meta(request.headers, request.remote or "")
+def _admit(app: GatewayApp, request: HTTPRequest, cls: str, raw: bytes) -> Slot:
+    rt, opt = app.rt, app.opt
+    parsed = parse_request(cls, raw, app.models[cls], opt.default_max_tokens)
+    meta = parse_meta(request.headers, request.remote)
     now = _mono()
     req = Request(id=rt.new_id(), cls=cls, arrival=now, t_intended=now,
                   client_id=meta.client_id, priority=effective_priority(meta, parsed),
@@ -187,62 +187,45 @@ def _admit(request: web.Request, cls: str, raw: bytes) -> Slot:
     return rt.admit(req, meta.request_id)
 
 
-_TIMEOUTS: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
-
-
-def _upstream_timeout(opt: GatewayOptions) -> aiohttp.ClientTimeout:
-    key = (opt.connect_timeout_s, opt.upstream_timeout_s)
-    t = _TIMEOUTS.get(key)
-    if t is None:
-        t = _TIMEOUTS[key] = aiohttp.ClientTimeout(total=None, sock_connect=key[0],
-                                                   sock_read=key[1])
-    return t
-
-
-async def _handle(request: web.Request, cls: str) -> web.StreamResponse:
+async def _handle(app: GatewayApp, request: HTTPRequest, cls: str) -> None:
     """Shared path of the three POST endpoints."""
-    app = request.app
-    opt = app[OPTIONS]
-    denied = _check_key(request, opt)
-    if denied is not None:
-        return denied
+    opt, conn = app.opt, request.conn
+    if _denied(request, opt):
+        return
     try:
-        raw = await _read_body(request, opt)
-        slot = _admit(request, cls, raw)
+        slot = _admit(app, request, cls, _body(request, opt))
     except ClientError as e:
-        return _client_error(e)
-    rt = app[RUNTIME]
+        _json(conn, e.status, e.body())
+        return
+    rt = app.rt
     try:
         if cls == "embedding":
-            return await _embedding_answer(rt, slot)
-        return await _llm_answer(request, slot, rt, opt)
+            await _embedding_answer(conn, rt, slot)
+        else:
+            await _llm_answer(conn, slot, rt, opt)
     except Refused as exc:
-        return _refused(rt, slot, exc, opt)
-    except asyncio.CancelledError:  # the client disconnected (handler cancellation)
+        _refused(conn, rt, slot, exc, opt)
+    except asyncio.CancelledError:  # the client disconnected (its task is cancelled)
+        if not slot.closed:
+            rt.metrics.requests.labels(cls, "client_disconnected").inc()
         rt.client_gone(slot)
         raise
-    except Exception:  # a gateway bug: free the capacity, then the middleware answers 500
+    except Exception:  # a gateway bug: free the capacity, then the server answers 500
         rt.client_gone(slot, reason="gateway_error")
         raise
     finally:
-        _observe(app[METRICS], slot)
+        rt.metrics.e2e_s.labels(cls).observe(_mono() - slot.received)
 
 
-def _observe(m: GatewayMetrics, slot: Slot) -> None:
-    m.e2e_s.labels(slot.req.cls).observe(_mono() - slot.received)
-
-
-async def _embedding_answer(rt: Runtime, slot: Slot) -> web.Response:
+async def _embedding_answer(conn: Connection, rt: Runtime, slot: Slot) -> None:
     ans: Answer = await slot.fut
-    return web.Response(status=ans.status, body=ans.body, content_type="application/json",
-                        headers=_sage_headers(rt, slot))
+    conn.respond(ans.status, ans.body, _sage_headers(rt, slot))
 
 
 MAX_ATTEMPTS = 3  # upstream calls per request that found their backend unreachable
 
 
-async def _llm_answer(request: web.Request, slot: Slot, rt: Runtime,
-                      opt: GatewayOptions) -> web.StreamResponse:
+async def _llm_answer(conn: Connection, slot: Slot, rt: Runtime, opt: GatewayOptions) -> None:
     failures = 0
     while True:
         ticket: Ticket = await slot.fut
@@ -251,7 +234,8 @@ async def _llm_answer(request: web.Request, slot: Slot, rt: Runtime,
         if st is None:  # already finished (client gone while queued)
             continue
         try:
-            return await _relay(request, slot, st, ticket, rt, opt)
+            await _relay(conn, slot, st, ticket, rt)
+            return
         except UpstreamUnavailable as exc:
             rt.upstream_unavailable(st, str(exc))  # the core may re-dispatch: loop
             failures += 1
@@ -274,146 +258,131 @@ def _check_current(slot: Slot, st: DispatchState) -> None:
         raise _Stale
 
 
-async def _relay(request: web.Request, slot: Slot, st: DispatchState, ticket: Ticket,
-                 rt: Runtime, opt: GatewayOptions) -> web.StreamResponse:
+async def _relay(conn: Connection, slot: Slot, st: DispatchState, ticket: Ticket,
+                 rt: Runtime) -> None:
     payload: Payload = slot.req.payload
-    url = ticket.url + PATHS[slot.req.cls]
-    resp = None
+    body = upstream_body(payload, slot.req.priority, ticket.priority)
+    up = await rt.pool.post(ticket.url, PATHS[slot.req.cls], body)
+    slot.upstream = up
     try:
-        body = upstream_body(payload, slot.req.priority, ticket.priority)
-        assert rt.session is not None  # opened at start-up, before requests are taken
-        resp = await open_post(rt.session, url, body, _upstream_timeout(opt))
-        slot.upstream = resp
-        if resp.status != 200 or not payload.stream:
+        await _head(up, slot, st)
+        if up.status != 200 or not payload.stream:
             try:
-                data = await resp.read()
-            except TimeoutError:  # aiohttp's read timeout is also a ClientConnectionError
-                raise
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                data = await up.read()
+            except UpstreamBroken as exc:
                 if slot.closed:
                     raise Refused(slot.fail_reason or "backend_down", rejected=False) from None
                 raise UpstreamUnavailable(str(exc)) from None
             _check_current(slot, st)
-            return _finish_plain(slot, st, rt, resp.status, data, ticket)
-        return await _stream(request, slot, st, rt, resp)
+            _finish_plain(conn, slot, st, rt, up.status, data, ticket)
+            return
+        await _stream(conn, slot, st, rt, up)
     except TimeoutError:
         _check_current(slot, st)
         rt.part_done(st, slot, ok=False, reason="upstream_timeout")
         rt.metrics.requests.labels(slot.req.cls, "failed").inc()
-        return _json(504, error_body(f"Backend {ticket.backend} timed out.", "timeout", None,
-                                     "upstream_timeout"), _sage_headers(rt, slot))
+        _json(conn, 504, error_body(f"Backend {ticket.backend} timed out.", "timeout", None,
+                                    "upstream_timeout"), _sage_headers(rt, slot))
     finally:
         slot.upstream = None
-        if resp is not None:
-            resp.release()
+        up.release()
 
 
-def _finish_plain(slot: Slot, st: DispatchState, rt: Runtime, status: int, data: bytes,
-                  ticket: Ticket) -> web.Response:
+async def _head(up: Conn, slot: Slot, st: DispatchState) -> None:
+    """The engine's status line; a connection that ends before it means nothing ran."""
+    try:
+        await up.head()
+    except UpstreamBroken as exc:
+        _check_current(slot, st)  # aborted by the core: failed or re-queued
+        raise UpstreamUnavailable(str(exc)) from None
+
+
+def _finish_plain(conn: Connection, slot: Slot, st: DispatchState, rt: Runtime, status: int,
+                  data: bytes, ticket: Ticket) -> None:
     if status == 200:  # the core takes dispatch -> done as this request's TTFT sample
         rt.part_done(st, slot, ok=True)
         rt.metrics.requests.labels(slot.req.cls, "completed").inc()
-        return web.Response(status=200, body=data, content_type="application/json",
-                            headers=_sage_headers(rt, slot))
+        conn.respond(200, data, _sage_headers(rt, slot))
+        return
     rt.part_done(st, slot, ok=False, reason=f"upstream_{status}")
     rt.metrics.requests.labels(slot.req.cls, "failed").inc()
     if 400 <= status < 500:  # the engine judged the request bad: the client's to fix
-        return web.Response(status=status, body=data, content_type="application/json",
-                            headers=_sage_headers(rt, slot))
-    return _json(502, error_body(f"Backend {ticket.backend} answered {status}: "
-                                 f"{data[:300].decode('utf-8', 'replace')}", "upstream_error",
-                                 None, "upstream_error"), _sage_headers(rt, slot))
+        conn.respond(status, data, _sage_headers(rt, slot))
+        return
+    _json(conn, 502, error_body(f"Backend {ticket.backend} answered {status}: "
+                                f"{data[:300].decode('utf-8', 'replace')}", "upstream_error",
+                                None, "upstream_error"), _sage_headers(rt, slot))
 
 
-async def _stream(request: web.Request, slot: Slot, st: DispatchState, rt: Runtime,
-                  resp: aiohttp.ClientResponse) -> web.StreamResponse:
-    """Relay SSE bytes as they come; the first chunk is the first-token event.
-
-    The client's headers go out with the first chunk: until then the request
-    may still move to another backend (and `x-sage-backend` would change).
-    """
-    out = web.StreamResponse(status=200)
-    first = True
+async def _stream(conn: Connection, slot: Slot, st: DispatchState, rt: Runtime,
+                  up: Conn) -> None:
+    """Relay the engine's SSE bytes as they come; the first piece is the first-token
+    event. The rest goes from the engine's connection to the client's in the event
+    loop's read callback (no task switch per chunk; a slow reader pauses the engine's
+    connection). The client's headers go out with the first piece: until then the
+    request may still move to another backend (and `x-sage-backend` would change)."""
     try:
-        async for chunk in resp.content.iter_any():
-            if first:
-                _check_current(slot, st)
-                first = False
-                rt.first_token(slot)
-                rt.metrics.ttft_s.labels(slot.req.cls).observe(_mono() - slot.received)
-                out.headers.update(_sage_headers(rt, slot))
-                out.headers["Content-Type"] = resp.headers.get("Content-Type",
-                                                               "text/event-stream")
-                out.headers["Cache-Control"] = "no-cache"
-                await out.prepare(request)
-            await out.write(chunk)
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        rt.client_gone(slot)
-        rt.metrics.requests.labels(slot.req.cls, "client_disconnected").inc()
-        return out
+        first = await up.first_body()
+    except UpstreamBroken as exc:  # nothing reached the client yet
+        _check_current(slot, st)
+        raise UpstreamUnavailable(str(exc)) from None
+    _check_current(slot, st)
+    if first:
+        rt.first_token(slot)
+        rt.metrics.ttft_s.labels(slot.req.cls).observe(_mono() - slot.received)
+    headers = _sage_headers(rt, slot) + b"Cache-Control: no-cache\r\n"
+    conn.start_chunked(200, headers, up.content_type or "text/event-stream", first)
+    conn.on_pause, conn.on_resume = up.pause_reading, up.resume_reading
+    if conn.paused:
+        up.pause_reading()
+    try:  # the engine's last piece goes out with the stream's end marker
+        await up.pipe(conn.write_chunk, END_CHUNKED)
     except TimeoutError:
-        if first:
-            raise  # nothing sent yet: a plain 504
         if not slot.closed:
             slot.fail_reason = "upstream_timeout"
             rt.part_done(st, slot, ok=False, reason="upstream_timeout")
-        return await _stream_error(out, slot, rt)
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        if first:  # nothing reached the client yet
-            _check_current(slot, st)
-            raise UpstreamUnavailable(str(exc)) from None
+        _stream_error(conn, slot, rt)
+        return
+    except UpstreamBroken:
         if not slot.closed:
             rt.mark_down(slot.backend, "stream broken")  # started: the core fails it
         if not slot.closed:
             rt.part_done(st, slot, ok=False, reason="upstream_disconnected")
-        return await _stream_error(out, slot, rt)
-    if first:  # an empty stream: still an answer
-        _check_current(slot, st)
-        out.headers.update(_sage_headers(rt, slot))
-        await out.prepare(request)
-    if slot.fail_reason:  # the core failed it (backend down) and closed the stream
-        return await _stream_error(out, slot, rt)
+        _stream_error(conn, slot, rt)
+        return
+    finally:
+        conn.on_pause = conn.on_resume = None
+    if slot.closed:  # the core failed it meanwhile, after the engine had sent it all
+        rt.metrics.requests.labels(slot.req.cls, "failed").inc()
+        return
     rt.part_done(st, slot, ok=True)
     rt.metrics.requests.labels(slot.req.cls, "completed").inc()
-    try:
-        await out.write_eof()
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        pass  # served in full; the client left before the final empty chunk
-    return out
 
 
-async def _stream_error(out: web.StreamResponse, slot: Slot,
-                        rt: Runtime) -> web.StreamResponse:
+def _stream_error(conn: Connection, slot: Slot, rt: Runtime) -> None:
     """Headers are gone already: end the stream with an SSE error event."""
     rt.metrics.requests.labels(slot.req.cls, "failed").inc()
     reason = slot.fail_reason or "upstream_disconnected"
     err = error_body(f"Backend {slot.backend} failed mid-stream: {reason}.", "upstream_error",
                      None, reason)
-    try:
-        await out.write(b"data: " + json.dumps(err).encode() + b"\n\n")
-        await out.write_eof()
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        pass  # the client is gone too
-    return out
+    conn.write_chunk(b"data: " + json.dumps(err).encode() + b"\n\n")
+    conn.end_chunked()
 
 
-async def run_batch(app: web.Application, st: DispatchState) -> None:
+async def run_batch(rt: Runtime, st: DispatchState) -> None:
     """Send one embedding dispatch as one engine call per option group; split back."""
-    rt, opt = app[RUNTIME], app[OPTIONS]
     groups: dict[tuple, list[Slot]] = {}
     for s in list(st.slots):
         if not s.closed and not s.gone:
             groups.setdefault(group_key(s.req.payload.body), []).append(s)
-    calls = [_batch_call(rt, opt, st, slots) for slots in groups.values()]
+    calls = [_batch_call(rt, st, slots) for slots in groups.values()]
     if len(calls) == 1:
         await calls[0]
     else:
         await asyncio.gather(*calls)
 
 
-async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
-                      slots: list[Slot]) -> None:
-    url = rt.urls[st.backend] + PATHS["embedding"]
+async def _batch_call(rt: Runtime, st: DispatchState, slots: list[Slot]) -> None:
     rt.metrics.batch_size.labels("embedding").observe(len(slots))
     prio = rt.priority_scheduling[st.backend]
     if len(slots) == 1:
@@ -423,20 +392,22 @@ async def _batch_call(rt: Runtime, opt: GatewayOptions, st: DispatchState,
         if prio:  # one engine request for several: it runs as the most urgent of them
             body["priority"] = min(s.req.priority for s in slots)
         raw = json.dumps(body, separators=(",", ":")).encode()
-    assert rt.session is not None  # opened at start-up, before requests are taken
+    up = None
     try:
-        resp = await open_post(rt.session, url, raw, _upstream_timeout(opt))
-        async with resp:
-            data = await resp.read()
-            status = resp.status
-    except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
+        up = await rt.pool.post(rt.urls[st.backend], PATHS["embedding"], raw)
+        await up.head()
+        data = await up.read()
+        status = up.status
+    except TimeoutError:
         _answer_all(rt, st, slots, 504, error_body(f"Backend {st.backend} timed out.",
                                                     "timeout", None, "upstream_timeout"))
         return
-    except (UpstreamUnavailable, aiohttp.ClientPayloadError,
-            aiohttp.ClientConnectionError) as exc:
+    except (UpstreamUnavailable, UpstreamBroken) as exc:
         rt.upstream_unavailable(st, str(exc))
         return
+    finally:
+        if up is not None:
+            up.release()
     if status != 200:
         if 400 <= status < 500 and counts is None:
             _deliver(rt, st, slots[0], Answer(status, data), ok=False, why=f"upstream_{status}")
@@ -489,112 +460,110 @@ def _answer_all(rt: Runtime, st: DispatchState, slots: list[Slot], status: int,
         _deliver(rt, st, s, Answer(status, body), ok=False, why=err["error"]["code"])
 
 
-async def _models(request: web.Request) -> web.Response:
-    denied = _check_key(request, request.app[OPTIONS])
-    if denied is not None:
-        return denied
-    rt = request.app[RUNTIME]
-    by_model: dict[str, list[str]] = {}
-    for b in rt.backends.values():
-        by_model.setdefault(b.model, []).append(b.name)
-    data = [{"id": m, "object": "model", "created": 0, "owned_by": "sagetui",
-             "backends": names} for m, names in sorted(by_model.items())]
-    return _json(200, {"object": "list", "data": data})
+Route = Callable[[HTTPRequest], Awaitable[None]]
 
 
-async def _health(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    up = {n: rt.up[n] for n in rt.backends}
-    ok = any(up.values())
-    return _json(200 if ok else 503, {"status": "ok" if ok else "no_backend_up",
-                                      "backends": up})
+class GatewayApp:
+    """The gateway: the runtime (core, slots, background loops) and the routes.
+    `app[RUNTIME]`, `app[OPTIONS]`, `app[METRICS]`, `app[MODELS]` reach its parts."""
+
+    def __init__(self, cfg: GatewayConfig, options: GatewayOptions | None = None) -> None:
+        self.opt = opt = options or GatewayOptions()
+        self.metrics = GatewayMetrics(cfg.control_plane.policy)
+        cp = ControlPlane(cfg.control_plane, cfg.backends)
+        self.rt = Runtime(cp, cfg.backends, cfg.control_plane.policy, opt, self.metrics)
+        self.rt.batch_runner = lambda st: run_batch(self.rt, st)
+        self.models = {cls: frozenset(b.model for b in cfg.backends if cls in b.capabilities)
+                       for cls in PATHS}
+        self._state: dict[str, Any] = {RUNTIME: self.rt, OPTIONS: opt,
+                                       METRICS: self.metrics, MODELS: self.models}
+        def post(cls: str) -> Route:
+            return lambda r: _handle(self, r, cls)
+
+        self.routes: dict[str, tuple[str, Route]] = {
+            PATHS["chat"]: ("POST", post("chat")),
+            PATHS["completion"]: ("POST", post("completion")),
+            PATHS["embedding"]: ("POST", post("embedding")),
+            "/v1/models": ("GET", self._models),
+            "/health": ("GET", self._health),
+            "/metrics": ("GET", self._metrics),
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    async def handle(self, request: HTTPRequest) -> None:
+        """Route one request; unknown routes and wrong methods answer JSON too."""
+        route = self.routes.get(request.path)
+        if route is None:
+            _json(request.conn, 404, error_body(f"No route {request.method} {request.path}.",
+                                                "invalid_request_error", None, "not_found"))
+            return
+        method, fn = route
+        if request.method != method:
+            _json(request.conn, 405, error_body("Method Not Allowed", "invalid_request_error",
+                                                None, "405"), {"Allow": method})
+            return
+        await fn(request)
+
+    async def _models(self, request: HTTPRequest) -> None:
+        if _denied(request, self.opt):
+            return
+        by_model: dict[str, list[str]] = {}
+        for b in self.rt.backends.values():
+            by_model.setdefault(b.model, []).append(b.name)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "sagetui",
+                 "backends": names} for m, names in sorted(by_model.items())]
+        _json(request.conn, 200, {"object": "list", "data": data})
+
+    async def _health(self, request: HTTPRequest) -> None:
+        up = {n: self.rt.up[n] for n in self.rt.backends}
+        ok = any(up.values())
+        _json(request.conn, 200 if ok else 503,
+              {"status": "ok" if ok else "no_backend_up", "backends": up})
+
+    async def _metrics(self, request: HTTPRequest) -> None:
+        if _denied(request, self.opt):
+            return
+        request.conn.respond(200, generate_latest(self.metrics.registry), None,
+                             CONTENT_TYPE_LATEST)
 
 
-async def _metrics(request: web.Request) -> web.Response:
-    denied = _check_key(request, request.app[OPTIONS])
-    if denied is not None:
-        return denied
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def build_app(cfg: GatewayConfig, options: GatewayOptions | None = None) -> GatewayApp:
+    """The gateway application; `start_gateway` serves it."""
+    return GatewayApp(cfg, options)
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    return _json(404, error_body(f"No route {request.method} {request.path}.",
-                                 "invalid_request_error", None, "not_found"))
+class GatewayRunner:
+    """A serving gateway: `app` (its parts), `url`, and `cleanup()` to stop it."""
 
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+        self.server = Server(app.handle, app.opt.max_body_bytes)
+        self.url = ""
 
-@web.middleware
-async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Unknown routes and wrong methods answer JSON too; our own bugs become a
-    logged 500 (never a client's fault, never a dead server)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status >= 500:
-            raise
-        return _json(exc.status, error_body(exc.reason or "error", "invalid_request_error",
-                                            None, str(exc.status)))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("gateway bug while serving %s %s", request.method, request.path)
-        return _json(500, error_body("Internal gateway error.", "internal_error", None,
-                                     "internal_error"))
+    async def start(self, host: str, port: int) -> str:
+        await self.app.rt.start()
+        # A deep accept queue: a burst of new client connections while the loop is busy
+        # must wait, not be dropped (a backlog of 128 overflowed at 500 req/s).
+        real_port = await self.server.start(host, port, backlog=4096)
+        self.url = f"http://{host}:{real_port}"
+        return self.url
 
-
-def build_app(cfg: GatewayConfig, options: GatewayOptions | None = None) -> web.Application:
-    """The gateway application; its runtime starts and stops with the app."""
-    opt = options or GatewayOptions()
-    app = web.Application(client_max_size=opt.max_body_bytes, middlewares=[_errors])
-    metrics = GatewayMetrics(cfg.control_plane.policy)
-    cp = ControlPlane(cfg.control_plane, cfg.backends)
-    rt = Runtime(cp, cfg.backends, cfg.control_plane.policy, opt, metrics)
-    rt.batch_runner = lambda st: run_batch(app, st)
-    app[RUNTIME], app[OPTIONS], app[METRICS] = rt, opt, metrics
-    app[MODELS] = {cls: frozenset(b.model for b in cfg.backends if cls in b.capabilities)
-                   for cls in PATHS}
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        return await _handle(request, "chat")
-
-    async def completion(request: web.Request) -> web.StreamResponse:
-        return await _handle(request, "completion")
-
-    async def embedding(request: web.Request) -> web.StreamResponse:
-        return await _handle(request, "embedding")
-
-    app.router.add_post(PATHS["chat"], chat)
-    app.router.add_post(PATHS["completion"], completion)
-    app.router.add_post(PATHS["embedding"], embedding)
-    app.router.add_get("/v1/models", _models)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/metrics", _metrics)
-
-    async def _start(_: web.Application) -> None:
-        await rt.start()
-
-    async def _stop(_: web.Application) -> None:
-        await rt.stop()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
-    return app
+    async def cleanup(self) -> None:
+        """Stop listening, end every request (a client still waiting is cut off), then
+        stop the runtime (background loops, engine connections)."""
+        await self.server.close()
+        await self.app.rt.stop()
 
 
 async def start_gateway(cfg: GatewayConfig, options: GatewayOptions | None = None,
-                        host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+                        host: str = "127.0.0.1", port: int = 0) -> tuple[GatewayRunner, str]:
     """Serve the gateway; returns the runner (call `cleanup()`) and its base URL.
 
-    Handler cancellation is on: a client that disconnects cancels its handler,
-    which aborts the upstream request and frees the backend slot.
+    A client that disconnects cancels its request's task, which aborts the
+    upstream request and frees the backend slot.
     """
-    app = build_app(cfg, options)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    # A deep accept queue: a burst of new client connections while the loop is busy
-    # must wait, not be dropped (aiohttp's default of 128 overflowed at 500 req/s).
-    site = web.TCPSite(runner, host, port, backlog=4096)
-    await site.start()
-    sock = site._server.sockets[0]  # type: ignore[union-attr]
-    real_port = sock.getsockname()[1]
-    return runner, f"http://{host}:{real_port}"
+    runner = GatewayRunner(build_app(cfg, options))
+    url = await runner.start(host, port)
+    return runner, url

@@ -19,12 +19,13 @@ from typing import Any
 
 import aiohttp
 
-from engine.http import HTTPEngine, connector
+from engine.http import KEEPALIVE_S, HTTPEngine, connector
 from engine.spec import BackendSpec
 from scheduler.actions import Dispatch, Fail, Reject, SetTimer
 from scheduler.core import ControlPlane
 from scheduler.gateway.config import GatewayOptions
 from scheduler.gateway.metrics import GatewayMetrics
+from scheduler.gateway.upstream import Conn, Pool
 from vocab import Request
 
 _perf = time.perf_counter
@@ -66,7 +67,7 @@ class Slot:
     started: bool = False  # first token seen: not retryable any more
     gone: bool = False  # client disconnected
     closed: bool = False  # the core has accounted for it (completed/failed/rejected)
-    upstream: aiohttp.ClientResponse | None = None
+    upstream: Conn | None = None  # the engine call in progress (closed to abort it)
 
     def next_future(self) -> asyncio.Future:
         if self.fut.done():
@@ -104,7 +105,8 @@ class Runtime:
         self.dispatches: dict[int, DispatchState] = {}
         self.in_flight = dict.fromkeys(self.backends, 0)
         self.batch_runner: Callable[[DispatchState], Any] | None = None  # set by app
-        self.session: aiohttp.ClientSession | None = None
+        self.session: aiohttp.ClientSession | None = None  # health probes and scrapes
+        self.pool = Pool(options.connect_timeout_s, options.upstream_timeout_s, KEEPALIVE_S)
         self._engines: dict[str, HTTPEngine] = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[float, asyncio.TimerHandle] = {}
@@ -119,7 +121,7 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.pool.loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession(connector=connector(), auto_decompress=False)
         self._engines = {n: HTTPEngine(u, session=self.session) for n, u in self.urls.items()}
         if self.opt.probe_health:
@@ -139,6 +141,7 @@ class Runtime:
             if not slot.fut.done():
                 slot.fut.set_exception(Refused("gateway_stopping", rejected=False))
                 slot.fut.exception()  # a client that already left never awaits it
+        self.pool.close()
         if self.session is not None:
             await self.session.close()
 
