@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -103,11 +104,13 @@ class Connection(asyncio.Protocol):
         self.on_pause: Callable[[], None] | None = None
         self.on_resume: Callable[[], None] | None = None
         self.paused = False
+        self.idle_since = 0.0  # monotonic time the last answer ended (0: busy or new)
 
     # -- asyncio protocol -------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.idle_since = time.monotonic()
         self.server.conns.add(self)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
@@ -153,6 +156,7 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.idle_since = 0.0
         self._url = b""
         self._headers = Headers()
         self._body = []
@@ -223,6 +227,8 @@ class Connection(asyncio.Protocol):
             self.transport.close()
         elif self._pending:
             self._start(self._pending.popleft())
+        else:
+            self.idle_since = time.monotonic()
 
     # -- answers --------------------------------------------------------------------------
 
@@ -267,23 +273,39 @@ class Connection(asyncio.Protocol):
 
 
 class Server:
-    """Serve `handler` on host:port; `close()` stops listening and drops connections."""
+    """Serve `handler` on host:port; `close()` stops listening and drops connections.
+    A connection idle for `keepalive_s` between requests is closed (a sweep every
+    few seconds), so clients that never close cannot pile up."""
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(self, handler: Handler, max_body: int, keepalive_s: float = 75.0) -> None:
         self.handler = handler
         self.max_body = max_body
+        self.keepalive_s = keepalive_s
         self.conns: set[Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int, backlog: int = 4096) -> int:
         """Listen; return the bound port."""
         self.loop = asyncio.get_running_loop()
         self._server = await self.loop.create_server(lambda: Connection(self), host, port,
                                                      backlog=backlog, reuse_address=True)
+        self._sweep()
         return self._server.sockets[0].getsockname()[1]
 
+    def _sweep(self) -> None:
+        cutoff = time.monotonic() - self.keepalive_s
+        for c in [c for c in self.conns if 0.0 < c.idle_since < cutoff]:
+            if c.transport is not None:
+                c.transport.close()
+        assert self.loop is not None
+        self._sweeper = self.loop.call_later(min(5.0, self.keepalive_s / 2), self._sweep)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
         for c in list(self.conns):
