@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -186,6 +187,15 @@ def cpu_s(proc: subprocess.Popen | Group | None) -> float:
     return t.user + t.system
 
 
+def client_cpu_s() -> float:
+    """CPU seconds of the load generator: this process and its finished worker
+    processes (waited for, so counted in RUSAGE_CHILDREN; the servers are not waited
+    for until the end)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def busy_span(records: list) -> float:
     """Seconds from the first send to the last answer: CPU over it is the cores a
     process used while the run was on (worker start-up left out)."""
@@ -205,11 +215,14 @@ def measure_mixed(target: str | dict, rate: float, duration: float, warmup: floa
                                "embedding": {"n_texts": 1, "text_tokens": 16}},
                         model="tiny", embedding_model="mini")
     targets = target if isinstance(target, dict) else {"chat": [target], "embedding": [target]}
-    c0, e0 = cpu_s(hop), sum(map(cpu_s, engines))
+    c0, e0, l0 = cpu_s(hop), sum(map(cpu_s, engines)), client_cpu_s()
     res = run(spec, ClientConfig(targets=targets, concurrency=2048,
                                  timeout_s=REQUEST_TIMEOUT_S), workers=workers)
     wall = busy_span(res.records)
     hop_cpu, eng_cpu = cpu_s(hop) - c0, sum(map(cpu_s, engines)) - e0
+    n_all = len(res.records) or 1
+    per_req = {"client_cpu_us_per_req": (client_cpu_s() - l0) * 1e6 / n_all,
+               "engine_cpu_us_per_req": eng_cpu * 1e6 / n_all}
     recs = [r for r in res.records if r.t_intended >= warmup]
     ok = [r for r in recs if r.status == "completed"]
     e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
@@ -223,31 +236,36 @@ def measure_mixed(target: str | dict, rate: float, duration: float, warmup: floa
             "sent_rps": len(late) / duration,
             "completed_rps": len(ok) / (max(r.t_done for r in ok) - warmup) if ok else 0.0,
             "hop_cores": hop_cpu / wall, "engine_cores": eng_cpu / wall,
-            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
+            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None,
+            **per_req}
 
 
 def measure_embed_throughput(target: str | list[str], clients: int, duration: float,
                              hop: subprocess.Popen | Group | None = None,
-                             workers: int = 1) -> dict:
+                             workers: int = 1, engine: subprocess.Popen | None = None) -> dict:
     """Closed loop: `clients` concurrent callers of small embedding requests."""
     spec = WorkloadSpec(clients={"n": clients, "think_time_s": 0.0}, duration_s=duration,
                         warmup_s=1.0, seed=3,
                         mix={"chat": 0.0, "completion": 0.0, "embedding": 1.0, "pipeline": 0.0},
                         sizes={"embedding": {"n_texts": 1, "text_tokens": 8}},
                         model="tiny", embedding_model="mini")
-    c0 = cpu_s(hop)
+    c0, e0, l0 = cpu_s(hop), cpu_s(engine), client_cpu_s()
     urls = target if isinstance(target, list) else [target]
     res = run(spec, ClientConfig(targets={"embedding": urls}, concurrency=clients,
                                  timeout_s=REQUEST_TIMEOUT_S), workers=workers)
     wall = busy_span(res.records)
     hop_cpu = cpu_s(hop) - c0
+    n_all = len(res.records) or 1
+    per_req = {"client_cpu_us_per_req": (client_cpu_s() - l0) * 1e6 / n_all,
+               "engine_cpu_us_per_req": (cpu_s(engine) - e0) * 1e6 / n_all}
     ok = [r for r in res.records if r.status == "completed" and r.t_done is not None]
     t_first = min(r.t_sent for r in ok)
     t_last = max(r.t_done for r in ok)
     e2e = [(r.t_done - r.t_sent) * 1000 for r in ok]
     return {"rps": len(ok) / (t_last - t_first), "failed": len(res.records) - len(ok),
             "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99), "hop_cores": hop_cpu / wall,
-            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None}
+            "hop_cpu_us_per_req": hop_cpu * 1e6 / len(res.records) if res.records else None,
+            **per_req}
 
 
 def measure_serial(target: str | dict, duration: float) -> dict:
@@ -363,7 +381,8 @@ def main() -> None:
                 rounds.setdefault(f"mixed_{name}", []).append(r)
                 print(f"round {i} mixed {name}", json.dumps(r), flush=True)
             for name, tgt, hop in embed:
-                r = measure_embed_throughput(tgt, a.clients, a.duration, hop, a.workers)
+                r = measure_embed_throughput(tgt, a.clients, a.duration, hop, a.workers,
+                                             procs[1])
                 rounds.setdefault(f"embed_{name}", []).append(r)
                 print(f"round {i} embed {name}", json.dumps(r), flush=True)
     finally:
@@ -406,6 +425,13 @@ def main() -> None:
                                                      "ttft_p99")}
     summary["embed_rps"] = {k.removeprefix("embed_"): round(v["rps"], 1)
                             for k, v in med.items() if k.startswith("embed_")}
+    # CPU per request of each process kind at saturation: on a machine whose cores the
+    # client and the engines share with the hop, the hop's share bounds what moving it
+    # to more cores could give
+    summary["embed_cpu_us_per_req"] = {
+        k.removeprefix("embed_"): {w: round(v[f"{w}_cpu_us_per_req"] or 0.0, 1)
+                                   for w in ("hop", "client", "engine")}
+        for k, v in med.items() if k.startswith("embed_")}
     results["summary"] = summary
     print(json.dumps(summary, indent=2))
     if a.json:
