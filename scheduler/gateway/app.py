@@ -175,7 +175,7 @@ def _forward_body(raw: bytes, parsed: Parsed) -> bytes:
 def _admit(app: GatewayApp, request: HTTPRequest, cls: str, raw: bytes) -> Slot:
     rt, opt = app.rt, app.opt
     parsed = parse_request(cls, raw, app.models[cls], opt.default_max_tokens)
-    meta = parse_meta(request.headers, request.remote)
+    meta = parse_meta(request.headers, request.remote, lower=True)
     now = _mono()
     req = Request(id=rt.new_id(), cls=cls, arrival=now, t_intended=now,
                   client_id=meta.client_id, priority=effective_priority(meta, parsed),
@@ -214,7 +214,7 @@ async def _handle(app: GatewayApp, request: HTTPRequest, cls: str) -> None:
         rt.client_gone(slot, reason="gateway_error")
         raise
     finally:
-        rt.metrics.e2e_s.labels(cls).observe(_mono() - slot.received)
+        rt.e2e_s_of[cls].observe(_mono() - slot.received)
 
 
 async def _embedding_answer(conn: Connection, rt: Runtime, slot: Slot) -> None:
@@ -301,7 +301,7 @@ def _finish_plain(conn: Connection, slot: Slot, st: DispatchState, rt: Runtime, 
                   data: bytes, ticket: Ticket) -> None:
     if status == 200:  # the core takes dispatch -> done as this request's TTFT sample
         rt.part_done(st, slot, ok=True)
-        rt.metrics.requests.labels(slot.req.cls, "completed").inc()
+        rt.completed_of[slot.req.cls].v += 1
         conn.respond(200, data, _sage_headers(rt, slot))
         return
     rt.part_done(st, slot, ok=False, reason=f"upstream_{status}")
@@ -329,7 +329,7 @@ async def _stream(conn: Connection, slot: Slot, st: DispatchState, rt: Runtime,
     _check_current(slot, st)
     if first:
         rt.first_token(slot)
-        rt.metrics.ttft_s.labels(slot.req.cls).observe(_mono() - slot.received)
+        rt.ttft_s_of[slot.req.cls].observe(_mono() - slot.received)
     headers = _sage_headers(rt, slot) + b"Cache-Control: no-cache\r\n"
     conn.start_chunked(200, headers, up.content_type or "text/event-stream", first)
     conn.on_pause, conn.on_resume = up.pause_reading, up.resume_reading
@@ -356,7 +356,7 @@ async def _stream(conn: Connection, slot: Slot, st: DispatchState, rt: Runtime,
         rt.metrics.requests.labels(slot.req.cls, "failed").inc()
         return
     rt.part_done(st, slot, ok=True)
-    rt.metrics.requests.labels(slot.req.cls, "completed").inc()
+    rt.completed_of[slot.req.cls].v += 1
 
 
 def _stream_error(conn: Connection, slot: Slot, rt: Runtime) -> None:
@@ -448,7 +448,10 @@ def _deliver(rt: Runtime, st: DispatchState, s: Slot, ans: Answer, ok: bool,
     if s.closed or s not in st.slots:  # finished, or re-queued by the core: stale answer
         return
     rt.part_done(st, s, ok=ok, reason=why)
-    rt.metrics.requests.labels("embedding", "completed" if ok else "failed").inc()
+    if ok:
+        rt.completed_of["embedding"].v += 1
+    else:
+        rt.metrics.requests.labels("embedding", "failed").inc()
     if not s.fut.done():
         s.fut.set_result(ans)
 

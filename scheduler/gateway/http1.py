@@ -31,16 +31,18 @@ END_CHUNKED = b"0\r\n\r\n"  # the end of a chunked answer
 
 
 class Headers(dict):
-    """Request headers, lower-case names; `get` takes any case (last value wins)."""
+    """Request headers under lower-case names (the last value of a repeated header
+    wins): a plain dict, so a lookup is one C call; look up lower-case names."""
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict.get(self, key.lower(), default)
 
-    def __getitem__(self, key: str) -> str:
-        return dict.__getitem__(self, key.lower())
+_NAMES: dict[bytes, str] = {}  # header name as sent -> lower-case str, for common names
 
-    def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
+
+def _name(raw: bytes) -> str:
+    name = raw.decode("latin-1").lower()
+    if len(_NAMES) < 512:  # bounded: clients choose the names
+        _NAMES[raw] = name
+    return name
 
 
 class HTTPRequest:
@@ -167,7 +169,7 @@ class Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self._headers[_NAMES.get(name) or _name(name)] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         cl = self._headers.get("content-length")

@@ -112,11 +112,18 @@ class Runtime:
         self._timers: dict[float, asyncio.TimerHandle] = {}
         self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._depth = metrics.queue_depth
-        self._inflight_g = metrics.in_flight
+        # the per-request instruments, looked up once (a labels() call per update was
+        # a tenth of the bookkeeping)
+        classes = ("chat", "completion", "embedding")
+        self.depth_of = {c: metrics.queue_depth.labels(c) for c in classes}
+        self.queue_s_of = {c: metrics.queue_s.labels(c) for c in classes}
+        self.e2e_s_of = {c: metrics.e2e_s.labels(c) for c in classes}
+        self.ttft_s_of = {c: metrics.ttft_s.labels(c) for c in classes}
+        self.completed_of = {c: metrics.requests.labels(c, "completed") for c in classes}
+        self.inflight_of = {n: metrics.in_flight.labels(n) for n in self.backends}
         for name in self.backends:
             metrics.backend_up.labels(name).set(1)
-            metrics.in_flight.labels(name).set(0)
+            self.inflight_of[name].set(0)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -177,7 +184,7 @@ class Runtime:
         loop = self._loop or asyncio.get_running_loop()
         slot = Slot(req, loop.create_future(), req.arrival, client_rid)
         self.slots[req.id] = slot
-        self._depth.labels(req.cls).inc()
+        self.depth_of[req.cls].v += 1
         self._call(self.cp.on_arrival, req, _mono())
         return slot
 
@@ -207,13 +214,13 @@ class Runtime:
         st = DispatchState(d.dispatch_id, d.backend, slots, len(slots))
         self.dispatches[d.dispatch_id] = st
         self.in_flight[d.backend] += len(slots)
-        self._inflight_g.labels(d.backend).set(self.in_flight[d.backend])
+        self.inflight_of[d.backend].v = self.in_flight[d.backend]
         url = self.urls[d.backend]
         prio = self.priority_scheduling[d.backend]
         for slot in slots:
             if slot.dispatched is None:
-                self._depth.labels(slot.req.cls).dec()
-                self.metrics.queue_s.labels(slot.req.cls).observe(now - slot.received)
+                self.depth_of[slot.req.cls].v -= 1
+                self.queue_s_of[slot.req.cls].observe(now - slot.received)
             else:
                 self.metrics.retries.labels(slot.backend).inc()
             old = self.dispatches.get(slot.dispatch_id) if slot.dispatch_id is not None else None
@@ -246,7 +253,7 @@ class Runtime:
         slot.fail_reason = reason
         self.overhead_us(slot)
         if slot.dispatched is None:
-            self._depth.labels(req.cls).dec()
+            self.depth_of[req.cls].v -= 1
         elif slot.dispatch_id is not None:  # set together with `dispatched`
             st = self.dispatches.get(slot.dispatch_id)
             if st is not None and slot in st.slots:
@@ -264,7 +271,7 @@ class Runtime:
         st.slots.remove(slot)
         st.remaining -= 1
         self.in_flight[st.backend] -= 1
-        self._inflight_g.labels(st.backend).set(self.in_flight[st.backend])
+        self.inflight_of[st.backend].v = self.in_flight[st.backend]
         if st.remaining == 0:
             self.dispatches.pop(st.dispatch_id, None)
 
@@ -353,7 +360,7 @@ class Runtime:
                 # re-queued by the core and not yet dispatched again
                 self._leave(st, slot)
                 slot.dispatched = None
-                self._depth.labels(slot.req.cls).inc()
+                self.depth_of[slot.req.cls].v += 1
                 if slot.upstream is not None:
                     slot.upstream.close()
 

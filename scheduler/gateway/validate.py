@@ -287,8 +287,8 @@ def parse_request(cls: str, raw: bytes, models: frozenset[str],
     raise ValueError(f"unknown request class {cls!r}")  # programming error, not a client's
 
 
-def _header_num(headers: Any, name: str) -> float | None:
-    v = headers.get(name)
+def _header_num(headers: dict[str, str], name: str) -> float | None:
+    v = headers.get(name.lower())
     if v is None:
         return None
     try:
@@ -301,10 +301,14 @@ def _header_num(headers: Any, name: str) -> float | None:
     return x
 
 
-def parse_meta(headers: Any, peer: str = "") -> Meta:
+def parse_meta(headers: Any, peer: str = "", lower: bool = False) -> Meta:
     """Read priority, SLOs (TTFT, E2E, TPOT, tier) and ids from the X-* headers the
-    load generator sends; a malformed one is a 400 naming the header."""
-    pr = headers.get("X-Priority")
+    load generator sends; a malformed one is a 400 naming the header. `headers` is
+    any mapping of names to values; `lower=True` says its names are lower-case
+    already (the gateway's own), so lookups need no folding."""
+    if not lower:
+        headers = {k.lower(): v for k, v in headers.items()}
+    pr = headers.get("x-priority")
     priority = None
     if pr is not None:
         try:
@@ -314,14 +318,14 @@ def parse_meta(headers: Any, peer: str = "") -> Meta:
                        "X-Priority") from None
         if not 0 <= priority <= 4:
             raise _bad(f"Header 'X-Priority' must be 0..4, got {priority}.", "X-Priority")
-    client = headers.get("X-Client-Id")
+    client = headers.get("x-client-id")
     if client is not None and not 0 < len(client) <= MAX_ID_LEN:
         raise _bad(f"Header 'X-Client-Id' must be 1..{MAX_ID_LEN} characters.", "X-Client-Id")
-    rid = headers.get("X-Request-Id")
+    rid = headers.get("x-request-id")
     if rid is not None and not 0 < len(rid) <= MAX_ID_LEN:
         raise _bad(f"Header 'X-Request-Id' must be 1..{MAX_ID_LEN} characters.",
                    "X-Request-Id")
-    tier = headers.get("X-SLO-Tier")
+    tier = headers.get("x-slo-tier")
     if tier is not None and not 0 < len(tier) <= MAX_TIER_LEN:
         raise _bad(f"Header 'X-SLO-Tier' must be 1..{MAX_TIER_LEN} characters.", "X-SLO-Tier")
     return Meta(priority, _header_num(headers, "X-SLO-TTFT-Ms"),
