@@ -218,8 +218,16 @@ async def _handle(app: GatewayApp, request: HTTPRequest, cls: str) -> None:
 
 
 async def _embedding_answer(conn: Connection, rt: Runtime, slot: Slot) -> None:
-    ans: Answer = await slot.fut
-    conn.respond(ans.status, ans.body, _sage_headers(rt, slot))
+    """The answer a batch call delivers; a dispatch of this request alone comes here
+    instead, and this handler makes the call itself (then loops for its answer, or
+    for a new dispatch when the backend was unavailable)."""
+    while True:
+        got: Answer | DispatchState = await slot.fut
+        if isinstance(got, Answer):
+            conn.respond(got.status, got.body, _sage_headers(rt, slot))
+            return
+        slot.next_future()  # the answer, or a re-dispatch, comes on a fresh future
+        await run_batch(rt, got)
 
 
 MAX_ATTEMPTS = 3  # upstream calls per request that found their backend unreachable

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -84,7 +84,6 @@ class DispatchState:
     any_ok: bool = False  # a batch counts as served when any of its requests was
     reason: str = ""
     closed: bool = False  # the core was told (completion), or dropped it (backend down)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runtime:
@@ -239,8 +238,11 @@ class Runtime:
         if not live:
             return
         if slots[0].req.cls == "embedding":
-            assert self.batch_runner is not None
-            self.spawn(self.batch_runner(st))
+            if len(live) == 1:  # a batch of one: its own handler makes the call (no task)
+                live[0].next_future().set_result(st)
+            else:
+                assert self.batch_runner is not None
+                self.spawn(self.batch_runner(st))
         else:
             for s in live:
                 s.next_future().set_result(Ticket(d.dispatch_id, d.backend, url, prio))
