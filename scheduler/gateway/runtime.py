@@ -376,12 +376,12 @@ class Runtime:
     # -- background loops -----------------------------------------------------------------
 
     async def _health_loop(self, name: str) -> None:
-        eng = self._engines[name]
+        url = self.urls[name]
         fails = 0
         timeout = self.opt.health_timeout_s
         while True:
             t0 = _mono()
-            ok = await eng.health(timeout)
+            ok = await self.pool.probe(url, "/health", timeout)
             if ok:
                 fails = 0
                 self.mark_up(name)

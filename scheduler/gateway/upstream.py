@@ -324,6 +324,28 @@ class Pool:
 
         Raise UpstreamUnavailable when the engine cannot be reached.
         """
+        return await self._call(base_url, self._head(base_url, path) + b"%d\r\n\r\n"
+                                % len(body) + body)
+
+    async def probe(self, base_url: str, path: str, timeout_s: float) -> bool:
+        """True when GET base_url+path answers 200 within `timeout_s` (health probes:
+        ten a second per gateway, so not through aiohttp either)."""
+        t = self._target(base_url)
+        host = t.host if t.port in (80, 443) else f"{t.host}:{t.port}"
+        conn = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn = await self._call(base_url, b"GET " + t.prefix + path.encode()
+                                        + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n")
+                await conn.read()
+                return conn.status == 200
+        except (TimeoutError, UpstreamUnavailable, UpstreamBroken):
+            return False
+        finally:
+            if conn is not None:
+                conn.release()
+
+    async def _call(self, base_url: str, data: bytes) -> Conn:
         t = self._target(base_url)
         conn = None
         idle, now = t.idle, _mono()
@@ -338,7 +360,7 @@ class Pool:
         if self._sweeper is None:
             assert self.loop is not None
             self._sweeper = self.loop.call_later(self._sweep_s, self._sweep)
-        conn._send(self._head(base_url, path) + b"%d\r\n\r\n" % len(body) + body)
+        conn._send(data)
         return conn
 
     def close(self) -> None:
