@@ -288,6 +288,20 @@ def measure_serial(target: str | dict, duration: float) -> dict:
             "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99)}
 
 
+def keep(rounds: dict[str, list[dict]], key: str, i: int, measure) -> None:
+    """One path's measurement of round i, kept under `key`. A path that does not answer
+    at all (its preflight times out when the machine is swamped) loses that round,
+    said on stdout, instead of the whole run."""
+    try:
+        r = measure()
+    except RuntimeError as exc:
+        rounds.setdefault(key, [])
+        print(f"round {i} {key.replace('_', ' ', 1)}: not measured: {exc}", flush=True)
+        return
+    rounds.setdefault(key, []).append(r)
+    print(f"round {i} {key.replace('_', ' ', 1)}", json.dumps(r), flush=True)
+
+
 def median_of(rounds: list[dict]) -> dict:
     """Per-key median over rounds (the machine is shared: rounds interleave paths so
     a busy moment hits all of them)."""
@@ -373,18 +387,13 @@ def main() -> None:
                 embed.append((f"gateway_x{a.gateways}", spread, group))
         for i in range(a.rounds):
             for name, tgt in serial:
-                r = measure_serial(tgt, a.duration)
-                rounds.setdefault(f"serial_{name}", []).append(r)
-                print(f"round {i} serial {name}", json.dumps(r), flush=True)
+                keep(rounds, f"serial_{name}", i, lambda t=tgt: measure_serial(t, a.duration))
             for name, tgt, hop in mixed:
-                r = measure_mixed(tgt, a.rate, a.duration, warm, hop, a.workers, tuple(procs[:2]))
-                rounds.setdefault(f"mixed_{name}", []).append(r)
-                print(f"round {i} mixed {name}", json.dumps(r), flush=True)
+                keep(rounds, f"mixed_{name}", i, lambda t=tgt, h=hop: measure_mixed(
+                    t, a.rate, a.duration, warm, h, a.workers, tuple(procs[:2])))
             for name, tgt, hop in embed:
-                r = measure_embed_throughput(tgt, a.clients, a.duration, hop, a.workers,
-                                             procs[1])
-                rounds.setdefault(f"embed_{name}", []).append(r)
-                print(f"round {i} embed {name}", json.dumps(r), flush=True)
+                keep(rounds, f"embed_{name}", i, lambda t=tgt, h=hop: measure_embed_throughput(
+                    t, a.clients, a.duration, h, a.workers, procs[1]))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -396,16 +405,17 @@ def main() -> None:
                     p.wait()
     results["load_avg_end"] = os.getloadavg()
     results["rounds"] = rounds
-    med = {k: median_of(v) for k, v in rounds.items()}
+    med = {k: median_of(v) for k, v in rounds.items() if v}
     results["median"] = med
     summary: dict = {}
-    if serial:
-        d, p_, g = (med[f"serial_{k}"] for k in ("direct", "proxy", "gateway"))
+    three = ("direct", "proxy", "gateway")
+    if serial and all(f"serial_{k}" in med for k in three):
+        d, p_, g = (med[f"serial_{k}"] for k in three)
         summary["serial"] = {q: {"gateway_adds_ms": round(g[q] - d[q], 3),
                                  "proxy_adds_ms": round(p_[q] - d[q], 3)}
                              for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99")}
-    if mixed:
-        d, p_, g = (med[f"mixed_{k}"] for k in ("direct", "proxy", "gateway"))
+    if mixed and all(f"mixed_{k}" in med for k in three):
+        d, p_, g = (med[f"mixed_{k}"] for k in three)
         for q in ("e2e_p50", "e2e_p99", "ttft_p50", "ttft_p99"):
             add_gw, add_px = g[q] - d[q], p_[q] - d[q]
             summary[q] = {"gateway_adds_ms": round(add_gw, 3),
