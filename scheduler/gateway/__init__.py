@@ -1,4 +1,5 @@
-"""The live runtime of the control plane: an OpenAI-compatible aiohttp gateway.
+"""The live runtime of the control plane: an OpenAI-compatible gateway (asyncio,
+httptools, uvloop).
 
 docs/gateway.md explains every endpoint, header and metric.
 """

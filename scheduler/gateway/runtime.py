@@ -104,7 +104,7 @@ class Runtime:
         self.dispatches: dict[int, DispatchState] = {}
         self.in_flight = dict.fromkeys(self.backends, 0)
         self.batch_runner: Callable[[DispatchState], Any] | None = None  # set by app
-        self.session: aiohttp.ClientSession | None = None  # health probes and scrapes
+        self.session: aiohttp.ClientSession | None = None  # /metrics scrapes
         self.pool = Pool(options.connect_timeout_s, options.upstream_timeout_s, KEEPALIVE_S)
         self._engines: dict[str, HTTPEngine] = {}
         self._tasks: set[asyncio.Task] = set()

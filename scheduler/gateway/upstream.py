@@ -8,8 +8,9 @@ one write on a kept-alive connection, httptools (the parser uvicorn uses)
 reads the answer, and a streamed body goes from `data_received` straight to a
 sink (the client's connection) with no task switch per chunk.
 
-The gateway passes the engine's bytes through unparsed. Health probes and
-/metrics scrapes still use engine.http.HTTPEngine (aiohttp): they are few.
+The gateway passes the engine's bytes through unparsed. Health probes
+go through this pool too (`probe`); /metrics scrapes use engine.http.HTTPEngine
+(aiohttp): one a second per engine.
 """
 
 from __future__ import annotations
