@@ -511,7 +511,7 @@ class GatewayApp:
                                                 "invalid_request_error", None, "not_found"))
             return
         method, fn = route
-        if request.method != method:
+        if request.method != method and not (request.method == "HEAD" and method == "GET"):
             _json(request.conn, 405, error_body("Method Not Allowed", "invalid_request_error",
                                                 None, "405"), {"Allow": method})
             return

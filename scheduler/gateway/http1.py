@@ -27,6 +27,8 @@ import httptools
 log = logging.getLogger("sagetui.gateway")
 
 _REASON = {s.value: s.phrase.encode() for s in HTTPStatus}
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers (aiohttp's limits are of this order)
+MAX_HEADERS = 128
 END_CHUNKED = b"0\r\n\r\n"  # the end of a chunked answer
 
 
@@ -98,9 +100,11 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._head_bytes = 0
         self._task: asyncio.Task | None = None
         self._pending: deque[HTTPRequest] = deque()
         self._keep_alive = True  # of the request being answered
+        self._head_only = False  # the request being answered is a HEAD: no body goes out
         self.answered = False  # of the request being answered
         # while a stream is relayed: who to tell when the client reads too slowly
         self.on_pause: Callable[[], None] | None = None
@@ -160,6 +164,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.idle_since = 0.0
         self._url = b""
+        self._head_bytes = 0
         self._headers = Headers()
         self._body = []
         self._size = 0
@@ -167,8 +172,13 @@ class Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > MAX_HEAD_BYTES:
+            raise ValueError("request line too long")  # feed_data raises: a 400, closed
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES or len(self._headers) >= MAX_HEADERS:
+            raise ValueError("headers too large")  # feed_data raises: a 400, closed
         self._headers[_NAMES.get(name) or _name(name)] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
@@ -206,6 +216,7 @@ class Connection(asyncio.Protocol):
 
     def _start(self, req: HTTPRequest) -> None:
         self._keep_alive = req.keep_alive
+        self._head_only = req.method == "HEAD"
         self.answered = False
         loop = self.server.loop
         assert loop is not None
@@ -246,7 +257,8 @@ class Connection(asyncio.Protocol):
             return
         parts = _head(status, content_type, headers, self._keep_alive,
                       b"Content-Length: %d\r\n" % len(body))
-        parts.append(body)
+        if not self._head_only:
+            parts.append(body)
         self.transport.write(b"".join(parts))
 
     def start_chunked(self, status: int, headers: Headers_,

@@ -116,3 +116,21 @@ async def test_pool_reuses_one_connection_and_reports_a_dead_engine():
     finally:
         pool.close()
         srv.close()
+
+
+async def test_head_answers_without_a_body_and_oversized_headers_are_a_400():
+    server, port = await _echo_server()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        while await reader.readline() != b"\r\n":
+            pass
+        # no body for the HEAD: the next bytes are the next answer's status line
+        assert await _read_answer(reader) == (200, {"path": "/after", "n": 0})
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"p" * 70_000 + b"\r\n\r\n")
+        status, body = await _read_answer(reader)
+        assert status == 400 and body["error"]["code"] == "invalid_http"
+        writer.close()
+    finally:
+        await server.close()
