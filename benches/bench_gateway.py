@@ -112,11 +112,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Servers' stderr goes to a file each: a pipe nobody reads fills up (64 KiB) once a
+# swamped server logs its disconnects, and the server then blocks in write(2) with
+# every request it holds, for the rest of the run.
+LOGS = Path(tempfile.mkdtemp(prefix="bench_gw_logs_"))
+
+
+def log_for(url: str) -> Path:
+    return LOGS / (url.rsplit(":", 1)[-1] + ".log")
+
+
 def wait_health(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            tail = log_for(url).read_text(errors="replace")[-2000:] if log_for(url).exists() else ""
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}: {tail}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=1) as r:
                 if r.status == 200:
@@ -126,8 +137,10 @@ def wait_health(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
     raise RuntimeError(f"{url} not healthy after {timeout} s")
 
 
-def start(args: list[str], url: str) -> subprocess.Popen:
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(args: list[str], url: str, cwd: Path = ROOT, env: dict | None = None
+          ) -> subprocess.Popen:
+    with open(log_for(url), "wb") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
     wait_health(url, proc)
     return proc
 
@@ -148,12 +161,8 @@ def start_gateway_proc(cfg: Path, port: int, url: str, tree: Path | None = None
     if tree is None:
         return start([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
                       str(port)], url)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port",
-                             str(port)], cwd=tree, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    wait_health(url, proc)
-    return proc
+    return start([PY, "-m", "sagetui", "gateway", "--config", str(cfg), "--port", str(port)],
+                 url, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
 
 
 class Group:
