@@ -46,6 +46,7 @@ class ClientConfig:
     # pipeline retrieve stages: (vectors, index kind) -> an index with .search(queries, k)
     # (engine.retrieval.VectorIndex, faiss, in a sagetui run); None: exact numpy search
     make_index: Any = None
+    corpus: list[str] | None = None  # the retrieve stages' passages; None: synthetic ones
 
     def __post_init__(self) -> None:
         if isinstance(self.targets, str):

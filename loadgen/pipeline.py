@@ -58,8 +58,10 @@ def pipeline_headers(call: Request, job: Job, now: float) -> dict[str, str]:
 
 
 class LiveJobs:
-    def __init__(self, spec: WorkloadSpec, *, make_index: Callable[..., Any] | None = None):
+    def __init__(self, spec: WorkloadSpec, *, make_index: Callable[..., Any] | None = None,
+                 corpus: list[str] | None = None):
         self.spec = spec
+        self.corpus = corpus
         self.kinds = {k.name: k for k in spec.pipeline_kinds()}
         self.make_index = make_index or ExactIndex
         self.passages: list[str] = []
@@ -69,14 +71,14 @@ class LiveJobs:
         """Embed the corpus once and build each index kind the pipelines search; a
         failure here stops the run (nothing measured yet)."""
         p = self.spec.pipeline
-        self.passages = [client.prompts.text(p.passage_tokens, f"corpus/{i}")
-                         for i in range(p.corpus_size)]
+        self.passages = list(self.corpus) if self.corpus is not None else [
+            client.prompts.text(p.passage_tokens, f"corpus/{i}") for i in range(p.corpus_size)]
         vecs: list = []
         for start in range(0, len(self.passages), BATCH):
             texts = self.passages[start:start + BATCH]
             req = Request(id=f"corpus-{start}", t_intended=0.0, cls="embedding",
                           client_id="corpus", priority=4, n_texts=len(texts),
-                          text_tokens=len(texts) * p.passage_tokens,
+                          text_tokens=sum(len(t.split()) for t in texts),
                           model=self.spec.embedding_model)
             rec = await client.call(req, texts=texts, vectors=vecs)
             if rec.status != "completed":

@@ -198,7 +198,7 @@ class _Run:
             if self.preflight > 0:
                 await self._preflight(client, self.preflight)
             if self.spec.mix["pipeline"] > 0:
-                self.jobs = LiveJobs(self.spec, make_index=cfg.make_index)
+                self.jobs = LiveJobs(self.spec, make_index=cfg.make_index, corpus=cfg.corpus)
                 await self.jobs.build(client)
             if not self.source.closed:
                 for r in initial:

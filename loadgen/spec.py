@@ -331,11 +331,15 @@ class Clients(_Strict):
 
 
 class Pipeline(_Strict):
-    """RAG: embed the query, top-k over a local corpus, chat with the passages."""
+    """The corpus the pipelines' retrieve stages search, and the RAG shape that runs
+    when no pipeline is declared (embed the query, top-k, chat with the passages)."""
 
     top_k: int = Field(default=3, ge=1)
-    corpus_size: int = Field(default=256, ge=1)
+    corpus_size: int = Field(default=256, ge=1)  # synthetic passages, when no file is given
     passage_tokens: int = Field(default=64, ge=1)
+    # a real corpus (JSON lines with `text`, or one passage a line); its passages replace
+    # the synthetic ones (read and checked with the run config: sagetui.config)
+    corpus_file: str | None = None
 
     @model_validator(mode="after")
     def _k(self) -> Pipeline:

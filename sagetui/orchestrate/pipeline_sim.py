@@ -20,7 +20,7 @@ from loadgen.schedule import stream
 from loadgen.spec import WorkloadSpec
 from vocab import Request
 
-EMBED_DIM = 384  # all-MiniLM-L6-v2
+from ..config import EMBED_DIM, corpus_passages
 
 
 @lru_cache(maxsize=64)
@@ -46,9 +46,11 @@ class PipelineDriver:
         self.records: list[Request] = []  # the jobs' own, as they end
         self.local: list[Request] = []  # the local stages' (their own records)
         self.search_s: dict[str, float] = {}  # "<index>/k=<k>" -> seconds, as charged
+        passages = corpus_passages(spec)
+        self.corpus_n = len(passages) if passages is not None else spec.pipeline.corpus_size
 
     def _retrieve_s(self, index: str, k: int) -> float:
-        s = measure_search_s(index, self.spec.pipeline.corpus_size, k)
+        s = measure_search_s(index, self.corpus_n, k)
         self.search_s[f"{index}/k={k}"] = s
         return s
 

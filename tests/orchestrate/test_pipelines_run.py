@@ -110,3 +110,33 @@ def test_a_bad_declaration_is_refused_and_nothing_stored(db_path, make_config, s
     assert res.exit_code == 2
     assert "workload.pipelines" in res.output and needle in res.output
     assert not db_path.exists() or rows(db_path, "SELECT count(*) FROM run") == [(0,)]
+
+
+def test_a_corpus_file_is_read_and_a_bad_one_refused(db_path, make_config, tmp_path):
+    good = tmp_path / "corpus.jsonl"
+    good.write_text("\n".join(json.dumps({"text": f"passage {i} about kv caches"})
+                              for i in range(50)))
+    with open(make_config(PIPELINES, name="ok.toml")) as f:
+        text = f.read()
+    text = text.replace("corpus_size = 2000", f'corpus_file = "{good}"')
+    ok = tmp_path / "ok2.toml"
+    ok.write_text(text)
+    res = run_cli(db_path, "run", str(ok), "--set", "workload.mix={chat=0.4, pipeline=0.6}")
+    assert res.exit_code == 0, res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "no text field"}\n')
+    bad_cfg = tmp_path / "bad.toml"
+    bad_cfg.write_text(text.replace(str(good), str(bad)))
+    other = tmp_path / "other.db"
+    res = run_cli(other, "run", str(bad_cfg), "--set", "workload.mix={pipeline=1}")
+    assert res.exit_code == 2
+    assert "workload.pipeline.corpus_file" in res.output and "line 2" in res.output
+    assert not other.exists() or rows(other, "SELECT count(*) FROM run") == [(0,)]
+
+
+def test_an_index_larger_than_memory_is_refused(db_path, make_config):
+    cfg = make_config(PIPELINES.replace("corpus_size = 2000", "corpus_size = 500000000"))
+    res = run_cli(db_path, "run", cfg, "--set", "workload.mix={pipeline=1}")
+    assert res.exit_code == 2
+    assert "pipeline 'rag', stage 'docs', field `index`" in res.output
+    assert not db_path.exists() or rows(db_path, "SELECT count(*) FROM run") == [(0,)]

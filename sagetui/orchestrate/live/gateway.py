@@ -13,7 +13,7 @@ from scheduler.backends import BackendState
 from scheduler.baselines import pools_for
 from scheduler.gateway.config import GatewayConfig, GatewayOptions
 
-from ...config import RunConfig
+from ...config import RunConfig, corpus_passages
 
 
 class GatewayThread:
@@ -103,7 +103,8 @@ def client_config(cfg: RunConfig, targets: dict[str, list[str]]) -> ClientConfig
     baseline = cfg.control_plane.baseline
     return ClientConfig(targets=targets, concurrency=concurrency(cfg),
                         balance=CLIENT_BALANCE.get(baseline, "round-robin"),
-                        send_priority_field=baseline == "vllm-priority", make_index=VectorIndex)
+                        send_priority_field=baseline == "vllm-priority", make_index=VectorIndex,
+                        corpus=corpus_passages(cfg.workload))
 
 
 CLIENT_BALANCE = {"colocated": "least-request", "split": "least-request"}
