@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from sched_helpers import llm
+
 from scheduler.actions import Dispatch, Reject, SetTimer
 from scheduler.config import ControlPlaneConfig
 from scheduler.core import ControlPlane
 from vocab import Request
-
-from sched_helpers import llm
 
 
 def _core(policy: str, admission: str = "auto", **pipeline) -> ControlPlane:
