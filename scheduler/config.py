@@ -20,7 +20,7 @@ ROUTERS = ("least-work", "round-robin", "least-outstanding", "p2c", "cost-aware"
 ADMISSION = ("auto", "on", "off")
 # Policies whose admission control is on under `admission = "auto"`: they order by
 # deadline, so they can tell which requests the work ahead leaves time for.
-SLO_AWARE = ("slo", "hybrid", "pipeline-slack")
+SLO_AWARE = ("slo", "hybrid", "pipeline-slack", "pipeline-fcfs")
 SHARE_CLASSES = ("llm", "embedding")
 
 

@@ -11,9 +11,7 @@ read them. Keys are static (set at push), so each queue stays a heap.
   the same for every candidate, so the key drops it. The prediction prices
   output tokens at the fastest backend's time per token as loaded when the
   call is queued (corrected by what was observed), so the key stays static. Calls outside pipelines
-  keep `slo`'s slack on their own SLO. With admission control (on by default,
-  as for `slo`) a call whose job can no longer make its deadline is shed
-  (`slo_shed`, its job fails with it) rather than run.
+  keep `slo`'s slack on their own SLO.
 * `pipeline-las`: program-level least attained service (Autellix's PLAS): the
   call of the job that has received the least engine time goes first. Static
   keys cannot age, so a second of attained service counts as `las_weight`
@@ -23,6 +21,10 @@ read them. Keys are static (set at push), so each queue stays a heap.
   order of its job's start, so a job's later stages overtake the calls of jobs
   that started after it (per-call FIFO puts them behind every call released
   before them, at every hop). A plain call is a job that starts when it arrives.
+
+Both shed, with admission control on (its default for them, as for `slo`), a
+call whose job can no longer make its deadline (`slo_shed`; the job fails with
+it) rather than run it.
 * `staggered`: FIFO, but a new job's first calls are held and admitted one job
   at a time, `stagger_ms` apart (0: 0.9 × the mean gap between the jobs seen
   so far, a pace just above the offered one), as upstream SAGE's own pipeline
@@ -63,18 +65,23 @@ def rest_s(req: Request, llm) -> float:
             + _tpot(llm) * req.rest_output_tokens)
 
 
-class PipelineSlackPolicy(HeapPolicy):
-    name = "pipeline-slack"
+class _DeadlinePolicy(HeapPolicy):
+    """What the deadline-reading policies share: a call's latest start (its job's
+    deadline less the predicted time of this call and of the job's work after it)
+    and, with admission control on, shedding a call whose latest start has passed:
+    its job can no longer make its deadline, and under overload the engines' time
+    goes to jobs that still can."""
 
     def __init__(self, cp) -> None:
         super().__init__(cp)
         self._nominal = nominal_backends(cp)
         self._shed = cp.admission is not None
 
+    def latest_start(self, req: Request) -> float:
+        return (req.pipeline_deadline - rest_s(req, self._nominal["chat"])  # type: ignore[operator]  # callers check it
+                - service_s(req, self._nominal[req.cls]))
+
     def select(self, now: float) -> Selection:
-        """With admission control on, a stage whose job can no longer meet its deadline
-        (its key, the latest start that still could, has passed) is shed instead of
-        run: under overload the engines' time goes to jobs that can still make it."""
         choice = super().select(now)
         if type(choice) is tuple and self._hopeless(choice[0][0], now):
             return Reject(choice[0][0], SHED_REASON)
@@ -87,29 +94,30 @@ class PipelineSlackPolicy(HeapPolicy):
         return super().route(req, cands, now)
 
     def _hopeless(self, req: Request, now: float) -> bool:
-        return self._shed and req.pipeline_deadline is not None and self.key(req) < now
+        return (self._shed and req.pipeline_deadline is not None
+                and self.latest_start(req) < now)
+
+    def push(self, req: Request, now: float) -> None:
+        heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
+
+
+class PipelineSlackPolicy(_DeadlinePolicy):
+    name = "pipeline-slack"
 
     def key(self, req: Request) -> float:
         if req.pipeline_deadline is None:
             if req.parent_id is not None:
                 return NO_SLO + req.arrival  # a job without a deadline: after all with one
             return slack_key(req, self._nominal[req.cls])
-        return (req.pipeline_deadline - rest_s(req, self._nominal["chat"])
-                - service_s(req, self._nominal[req.cls]))
-
-    def push(self, req: Request, now: float) -> None:
-        heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
+        return self.latest_start(req)
 
 
-class PipelineFCFSPolicy(HeapPolicy):
+class PipelineFCFSPolicy(_DeadlinePolicy):
     name = "pipeline-fcfs"
 
     def key(self, req: Request) -> float:
         s = req.pipeline_start
         return req.arrival if s is None else s
-
-    def push(self, req: Request, now: float) -> None:
-        heapq.heappush(self.heaps[req.cls], (self.key(req), next(self._seq), req))
 
 
 class PipelineLASPolicy(HeapPolicy):

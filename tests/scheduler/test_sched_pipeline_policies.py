@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sched_helpers import llm
 
 from scheduler.actions import Dispatch, Reject, SetTimer
@@ -56,14 +57,15 @@ def test_least_slack_counts_the_work_left_after_a_call():
     assert _order(_core("pipeline-slack", admission="off"), calls) == ["long", "short"]
 
 
-def test_least_slack_sheds_a_call_whose_job_can_no_longer_make_it():
-    cp = _core("pipeline-slack")
+@pytest.mark.parametrize("policy", ["pipeline-slack", "pipeline-fcfs"])
+def test_a_call_whose_job_can_no_longer_make_it_is_shed(policy):
+    cp = _core(policy)
     # 20,000 output tokens still to run before a deadline 5 s away: hopeless
     acts = cp.on_arrival(_call("hopeless", 0.0, "j1", 5.0, rest_out=20_000), 0.0)
     assert [type(a) for a in acts] == [Reject] and acts[0].reason == "slo_shed"
     ok = cp.on_arrival(_call("fine", 0.1, "j2", 5.0, rest_out=16), 0.1)
     assert [type(a) for a in ok] == [Dispatch]
-    off = _core("pipeline-slack", admission="off")
+    off = _core(policy, admission="off")
     assert [type(a) for a in off.on_arrival(
         _call("hopeless", 0.0, "j1", 5.0, rest_out=20_000), 0.0)] == [Dispatch]
 
@@ -79,7 +81,7 @@ def test_program_fcfs_lets_an_older_job_s_later_call_overtake():
     newer_first = _call("j2-first", 0.2, "j2")
     newer_first.pipeline_start = 0.2
     plain = _call("plain", 0.25)
-    assert _order(_core("pipeline-fcfs"), [newer_first, plain, older_later]) == \
+    assert _order(_core("pipeline-fcfs", admission="off"), [newer_first, plain, older_later]) == \
         ["j1-second", "j2-first", "plain"]
 
 
