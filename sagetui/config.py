@@ -111,6 +111,8 @@ class RunConfig(BaseModel):
                 raise ValueError(
                     f"workload.mix.{cls}: no backend can serve {sorted(missing)}; "
                     f"backends offer {sorted(capable)}")
+        if "pipeline" in _classes_used(self.workload):
+            _check_retrieval(self.workload)
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -130,6 +132,42 @@ class RunConfig(BaseModel):
 
 
 _UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference")
+
+
+def corpus_passages(workload: WorkloadSpec) -> list[str] | None:
+    """The passages of `[workload.pipeline] corpus_file` (engine.retrieval.read_corpus:
+    JSON lines with `text`, or plain lines), None without a file; a missing or
+    malformed file is an error naming it and the line."""
+    path = workload.pipeline.corpus_file
+    if path is None:
+        return None
+    from engine.retrieval import read_corpus
+
+    try:
+        return read_corpus(path)
+    except ValueError as e:
+        raise ValueError(f"workload.pipeline.corpus_file: {e}") from None
+
+
+def _check_retrieval(workload: WorkloadSpec) -> None:
+    """Refuse, before anything runs or is stored, a corpus file that cannot be read and a
+    retrieve stage whose index would not fit this machine's memory (a simulated run
+    builds the index too, to time its searches)."""
+    from engine.retrieval import IndexTooLarge, check_fits
+
+    passages = corpus_passages(workload)
+    n = len(passages) if passages is not None else workload.pipeline.corpus_size
+    for i, p in enumerate(workload.pipeline_kinds()):
+        for s in p.stages:
+            if s.kind == "retrieve":
+                try:
+                    check_fits(n, EMBED_DIM, s.index)
+                except IndexTooLarge as e:
+                    raise ValueError(f"workload.pipelines.{i}: pipeline {p.name!r}, stage "
+                                     f"{s.name!r}, field `index`: {e}") from None
+
+
+EMBED_DIM = 384  # the retrieve stages' vectors: all-MiniLM-L6-v2
 
 
 def _classes_used(workload: WorkloadSpec) -> list[str]:

@@ -73,15 +73,33 @@ def offered_requests(cfg: RunConfig) -> float:
 
 def sim_features(cfg: RunConfig) -> tuple[float, float, float, float]:
     """(1, backends, thousands of LLM requests, thousands of embedding requests): what the
-    constants multiply. A pipeline request is one chat and one embedding request."""
+    constants multiply. A pipeline job counts its calls (calls_per_job)."""
     w = cfg.workload
     n = offered_requests(cfg)
     total = sum(w.mix.values()) or 1.0
     share = {c: v / total for c, v in w.mix.items()}
     pipe = share.get("pipeline", 0.0)
-    llm = share.get("chat", 0.0) + share.get("completion", 0.0) + pipe
-    emb = share.get("embedding", 0.0) + pipe
+    job_llm, job_emb = calls_per_job(w) if pipe else (0.0, 0.0)
+    llm = share.get("chat", 0.0) + share.get("completion", 0.0) + pipe * job_llm
+    emb = share.get("embedding", 0.0) + pipe * job_emb
     return (1.0, float(len(cfg.backends)), n * llm / 1e3, n * emb / 1e3)
+
+
+def calls_per_job(w) -> tuple[float, float]:
+    """Mean LLM and embedding calls of one pipeline job over the kinds' weights (a loop
+    makes (1 + max_calls) / 2 calls on average: its count is drawn uniformly)."""
+    kinds = w.pipeline_kinds()
+    total = sum(k.weight for k in kinds)
+    llm = emb = 0.0
+    for k in kinds:
+        for s in k.stages:
+            if s.kind == "generate":
+                llm += k.weight / total
+            elif s.kind == "loop":
+                llm += k.weight / total * (1 + s.max_calls) / 2
+            elif s.kind in ("embed", "rerank"):
+                emb += k.weight / total
+    return llm, emb
 
 
 def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:

@@ -312,3 +312,31 @@ def add_agent_items_experiment(path: Path) -> None:
         b.run(e, f"agent-items-{strat}-0", config(workload__agent_strategy=strat), 0,
               summary(20, extra={"agent": agent}))
     b.close()
+
+
+PIPELINE_POLICIES = ("fifo", "staggered", "pipeline-slack")
+
+
+def add_pipelines_experiment(path: Path) -> None:
+    """The pipelines suite's shape: policies × two loads, a `pipeline` summary with its
+    per-kind, per-stage breakdown (extra.pipelines) as loadgen.metrics writes it."""
+    b = Builder(path)
+    e = b.experiment("pipelines", "pipelines")
+    for load in (0.9, 1.1):
+        for p_i, pol in enumerate(PIPELINE_POLICIES):
+            for rep in range(2):
+                cfg = config(control_plane__policy=pol, run__load_fraction=load,
+                             run__capacity_rps=10.0, workload__rate=10.0 * load)
+                p50 = 2000.0 - 300 * p_i + 500 * (load > 1) + rep
+                kinds = {"rag": {"issued": 100, "completed": 99, "e2e_p50_ms": p50,
+                                 "e2e_p95_ms": 2 * p50, "e2e_p99_ms": 3 * p50,
+                                 "deadline_attainment": 0.6 + 0.1 * p_i, "goodput_rps": 5.0,
+                                 "stages": {"q": {"mean_ms": 20.0, "p99_ms": 50.0},
+                                            "docs": {"mean_ms": 5.0, "p99_ms": 8.0},
+                                            "answer": {"mean_ms": p50 - 25, "p99_ms": 3 * p50}}}}
+                s = summary(9.0 - 0.1 * rep)
+                s["pipeline"] = {"issued": 100, "completed": 99, "throughput_rps": 9.0 - 0.1 * rep,
+                                 "slo_attainment": 0.6 + 0.1 * p_i, "goodput_rps": 5.0 + p_i,
+                                 "metrics": {"e2e": dist(p50)}, "extra": {"pipelines": kinds}}
+                b.run(e, f"pipe-{load:g}-{pol}-{rep}", cfg, rep, s)
+    b.close()

@@ -20,6 +20,7 @@ FIGURE_EXPERIMENTS = {
     "throughput_vs_backends": "scalability", "latency_cdf": "policies",
     "wait_distribution": "policies", "queue_depth": "policies", "fairness": "fairness",
     "cost_performance": "heterogeneous", "agent_accuracy_latency": "agents-items",
+    "pipeline_stages": "pipelines",
 }
 
 
