@@ -91,11 +91,15 @@ def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
 
 
 def _as_planned(cfg: RunConfig) -> RunConfig:
-    """A relative-load run before its probe: the configured rate stands for the capacity,
-    so the run is estimated at fraction × configured rate."""
+    """A relative-load run before its probe: the configured rate (of its load class, with
+    one) stands for the capacity, so the run is estimated at fraction × that rate."""
     if cfg.run.load_fraction is None or cfg.run.capacity_rps is not None:
         return cfg
-    w = cfg.workload.model_copy(update={"rate": cfg.workload.rate * cfg.run.load_fraction})
+    from .relative import class_rates, offered
+
+    cls = cfg.run.load_class
+    base = class_rates(cfg.workload)[cls] if cls else cfg.workload.rate
+    w = offered(cfg.workload, cls, base * cfg.run.load_fraction)
     return cfg.model_copy(update={"workload": w})
 
 
