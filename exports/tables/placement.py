@@ -129,5 +129,5 @@ def _capacity_note(runs: list[RunView], relative: bool) -> list[str]:
     basis = sorted({str(r.section("run").get("capacity_basis") or "") for r in runs
                     if chat_load(r)} - {""})
     shown = " / ".join(f"{c:g}" for c in caps)
-    return [f"Chat load = offered chat rate ÷ the chat capacity {shown} req/s, "
+    return [f"Chat load = offered chat rate / the chat capacity {shown} req/s, "
             + (basis[0] if len(basis) == 1 else "; ".join(basis)) + "."]
