@@ -104,15 +104,18 @@ def _as_planned(cfg: RunConfig) -> RunConfig:
 
 
 def probe_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
-    """The capacity probes of relative-load runs: one per configuration, each
-    PROBE_STEPS short simulations near the configured rate (sagetui/suites/capacity.py)."""
+    """The capacity probes of relative-load runs: one per configuration probed (the
+    reference, or the load class alone, where the runs name one: what `resolve`
+    simulates), each PROBE_STEPS short simulations near the configured rate
+    (sagetui/suites/capacity.py)."""
     from .capacity import BISECTION_STEPS, PROBE_MEASURE_S, PROBE_WARMUP_S
-    from .relative import needs_probe, probe_key
+    from .relative import _probe_target, needs_probe, probe_key
 
     seen: dict[str, RunConfig] = {}
     for cfg in exp.runs:
         if needs_probe(cfg):
-            seen.setdefault(probe_key(cfg), cfg)
+            target = _probe_target(cfg, None)
+            seen.setdefault(probe_key(target), target)
     total = 0.0
     for cfg in seen.values():
         w = cfg.workload.model_copy(update={"duration_s": PROBE_MEASURE_S,
