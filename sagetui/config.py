@@ -65,6 +65,12 @@ class RunSection(BaseModel):
     # same load (fractions of the reference's capacity), as a policy study must.
     # Empty: each configuration's own capacity.
     capacity_reference: dict[str, Any] = Field(default_factory=dict)
+    # The class the relative load is of, e.g. "chat": its capacity is probed with that
+    # class as the only traffic, the fraction sets that class's rate, and the other
+    # classes keep their configured rates (workload.rate × their share of workload.mix),
+    # so a sweep can hold embedding traffic at 400 req/s while chat goes past capacity.
+    # Empty: the fraction scales the whole workload.rate, mix unchanged.
+    load_class: Literal["", "chat", "completion", "embedding"] = ""
 
 
 class FaultSpec(BaseModel):
@@ -103,6 +109,9 @@ class RunConfig(BaseModel):
                 raise ValueError(
                     f"faults.{i}.backend: unknown backend {fault.backend!r}; known: {names}")
         self.cluster.check_backends(self.backends)
+        if self.run.load_class and not self.workload.mix.get(self.run.load_class):
+            raise ValueError(f"run.load_class: {self.run.load_class!r} has no weight in "
+                             "workload.mix; the relative load sets that class's rate")
         capable = {c for b in self.backends for c in b.capabilities}
         for cls in _classes_used(self.workload):
             needs = {"pipeline": {"chat", "embedding"}}.get(cls, {cls})
@@ -131,7 +140,8 @@ class RunConfig(BaseModel):
         return out
 
 
-_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference")
+_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference",
+                  "load_class")
 
 
 def corpus_passages(workload: WorkloadSpec) -> list[str] | None:

@@ -109,24 +109,31 @@ def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
 
 
 def _as_planned(cfg: RunConfig) -> RunConfig:
-    """A relative-load run before its probe: the configured rate stands for the capacity,
-    so the run is estimated at fraction × configured rate."""
+    """A relative-load run before its probe: the configured rate (of its load class, with
+    one) stands for the capacity, so the run is estimated at fraction × that rate."""
     if cfg.run.load_fraction is None or cfg.run.capacity_rps is not None:
         return cfg
-    w = cfg.workload.model_copy(update={"rate": cfg.workload.rate * cfg.run.load_fraction})
+    from .relative import class_rates, offered
+
+    cls = cfg.run.load_class
+    base = class_rates(cfg.workload)[cls] if cls else cfg.workload.rate
+    w = offered(cfg.workload, cls, base * cfg.run.load_fraction)
     return cfg.model_copy(update={"workload": w})
 
 
 def probe_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
-    """The capacity probes of relative-load runs: one per configuration, each
-    PROBE_STEPS short simulations near the configured rate (sagetui/suites/capacity.py)."""
+    """The capacity probes of relative-load runs: one per configuration probed (the
+    reference, or the load class alone, where the runs name one: what `resolve`
+    simulates), each PROBE_STEPS short simulations near the configured rate
+    (sagetui/suites/capacity.py)."""
     from .capacity import BISECTION_STEPS, PROBE_MEASURE_S, PROBE_WARMUP_S
-    from .relative import needs_probe, probe_key
+    from .relative import _probe_target, needs_probe, probe_key
 
     seen: dict[str, RunConfig] = {}
     for cfg in exp.runs:
         if needs_probe(cfg):
-            seen.setdefault(probe_key(cfg), cfg)
+            target = _probe_target(cfg, None)
+            seen.setdefault(probe_key(target), target)
     total = 0.0
     for cfg in seen.values():
         w = cfg.workload.model_copy(update={"duration_s": PROBE_MEASURE_S,
