@@ -36,12 +36,12 @@ HEADLINES = (("selection", "top1", "top-1 among an item's candidates"),
              ("planning", "exact", "exact plans"))
 PARTS = ("bm25", "embedding")
 
-# BFCL's leaderboard, update of 2025-12-16 (BFCL v4; docs/experiments.md names the
+# BFCL's leaderboard, its "Leaderboard Update - 2025/12/16" (BFCL v4; docs/experiments.md names the
 # source): relevance detection = live_relevance accuracy (any call counts);
 # irrelevance detection = the unweighted mean of irrelevance and live_irrelevance
 # accuracies (no call counts). Rows: the top-ranked model, the best sum of the two,
 # the median of the 109 entries, and the smallest models listed.
-LEADERBOARD = "BFCL leaderboard (v4, update of 2025-12-16)"
+LEADERBOARD = "BFCL leaderboard (v4, 'Leaderboard Update - 2025/12/16')"
 PUBLISHED = (
     ("Claude-Opus-4-5 (FC), rank 1", 62.50, 84.72),
     ("GPT-4.1-2025-04-14 (Prompt), best relevance + irrelevance", 100.00, 83.99),
@@ -155,6 +155,10 @@ def detection(block: dict) -> dict[str, tuple[float, int]]:
     return out
 
 
+def _items(n: int) -> str:
+    return f"{n} item" + ("" if n == 1 else "s")
+
+
 def bfcl_notes(ctx: ExportContext) -> list[Line]:
     """Each strategy's timing figures computed as BFCL computes its detection figures,
     beside the published ones, and what differs between the two tasks."""
@@ -166,12 +170,13 @@ def bfcl_notes(ctx: ExportContext) -> list[Line]:
         if "irrelevance" not in d:
             continue
         text = (f"{strategy}: irrelevance detection {d['irrelevance'][0]:.1f}% "
-                f"({d['irrelevance'][1]} test items)")
+                f"({_items(d['irrelevance'][1])} of the test split)")
         if "relevance" in d:
-            text += f", relevance detection {d['relevance'][0]:.1f}% ({d['relevance'][1]} items)"
+            text += (f", relevance detection {d['relevance'][0]:.1f}% "
+                     f"({_items(d['relevance'][1])})")
         if "relevance_pooled" in d:
             text += (f"; with live_simple's questions {d['relevance_pooled'][0]:.1f}% "
-                     f"({d['relevance_pooled'][1]} items)")
+                     f"({_items(d['relevance_pooled'][1])})")
         lines.append((text + ", each computed as BFCL computes it", None, [run.id], True))
     if not lines:
         raise ExportError("brief: agents' timing items carry no BFCL ids")
