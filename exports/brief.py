@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exports import brief_agents
 from exports.accessors import (
     baseline,
     latency,
@@ -45,6 +46,7 @@ class Claim:
     text: str
     holds: bool | None  # None: cannot be tested (one run per side) or informational
     runs: list[int]
+    info: bool = False  # a figure stated for reference, not a claim: printed without a mark
 
 
 def _values(g: Group, fn: Callable[[RunView], float]) -> list[float]:
@@ -198,6 +200,11 @@ def _heterogeneous_claims(ctx: ExportContext) -> list[Claim]:
             for pool, g in sorted(by.items()) if pool != "mixed"]
 
 
+def _agent_claims(ctx: ExportContext) -> list[Claim]:
+    """Suite E: the fusion against its parts; timing beside BFCL's published figures."""
+    return [Claim(*line) for line in brief_agents.claims(ctx)]
+
+
 SECTIONS = (
     ("Control-plane effectiveness", _effectiveness_claims),
     ("Goodput capacity", _goodput_claims),
@@ -205,11 +212,19 @@ SECTIONS = (
     ("Scalability", _scalability_claims),
     ("Saturation", _saturation_claims),
     ("Heterogeneous hardware", _heterogeneous_claims),
+    ("Agent tool retrieval (BFCL)", _agent_claims),
 )
 
 
 def _mark(holds: bool | None) -> str:
     return {True: "HOLDS", False: "DOES NOT HOLD", None: "UNTESTED"}[holds]
+
+
+def _line(c: Claim) -> str:
+    runs = f" Runs: {', '.join(map(str, c.runs))}." if c.runs else ""
+    if c.info:
+        return f"- {c.text}.{runs}"
+    return f"- **{_mark(c.holds)}** — {c.text}.{runs}"
 
 
 def claims(ctx: ExportContext) -> tuple[list[str], list[str]]:
@@ -226,7 +241,7 @@ def claims(ctx: ExportContext) -> tuple[list[str], list[str]]:
             missing.append(f"- {title}: no comparable configurations")
             continue
         lines += [f"### {title}", ""]
-        lines += [f"- **{_mark(c.holds)}** — {c.text}. Runs: {', '.join(map(str, c.runs))}." for c in found]
+        lines += [_line(c) for c in found]
         lines.append("")
     return lines, missing
 

@@ -51,13 +51,14 @@ class AgentCosts:
 # A, B and D suites in sim, quiet machine (load average <= 1): estimates within +37 % of
 # the measured wall times, on the safe side (docs/benchmarks.md, "suites"). A chat
 # request costs more than it did before the control plane predicted latency and
-# admitted by SLO. The agents' costs are from the full live agents run on BFCL (docs/agents.md:
-# 4 items in flight, a busy machine; the LLM is SmolLM2 on vLLM-on-CPU, eager).
+# admitted by SLO. The agents' costs are from full live agents runs on BFCL (docs/agents.md:
+# 4 items in flight, a busy machine; the LLM is SmolLM2 on vLLM-on-CPU, eager, its cost per
+# item from the latest run: 1,045 s for 200 items).
 SIM = SimCosts(suite_start_s=9.14, run_s=0.0, backend_s=0.0079, llm_per_1k_s=0.1413,
                embed_per_1k_s=0.0816)
 AGENTS = AgentCosts(start_s=100.0, per_item_s={"bm25": 0.0078, "embedding": 0.0363,
                                                "fusion": 0.0523},
-                    engine_start_s=75.0, llm_per_item_s=7.8)
+                    engine_start_s=75.0, llm_per_item_s=5.2)
 
 
 def offered_requests(cfg: RunConfig) -> float:

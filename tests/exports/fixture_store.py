@@ -281,6 +281,12 @@ def add_suite_experiment(path: Path) -> None:
     b.close()
 
 
+# BFCL's files by id, as timing's items are named: odd items need a call (labels k % 2).
+AGENT_TIMING_IDS = [(f"live_relevance_{k}-0-0" if k < 5 else f"live_simple_{k}-0-0") if k % 2
+                    else (f"irrelevance_{k}" if k % 4 == 0 else f"live_irrelevance_{k}-0-0")
+                    for k in range(20)]
+
+
 def add_agent_items_experiment(path: Path) -> None:
     """Suite E's shape: per-item outcomes and latencies per category (the bootstrap table
     and the accuracy-vs-latency figure), three strategies, one pass each."""
@@ -305,6 +311,8 @@ def add_agent_items_experiment(path: Path) -> None:
             "planning": {"n": n, "outcomes": {"exact": [right(k + 3) for k in range(n)],
                                               "f1": [0.5] * n}, "latency_ms": lat},
         }
+        for cat, block in items.items():  # the same items for every strategy, as suite E
+            block["ids"] = AGENT_TIMING_IDS if cat == "timing" else [f"{cat}_{k}" for k in range(n)]
         agent = {"strategy": strat, "metrics": {"selection_top1_pct": 60.0 + 10 * s_i},
                  "split": "test", "dataset": info,
                  "dev_test": {"selection": {"dev": 6, "test": 20}},
