@@ -12,30 +12,36 @@ from sagetui.cli import main
 
 from .test_live_runs import SIM_BACKENDS, config, query
 
-PIPELINES = """
+
+def three_kinds(deadline_ms: int, output_tokens: int, tool_ms: int) -> str:
+    """RAG, an agent and a multi-hop search, as a run config declares them."""
+    return f"""
 [[workload.pipelines]]
 name = "rag"
-deadline_ms = 20000
-stages = [ { name = "q", kind = "embed", tokens = 8 },
-           { name = "docs", kind = "retrieve", after = ["q"], k = 2, index = "hnsw" },
-           { name = "answer", kind = "generate", after = ["docs", "q"], template = "{docs} {q}", output_tokens = 4 } ]
+deadline_ms = {deadline_ms}
+stages = [ {{ name = "q", kind = "embed", tokens = 8 }},
+           {{ name = "docs", kind = "retrieve", after = ["q"], k = 2, index = "hnsw" }},
+           {{ name = "answer", kind = "generate", after = ["docs", "q"], template = "{{docs}} {{q}}", output_tokens = {output_tokens} }} ]
 
 [[workload.pipelines]]
 name = "agent"
-deadline_ms = 20000
-stages = [ { name = "plan", kind = "generate", tokens = 16, output_tokens = 4 },
-           { name = "call", kind = "tool", after = ["plan"], duration_ms = 10 },
-           { name = "act", kind = "loop", after = ["call", "plan"], template = "{plan}", max_calls = 2, tokens = 8, output_tokens = 4 } ]
+deadline_ms = {deadline_ms}
+stages = [ {{ name = "plan", kind = "generate", tokens = 16, output_tokens = {output_tokens} }},
+           {{ name = "call", kind = "tool", after = ["plan"], duration_ms = {tool_ms} }},
+           {{ name = "act", kind = "loop", after = ["call", "plan"], template = "{{plan}}", max_calls = 2, tokens = 8, output_tokens = {output_tokens} }} ]
 
 [[workload.pipelines]]
 name = "multihop"
-deadline_ms = 20000
-stages = [ { name = "q", kind = "embed", tokens = 8 },
-           { name = "wide", kind = "retrieve", after = ["q"], k = 4, index = "ivf" },
-           { name = "exact", kind = "retrieve", after = ["q"], k = 2 },
-           { name = "best", kind = "rerank", after = ["wide", "exact"], k = 2 },
-           { name = "answer", kind = "generate", after = ["best", "q"], template = "{best} {q}", output_tokens = 4 } ]
+deadline_ms = {deadline_ms}
+stages = [ {{ name = "q", kind = "embed", tokens = 8 }},
+           {{ name = "wide", kind = "retrieve", after = ["q"], k = 4, index = "ivf" }},
+           {{ name = "exact", kind = "retrieve", after = ["q"], k = 2 }},
+           {{ name = "best", kind = "rerank", after = ["wide", "exact"], k = 2 }},
+           {{ name = "answer", kind = "generate", after = ["best", "q"], template = "{{best}} {{q}}", output_tokens = {output_tokens} }} ]
 """
+
+
+PIPELINES = three_kinds(deadline_ms=20000, output_tokens=4, tool_ms=10)
 WANT = {"rag": {"q", "docs", "answer"}, "agent": {"plan", "call", "act"},
         "multihop": {"q", "wide", "exact", "best", "answer"}}
 

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 from sagetui.cli import main
 
+from .test_pipelines_live import three_kinds
+
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 
@@ -158,29 +160,7 @@ def test_each_declared_pipeline_kind_runs_through_the_gateway(tmp_path, db_path,
         mix = { pipeline = 1.0 }
         pipeline = { corpus_size = 400, passage_tokens = 16 }
 
-        [[workload.pipelines]]
-        name = "rag"
-        deadline_ms = 60000
-        stages = [ { name = "q", kind = "embed", tokens = 8 },
-                   { name = "docs", kind = "retrieve", after = ["q"], k = 2, index = "hnsw" },
-                   { name = "answer", kind = "generate", after = ["docs", "q"], template = "{docs} {q}", output_tokens = 6 } ]
-
-        [[workload.pipelines]]
-        name = "agent"
-        deadline_ms = 60000
-        stages = [ { name = "plan", kind = "generate", tokens = 16, output_tokens = 6 },
-                   { name = "call", kind = "tool", after = ["plan"], duration_ms = 20 },
-                   { name = "act", kind = "loop", after = ["call", "plan"], template = "{plan}", max_calls = 2, tokens = 8, output_tokens = 6 } ]
-
-        [[workload.pipelines]]
-        name = "multihop"
-        deadline_ms = 60000
-        stages = [ { name = "q", kind = "embed", tokens = 8 },
-                   { name = "wide", kind = "retrieve", after = ["q"], k = 4, index = "ivf" },
-                   { name = "exact", kind = "retrieve", after = ["q"], k = 2 },
-                   { name = "best", kind = "rerank", after = ["wide", "exact"], k = 2 },
-                   { name = "answer", kind = "generate", after = ["best", "q"], template = "{best} {q}", output_tokens = 6 } ]
-        """, real_cpu_backends)
+        """ + three_kinds(deadline_ms=60000, output_tokens=6, tool_ms=20), real_cpu_backends)
     jobs = _rows(db_path, "SELECT request_id, pipeline, status FROM request "
                           "WHERE parent_id IS NULL")
     assert jobs and all(s == "completed" for _, _, s in jobs)
