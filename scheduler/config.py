@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BASELINES = ("sage", "vllm-only", "separate", "colocated", "split", "vllm-priority")
 POLICIES = ("fifo", "priority", "slo", "hybrid", "pipeline-slack", "pipeline-las",
-            "pipeline-fcfs", "staggered")
+            "pipeline-fcfs", "pipeline-hybrid", "staggered")
 ROUTERS = ("least-work", "round-robin", "least-outstanding", "p2c", "cost-aware")
 ADMISSION = ("auto", "on", "off")
 # Policies whose admission control is on under `admission = "auto"`: they order by
 # deadline, so they can tell which requests the work ahead leaves time for.
-SLO_AWARE = ("slo", "hybrid", "pipeline-slack", "pipeline-fcfs")
+SLO_AWARE = ("slo", "hybrid", "pipeline-slack", "pipeline-fcfs", "pipeline-hybrid")
 SHARE_CLASSES = ("llm", "embedding")
 
 

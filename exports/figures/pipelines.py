@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from exports.accessors import need_summary, order_of
+from exports.accessors import load_label, need_summary, order_of
 from exports.baseline import enforce
 from exports.context import ExportContext
 from exports.errors import ExportError
@@ -28,9 +28,22 @@ def _stage_means(g) -> dict[str, dict[str, float]]:
     return {k: {s: sum(x) / len(x) for s, x in st.items()} for k, st in acc.items()}
 
 
+def one_load(runs: list) -> list:
+    """The runs at the highest offered load below capacity (the busiest load every
+    policy can still carry), else at the lowest load: one bar set per policy and
+    kind, instead of one per load. Runs without a probed capacity are kept."""
+    fracs = {r.load_fraction for r in runs if r.load_fraction is not None}
+    if not fracs:
+        return runs
+    below = [f for f in fracs if f < 1.0]
+    pick = max(below) if below else min(fracs)
+    return [r for r in runs if r.load_fraction is None or r.load_fraction == pick]
+
+
 def pipeline_stages(ctx: ExportContext) -> FigureResult:
-    footnotes = enforce(ctx.runs, "pipeline_stages", ctx.allow_mismatch)
-    groups = group_runs(ctx.runs)
+    runs = one_load(ctx.runs)
+    footnotes = enforce(runs, "pipeline_stages", ctx.allow_mismatch)
+    groups = group_runs(runs)
     named = sorted(zip(labels(groups), groups, strict=True), key=lambda it: (order_of(
         str(it[1].first.section("control_plane").get("policy", "")), PIPELINE_POLICY_ORDER),
         it[0]))
@@ -45,6 +58,8 @@ def pipeline_stages(ctx: ExportContext) -> FigureResult:
                 xs[2].append(ms)
                 data.append({"series": name, "pipeline": kind, "stage": stage, "mean_ms": ms,
                              "runs": " ".join(map(str, g.run_ids))})
+    loads = sorted({load_label(r) for r in runs} - {""})
+    at = f" at {', '.join(loads)}" if loads else ""
     fig = new_figure("double")
     for i, (stage, (kinds, series, ms)) in enumerate(bars.items()):
         fig.add_trace(go.Bar(x=[kinds, series], y=ms, name=stage, marker_color=color(i)))
@@ -53,8 +68,8 @@ def pipeline_stages(ctx: ExportContext) -> FigureResult:
     fig.update_xaxes(title_text="Pipeline kind (policy)")
     return FigureResult(
         "pipeline_stages", fig, data,
-        "Pipeline latency as stacked stages: each stage's mean time from its release to its "
-        "end, over completed jobs, per pipeline kind and policy (mean over repetitions). "
+        f"Pipeline latency as stacked stages{at}: each stage's mean time from its release to "
+        "its end, over completed jobs, per pipeline kind and policy (mean over repetitions). "
         "Parallel branches are stacked too, so a bar can exceed the job's E2E.",
-        [r.id for r in ctx.runs], width="double", footnotes=footnotes, error_bars=False,
+        [r.id for r in runs], width="double", footnotes=footnotes, error_bars=False,
     )

@@ -21,7 +21,7 @@ DESCRIPTION = ("Pipeline policies × load: pipeline E2E p50/p95/p99, deadline at
                "pipeline throughput and goodput (docs/pipelines.md)")
 # Per-call baselines first, then the pipeline-aware policies.
 PIPELINE_POLICY_ORDER = ("fifo", "priority", "slo", "hybrid", "staggered", "pipeline-las",
-                         "pipeline-fcfs", "pipeline-slack")
+                         "pipeline-fcfs", "pipeline-hybrid", "pipeline-slack")
 
 
 def _pipe(run: RunView, what: str):

@@ -8,6 +8,7 @@ from scheduler.policies.fifo import FifoPolicy
 from scheduler.policies.hybrid import HybridPolicy
 from scheduler.policies.pipeline import (
     PipelineFCFSPolicy,
+    PipelineHybridPolicy,
     PipelineLASPolicy,
     PipelineSlackPolicy,
     StaggeredPolicy,
@@ -23,6 +24,7 @@ _BY_NAME = {
     "pipeline-slack": PipelineSlackPolicy,
     "pipeline-las": PipelineLASPolicy,
     "pipeline-fcfs": PipelineFCFSPolicy,
+    "pipeline-hybrid": PipelineHybridPolicy,
     "staggered": StaggeredPolicy,
 }
 
@@ -35,4 +37,5 @@ def make_policy(name: str, cp) -> Policy:
 
 
 __all__ = ["Policy", "make_policy", "FifoPolicy", "PriorityPolicy", "SLOPolicy", "HybridPolicy",
-           "PipelineSlackPolicy", "PipelineLASPolicy", "PipelineFCFSPolicy", "StaggeredPolicy"]
+           "PipelineSlackPolicy", "PipelineLASPolicy", "PipelineFCFSPolicy",
+           "PipelineHybridPolicy", "StaggeredPolicy"]

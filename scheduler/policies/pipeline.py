@@ -22,7 +22,14 @@ read them. Keys are static (set at push), so each queue stays a heap.
   that started after it (per-call FIFO puts them behind every call released
   before them, at every hop). A plain call is a job that starts when it arrives.
 
-Both shed, with admission control on (its default for them, as for `slo`), a
+* `pipeline-hybrid`: `pipeline-fcfs`'s order while every queued call can wait its
+  turn, least slack for the calls that cannot. A call is at risk when its latest
+  start comes before the queue ahead of it has drained (the predicted service of
+  every queued call of its class over the class's slots): FCFS could make it wait
+  that long, so the most urgent of those goes first. Nothing is tuned: the
+  threshold is the queue's own predicted drain time.
+
+All three shed, with admission control on (its default for them, as for `slo`), a
 call whose job can no longer make its deadline (`slo_shed`; the job fails with
 it) rather than run it.
 * `staggered`: FIFO, but a new job's first calls are held and admitted one job
@@ -39,7 +46,7 @@ from scheduler.actions import Reject
 from scheduler.admission import SHED_REASON
 from scheduler.policies.base import HeapPolicy, Selection
 from scheduler.policies.slo import NO_SLO, nominal_backends, slack_key
-from vocab import Request
+from vocab import SCHEDULED_CLASSES, Request
 
 
 def _tpot(llm) -> float:
@@ -118,6 +125,87 @@ class PipelineFCFSPolicy(_DeadlinePolicy):
     def key(self, req: Request) -> float:
         s = req.pipeline_start
         return req.arrival if s is None else s
+
+
+class PipelineHybridPolicy(PipelineFCFSPolicy):
+    """Two views of one queue per class: by job start (the order served) and by
+    latest start (checked first). Entries are dropped lazily: a call is live while
+    its sequence number is in `_svc`."""
+
+    name = "pipeline-hybrid"
+
+    def __init__(self, cp) -> None:
+        super().__init__(cp)
+        self.urgent: dict[str, list] = {c: [] for c in SCHEDULED_CLASSES}
+        self._svc: dict[int, float] = {}  # live call -> its predicted service (s)
+        self.queued_s = dict.fromkeys(SCHEDULED_CLASSES, 0.0)
+        self.slots = {c: sum(b.max_conc for b in cp.capable[c]) or 1 for c in SCHEDULED_CLASSES}
+        self._by_cls = [(c, self.heaps[c], cp.free[c]) for c in SCHEDULED_CLASSES if cp.capable[c]]
+
+    def _latest(self, req: Request) -> float:
+        if req.pipeline_deadline is not None:
+            return self.latest_start(req)
+        return slack_key(req, self._nominal[req.cls])  # plain: its own SLO's; none: never
+
+    def push(self, req: Request, now: float) -> None:
+        seq, c = next(self._seq), req.cls
+        svc = service_s(req, self._nominal[c])
+        self._svc[seq] = svc
+        self.queued_s[c] += svc
+        heapq.heappush(self.heaps[c], (self.key(req), seq, req))
+        heapq.heappush(self.urgent[c], (self._latest(req), seq, req))
+
+    def _head(self, heap: list):
+        while heap and heap[0][1] not in self._svc:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+    def _candidate(self, c: str, heap: list, now: float):
+        """This class's next call and its rank: an at-risk call by latest start
+        before any other, else the oldest job's."""
+        first = self._head(heap)
+        if first is None:
+            return None
+        risk = self._head(self.urgent[c])
+        if risk is not None and risk[0] < now + self.queued_s[c] / self.slots[c]:
+            return (0, risk[0]), risk
+        return (1, first[0]), first
+
+    def select(self, now: float) -> Selection:
+        best = None
+        for c, heap, cands in self._by_cls:
+            if not cands:
+                continue
+            got = self._candidate(c, heap, now)
+            if got is None or (best is not None and got[0] >= best[0]):
+                continue
+            if c != "embedding":
+                cands = self.cp.fitting(got[1][-1], cands)
+                if not cands:
+                    continue
+            best = (got[0], got[1], c, cands)
+        if best is None:
+            return None
+        _, (_, seq, req), c, cands = best
+        self.queued_s[c] -= self._svc.pop(seq)
+        if self._hopeless(req, now):
+            return Reject(req, SHED_REASON)
+        choice = cands[0] if len(cands) == 1 and self.lone_is_choice else self.route(req, cands, now)
+        if type(choice) is Reject:
+            return choice
+        adm = self.cp.admission
+        if adm is not None and adm.shed_now(req, choice, now):
+            return Reject(req, SHED_REASON)
+        return (req,), choice
+
+    def drain(self) -> list[Request]:
+        out = [e[-1] for heap in self.heaps.values() for e in heap if e[1] in self._svc]
+        for heaps in (self.heaps, self.urgent):
+            for heap in heaps.values():
+                heap.clear()
+        self._svc.clear()
+        self.queued_s = dict.fromkeys(SCHEDULED_CLASSES, 0.0)
+        return out
 
 
 class PipelineLASPolicy(HeapPolicy):

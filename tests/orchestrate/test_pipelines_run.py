@@ -66,7 +66,8 @@ output_tokens = 16
 """
 
 
-@pytest.mark.parametrize("policy", ["fifo", "pipeline-slack", "pipeline-las", "staggered"])
+@pytest.mark.parametrize("policy", ["fifo", "pipeline-slack", "pipeline-las", "pipeline-hybrid",
+                                    "staggered"])
 def test_every_job_and_every_stage_is_stored(db_path, make_config, policy):
     cfg = make_config(PIPELINES)
     res = run_cli(db_path, "run", cfg, "--set", "workload.mix={chat=0.4, pipeline=0.6}",

@@ -57,7 +57,7 @@ def test_least_slack_counts_the_work_left_after_a_call():
     assert _order(_core("pipeline-slack", admission="off"), calls) == ["long", "short"]
 
 
-@pytest.mark.parametrize("policy", ["pipeline-slack", "pipeline-fcfs"])
+@pytest.mark.parametrize("policy", ["pipeline-slack", "pipeline-fcfs", "pipeline-hybrid"])
 def test_a_call_whose_job_can_no_longer_make_it_is_shed(policy):
     cp = _core(policy)
     # 20,000 output tokens still to run before a deadline 5 s away: hopeless
@@ -83,6 +83,35 @@ def test_program_fcfs_lets_an_older_job_s_later_call_overtake():
     plain = _call("plain", 0.25)
     assert _order(_core("pipeline-fcfs", admission="off"), [newer_first, plain, older_later]) == \
         ["j1-second", "j2-first", "plain"]
+
+
+def _two_jobs(j2_deadline: float) -> list[Request]:
+    """j1 started first with a loose deadline; j2 started later with `j2_deadline`."""
+    j1 = _call("j1", 0.3, "j1", 100.0)
+    j1.pipeline_start = 0.0
+    j2 = _call("j2", 0.2, "j2", j2_deadline)
+    j2.pipeline_start = 0.2
+    return [j2, j1]
+
+
+@pytest.mark.parametrize("policy", ["pipeline-fcfs", "pipeline-hybrid"])
+def test_hybrid_keeps_job_order_while_every_call_can_wait_its_turn(policy):
+    assert _order(_core(policy, admission="off"), _two_jobs(50.0)) == ["j1", "j2"]
+
+
+def test_hybrid_serves_a_call_first_whose_latest_start_comes_before_the_queue_drains():
+    # at t=1 two calls are queued; j2 must start by about 1.05, before they drain
+    assert _order(_core("pipeline-hybrid", admission="off"), _two_jobs(1.15)) == ["j2", "j1"]
+    assert _order(_core("pipeline-fcfs", admission="off"), _two_jobs(1.15)) == ["j1", "j2"]
+
+
+def test_hybrid_shutdown_accounts_for_each_call_once():
+    cp = _core("pipeline-hybrid", admission="off")
+    cp.on_arrival(_call("busy", 0.0), 0.0)
+    for r in _two_jobs(1.15):
+        cp.on_arrival(r, r.arrival)
+    out = cp.shutdown(0.5)
+    assert sorted(x.request.id for x in out if hasattr(x, "request")) == ["busy", "j1", "j2"]
 
 
 def test_las_serves_the_job_with_less_attained_service_first():
