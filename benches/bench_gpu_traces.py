@@ -8,8 +8,8 @@ table  — every trace against its preset: TTFT / E2E / TPOT error (mean, p50, p
 fit    — the H100 roofline fitted on each CodeLlama-34B trace in turn (engine.sim.tracefit),
          each fit's errors on the other two and on the held-out Llama-2-7B trace.
 ablate — what each modelling step is worth: the datasheet roofline (linear step, no
-         prefix caching) and the fitted one without prefix caching, without the
-         overlapped step.
+         prefix caching), the fitted one without prefix caching, and the fitted one
+         with its KV reads at the split-KV cost at every batch size.
 Figures go to docs/fidelity.md (## GPU fidelity). Traces: tests/data/gpu_traces.
 """
 
@@ -104,6 +104,9 @@ def ablate() -> None:
         print(row(name, "datasheet roofline", "roofline", report(replay(t, roof))))
         print(row(name, "fitted, no prefix caching", preset,
                   report(replay(t, fitted, prefix_caching=False))))
+        split = replace(fitted, cost=replace(fitted.cost, attn_split_tiles=0.0))
+        print(row(name, "fitted, KV read split at every batch size", preset,
+                  report(replay(t, split))))
 
 
 def main() -> None:

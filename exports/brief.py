@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exports import brief_agents
 from exports.accessors import (
     baseline,
     latency,
@@ -45,6 +46,7 @@ class Claim:
     text: str
     holds: bool | None  # None: cannot be tested (one run per side) or informational
     runs: list[int]
+    info: bool = False  # a figure stated for reference, not a claim: printed without a mark
 
 
 def _values(g: Group, fn: Callable[[RunView], float]) -> list[float]:
@@ -91,6 +93,47 @@ def _policy_claims(ctx: ExportContext) -> list[Claim]:
         claims.append(compare(pol, g, "fifo", base, lambda r: latency(r, "chat", "ttft", "p99"),
                               "chat p99 TTFT", where, True))
         claims.append(compare(pol, g, "fifo", base, slo_pct, "SLO attainment", where, False))
+    return claims
+
+
+def _pipe(what: str) -> Callable[[RunView], float]:
+    """A run's pipeline-jobs summary value: E2E p99 (ms), attainment or throughput."""
+    if what == "p99":
+        return lambda r: latency(r, "pipeline", "e2e", "p99")
+    return lambda r: float(getattr(need_summary(r, "pipeline"), what))
+
+
+def _pipeline_claims(ctx: ExportContext) -> list[Claim]:
+    """Pipeline-aware policies against per-call fifo (below capacity: the pipeline
+    tail; past it: deadline attainment) and against staggered admission (tail and
+    pipeline throughput), at the highest load below capacity and the lowest above:
+    suite P's acceptance loads (docs/experiments.md)."""
+    runs = [r for r in ctx.runs if r.summary("pipeline") is not None]
+    if not runs:
+        raise ExportError("brief: pipelines needs runs with pipeline jobs")
+    fracs = {r.load_fraction for r in runs if r.load_fraction is not None}
+    keep = {max((f for f in fracs if f < 1.0), default=None),
+            min((f for f in fracs if f >= 1.0), default=None)} - {None}
+    by = keyed(group_runs([r for r in runs if r.load_fraction in keep or not fracs]),
+               lambda r: (pattern_label(r), r.load_fraction or 0.0, load_label(r), policy(r)),
+               "brief: pipelines")
+    claims = []
+    for (pat, frac, load, pol), g in sorted(by.items()):
+        if not pol.startswith("pipeline-"):
+            continue
+        where = f"under {pat}" + (f" at {load}" if load else "")
+        fifo, stag = by.get((pat, frac, load, "fifo")), by.get((pat, frac, load, "staggered"))
+        if fifo is not None and frac < 1.0:
+            claims.append(compare(pol, g, "fifo", fifo, _pipe("p99"), "pipeline E2E p99", where,
+                                  True))
+        if fifo is not None and frac >= 1.0:
+            claims.append(compare(pol, g, "fifo", fifo, _pipe("slo_attainment"),
+                                  "deadline attainment", where, False))
+        if stag is not None:
+            claims.append(compare(pol, g, "staggered", stag, _pipe("p99"), "pipeline E2E p99",
+                                  where, True))
+            claims.append(compare(pol, g, "staggered", stag, _pipe("throughput_rps"),
+                                  "pipelines/s", where, False))
     return claims
 
 
@@ -198,18 +241,32 @@ def _heterogeneous_claims(ctx: ExportContext) -> list[Claim]:
             for pool, g in sorted(by.items()) if pool != "mixed"]
 
 
+def _agent_claims(ctx: ExportContext) -> list[Claim]:
+    """Suite E: the fusion against its parts; timing beside BFCL's published figures."""
+    return [Claim(*line) for line in brief_agents.claims(ctx)]
+
+
 SECTIONS = (
     ("Control-plane effectiveness", _effectiveness_claims),
     ("Goodput capacity", _goodput_claims),
     ("Scheduling policies", _policy_claims),
+    ("Pipelines", _pipeline_claims),
     ("Scalability", _scalability_claims),
     ("Saturation", _saturation_claims),
     ("Heterogeneous hardware", _heterogeneous_claims),
+    ("Agent tool retrieval (BFCL)", _agent_claims),
 )
 
 
 def _mark(holds: bool | None) -> str:
     return {True: "HOLDS", False: "DOES NOT HOLD", None: "UNTESTED"}[holds]
+
+
+def _line(c: Claim) -> str:
+    runs = f" Runs: {', '.join(map(str, c.runs))}." if c.runs else ""
+    if c.info:
+        return f"- {c.text}.{runs}"
+    return f"- **{_mark(c.holds)}** — {c.text}.{runs}"
 
 
 def claims(ctx: ExportContext) -> tuple[list[str], list[str]]:
@@ -226,7 +283,7 @@ def claims(ctx: ExportContext) -> tuple[list[str], list[str]]:
             missing.append(f"- {title}: no comparable configurations")
             continue
         lines += [f"### {title}", ""]
-        lines += [f"- **{_mark(c.holds)}** — {c.text}. Runs: {', '.join(map(str, c.runs))}." for c in found]
+        lines += [_line(c) for c in found]
         lines.append("")
     return lines, missing
 

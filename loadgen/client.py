@@ -14,6 +14,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -42,6 +43,10 @@ class ClientConfig:
     send_priority_field: bool = False  # vLLM's `priority` body field (lower = sooner)
     ignore_eos: bool = True
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # pipeline retrieve stages: (vectors, index kind) -> an index with .search(queries, k)
+    # (engine.retrieval.VectorIndex, faiss, in a sagetui run); None: exact numpy search
+    make_index: Any = None
+    corpus: list[str] | None = None  # the retrieve stages' passages; None: synthetic ones
 
     def __post_init__(self) -> None:
         if isinstance(self.targets, str):
@@ -233,14 +238,16 @@ class Client:
 
     async def call(self, req: Request, *, text: str | None = None, texts: list[str] | None = None,
                    body: bytes | None = None, vectors: list | None = None,
-                   output: list[str] | None = None) -> Request:
+                   output: list[str] | None = None,
+                   headers: dict[str, str] | None = None) -> Request:
         """Send now and return `req` with its outcome filled in; never raises for a
         server's fault. `req.cls` is chat/completion/embedding.
 
         `body`: the JSON body already encoded (`encode(body(req))`, built before
         the clock starts); `vectors`, when given, receives the embeddings of an
         embedding request; `output`, when given, the streamed text of a chat or
-        completion request (a client that reads the answer, e.g. an agent).
+        completion request (a client that reads the answer, e.g. an agent);
+        `headers`, sent besides the request's own (a pipeline stage's).
         """
         if self.session is None:
             raise RuntimeError("Client used outside `async with`")
@@ -254,9 +261,11 @@ class Client:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         rec.t_sent = self.now()
         try:
-            headers = self.headers(req)
-            headers["Content-Type"] = "application/json"
-            async with self.session.post(url, data=body, headers=headers) as resp:
+            sent = self.headers(req)
+            if headers:
+                sent.update(headers)
+            sent["Content-Type"] = "application/json"
+            async with self.session.post(url, data=body, headers=sent) as resp:
                 self._read_headers(resp, rec)
                 if resp.status >= 400:
                     raise _http_failure(resp.status, await resp.read())

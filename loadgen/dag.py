@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
-from .spec import Dist, _dist, _Strict
+from .dists import Dist, _dist, _Strict
 
 STAGE_KINDS = ("embed", "retrieve", "rerank", "generate", "tool", "loop")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
@@ -70,6 +70,14 @@ class StageSpec(_Strict):
                 raise ValueError(f"stage {data.get('name', '?')!r} of kind {data['kind']!r}: "
                                  f"field `{sorted(stray)[0]}` does not apply to this kind")
         return data
+
+    @model_serializer(mode="wrap")
+    def _only_its_fields(self, handler: Any) -> dict:
+        """Dumped with the fields its kind reads only, so a stored config (every default
+        filled in) reads back: the fields of other kinds would be refused."""
+        data = handler(self)
+        keep = _KIND_FIELDS[self.kind] | {"name", "kind", "after"}
+        return {k: v for k, v in data.items() if k in keep}
 
     def reads(self) -> set[str]:
         """The stage names its template reads."""

@@ -28,7 +28,8 @@ LLM_CLASSES = ("chat", "completion", "pipeline")
 # Reason kinds of a request the control plane dropped from its queue once its
 # deadline could no longer be met (counted as `shed`; rejected at arrival is not).
 SHED_REASONS = ("slo_shed",)
-# Pipelines prefix a stage's reason with the stage (sim `embed: ..`, live `stage_embed: ..`).
+# A pipeline job's reason names the stage that failed it (`stage_<name>: ..`; older
+# simulated runs `embed: ..`).
 _STAGE_PREFIXES = ("embed", "chat", "stage_embed", "stage_chat")
 
 # ------------------------------------------------------------ per request (s)
@@ -339,6 +340,9 @@ def aggregate(
         recs = issued if cls == "all" else [r for r in issued if r.cls == cls]
         out.summaries[cls] = _class_summary(cls, recs, top, hists, met, w0, w1, duration_s,
                                             target_rate_rps if cls == "all" else None)
+    if "pipeline" in out.summaries:
+        out.summaries["pipeline"]["extra"]["pipelines"] = pipeline_kinds(
+            issued, stages, met, w0, w1, duration_s)
     out.samples = _samples(records, w1)
     return out
 
@@ -451,7 +455,7 @@ def reason_kind(reason: str) -> str:
     prefix (`chat: slo_shed` is a shed like `slo_shed`); "unknown" when empty."""
     head, _, rest = reason.partition(":")
     head = head.strip()
-    if head in _STAGE_PREFIXES and rest.strip():
+    if (head in _STAGE_PREFIXES or head.startswith("stage_")) and rest.strip():
         return reason_kind(rest)
     return head or "unknown"
 
@@ -523,23 +527,65 @@ def _slo_groups(cls: str, recs: list[Request], done_in: list[Request],
             "slo_priorities": _grouped(prio, recs, done_in, met, duration_s)}
 
 
-def _stage_hists(stages: list[Request], hists: _Hists, w0: float, w1: float, window_s: float) -> None:
-    """stage_embed / stage_chat = each stage's E2E; stage_search = chat stage's
-    intended send (the moment search finished) − embed stage's done."""
-    by_parent: dict[str, dict[str, Request]] = defaultdict(dict)
+def _stage_spans(stages: list[Request]) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Per job, per stage: (released, ended) — a loop's calls span from the first's
+    release to the last's end; ended is None unless every call completed. Records
+    without a stage name (older runs) are named by class (`embed`, `chat`)."""
+    calls: dict[str, dict[str, list[Request]]] = defaultdict(lambda: defaultdict(list))
     for r in stages:
-        by_parent[r.parent_id or ""][r.cls] = r  # stage records always name their parent
-    for kids in by_parent.values():
-        first = min(k.t_intended for k in kids.values())
+        name = r.stage or {"embedding": "embed"}.get(r.cls, r.cls)
+        calls[r.parent_id or ""][name].append(r)
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for job, by_stage in calls.items():
+        out[job] = {}
+        for name, rs in by_stage.items():
+            ok = all(r.status == "completed" and r.t_done is not None for r in rs)
+            end = max(r.t_done for r in rs) if ok else None  # type: ignore[type-var]  # ok: all set
+            out[job][name] = (min(r.t_intended for r in rs), end)
+    return out
+
+
+def _stage_hists(stages: list[Request], hists: _Hists, w0: float, w1: float, window_s: float) -> None:
+    """stage_<name> = each stage's time, release to end (docs/pipelines.md), for jobs
+    whose first stage was released in the window. A job run without a record of its
+    search (the live RAG shape) gets stage_search = chat's release − embed's end."""
+    for kids in _stage_spans(stages).values():
+        first = min(t0 for t0, _ in kids.values())
         if not (w0 <= first < w1):
             continue
         win = int((first - w0) // window_s)
-        emb, chat = kids.get("embedding"), kids.get("chat")
-        emb_e2e = None if emb is None else e2e(emb)
-        chat_e2e = None if chat is None else e2e(chat)
-        if emb_e2e is not None:
-            hists.add("stage_embed", "pipeline", win, emb_e2e)
-        if chat_e2e is not None:
-            hists.add("stage_chat", "pipeline", win, chat_e2e)
-        if emb is not None and chat is not None and emb.t_done is not None:
-            hists.add("stage_search", "pipeline", win, chat.t_intended - emb.t_done)
+        for name, (t0, t1) in kids.items():
+            if t1 is not None:
+                hists.add(f"stage_{name}", "pipeline", win, t1 - t0)
+        emb, chat = kids.get("embed"), kids.get("chat")
+        if "search" not in kids and emb is not None and chat is not None and emb[1] is not None:
+            hists.add("stage_search", "pipeline", win, chat[0] - emb[1])
+
+
+def pipeline_kinds(issued: list[Request], stages: list[Request], met: dict[int, bool],
+                   w0: float, w1: float, duration_s: float) -> dict[str, dict]:
+    """Per pipeline kind: jobs issued, completed, E2E p50/p95/p99 (ms), deadline
+    attainment, pipeline goodput, and each stage's mean and p99 (ms) over its
+    completed jobs: the breakdown a stacked-stage figure reads."""
+    spans = _stage_spans(stages)
+    out: dict[str, dict] = {}
+    for kind in sorted({r.pipeline for r in issued if r.cls == "pipeline"}):
+        jobs = [r for r in issued if r.cls == "pipeline" and r.pipeline == kind]
+        done = [r for r in jobs if r.status == "completed" and r.t_done is not None]
+        e = [r.t_done - r.t_intended for r in done]  # type: ignore[operator]  # done: set
+        per_stage: dict[str, list[float]] = defaultdict(list)
+        for r in done:
+            for name, (t0, t1) in spans.get(r.id, {}).items():
+                if t1 is not None:
+                    per_stage[name].append(t1 - t0)
+        out[kind] = {
+            "issued": len(jobs), "completed": len(done),
+            "e2e_p50_ms": _pct_ms(e, 50) if e else None,
+            "e2e_p95_ms": _pct_ms(e, 95) if e else None,
+            "e2e_p99_ms": _pct_ms(e, 99) if e else None,
+            "deadline_attainment": sum(met[id(r)] for r in jobs) / len(jobs) if jobs else None,
+            "goodput_rps": sum(met[id(r)] for r in done if w0 <= r.t_done < w1) / duration_s,  # type: ignore[operator]
+            "stages": {n: {"mean_ms": float(np.mean(v)) * 1000, "p99_ms": _pct_ms(v, 99)}
+                       for n, v in per_stage.items()},
+        }
+    return out

@@ -29,7 +29,7 @@ from vocab import Request
 from .client import Client, ClientConfig, run_coro
 from .metrics import second_sample
 from .pacer import LEAD_S, Pacer
-from .pipeline import Rag
+from .pipeline import LiveJobs
 from .schedule import Source
 from .spec import WorkloadSpec
 from .tokens import PromptMaker
@@ -74,7 +74,7 @@ class _Run:
         self.offered: dict[int, int] = defaultdict(int)
         self.finished: dict[int, list[Request]] = defaultdict(list)
         self.error: BaseException | None = None
-        self.rag: Rag | None = None
+        self.jobs: LiveJobs | None = None
         self.send_times: list[float] = []  # open loop: this worker's intended sends, sorted
 
     def _mine(self, reqs: list[Request]) -> list[Request]:
@@ -86,8 +86,8 @@ class _Run:
 
     async def _dispatch(self, client: Client, req: Request, body: bytes | None) -> list[Request]:
         if req.cls == "pipeline":
-            assert self.rag is not None  # built before the run when the workload has pipelines
-            recs = await self.rag.run(client, req)
+            assert self.jobs is not None  # built before the run when the workload has pipelines
+            recs = await self.jobs.run(client, req)
         else:
             recs = [await client.call(req, body=body)]
         for r in recs:
@@ -198,9 +198,8 @@ class _Run:
             if self.preflight > 0:
                 await self._preflight(client, self.preflight)
             if self.spec.mix["pipeline"] > 0:
-                self.rag = Rag(self.spec.pipeline, model=self.spec.model,
-                               embedding_model=self.spec.embedding_model)
-                await self.rag.build(client)
+                self.jobs = LiveJobs(self.spec, make_index=cfg.make_index, corpus=cfg.corpus)
+                await self.jobs.build(client)
             if not self.source.closed:
                 for r in initial:
                     self.offered[int(r.t_intended)] += 1

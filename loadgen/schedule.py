@@ -17,6 +17,7 @@ import numpy as np
 from vocab import Request
 
 from . import arrivals
+from .jobs import assign_kinds
 from .sizes import sample, sample_priorities
 from .spec import CLASSES, Adversarial, Prefix, Trace, WorkloadSpec, read_trace
 
@@ -249,7 +250,16 @@ def build_schedule(spec: WorkloadSpec, seed: int | None = None) -> list[Request]
     if spec.prefixes:
         pre = _Prefixes(spec, stream(spec.seed, "prefixes"))
         out = [pre.apply(r) for r in out]
+    _pipeline_kinds(spec, out, "pipelines")
     return out
+
+
+def _pipeline_kinds(spec: WorkloadSpec, reqs: list[Request], name: str) -> None:
+    """Pipeline arrivals draw their kind and deadline tier from a stream of their own
+    (`name`), so declaring pipelines moves no other draw."""
+    jobs = [r for r in reqs if r.cls == "pipeline"]
+    if jobs:
+        assign_kinds(spec.pipeline_kinds(), jobs, stream(spec.seed, name), bool(spec.pipelines))
 
 
 class Source:
@@ -291,6 +301,7 @@ class Source:
                       [self._names[i]])[0]
         if self._prefixes is not None:
             r = self._prefixes[i].apply(r, group=i)
+        _pipeline_kinds(self.spec, [r], f"pipelines/client/{i}/{k}")
         return r
 
     def initial(self) -> list[Request]:

@@ -13,104 +13,15 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from . import dag
+from .dag import PipelineSpec
+from .dists import Dist, _dist, _Strict, read_empirical  # noqa: F401  (re-exported)
 
 CLASSES = ("chat", "completion", "embedding", "pipeline")
 PRIORITIES = (0, 1, 2, 3, 4)
 DEFAULT_PRIORITY = 2
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------- sizes
-
-
-def read_empirical(path: str) -> list[float]:
-    """Numbers from a file, one per line (first CSV column); errors name file:line."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"empirical file {path}: not found")
-    values: list[float] = []
-    for lineno, line in enumerate(p.read_text().splitlines(), start=1):
-        text = line.split(",")[0].strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            v = float(text)
-        except ValueError:
-            if not values and lineno == 1:
-                continue  # a header line
-            raise ValueError(f"empirical file {path}, line {lineno}: not a number: {text!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"empirical file {path}, line {lineno}: must be a finite number >= 0")
-        values.append(v)
-    if not values:
-        raise ValueError(f"empirical file {path}: no values")
-    return values
-
-
-class Dist(_Strict):
-    """A distribution of a non-negative integer size (tokens, texts).
-
-    fixed(value) | uniform(low, high) inclusive | normal(mean, std) |
-    lognormal(mean, sigma) where `mean` is the median (exp(mu)) |
-    empirical(file) sampled with replacement. Samples are rounded and clamped
-    to [min, max].
-    """
-
-    kind: Literal["fixed", "uniform", "normal", "lognormal", "empirical"] = "fixed"
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    sigma: float | None = None
-    file: str | None = None
-    min: int = 1
-    max: int = 1_000_000
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        if isinstance(data, bool):
-            raise ValueError("expected a number or a table with `kind`")
-        if isinstance(data, int | float):
-            return {"kind": "fixed", "value": data}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> Dist:
-        need = {
-            "fixed": ("value",),
-            "uniform": ("low", "high"),
-            "normal": ("mean", "std"),
-            "lognormal": ("mean", "sigma"),
-            "empirical": ("file",),
-        }[self.kind]
-        for name in need:
-            if getattr(self, name) is None:
-                raise ValueError(f"{self.kind} distribution needs `{name}`")
-        for name in ("value", "low", "high", "mean", "std", "sigma"):
-            v = getattr(self, name)
-            if v is not None and (not math.isfinite(v) or v < 0):
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {v}")
-        # (each kind's parameters are set: checked just above)
-        if self.kind == "uniform" and self.low is not None and self.high is not None \
-                and self.low > self.high:
-            raise ValueError("`low` must be <= `high`")
-        if self.kind == "lognormal" and self.mean is not None and self.mean <= 0:
-            raise ValueError("lognormal `mean` (the median) must be > 0")
-        if self.min < 0 or self.min > self.max:
-            raise ValueError("need 0 <= `min` <= `max`")
-        if self.kind == "empirical" and self.file is not None:
-            read_empirical(self.file)
-        return self
-
-
-def _dist(v: float) -> Dist:
-    return Dist(kind="fixed", value=v)
 
 
 class ClassSizes(_Strict):
@@ -420,11 +331,15 @@ class Clients(_Strict):
 
 
 class Pipeline(_Strict):
-    """RAG: embed the query, top-k over a local corpus, chat with the passages."""
+    """The corpus the pipelines' retrieve stages search, and the RAG shape that runs
+    when no pipeline is declared (embed the query, top-k, chat with the passages)."""
 
     top_k: int = Field(default=3, ge=1)
-    corpus_size: int = Field(default=256, ge=1)
+    corpus_size: int = Field(default=256, ge=1)  # synthetic passages, when no file is given
     passage_tokens: int = Field(default=64, ge=1)
+    # a real corpus (JSON lines with `text`, or one passage a line); its passages replace
+    # the synthetic ones (read and checked with the run config: sagetui.config)
+    corpus_file: str | None = None
 
     @model_validator(mode="after")
     def _k(self) -> Pipeline:
@@ -475,6 +390,9 @@ class WorkloadSpec(_Strict):
     model: str = ""  # chat/completion model name; "" = filled in by the orchestrator
     embedding_model: str = ""
     pipeline: Pipeline = Pipeline()
+    # The pipeline kinds a `pipeline` arrival draws from, by weight (docs/pipelines.md);
+    # none declared: the RAG shape of `pipeline` above (pipeline_kinds()).
+    pipelines: list[PipelineSpec] = []
     prefixes: dict[str, Prefix] = {}  # per LLM class (chat, completion): shared prefixes
 
     @model_validator(mode="before")
@@ -532,6 +450,15 @@ class WorkloadSpec(_Strict):
         _embedding_has_only_e2e(out["embedding"])
         return out
 
+    @field_validator("pipelines")
+    @classmethod
+    def _pipeline_names(cls, v: list[PipelineSpec]) -> list[PipelineSpec]:
+        names = [p.name for p in v]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise ValueError(f"two pipelines are named {dup!r}")
+        return v
+
     @model_validator(mode="after")
     def _closed_loop_has_no_arrivals(self) -> WorkloadSpec:
         if self.clients is not None and not isinstance(self.arrival, Poisson):
@@ -555,6 +482,23 @@ class WorkloadSpec(_Strict):
         if isinstance(a, Ramp):
             return (a.start + a.end) / 2
         return self.rate
+
+    def pipeline_kinds(self) -> list[PipelineSpec]:
+        """The declared pipelines, or the RAG shape of `[workload.pipeline]` as one
+        declaration (embed the question, retrieve `top_k`, generate from both): one
+        way to run a pipeline, whichever table describes it."""
+        if self.pipelines:
+            return list(self.pipelines)
+        # Its jobs' deadlines are the `pipeline` class's SLOs (tiers included), drawn
+        # as before declarations existed, so an old config keeps its schedule.
+        p = self.pipeline
+        rag = dag.Pipeline("rag")
+        rag.embed("embed", tokens=self.sizes["pipeline"].prompt_tokens)
+        rag.retrieve("search", after="embed", k=p.top_k)
+        rag.generate("chat", after=["search", "embed"], tokens=1,
+                     output_tokens=self.sizes["pipeline"].output_tokens,
+                     template="{search} {embed}")
+        return [rag.spec()]
 
     def resolved(self) -> dict:
         """Every default filled in, JSON-ready (what the run stores)."""

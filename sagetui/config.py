@@ -65,6 +65,12 @@ class RunSection(BaseModel):
     # same load (fractions of the reference's capacity), as a policy study must.
     # Empty: each configuration's own capacity.
     capacity_reference: dict[str, Any] = Field(default_factory=dict)
+    # The class the relative load is of, e.g. "chat": its capacity is probed with that
+    # class as the only traffic, the fraction sets that class's rate, and the other
+    # classes keep their configured rates (workload.rate × their share of workload.mix),
+    # so a sweep can hold embedding traffic at 400 req/s while chat goes past capacity.
+    # Empty: the fraction scales the whole workload.rate, mix unchanged.
+    load_class: Literal["", "chat", "completion", "embedding"] = ""
 
 
 class FaultSpec(BaseModel):
@@ -103,6 +109,9 @@ class RunConfig(BaseModel):
                 raise ValueError(
                     f"faults.{i}.backend: unknown backend {fault.backend!r}; known: {names}")
         self.cluster.check_backends(self.backends)
+        if self.run.load_class and not self.workload.mix.get(self.run.load_class):
+            raise ValueError(f"run.load_class: {self.run.load_class!r} has no weight in "
+                             "workload.mix; the relative load sets that class's rate")
         capable = {c for b in self.backends for c in b.capabilities}
         for cls in _classes_used(self.workload):
             needs = {"pipeline": {"chat", "embedding"}}.get(cls, {cls})
@@ -111,6 +120,8 @@ class RunConfig(BaseModel):
                 raise ValueError(
                     f"workload.mix.{cls}: no backend can serve {sorted(missing)}; "
                     f"backends offer {sorted(capable)}")
+        if "pipeline" in _classes_used(self.workload):
+            _check_retrieval(self.workload)
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -129,7 +140,44 @@ class RunConfig(BaseModel):
         return out
 
 
-_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference")
+_UNSET_OMITTED = ("capacity_rps", "load_fraction", "capacity_basis", "capacity_reference",
+                  "load_class")
+
+
+def corpus_passages(workload: WorkloadSpec) -> list[str] | None:
+    """The passages of `[workload.pipeline] corpus_file` (engine.retrieval.read_corpus:
+    JSON lines with `text`, or plain lines), None without a file; a missing or
+    malformed file is an error naming it and the line."""
+    path = workload.pipeline.corpus_file
+    if path is None:
+        return None
+    from engine.retrieval import read_corpus
+
+    try:
+        return read_corpus(path)
+    except ValueError as e:
+        raise ValueError(f"workload.pipeline.corpus_file: {e}") from None
+
+
+def _check_retrieval(workload: WorkloadSpec) -> None:
+    """Refuse, before anything runs or is stored, a corpus file that cannot be read and a
+    retrieve stage whose index would not fit this machine's memory (a simulated run
+    builds the index too, to time its searches)."""
+    from engine.retrieval import IndexTooLarge, check_fits
+
+    passages = corpus_passages(workload)
+    n = len(passages) if passages is not None else workload.pipeline.corpus_size
+    for i, p in enumerate(workload.pipeline_kinds()):
+        for s in p.stages:
+            if s.kind == "retrieve":
+                try:
+                    check_fits(n, EMBED_DIM, s.index)
+                except IndexTooLarge as e:
+                    raise ValueError(f"workload.pipelines.{i}: pipeline {p.name!r}, stage "
+                                     f"{s.name!r}, field `index`: {e}") from None
+
+
+EMBED_DIM = 384  # the retrieve stages' vectors: all-MiniLM-L6-v2
 
 
 def _classes_used(workload: WorkloadSpec) -> list[str]:

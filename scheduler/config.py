@@ -14,12 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BASELINES = ("sage", "vllm-only", "separate", "colocated", "split", "vllm-priority")
-POLICIES = ("fifo", "priority", "slo", "hybrid")
+POLICIES = ("fifo", "priority", "slo", "hybrid", "pipeline-slack", "pipeline-las",
+            "pipeline-fcfs", "pipeline-hybrid", "staggered")
 ROUTERS = ("least-work", "round-robin", "least-outstanding", "p2c", "cost-aware")
 ADMISSION = ("auto", "on", "off")
 # Policies whose admission control is on under `admission = "auto"`: they order by
 # deadline, so they can tell which requests the work ahead leaves time for.
-SLO_AWARE = ("slo", "hybrid")
+SLO_AWARE = ("slo", "hybrid", "pipeline-slack", "pipeline-fcfs", "pipeline-hybrid")
 SHARE_CLASSES = ("llm", "embedding")
 
 
@@ -74,6 +75,17 @@ class HybridParams(_Strict):
         return v
 
 
+class PipelineParams(_Strict):
+    """`[control_plane.pipeline]`: the pipeline-aware policies (docs/pipelines.md)."""
+
+    # pipeline-las: seconds of later arrival one second of attained service is worth
+    # (static keys cannot age; a finite weight bounds how long a long job is overtaken).
+    las_weight: float = Field(default=10.0, gt=0)
+    # staggered: ms between two jobs' admissions; 0 = 0.9 x the mean gap between the
+    # jobs seen so far (a pace just above the offered one, smoothing bursts).
+    stagger_ms: float = Field(default=0.0, ge=0)
+
+
 class QueueCapacity(_Strict):
     """`[control_plane.queue_capacity]`: per-class bound of the central queue."""
 
@@ -102,6 +114,7 @@ class ControlPlaneConfig(_Strict):
     queue_capacity: QueueCapacity = Field(default_factory=QueueCapacity)
     priority: PriorityParams = Field(default_factory=PriorityParams)
     hybrid: HybridParams = Field(default_factory=HybridParams)
+    pipeline: PipelineParams = Field(default_factory=PipelineParams)
 
     @field_validator("baseline")
     @classmethod

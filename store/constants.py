@@ -8,7 +8,7 @@ CLI's start-up only need the schema version and the status names.
 from __future__ import annotations
 
 # Bump together with a new entry in store/migrations.py whenever a table changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Request classes and the pseudo-class summarising all of them.
 REQUEST_CLASSES = ("chat", "completion", "embedding", "pipeline")

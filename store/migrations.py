@@ -113,12 +113,18 @@ def _v4(conn: sqlite3.Connection) -> None:
     render_missing(conn)
 
 
+def _v5(conn: sqlite3.Connection) -> None:
+    """v4 -> v5: request.pipeline and request.stage (old rows: '')."""
+    create_missing(conn)
+
+
 # (version reached, what it does, function). Append only; never edit a shipped entry.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = [
     (1, "versioned schema: meta table, run_tag mirror, every v1 column", _v1),
     (2, "request.parent_id and request.queue_wait_ms", _v2),
     (3, "request.slo_tpot_ms and request.slo_tier", _v3),
     (4, "run.rerun_of and run_listing (pre-rendered summaries for runs list)", _v4),
+    (5, "request.pipeline and request.stage", _v5),
 ]
 assert [m[0] for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 

@@ -254,6 +254,9 @@ class RequestRow(SQLModel, table=True):
     # v3: the TPOT SLO (ms per output token after the first) and the SLO tier drawn.
     slo_tpot_ms: float | None = None
     slo_tier: str = ""  # "" when the request's class has no tiers
+    # v5: a pipeline job's kind (on the job and its stages) and a stage's name.
+    pipeline: str = ""
+    stage: str = ""
 
 
 # Every table of the store, in dependency order (migrations create them in this order).
@@ -274,4 +277,5 @@ def request_row(r: Request) -> dict:
         "n_texts": r.n_texts, "slo_ttft_ms": r.slo_ttft_ms, "slo_e2e_ms": r.slo_e2e_ms,
         "slo_met": r.slo_met(), "overhead_us": r.overhead_us, "parent_id": r.parent_id,
         "queue_wait_ms": r.queue_wait_ms, "slo_tpot_ms": r.slo_tpot_ms, "slo_tier": r.slo_tier,
+        "pipeline": r.pipeline, "stage": r.stage,
     }

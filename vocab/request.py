@@ -27,7 +27,7 @@ _SIZES = ("prompt_tokens", "output_tokens", "n_texts", "text_tokens")
 # The planned part of a request: what `derive` carries over to a new one.
 _PLAN = ("id", "cls", "t_intended", "client_id", "priority", *_SIZES, "slo_ttft_ms",
          "slo_e2e_ms", "slo_tpot_ms", "slo_tier", "model", "parent_id", "prefix_id",
-         "prefix_tokens", "prefix_extend")
+         "prefix_tokens", "prefix_extend", "pipeline", "stage")
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +56,17 @@ class Request:
     prefix_id: str = ""
     prefix_tokens: int = 0
     prefix_extend: bool = False
+    pipeline: str = ""  # the pipeline kind (its declaration's name) of a job and its stages
+    stage: str = ""  # a stage's name in its job ("" for the job itself and plain requests)
+    # -- what a pipeline-aware policy reads (docs/pipelines.md), set when a stage is released
+    pipeline_start: float | None = None  # when the job started, this clock
+    pipeline_deadline: float | None = None  # the job's end-to-end deadline, this clock
+    # the work left after this call along the job's longest path: its LLM calls'
+    # prompt and output tokens and its local stages' seconds (a policy prices them)
+    rest_prompt_tokens: int = 0
+    rest_output_tokens: int = 0
+    rest_local_s: float = 0.0
+    attained_s: float = 0.0  # service the job's finished calls received
     # -- the control plane's view
     arrival: float = None  # type: ignore[assignment]  # when the control plane first saw it
     payload: Any = None  # what a live runtime forwards (the HTTP body); never stored

@@ -78,11 +78,32 @@ class LLMCost:
     # its own, so it adds to the step instead of overlapping. Relative to a token's FLOPs
     # it weighs more in a narrow model (bytes grow with the width, FLOPs with its square).
     beta5: float = 0.0
+    # With mem_s: split-KV attention. FlashAttention-3 (vLLM's attention on Hopper) splits
+    # each sequence's KV read across several thread blocks, and combines their partial
+    # results in a second kernel, when a step's (sequence, KV head) tiles would fill under
+    # `attn_split_tiles` (0.8 of the SMs). Split, attention reads KV at β3; with enough
+    # tiles to fill the GPU, each streams its KV as the matmuls stream the weights, at
+    # `beta3_whole`. Grouped-query models with few KV heads decode split (CodeLlama-34B:
+    # 8 heads, under 14 sequences), multi-head ones mostly not (Llama-2-7B: 32 heads, from
+    # 4 sequences). A prefill chunk's extra query blocks also stop the split, but they do
+    # not stream anyone's KV faster, so only sequences count. 0: β3 always.
+    attn_split_tiles: float = 0.0
+    attn_kv_heads: int = 0  # KV heads per GPU
+    beta3_whole: float = 0.0
 
-    def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0) -> float:
-        """Duration of one engine step with these token counts."""
+    def kv_cost(self, seqs: int) -> float:
+        """Seconds per KV token read in a step of `seqs` sequences: β3 while attention
+        splits its reads, `beta3_whole` once the sequences' tiles fill the GPU."""
+        if self.attn_split_tiles and seqs * self.attn_kv_heads >= self.attn_split_tiles:
+            return self.beta3_whole
+        return self.beta3
+
+    def step_time(self, prefill: int, decode: int, kv_read: int, new_requests: int = 0,
+                  chunks: int = 0) -> float:
+        """Duration of one engine step with these token counts (`chunks` prefill chunks
+        beside the `decode` sequences)."""
         if self.mem_s:
-            mem = self.mem_s + self.beta3 * kv_read
+            mem = self.mem_s + self.kv_cost(decode + chunks) * kv_read
             comp = self.beta1 * (prefill + decode)
             hi, lo = (mem, comp) if mem > comp else (comp, mem)
             return (self.beta0 - self.mem_s + hi + self.unhidden * lo
@@ -106,6 +127,7 @@ class Device:
     hbm_tb_s: float  # TB/s
     bf16_tflops: float  # dense, no sparsity
     price_per_hour: float  # USD per device-hour, illustrative, configurable
+    sms: int = 0  # streaming multiprocessors (split-KV attention's threshold); 0: unknown
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,9 @@ class Roofline:
     kv_eff: float | None = None  # None: mem_eff
     unhidden: float = 0.0
     elementwise: bool = False  # charge ModelShape.act_bytes_per_token per token (beta5)
+    # Split-KV attention (LLMCost.attn_split_tiles): KV read at kv_eff when FlashAttention
+    # splits it (tiles under 0.8 of the device's SMs), at mem_eff when it does not.
+    kv_split: bool = False
 
 
 def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roofline()) -> LLMCost:
@@ -172,6 +197,7 @@ def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roof
         beta0 += rf.tp_sync_s_per_layer * model.layers
     if rf.overlap:
         kv_bw = dev.hbm_tb_s * 1e12 * (rf.kv_eff or rf.mem_eff)
+        split = rf.kv_split and dev.sms > 0
         return LLMCost(
             beta0=beta0,
             beta1=per_token_compute,
@@ -181,6 +207,9 @@ def derive_llm_cost(model: ModelShape, dev: Device, tp: int, rf: Roofline = Roof
             mem_s=model.weight_bytes / tp / bw,
             unhidden=rf.unhidden,
             beta5=model.act_bytes_per_token / tp / bw if rf.elementwise else 0.0,
+            attn_split_tiles=0.8 * dev.sms if split else 0.0,
+            attn_kv_heads=max(1, model.kv_heads // tp) if split else 0,
+            beta3_whole=model.kv_bytes_per_token / tp / bw if split else 0.0,
         )
     return LLMCost(
         beta0=beta0,

@@ -530,7 +530,7 @@ class SimLLMEngine:
             prefill += n
             kv += r.computed
         self._plan = plan
-        dt = self.cost.step_time(prefill, n_dec, kv, new)
+        dt = self.cost.step_time(prefill, n_dec, kv, new, len(plan))
         if self._crowd is not None and self._crowd.others_busy(self, t):
             dt = (dt + self.cost.cohost_beta2 * n_dec) * (1.0 + self.cost.cohost_slowdown)
         if self._stall is not None and self._stall_rng.random() < min(
@@ -610,7 +610,8 @@ class SimLLMEngine:
         if k < 2:
             return False
         c = self.cost
-        if c.mem_s and c.beta1 * n > c.mem_s + c.beta3 * (self._dec_c_sum + n * D):
+        b3 = c.kv_cost(n)  # the same in every step: n sequences, one query token each
+        if c.mem_s and c.beta1 * n > c.mem_s + b3 * (self._dec_c_sum + n * D):
             return False  # compute-bound decode steps do not grow by β3 per step
         taken = self._dec_blocks(0, k)
         self.used_blocks += taken
@@ -618,11 +619,10 @@ class SimLLMEngine:
             pc.take(taken)
         self._real = True
         self._inflight = k
-        c = self.cost
-        first = c.beta0 + c.beta2 * n + c.beta3 * (self._dec_c_sum + n * D)
+        first = c.beta0 + c.beta2 * n + b3 * (self._dec_c_sum + n * D)
         if c.mem_s:  # what the overlap leaves showing of the decode tokens' compute, and
             first += (c.unhidden * c.beta1 + c.beta5) * n  # their elementwise work
-        g = c.beta3 * n
+        g = b3 * n
         self._macro_k = k
         self._macro_c = first
         self._macro_g = g

@@ -9,6 +9,7 @@ replaces the rough default.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -30,9 +31,12 @@ Preset = LLMPreset | EmbedPreset
 # Datasheet figures (docs/simulator.md cites them). Prices are illustrative
 # on-demand USD per device-hour; override per backend with price_per_hour.
 DEVICES = {
-    "A100-80GB": Device("A100-80GB", mem_gb=80, hbm_tb_s=2.039, bf16_tflops=312, price_per_hour=1.80),
-    "H100": Device("H100", mem_gb=80, hbm_tb_s=3.35, bf16_tflops=989, price_per_hour=2.50),
-    "H200": Device("H200", mem_gb=141, hbm_tb_s=4.8, bf16_tflops=989, price_per_hour=3.50),
+    "A100-80GB": Device("A100-80GB", mem_gb=80, hbm_tb_s=2.039, bf16_tflops=312, price_per_hour=1.80,
+                        sms=108),
+    "H100": Device("H100", mem_gb=80, hbm_tb_s=3.35, bf16_tflops=989, price_per_hour=2.50,
+                   sms=132),
+    "H200": Device("H200", mem_gb=141, hbm_tb_s=4.8, bf16_tflops=989, price_per_hour=3.50,
+                   sms=132),
 }
 
 # Llama-2-7B/13B and Llama-3-70B shapes from their HF config.json; Llama-3.1-8B
@@ -60,7 +64,7 @@ CODELLAMA_34B = ModelShape("codellama-34b", 33.74e9, 33.48e9, layers=48, kv_head
 # fit). Its two other CodeLlama-34B traces and the Llama-2-7B one were held out;
 # docs/fidelity.md has the errors. The per-step overhead is tiny-cpu's β0 (a fit
 # with one model cannot split it from the weight streaming; engine.sim.tracefit).
-H100_FIT = Roofline(overlap=True, elementwise=True, mem_eff=0.821353, compute_eff=0.700488,
+H100_FIT = Roofline(overlap=True, elementwise=True, kv_split=True, mem_eff=0.821353, compute_eff=0.700488,
                     kv_eff=0.702207, step_overhead_s=1.14e-3, alpha_s=1.22e-4,
                     decode_seq_s=4e-6, unhidden=0.28155)
 H100_FIT_SOURCE = ("H100 efficiencies fitted on the CodeLlama-34B vLLM 0.11.0 sweep trace "
@@ -68,7 +72,7 @@ H100_FIT_SOURCE = ("H100 efficiencies fitted on the CodeLlama-34B vLLM 0.11.0 sw
 # What each GPU preset rests on (docs/fidelity.md has the measured errors).
 _SOURCES = {
     "7b-h100": H100_FIT_SOURCE + "; held out: the Llama-2-7B vLLM 0.11.0 H100 trace, "
-               "E2E MAPE 2.8 %, TTFT MAPE 8.0 %",
+               "E2E MAPE 2.0 %, TTFT MAPE 8.2 %, burst E2E +1.9 %",
     "H100": H100_FIT_SOURCE + "; no trace of this model",
     "other": "roofline (datasheet, 0.7 of peak; docs/simulator.md), not measured on this "
              "device: on H100 it was off by +3.4 % E2E and -7.0 % TTFT on the Llama-2-7B "
@@ -277,9 +281,19 @@ def save_preset(preset: Preset, directory: Path | None = None) -> Path:
     return path
 
 
+def _beta3_cell(c: LLMCost) -> str:
+    """β3 in ns; with split-KV attention, split / unsplit and the decode batch from which
+    attention runs unsplit."""
+    if not c.attn_split_tiles:
+        return f"{c.beta3 * 1e9:.1f}"
+    seqs = math.ceil(c.attn_split_tiles / c.attn_kv_heads)
+    return f"{c.beta3 * 1e9:.1f} / {c.beta3_whole * 1e9:.1f} (≥ {seqs} seqs)"
+
+
 def llm_preset_table() -> str:
     """The built-in LLM presets as the Markdown table in docs/simulator.md (the last
-    three columns only for the overlapped step: mem_s, the unhidden share u, β5)."""
+    three columns only for the overlapped step: mem_s, the unhidden share u, β5; β3 split
+    and unsplit where attention splits KV reads)."""
     lines = [
         "| preset | device × TP | β0 ms | β1 µs | β2 µs | β3 ns | α ms | mem_s ms | u | β5 µs "
         "| KV tokens | $/h |",
@@ -293,7 +307,7 @@ def llm_preset_table() -> str:
                 else "— | — | —")
         lines.append(
             f"| `{p.name}` | {p.device_kind}×{p.tensor_parallel} | {c.beta0 * 1e3:.2f} | "
-            f"{c.beta1 * 1e6:.2f} | {c.beta2 * 1e6:.2f} | {c.beta3 * 1e9:.1f} | "
+            f"{c.beta1 * 1e6:.2f} | {c.beta2 * 1e6:.2f} | {_beta3_cell(c)} | "
             f"{c.alpha * 1e3:.2f} | {over} | {p.kv_capacity_tokens:,} | {p.price_per_hour:.2f} |"
         )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from exports.figures.agents import accuracy_latency
 from exports.figures.base import FigureResult
 from exports.figures.cost import cost_performance
 from exports.figures.fairness import fairness
+from exports.figures.pipelines import pipeline_stages
 from exports.figures.policies import latency_cdf, queue_depth, wait_distribution
 from exports.figures.rate import latency_vs_rate, slo_vs_load
 from exports.figures.scaling import throughput_vs_backends
@@ -31,5 +32,6 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
     FigureSpec("slo_vs_load", "SLO attainment vs offered load", slo_vs_load),
     FigureSpec("fairness", "Per-client latency and Jain fairness vs number of clients", fairness),
     FigureSpec("agent_accuracy_latency", "Agent strategies: accuracy per category vs item latency p50/p99 (bootstrap CIs)", accuracy_latency),
+    FigureSpec("pipeline_stages", "Pipeline latency as stacked stages per pipeline kind and policy", pipeline_stages),
     FigureSpec("cost_performance", "Throughput per dollar-hour and cost per 1M requests per hardware pool", cost_performance),
 )}

@@ -13,6 +13,7 @@ from exports.tables import (
     fidelity,
     goodput_capacity,
     heterogeneous,
+    pipelines,
     placement,
     policies,
     reproducibility,
@@ -31,5 +32,5 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     m.NAME: TableSpec(m.NAME, m.DESCRIPTION, m.build)
     for m in (effectiveness, policies, scalability, saturation, goodput_capacity, heterogeneous,
-              placement, agents, fidelity, reproducibility)
+              placement, agents, fidelity, reproducibility, pipelines)
 }

@@ -112,9 +112,15 @@ def dataset_note(runs: list[RunView]) -> str:
     sizes = ", ".join(f"{c} {v.get('dev', 0)}/{v.get('test', 0)}" for c, v in split.items()
                       if isinstance(v, dict))
     thresholds = ", ".join(f"{k} {v:.3g}" for k, v in (tuning.get("thresholds") or {}).items())
+    relevance = tuning.get("relevance") or {}
+    coef = relevance.get("coef") or []
+    model = (f" The fusion's call / no call is a logistic regression on the best BM25 score "
+             f"and the best cosine (standardised weights {coef[0]:.2f} and {coef[1]:.2f}); its "
+             "threshold is on that logit." if len(coef) == 2 else "")
     return (f"Dataset: {'; '.join(names)}. Reported on the test split (items hashed by id; "
             f"dev/test items per category: {sizes}); tuned on dev: fusion weight alpha = "
-            f"{tuning.get('alpha', float('nan')):.2f} on BM25, timing thresholds {thresholds}.")
+            f"{tuning.get('alpha', float('nan')):.2f} on BM25, timing thresholds {thresholds}."
+            + model)
 
 
 def build_items(ctx: ExportContext, footnotes: list[str]) -> Table:

@@ -3,9 +3,12 @@ own, or on CPU nodes bought with the same dollars — chat goodput is the verdic
 
 Why a table of its own: the case for CPU nodes is not that they embed cheaply
 (an idle GPU embeds cheaper still) but that they absorb embedding load and leave
-the GPUs to chat. So each row holds the chat rate fixed and one embedding rate,
-and reports what chat got on that budget: goodput and SLO attainment, beside the
+the GPUs to chat. So each row holds one chat rate and one embedding rate, and
+reports what chat got on that budget: goodput and SLO attainment, beside the
 embeddings' own attainment, cost per million requests and goodput per dollar-hour.
+Where the chat rate was set as a fraction of a measured chat capacity
+(`run.load_class = "chat"`, sagetui/suites/relative.py) the rows say it, so a
+reader sees which placements still serve chat past the capacity they share.
 Colocated rows name the co-host slowdown they assumed (docs/simulator.md).
 """
 
@@ -25,15 +28,27 @@ DESCRIPTION = ("Embeddings on the LLM's GPUs, a GPU of their own or CPU nodes, o
 PRESET_SLOWDOWN = "preset"  # the GPU presets' own figure (0.195)
 
 
-def embedding_rate(run: RunView) -> float:
-    """Offered embedding requests per second: the rate times the embedding share of the mix."""
+def class_rate(run: RunView, cls: str) -> float:
+    """Offered requests per second of one class: the rate times its share of the mix."""
     w = run.section("workload")
     mix = w.get("mix") or {}
     total = sum(float(v) for v in mix.values())
     rate = run.offered_rate
     if rate is None or total <= 0:
         raise ExportError(f"{NAME}: run {run.id} ({run.name}) has no rate or mix")
-    return rate * float(mix.get("embedding", 0.0)) / total
+    return rate * float(mix.get(cls, 0.0)) / total
+
+
+def embedding_rate(run: RunView) -> float:
+    """Offered embedding requests per second."""
+    return class_rate(run, "embedding")
+
+
+def chat_load(run: RunView) -> float:
+    """Chat's offered load as × the measured chat capacity; 0 when it was not set so."""
+    if run.section("run").get("load_class") != "chat" or run.load_fraction is None:
+        return 0.0
+    return run.load_fraction
 
 
 def slowdown(run: RunView) -> str:
@@ -60,9 +75,10 @@ def cost_per_million(run: RunView) -> float:
 
 
 def _row(g, key) -> dict:
-    rate, part, slow = key
+    rate, load, part, slow = key
     return {
-        "embed_rate": rate, "config": part, "slowdown": slow,
+        "embed_rate": rate, "chat_load": load, "config": part, "slowdown": slow,
+        "chat_rate": round(class_rate(g.first, "chat"), 1),
         "chat_goodput": g.estimate(lambda r: need_summary(r, "chat").goodput_rps,
                                    "chat goodput"),
         "chat_slo": g.estimate(lambda r: slo_pct(r, "chat"), "chat SLO attainment"),
@@ -75,10 +91,13 @@ def _row(g, key) -> dict:
 
 def build(ctx: ExportContext) -> Table:
     footnotes = enforce(ctx.runs, NAME, ctx.allow_mismatch)
-    by_key = keyed(group_runs(ctx.runs),
-                   lambda r: (round(embedding_rate(r), 3), r.part or r.name, slowdown(r)), NAME)
+    by_key = keyed(group_runs(ctx.runs), lambda r: (round(embedding_rate(r), 3), chat_load(r),
+                                                   r.part or r.name, slowdown(r)), NAME)
     rows = [_row(by_key[k], k) for k in sorted(by_key)]
-    cols = [Column("embed_rate", "Embedding load (req/s)", 0), Column("config", "Configuration"),
+    relative = any(k[1] for k in by_key)
+    chat_cols = [Column("chat_load", "Chat load (× capacity)", 2)] if relative else []
+    cols = [Column("embed_rate", "Embedding load (req/s)", 0), *chat_cols,
+            Column("chat_rate", "Chat offered (req/s)", 1), Column("config", "Configuration"),
             Column("slowdown", "Co-host slowdown"),
             Column("chat_goodput", "Chat goodput (req/s)", 1),
             Column("chat_slo", "Chat SLO attainment (%)", 1),
@@ -88,9 +107,11 @@ def build(ctx: ExportContext) -> Table:
     return Table(
         name=NAME,
         caption="Embeddings on one hardware budget: on the LLM's GPUs, on a GPU of their own, "
-                "or on CPU nodes bought with the same dollars, at a fixed chat rate.",
+                "or on CPU nodes bought with the same dollars, "
+                + ("at chat loads set from a measured chat capacity." if relative
+                   else "at a fixed chat rate."),
         columns=cols, rows=rows, run_ids=[r.id for r in ctx.runs], footnotes=footnotes,
-        notes=["Chat goodput = chat requests per second that met every SLO they carry. Cost per "
+        notes=[*_capacity_note(ctx.runs, relative), "Chat goodput = chat requests per second that met every SLO they carry. Cost per "
                "1M requests = the configuration's price per hour (a GPU shared by an LLM and an "
                "embedding model counted once) / (requests completed per hour) × 10⁶; goodput per "
                "$/h counts every class. Co-host slowdown: an LLM step that starts while the "
@@ -98,3 +119,15 @@ def build(ctx: ExportContext) -> Table:
                "(`preset` = 0.195, from a published MPS measurement of two vLLM processes on "
                "one A100; see docs/simulator.md), swept here for sensitivity."],
     )
+
+
+def _capacity_note(runs: list[RunView], relative: bool) -> list[str]:
+    """What the chat loads are fractions of: the probed capacities and how they were got."""
+    if not relative:
+        return []
+    caps = sorted({c for r in runs if chat_load(r) and (c := r.capacity_rps) is not None})
+    basis = sorted({str(r.section("run").get("capacity_basis") or "") for r in runs
+                    if chat_load(r)} - {""})
+    shown = " / ".join(f"{c:g}" for c in caps)
+    return [f"Chat load = offered chat rate / the chat capacity {shown} req/s, "
+            + (basis[0] if len(basis) == 1 else "; ".join(basis)) + "."]

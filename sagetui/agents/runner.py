@@ -38,9 +38,20 @@ from vocab import Request
 
 from . import llm, scoring
 from .items import CATEGORIES, Dataset, DatasetError, Item, Tool
-from .retrieval import RETRIEVAL, Index, Tuning, clauses, ranking, scores, should_call, tune, unit
+from .retrieval import (
+    RETRIEVAL,
+    Index,
+    Tuning,
+    clauses,
+    ranking,
+    scores,
+    timing_score,
+    tune,
+    unit,
+)
 
 STRATEGIES = (*RETRIEVAL, "llm")
+Parts = tuple[np.ndarray | None, np.ndarray | None]  # BM25 and cosine scores of the candidates
 DATASETS = ("bfcl", "template")
 INDEX_BATCH = 32
 CLIENT_ID = "agents"
@@ -199,11 +210,17 @@ class Agent:
         self.format_ok.append(ok)
         return calls
 
-    def _scores(self, query: str, tools: list[Tool], qvec) -> np.ndarray:
+    def _parts(self, query: str, tools: list[Tool], qvec) -> Parts:
+        """BM25 and cosine scores of `tools` (None for the part the strategy does not use)."""
         ids = self.index.ids(tools)
         b = self.index.bm25_scores(query, ids) if self.strategy != "embedding" else None
         c = self.index.cos_scores(qvec, ids) if self.strategy != "bm25" else None
-        if self.strategy == "llm":  # its shortlist comes from the fusion
+        return b, c
+
+    def _scores(self, query: str, tools: list[Tool], qvec, bc: Parts | None = None) -> np.ndarray:
+        b, c = bc or self._parts(query, tools, qvec)
+        if self.strategy == "llm":  # its shortlist comes from the fusion: both parts scored
+            assert b is not None and c is not None
             return self.tuning.fuse(b, c)
         return scores(self.strategy, b, c, self.tuning)
 
@@ -239,10 +256,12 @@ class Agent:
         if not tools:  # nothing to call: every strategy answers "no call"
             return _values(cat, [], item, False, None, llm=self.strategy == "llm")
         qvec = (await self.embed(pid, [item.query]))[0] if self.strategy != "bm25" else None
-        s = self._scores(item.query, tools, qvec)
+        bc = self._parts(item.query, tools, qvec)
+        s = self._scores(item.query, tools, qvec, bc)
         ranked = ranking(tools, s)
         if self.strategy != "llm":
-            call = should_call(s, self.tuning.thresholds.get(self.strategy, 0.0))
+            call = cat == "timing" and (timing_score(self.strategy, *bc, self.tuning)
+                                        >= self.tuning.thresholds.get(self.strategy, 0.0))
             return _values(cat, ranked, item, call, None, llm=False)
         k = self.cfg.plan_shortlist if cat == "planning" else self.cfg.shortlist
         by_name = {}

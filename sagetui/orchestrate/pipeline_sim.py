@@ -1,93 +1,110 @@
-"""RAG pipelines in virtual time: embed the query, search, then chat.
+"""Pipeline jobs in virtual time: each declared DAG on the simulated engines.
 
-The live load generator runs the real pipeline (loadgen/pipeline.py). In
-simulation the two engine stages go through the control plane like any other
-request; the search in between is a numpy top-k over a corpus of the
-configured size, timed for real on this machine once per run (median of a few
-runs) rather than assumed.
+The engine stages go through the control plane like any other request; the
+local ones take their modelled time (docs/pipelines.md): a retrieve stage the
+median time of a real faiss search of its index kind over a corpus of the
+configured size, measured on this machine once per process (so every run of a
+comparison charges the same), a tool stage its drawn duration. The stages'
+order and sizes come from loadgen.jobs, which the live load generator drives
+too.
 """
 
 from __future__ import annotations
 
-import time
+from functools import lru_cache
 
 import numpy as np
 
+from loadgen.jobs import Job, plan
+from loadgen.schedule import stream
 from loadgen.spec import WorkloadSpec
 from vocab import Request
 
-EMBED_DIM = 384  # all-MiniLM-L6-v2
+from ..config import EMBED_DIM, corpus_passages
 
 
-def measure_search_s(corpus_size: int, top_k: int, repeats: int = 21) -> float:
-    """Median wall time of one top-k cosine search over `corpus_size` vectors."""
+@lru_cache(maxsize=64)
+def measure_search_s(kind: str, corpus_size: int, k: int) -> float:
+    """Median seconds of one single-query faiss search (engine.retrieval) of `kind`
+    over `corpus_size` random unit vectors (the time depends on the shape only)."""
+    from engine.retrieval import VectorIndex, time_search
+
     rng = np.random.default_rng(0)
-    corpus = rng.standard_normal((corpus_size, EMBED_DIM)).astype(np.float32)
-    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
-    query = corpus[0]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        scores = corpus @ query
-        k = min(top_k, corpus_size - 1) if corpus_size > 1 else 0
-        idx = np.argpartition(-scores, k)[: top_k]
-        idx[np.argsort(-scores[idx])]
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    index = VectorIndex(rng.standard_normal((corpus_size, EMBED_DIM), dtype=np.float32), kind)
+    queries = rng.standard_normal((20, EMBED_DIM), dtype=np.float32)
+    return time_search(index, queries, k)
 
 
 class PipelineDriver:
-    """Splits pipeline requests into stages, and fills each pipeline's own record
-    (the parent request) from its stages' outcomes."""
+    """Plans each pipeline job, sends its stages as they are released, and keeps the
+    records the core does not see: the jobs' own and their local stages'."""
 
-    def __init__(self, spec: WorkloadSpec):
+    def __init__(self, spec: WorkloadSpec) -> None:
         self.spec = spec
-        self.search_s = measure_search_s(spec.pipeline.corpus_size, spec.pipeline.top_k)
-        self._parents: dict[str, Request] = {}
-        self._embed_done: dict[str, Request] = {}
-        self.records: list[Request] = []
+        self.kinds = {k.name: k for k in spec.pipeline_kinds()}
+        self.jobs: dict[str, Job] = {}
+        self.records: list[Request] = []  # the jobs' own, as they end
+        self.local: list[Request] = []  # the local stages' (their own records)
+        self.search_s: dict[str, float] = {}  # "<index>/k=<k>" -> seconds, as charged
+        passages = corpus_passages(spec)
+        self.corpus_n = len(passages) if passages is not None else spec.pipeline.corpus_size
 
-    def first_stage(self, s: Request) -> Request:
-        """The embedding stage of pipeline `s` (the query is one text)."""
-        self._parents[s.id] = s
-        return s.derive(cls="embedding", id=f"{s.id}/embed", parent_id=s.id,
-                       n_texts=1, text_tokens=s.prompt_tokens, output_tokens=0,
-                       slo_ttft_ms=None, slo_tpot_ms=None)
+    def _retrieve_s(self, index: str, k: int) -> float:
+        s = measure_search_s(index, self.corpus_n, k)
+        self.search_s[f"{index}/k={k}"] = s
+        return s
 
-    def owns(self, stage: Request) -> bool:
-        return stage.parent_id is not None and stage.parent_id in self._parents
+    def start(self, job: Request) -> list[Request]:
+        """Plan `job` and release its first stages (at its intended time)."""
+        stages = plan(self.kinds[job.pipeline], stream(self.spec.seed, f"pipeline/{job.id}"),
+                      passage_tokens=self.spec.pipeline.passage_tokens,
+                      retrieve_s=self._retrieve_s)
+        j = self.jobs[job.id] = Job(job, stages, model=self.spec.model or job.model,
+                                    embedding_model=self.spec.embedding_model)
+        out = self._run_locals(j, j.start(job.t_intended))
+        self._if_finished(j)
+        return out
 
-    def on_stage_done(self, o: Request, t: float) -> list[Request]:
-        """After the embed stage: search, then the chat stage. After chat: the pipeline."""
-        parent = self._parents[o.parent_id]
-        if o.id.endswith("/embed"):
-            if o.status != "completed":
-                self._finish(parent, failed_stage=o)
-                return []
-            self._embed_done[parent.id] = o
-            p = self.spec.pipeline
-            t_chat = t + self.search_s
-            chat_prompt = parent.prompt_tokens + p.top_k * p.passage_tokens
-            return [parent.derive(cls="chat", id=f"{parent.id}/chat", parent_id=parent.id,
-                            arrival=t_chat, t_intended=t_chat, prompt_tokens=chat_prompt,
-                            n_texts=0, text_tokens=0, slo_e2e_ms=None, slo_ttft_ms=None,
-                            slo_tpot_ms=None)]
-        self._finish(parent, chat=o)
-        return []
+    def _run_locals(self, j: Job, released: list[Request]) -> list[Request]:
+        """Local stages run for their modelled time, at once (their end is known), and
+        what they release in turn; the engine calls among it all are returned."""
+        calls: list[Request] = []
+        todo = list(released)
+        while todo:
+            r = todo.pop(0)
+            if r.backend != "local":
+                calls.append(r)
+                continue
+            end = r.t_intended + j.stages[r.stage].local_s
+            r.t_sent = r.t_received = r.t_dispatched = r.t_intended
+            r.t_done, r.status = end, "completed"
+            self.local.append(r)
+            todo.extend(j.on_done(r, end))
+        return calls
 
-    def _finish(self, parent: Request, *, chat: Request | None = None,
-                failed_stage: Request | None = None) -> None:
-        emb = self._embed_done.pop(parent.id, None)
-        parent.t_sent = parent.t_intended
-        if failed_stage is not None or chat.status != "completed":
-            bad = failed_stage or chat
-            parent.status, parent.t_done = bad.status, bad.t_done
-            parent.reason = f"{bad.id.rsplit('/', 1)[-1]}: {bad.reason}"
-        else:
-            parent.status, parent.backend = "completed", chat.backend
-            parent.t_received = emb.t_received if emb else None
-            parent.t_dispatched = emb.t_dispatched if emb else None
-            parent.t_first_token = chat.t_first_token
-            parent.chunk_times = list(chat.chunk_times)
-            parent.t_done, parent.output_tokens = chat.t_done, chat.output_tokens
-        self.records.append(parent)
+    def owns(self, r: Request) -> bool:
+        return r.parent_id is not None and r.parent_id in self.jobs
+
+    def on_stage_done(self, call: Request, t: float) -> tuple[list[Request], Request | None]:
+        """The calls `call` releases, and its job's record if the job has just ended."""
+        j = self.jobs[call.parent_id]  # type: ignore[index]  # owns() checked it
+        was = j.finished
+        out = self._run_locals(j, j.on_done(call, t))
+        return out, (None if was else self._if_finished(j))
+
+    def close(self, t: float) -> None:
+        """Fail the jobs still open when the simulation stopped (a stage released past
+        its horizon never ran): every job is accounted for."""
+        for j in self.jobs.values():
+            if not j.finished:
+                j.finished = True
+                j.job.status, j.job.reason, j.job.t_done = "failed", "run_ended", t
+                self._if_finished(j)
+        self.records.extend(self.local)
+        self.local = []
+
+    def _if_finished(self, j: Job) -> Request | None:
+        if not j.finished:
+            return None
+        self.records.append(j.job)
+        return j.job

@@ -8,8 +8,10 @@ scheduler.simrt), and the metrics are the same definitions (loadgen.metrics).
 from __future__ import annotations
 
 from loadgen.schedule import Source, build_schedule
-from scheduler.simrt import Fault, simulate
+from loadgen.spec import WorkloadSpec
+from scheduler.simrt import Fault, SimResult, simulate
 from store import RunWriter
+from vocab import Request
 
 from ..config import RunConfig
 from .pipeline_sim import PipelineDriver
@@ -30,35 +32,50 @@ def sim_faults(cfg: RunConfig) -> list[Fault]:
     return out
 
 
-def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
-    """Simulate `cfg` and store its results. Returns the per-class summaries."""
-    w = cfg.workload
+def simulate_workload(cfg: RunConfig, w: WorkloadSpec, *, horizon_s: float,
+                      faults: list[Fault] | None = None
+                      ) -> tuple[SimResult, list[Request], PipelineDriver | None]:
+    """The workload `w` on `cfg`'s control plane and simulated engines: the result and
+    every record (the core's outcomes, then the pipeline jobs' own and their local
+    stages'). Shared by runs and the capacity probe, so both run pipelines alike."""
     pipes = PipelineDriver(w) if w.mix.get("pipeline", 0) > 0 else None
     closed = Source(w) if w.clients is not None else None
     scheduled = closed.initial() if closed else build_schedule(w)
 
-    def admit(s):
-        return pipes.first_stage(s) if s.cls == "pipeline" else s
+    def admit(reqs) -> list:
+        """A pipeline arrival becomes the stages it starts with; the rest go as they are."""
+        out = []
+        for s in reqs:
+            out.extend(pipes.start(s) if pipes is not None and s.cls == "pipeline" else [s])
+        return out
 
     def on_done(outcome, t):
         if pipes is not None and pipes.owns(outcome):
-            new = pipes.on_stage_done(outcome, t)
-            if new or closed is None:  # embed stage -> chat stage, or open loop
-                return new
-            # The pipeline has ended (chat done or a stage failed): its client goes on.
-            return [admit(s) for s in closed.on_done(pipes.records[-1], t)]
+            new, ended = pipes.on_stage_done(outcome, t)
+            if ended is not None and closed is not None:  # its client goes on
+                new = new + admit(closed.on_done(ended, max(t, ended.t_done or t)))
+            return new
         if closed is None:
             return []
-        return [admit(s) for s in closed.on_done(outcome, t)]
+        return admit(closed.on_done(outcome, t))
 
-    requests = [admit(s) for s in scheduled]
-    writer.heartbeat(requests_done=0)
+    requests = admit(scheduled)
     seed = cfg.run.engine_seed if cfg.run.engine_seed is not None else w.seed
     result = simulate(cfg.control_plane, cfg.backends, requests, on_done=on_done,
-                      faults=sim_faults(cfg), horizon_s=w.end_s + DRAIN_S, seed=seed)
+                      faults=faults or [], horizon_s=horizon_s, seed=seed)
     records = list(result.outcomes)
     if pipes is not None:
+        pipes.close(result.sim_end_s)
         records.extend(pipes.records)
+    return result, records, pipes
+
+
+def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
+    """Simulate `cfg` and store its results. Returns the per-class summaries."""
+    w = cfg.workload
+    writer.heartbeat(requests_done=0)
+    result, records, pipes = simulate_workload(cfg, w, horizon_s=w.end_s + DRAIN_S,
+                                               faults=sim_faults(cfg))
     for ev in result.events:
         writer.add_event(ev.get("t_s", ev.get("t", 0.0)), ev.get("kind", "info"),
                          subject=ev.get("backend", ev.get("subject", "")),
@@ -78,7 +95,9 @@ def run_sim(cfg: RunConfig, writer: RunWriter) -> dict:
                     "prefix_cache": result.counters.get("prefix_cache", {})},
     }
     if pipes is not None:
-        extra["pipeline"] = {"search_s_measured": pipes.search_s}
+        extra["pipeline"] = {"search_s_measured": pipes.search_s,
+                             "kinds": {k: v.model_dump(mode="json", exclude_defaults=True)
+                                       for k, v in pipes.kinds.items()}}
     summaries = write_results(
         writer, records, warmup_s=w.warmup_s, duration_s=w.duration_s,
         target_rate_rps=w.target_rate(), raw=cfg.run.raw, state_samples=result.samples,

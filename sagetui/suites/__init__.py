@@ -129,7 +129,8 @@ def expand_suite(suite: Suite, *, quick: bool = False, mode: str | None = None,
         run_t["name"] = f"{suite.name}/{part['name']}"
         run_t.setdefault("tags", [])
         run_t["tags"] = [*run_t["tags"], f"suite:{suite.name}"] + (["quick"] if quick else [])
-        fractions = fractions_for(part, base_rel, quick_t, overrides, where)
+        fractions = fractions_for(part, base_rel, quick_t, overrides, where,
+                                  str(cfg.get("run", {}).get("load_class") or ""))
         exp = expand_raw(cfg, source=where, spec_text="", overrides=overrides, mode=mode)
         runs.extend(expand_fractions(exp.runs, fractions) if fractions else exp.runs)
         sweep_all.update({f"{part['name']}:{k}": v for k, v in exp.sweep.items()})

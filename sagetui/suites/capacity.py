@@ -12,6 +12,8 @@ in the window) is at least 95 % of the offered rate (requests issued in the
 window) and the latency bound holds — chat TTFT p99 ≤ the loosest chat TTFT SLO
 (10 s without one); for workloads without chat, the p99 TTFT of completions, or
 else the embedding E2E p99 ≤ the loosest embedding E2E SLO (10 s without one).
+A workload with pipeline jobs is measured by them: their E2E p99 ≤ the loosest
+pipeline deadline (10 s without one), stages run as in a run (sim.simulate_workload).
 A request that never produced the measured event counts as infinitely late.
 Search: one step at the configured rate, then doubling (or halving, first to
 0.9 × the throughput an overloaded step achieved) until a sustained and an
@@ -26,10 +28,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from loadgen.schedule import build_schedule
-from scheduler.simrt import simulate
-
 from ..config import RunConfig
+from ..orchestrate.sim import simulate_workload
 
 THROUGHPUT_FRACTION = 0.95
 DEFAULT_LIMIT_MS = 10_000.0
@@ -85,6 +85,14 @@ def criterion(cfg: RunConfig) -> Criterion:
     """The latency bound of the workload's main class: chat TTFT, else completion TTFT,
     else embedding E2E — the loosest SLO of that kind over the class and its tiers."""
     mix = cfg.workload.mix
+    if mix.get("pipeline", 0) > 0:  # a workload with pipelines is measured by its jobs
+        deadlines = [t.deadline_ms for k in cfg.workload.pipelines for t in k.tiers]
+        deadlines += [k.deadline_ms for k in cfg.workload.pipelines if k.deadline_ms]
+        slo = cfg.workload.slos["pipeline"]
+        if not cfg.workload.pipelines:
+            deadlines = [b for b in (slo.e2e_ms, *(t.e2e_ms for t in slo.tiers)) if b]
+        return Criterion("pipeline", "e2e", max(deadlines) if deadlines else DEFAULT_LIMIT_MS,
+                         bool(deadlines))
     cls = next((c for c in ("chat", "completion", "embedding") if mix.get(c, 0) > 0), None)
     if cls is None:
         raise ProbeError(f"{_where(cfg)}: the probe measures chat, completion or embedding "
@@ -162,8 +170,6 @@ def _check_probeable(cfg: RunConfig) -> None:
     if w.arrival.kind not in RATE_ARRIVALS:
         raise ProbeError(f"{_where(cfg)}: arrival {w.arrival.kind!r} does not follow "
                          f"workload.rate; relative_load needs one of {', '.join(RATE_ARRIVALS)}")
-    if w.mix.get("pipeline", 0) > 0:
-        raise ProbeError(f"{_where(cfg)}: pipeline workloads are not probed")
     live = [b.name for b in cfg.backends if b.kind != "sim"]
     if live:
         raise ProbeError(f"{_where(cfg)}: the probe simulates, and backends {live} are not "
@@ -175,14 +181,12 @@ def _step(cfg: RunConfig, rate: float, crit: Criterion, measure_s: float,
     """One short simulation at `rate`: offered, achieved and the criterion's p99."""
     w = cfg.workload.model_copy(update={"rate": rate, "duration_s": measure_s,
                                         "warmup_s": warmup_s, "seed": cfg.run.seed})
-    requests = build_schedule(w)
-    seed = cfg.run.engine_seed if cfg.run.engine_seed is not None else w.seed
     horizon = w.end_s + crit.limit_ms / 1000 + 5.0
-    out = simulate(cfg.control_plane, cfg.backends, requests, horizon_s=horizon, seed=seed)
+    _, records, _ = simulate_workload(cfg, w, horizon_s=horizon)
     w0, w1 = warmup_s, warmup_s + measure_s
-    issued = [o for o in out.outcomes if o.parent_id is None and w0 <= o.t_intended < w1]
+    issued = [o for o in records if o.parent_id is None and w0 <= o.t_intended < w1]
     done = sum(o.status == "completed" and o.t_done is not None and w0 <= o.t_done < w1
-               for o in out.outcomes if o.parent_id is None)
+               for o in records if o.parent_id is None)
     offered, thr = len(issued) / measure_s, done / measure_s
     measured = [_latency(o, crit.metric) for o in issued if o.cls == crit.cls]
     p99 = _p99_ms(measured)

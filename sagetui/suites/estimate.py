@@ -51,13 +51,14 @@ class AgentCosts:
 # A, B and D suites in sim, quiet machine (load average <= 1): estimates within +37 % of
 # the measured wall times, on the safe side (docs/benchmarks.md, "suites"). A chat
 # request costs more than it did before the control plane predicted latency and
-# admitted by SLO. The agents' costs are from the full live agents run on BFCL (docs/agents.md:
-# 4 items in flight, a busy machine; the LLM is SmolLM2 on vLLM-on-CPU, eager).
+# admitted by SLO. The agents' costs are from full live agents runs on BFCL (docs/agents.md:
+# 4 items in flight, a busy machine; the LLM is SmolLM2 on vLLM-on-CPU, eager, its cost per
+# item from the latest run: 1,045 s for 200 items).
 SIM = SimCosts(suite_start_s=9.14, run_s=0.0, backend_s=0.0079, llm_per_1k_s=0.1413,
                embed_per_1k_s=0.0816)
 AGENTS = AgentCosts(start_s=100.0, per_item_s={"bm25": 0.0078, "embedding": 0.0363,
                                                "fusion": 0.0523},
-                    engine_start_s=75.0, llm_per_item_s=7.8)
+                    engine_start_s=75.0, llm_per_item_s=5.2)
 
 
 def offered_requests(cfg: RunConfig) -> float:
@@ -73,15 +74,33 @@ def offered_requests(cfg: RunConfig) -> float:
 
 def sim_features(cfg: RunConfig) -> tuple[float, float, float, float]:
     """(1, backends, thousands of LLM requests, thousands of embedding requests): what the
-    constants multiply. A pipeline request is one chat and one embedding request."""
+    constants multiply. A pipeline job counts its calls (calls_per_job)."""
     w = cfg.workload
     n = offered_requests(cfg)
     total = sum(w.mix.values()) or 1.0
     share = {c: v / total for c, v in w.mix.items()}
     pipe = share.get("pipeline", 0.0)
-    llm = share.get("chat", 0.0) + share.get("completion", 0.0) + pipe
-    emb = share.get("embedding", 0.0) + pipe
+    job_llm, job_emb = calls_per_job(w) if pipe else (0.0, 0.0)
+    llm = share.get("chat", 0.0) + share.get("completion", 0.0) + pipe * job_llm
+    emb = share.get("embedding", 0.0) + pipe * job_emb
     return (1.0, float(len(cfg.backends)), n * llm / 1e3, n * emb / 1e3)
+
+
+def calls_per_job(w) -> tuple[float, float]:
+    """Mean LLM and embedding calls of one pipeline job over the kinds' weights (a loop
+    makes (1 + max_calls) / 2 calls on average: its count is drawn uniformly)."""
+    kinds = w.pipeline_kinds()
+    total = sum(k.weight for k in kinds)
+    llm = emb = 0.0
+    for k in kinds:
+        for s in k.stages:
+            if s.kind == "generate":
+                llm += k.weight / total
+            elif s.kind == "loop":
+                llm += k.weight / total * (1 + s.max_calls) / 2
+            elif s.kind in ("embed", "rerank"):
+                emb += k.weight / total
+    return llm, emb
 
 
 def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
@@ -91,24 +110,31 @@ def sim_run_seconds(cfg: RunConfig, costs: SimCosts = SIM) -> float:
 
 
 def _as_planned(cfg: RunConfig) -> RunConfig:
-    """A relative-load run before its probe: the configured rate stands for the capacity,
-    so the run is estimated at fraction × configured rate."""
+    """A relative-load run before its probe: the configured rate (of its load class, with
+    one) stands for the capacity, so the run is estimated at fraction × that rate."""
     if cfg.run.load_fraction is None or cfg.run.capacity_rps is not None:
         return cfg
-    w = cfg.workload.model_copy(update={"rate": cfg.workload.rate * cfg.run.load_fraction})
+    from .relative import class_rates, offered
+
+    cls = cfg.run.load_class
+    base = class_rates(cfg.workload)[cls] if cls else cfg.workload.rate
+    w = offered(cfg.workload, cls, base * cfg.run.load_fraction)
     return cfg.model_copy(update={"workload": w})
 
 
 def probe_seconds(exp: Experiment, costs: SimCosts = SIM) -> float:
-    """The capacity probes of relative-load runs: one per configuration, each
-    PROBE_STEPS short simulations near the configured rate (sagetui/suites/capacity.py)."""
+    """The capacity probes of relative-load runs: one per configuration probed (the
+    reference, or the load class alone, where the runs name one: what `resolve`
+    simulates), each PROBE_STEPS short simulations near the configured rate
+    (sagetui/suites/capacity.py)."""
     from .capacity import BISECTION_STEPS, PROBE_MEASURE_S, PROBE_WARMUP_S
-    from .relative import needs_probe, probe_key
+    from .relative import _probe_target, needs_probe, probe_key
 
     seen: dict[str, RunConfig] = {}
     for cfg in exp.runs:
         if needs_probe(cfg):
-            seen.setdefault(probe_key(cfg), cfg)
+            target = _probe_target(cfg, None)
+            seen.setdefault(probe_key(target), target)
     total = 0.0
     for cfg in seen.values():
         w = cfg.workload.model_copy(update={"duration_s": PROBE_MEASURE_S,

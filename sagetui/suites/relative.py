@@ -8,10 +8,14 @@ makes one run per fraction with `run.load_fraction` set (name label `load=F`),
 and before anything runs each configuration's capacity is probed in simulation
 (sagetui/suites/capacity.py) and the run's rate becomes fraction × capacity, with
 `run.capacity_rps` and `run.capacity_basis` stored in its config for the exports.
+With `run.load_class` (say "chat") the fraction is of that class alone: its capacity
+is probed with it as the only traffic, and the run offers fraction × capacity of it
+beside the other classes' configured rates (`offered`).
 
 Which list a part gets: its own `relative_load`, else `[base]`'s; `[quick]`'s
 replaces it in quick runs. A part that sweeps or sets `workload.rate` itself keeps
-its rates (inherited `relative_load` is ignored; its own is a conflict), and
+its rates (inherited `relative_load` is ignored; its own is a conflict) unless it
+names a `run.load_class`, whose rate sweep then sets the other classes' rates;
 `--set workload.rate=X` pins the rate everywhere (relative loads dropped).
 """
 
@@ -21,21 +25,31 @@ import copy
 import json
 from collections.abc import Callable
 
-from ..config import ConfigError, Experiment, RunConfig, _set_path
+from loadgen.spec import WorkloadSpec
+
+from ..config import (
+    ConfigError,
+    Experiment,
+    RunConfig,
+    _expand_replicas,
+    _fill_preset_defaults,
+    _set_path,
+)
 from .capacity import CapacityResult, ProbeError, probe_capacity
 
 KEY = "relative_load"
 LABEL = "load"
 
 
-def fractions_for(part: dict, base: list | None, quick_t: dict, overrides, where: str
-                  ) -> list[float] | None:
-    """The part's relative loads (None: it sweeps absolute rates), checked."""
+def fractions_for(part: dict, base: list | None, quick_t: dict, overrides, where: str,
+                  load_class: str = "") -> list[float] | None:
+    """The part's relative loads (None: it sweeps absolute rates), checked. With a load
+    class a rate sweep is no conflict: it sets the other classes' rates."""
     own = part.get(KEY)
     fractions = own if own is not None else base
     if fractions is None or _pins_rate(overrides):
         return None
-    if _sets_rate(part):
+    if _sets_rate(part) and not load_class:
         if own is not None:
             raise ConfigError(f"{where}: {KEY}: the part also sweeps or sets workload.rate; "
                               "give one of them")
@@ -102,8 +116,11 @@ def basis(cfg: RunConfig, probed: RunConfig, res: CapacityResult) -> str:
     """How the capacity was obtained, for the stored config and the captions."""
     how = (f"probed in simulation (bisection on workload.rate, seed {probed.run.seed}): the "
            f"highest rate with {res.criterion.text()}")
+    if cfg.run.load_class:
+        how += (f"; of {cfg.run.load_class} traffic alone (the other classes are offered "
+                "at their configured rates beside it)")
     if cfg.run.capacity_reference:
-        ref = ", ".join(f"{k} = {v}" for k, v in cfg.run.capacity_reference.items())
+        ref = ", ".join(f"{k} = {_shown(k, v)}" for k, v in cfg.run.capacity_reference.items())
         how += f"; of the reference configuration ({ref}), shared by every one compared"
     if cfg.run.mode == "live":
         same = probed.backends == cfg.backends
@@ -111,6 +128,16 @@ def basis(cfg: RunConfig, probed: RunConfig, res: CapacityResult) -> str:
                 "simulation" if same else "; live runs are not probed: the capacity of the "
                 "suite's simulated engines for this part, not of the live backends")
     return how
+
+
+def _shown(key: str, value) -> str:
+    """A reference override as the basis names it: a backends list by name, preset and
+    replicas (its whole tables would drown the sentence)."""
+    if key == "backends" and isinstance(value, list):
+        return "[" + ", ".join(
+            f"{b.get('name')} ({b.get('preset') or b.get('kind')} x{b.get('replicas', 1)})"
+            for b in value if isinstance(b, dict)) + "]"
+    return str(value)
 
 
 def resolve(exp: Experiment, *, twins: list[RunConfig] | None = None,
@@ -148,12 +175,35 @@ def resolve(exp: Experiment, *, twins: list[RunConfig] | None = None,
 
 def _probe_target(cfg: RunConfig, twin: RunConfig | None) -> RunConfig:
     """What to simulate: the twin when the run's own engines are not simulated, else the
-    run itself; always in sim mode at the first repetition's seed."""
+    run itself; always in sim mode at the first repetition's seed; with a load class,
+    that class alone, from its configured rate."""
     src = twin if twin is not None and any(b.kind != "sim" for b in cfg.backends) else cfg
-    target = _reference(src) if src.run.capacity_reference else src.model_copy(deep=True)
+    src = src.model_copy(deep=True)
+    cls = cfg.run.load_class
+    if cls:  # before the reference's overrides, so a reference may drop the other engines
+        alone = {c: float(c == cls) for c in src.workload.mix}
+        src.workload = src.workload.model_copy(
+            update={"mix": alone, "rate": class_rates(src.workload)[cls]})
+    target = _reference(src) if src.run.capacity_reference else src
     target.run.mode = "sim"
     target.run.part = cfg.run.part
     return target
+
+
+def class_rates(w: WorkloadSpec) -> dict[str, float]:
+    """Offered req/s of each class: workload.rate split by the mix's weights."""
+    total = sum(w.mix.values())
+    return {c: w.rate * m / total for c, m in w.mix.items()}
+
+
+def offered(w: WorkloadSpec, load_class: str, rate: float) -> WorkloadSpec:
+    """The workload offering `rate` req/s: as workload.rate (no load class), or as the load
+    class's rate beside the other classes' configured ones (mix then in req/s)."""
+    if not load_class:
+        return w.model_copy(update={"rate": round(rate, 3)})
+    rates = {c: round(r, 3) for c, r in class_rates(w).items()}
+    rates[load_class] = round(rate, 3)
+    return w.model_copy(update={"rate": round(sum(rates.values()), 3), "mix": rates})
 
 
 def _reference(cfg: RunConfig) -> RunConfig:
@@ -163,6 +213,9 @@ def _reference(cfg: RunConfig) -> RunConfig:
     for path, value in cfg.run.capacity_reference.items():
         _set_path(data, path, value, cfg.run.name, what="run.capacity_reference")
     data["run"]["capacity_reference"] = {}
+    # backends given here are read as in a config file: `replicas`, preset prices
+    _expand_replicas(data, f"{cfg.run.name}: run.capacity_reference")
+    _fill_preset_defaults(data, {})
     try:
         return RunConfig.model_validate(data)
     except ValueError as exc:
@@ -180,8 +233,7 @@ def _with_capacity(cfg: RunConfig, target: RunConfig, res: CapacityResult) -> Ru
     c = cfg.model_copy(deep=True)
     c.run.capacity_rps = round(res.capacity_rps, 3)
     c.run.capacity_basis = basis(cfg, target, res)
-    rate = round(c.run.load_fraction * c.run.capacity_rps, 3)
-    c.workload = c.workload.model_copy(update={"rate": rate})
+    c.workload = offered(c.workload, c.run.load_class, c.run.load_fraction * c.run.capacity_rps)
     return c
 
 

@@ -34,6 +34,7 @@ from scheduler.gateway.validate import (
     effective_priority,
     error_body,
     parse_meta,
+    parse_pipeline,
     parse_request,
 )
 from vocab import Request
@@ -183,7 +184,8 @@ def _admit(app: GatewayApp, request: HTTPRequest, cls: str, raw: bytes) -> Slot:
                   n_texts=parsed.n_texts, text_tokens=parsed.text_tokens,
                   slo_ttft_ms=meta.slo_ttft_ms, slo_e2e_ms=meta.slo_e2e_ms,
                   slo_tpot_ms=meta.slo_tpot_ms, slo_tier=meta.slo_tier, model=parsed.model,
-                  payload=Payload(_forward_body(raw, parsed), parsed.body, parsed.stream, raw))
+                  payload=Payload(_forward_body(raw, parsed), parsed.body, parsed.stream, raw),
+                  **parse_pipeline(request.headers, now, lower=True))
     return rt.admit(req, meta.request_id)
 
 

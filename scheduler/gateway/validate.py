@@ -333,6 +333,55 @@ def parse_meta(headers: Any, peer: str = "", lower: bool = False) -> Meta:
                 _header_num(headers, "X-SLO-TPOT-Ms"), tier or "")
 
 
+def _pipeline_num(headers: Any, name: str) -> float:
+    v = headers.get(name.lower())
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise _bad(f"Header '{name}' must be a number, got {str(v)[:40]!r}.", name) from None
+    if not math.isfinite(x) or x < 0:
+        raise _bad(f"Header '{name}' must be a number >= 0.", name)
+    return x
+
+
+def parse_pipeline(headers: Any, now: float, lower: bool = False) -> dict[str, Any]:
+    """The pipeline job a call belongs to (docs/gateway.md, "Pipeline headers"), as
+    `vocab.Request` fields; {} for a call outside pipelines. The job's deadline
+    becomes a moment on the gateway's clock: now + deadline − elapsed. A malformed
+    header is a 400 naming it. `lower` as for parse_meta."""
+    if not lower:
+        headers = {k.lower(): v for k, v in headers.items()}
+    job = headers.get("x-pipeline-id")
+    if job is None:
+        return {}
+    if not 0 < len(job) <= MAX_ID_LEN:
+        raise _bad(f"Header 'X-Pipeline-Id' must be 1..{MAX_ID_LEN} characters.",
+                   "X-Pipeline-Id")
+    out: dict[str, Any] = {"parent_id": job, "pipeline": headers.get("x-pipeline-kind", ""),
+                           "stage": headers.get("x-pipeline-stage", "")}
+    elapsed = (_pipeline_num(headers, "X-Pipeline-Elapsed-Ms")
+               if headers.get("x-pipeline-elapsed-ms") is not None else 0.0)
+    out["pipeline_start"] = now - elapsed / 1000.0
+    if headers.get("x-pipeline-deadline-ms") is not None:
+        budget = _pipeline_num(headers, "X-Pipeline-Deadline-Ms")
+        out["pipeline_deadline"] = now + (budget - elapsed) / 1000.0
+    if headers.get("x-pipeline-attained-ms") is not None:
+        out["attained_s"] = _pipeline_num(headers, "X-Pipeline-Attained-Ms") / 1000.0
+    rest = headers.get("x-pipeline-rest")
+    if rest is not None:
+        parts = rest.split(",")
+        try:
+            p, o, ms = int(parts[0]), int(parts[1]), float(parts[2])
+        except (ValueError, IndexError):
+            p = o = -1
+            ms = 0.0
+        if len(parts) != 3 or p < 0 or o < 0 or not math.isfinite(ms) or ms < 0:
+            raise _bad("Header 'X-Pipeline-Rest' must be 'prompt_tokens,output_tokens,"
+                       f"local_ms' (numbers >= 0), got {rest[:40]!r}.", "X-Pipeline-Rest")
+        out.update(rest_prompt_tokens=p, rest_output_tokens=o, rest_local_s=ms / 1000.0)
+    return out
+
+
 def effective_priority(meta: Meta, parsed: Parsed, default: int = 2) -> int:
     """Header wins; else vLLM's body `priority` clamped to 0..4; else the default."""
     if meta.priority is not None:

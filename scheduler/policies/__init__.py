@@ -6,6 +6,13 @@ from scheduler.config import POLICIES
 from scheduler.policies.base import Policy
 from scheduler.policies.fifo import FifoPolicy
 from scheduler.policies.hybrid import HybridPolicy
+from scheduler.policies.pipeline import (
+    PipelineFCFSPolicy,
+    PipelineHybridPolicy,
+    PipelineLASPolicy,
+    PipelineSlackPolicy,
+    StaggeredPolicy,
+)
 from scheduler.policies.priority import PriorityPolicy
 from scheduler.policies.slo import SLOPolicy
 
@@ -14,6 +21,11 @@ _BY_NAME = {
     "priority": PriorityPolicy,
     "slo": SLOPolicy,
     "hybrid": HybridPolicy,
+    "pipeline-slack": PipelineSlackPolicy,
+    "pipeline-las": PipelineLASPolicy,
+    "pipeline-fcfs": PipelineFCFSPolicy,
+    "pipeline-hybrid": PipelineHybridPolicy,
+    "staggered": StaggeredPolicy,
 }
 
 
@@ -24,4 +36,6 @@ def make_policy(name: str, cp) -> Policy:
         raise ValueError(f"policy: {name!r} is not one of {', '.join(POLICIES)}") from None
 
 
-__all__ = ["Policy", "make_policy", "FifoPolicy", "PriorityPolicy", "SLOPolicy", "HybridPolicy"]
+__all__ = ["Policy", "make_policy", "FifoPolicy", "PriorityPolicy", "SLOPolicy", "HybridPolicy",
+           "PipelineSlackPolicy", "PipelineLASPolicy", "PipelineFCFSPolicy",
+           "PipelineHybridPolicy", "StaggeredPolicy"]

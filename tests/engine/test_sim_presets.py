@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -74,6 +75,23 @@ def test_a_small_chunk_costs_little_more_than_a_decode_step():
         63 * linear.beta1)
 
 
+def test_kv_reads_split_only_while_a_step_fills_few_sms():
+    """FlashAttention-3 splits a step's KV reads across thread blocks only when its
+    (sequence, KV head) tiles fill under 0.8 of the H100's 132 SMs: CodeLlama-34B (8 KV
+    heads) decodes split below 14 sequences, Llama-2-7B (32) from 4 up unsplit, reading
+    KV as fast as the weights. A prefill chunk counts as one more sequence."""
+    c34 = get_llm_preset("codellama-34b-h100").cost
+    c7 = get_llm_preset("7b-h100").cost
+    assert c34.kv_cost(13) == c34.beta3 and c34.kv_cost(14) == c34.beta3_whole
+    assert c7.kv_cost(3) == c7.beta3 and c7.kv_cost(4) == c7.beta3_whole
+    assert c7.beta3_whole < c7.beta3
+    assert c7.step_time(64, 3, 10_000, chunks=1) == pytest.approx(
+        c7.step_time(64, 3, 10_000, chunks=0) - (c7.beta3 - c7.beta3_whole) * 10_000)
+    whole = c7.step_time(0, 20, 40_000)
+    assert whole < replace(c7, attn_split_tiles=0.0).step_time(0, 20, 40_000)
+    assert whole == pytest.approx(c7.step_time(0, 20, 0) + 40_000 * c7.beta3_whole)
+
+
 def test_every_gpu_preset_names_its_source():
     for name, p in list_presets("llm").items():
         if p.device != "gpu":
@@ -90,8 +108,6 @@ def test_devices_carry_datasheet_figures():
 
 def test_user_presets_round_trip_and_override(tmp_path, monkeypatch):
     monkeypatch.setenv("SAGETUI_PRESETS_DIR", str(tmp_path))
-    from dataclasses import replace
-
     mine = replace(get_llm_preset("tiny-cpu"), cost=LLMCost(1e-3, 2e-5, 1e-4, 0.0, 5e-4))
     path = save_preset(mine)
     assert path == tmp_path / "tiny-cpu.json"

@@ -4,6 +4,7 @@ and the published H100 traces against the presets (tests/data/gpu_traces)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,17 +119,24 @@ def _whole(rep: dict) -> dict:
 
 def test_the_held_out_llama2_7b_trace_against_7b_h100():
     """Not fitted on: the H100 efficiencies come from the CodeLlama-34B sweep trace.
-    Pinned at what it measures (docs/fidelity.md): E2E MAPE 2.8 %, TTFT MAPE 8.0 %,
-    means/p50/p90 within 7 %, the burst's E2E +10.3 % (the 8 % aim is missed)."""
+    Pinned at what it measures (docs/fidelity.md): E2E MAPE 2.0 %, TTFT MAPE 8.2 % (the
+    8 % aim missed by 0.2 points, inside the spread arrivals moved by 1 ms give), means/
+    p50/p90 within 7 %, the burst's E2E +1.9 % (its 21 sequences of 32 KV heads read KV
+    unsplit; at the split-KV rate of CodeLlama-34B's steps it was +10.3 %)."""
     rep = report(replay(read_trace(SEVEN_B), get_llm_preset("7b-h100")))
     w = _whole(rep)
     assert w["e2e"]["mape"] < 0.03
-    assert w["ttft"]["mape"] < 0.08
+    assert w["ttft"]["mape"] < 0.085
     for m in ("ttft", "e2e", "tpot"):
         for s in ("mean", "p50", "p90"):
             assert abs(w[m]["error"][s]) < 0.10, (m, s)
     burst = next(p for p in rep["parts"] if p["phase"] == "burst")
-    assert abs(burst["e2e"]["error"]["mean"]) < 0.11
+    assert abs(burst["e2e"]["error"]["mean"]) < 0.04
+    split = replace(get_llm_preset("7b-h100"), cost=replace(
+        get_llm_preset("7b-h100").cost, attn_split_tiles=0.0))
+    was = next(p for p in report(replay(read_trace(SEVEN_B), split))["parts"]
+               if p["phase"] == "burst")
+    assert was["e2e"]["error"]["mean"] > 0.08  # the mechanism is what closed the gap
     assert rep["prefix_hit_rate_as_logged"] == rep["prefix_hit_rate_logged"] == 0.0
 
 

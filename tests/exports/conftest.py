@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fixture_store import (  # noqa: E402
     add_agent_items_experiment,
     add_mismatch_experiment,
+    add_pipelines_experiment,
     add_suite_experiment,
     build_store,
 )
@@ -28,6 +29,7 @@ def store(tmp_path_factory) -> Path:
     add_mismatch_experiment(path)
     add_suite_experiment(path)
     add_agent_items_experiment(path)
+    add_pipelines_experiment(path)
     return path
 
 

@@ -281,6 +281,12 @@ def add_suite_experiment(path: Path) -> None:
     b.close()
 
 
+# BFCL's files by id, as timing's items are named: odd items need a call (labels k % 2).
+AGENT_TIMING_IDS = [(f"live_relevance_{k}-0-0" if k < 5 else f"live_simple_{k}-0-0") if k % 2
+                    else (f"irrelevance_{k}" if k % 4 == 0 else f"live_irrelevance_{k}-0-0")
+                    for k in range(20)]
+
+
 def add_agent_items_experiment(path: Path) -> None:
     """Suite E's shape: per-item outcomes and latencies per category (the bootstrap table
     and the accuracy-vs-latency figure), three strategies, one pass each."""
@@ -305,10 +311,40 @@ def add_agent_items_experiment(path: Path) -> None:
             "planning": {"n": n, "outcomes": {"exact": [right(k + 3) for k in range(n)],
                                               "f1": [0.5] * n}, "latency_ms": lat},
         }
+        for cat, block in items.items():  # the same items for every strategy, as suite E
+            block["ids"] = AGENT_TIMING_IDS if cat == "timing" else [f"{cat}_{k}" for k in range(n)]
         agent = {"strategy": strat, "metrics": {"selection_top1_pct": 60.0 + 10 * s_i},
                  "split": "test", "dataset": info,
                  "dev_test": {"selection": {"dev": 6, "test": 20}},
                  "tuning": {"alpha": 0.5, "thresholds": {"bm25": 7.9}}, "items": items}
         b.run(e, f"agent-items-{strat}-0", config(workload__agent_strategy=strat), 0,
               summary(20, extra={"agent": agent}))
+    b.close()
+
+
+PIPELINE_POLICIES = ("fifo", "staggered", "pipeline-slack")
+
+
+def add_pipelines_experiment(path: Path) -> None:
+    """The pipelines suite's shape: policies × two loads, a `pipeline` summary with its
+    per-kind, per-stage breakdown (extra.pipelines) as loadgen.metrics writes it."""
+    b = Builder(path)
+    e = b.experiment("pipelines", "pipelines")
+    for load in (0.9, 1.1):
+        for p_i, pol in enumerate(PIPELINE_POLICIES):
+            for rep in range(2):
+                cfg = config(control_plane__policy=pol, run__load_fraction=load,
+                             run__capacity_rps=10.0, workload__rate=10.0 * load)
+                p50 = 2000.0 - 300 * p_i + 500 * (load > 1) + rep
+                kinds = {"rag": {"issued": 100, "completed": 99, "e2e_p50_ms": p50,
+                                 "e2e_p95_ms": 2 * p50, "e2e_p99_ms": 3 * p50,
+                                 "deadline_attainment": 0.6 + 0.1 * p_i, "goodput_rps": 5.0,
+                                 "stages": {"q": {"mean_ms": 20.0, "p99_ms": 50.0},
+                                            "docs": {"mean_ms": 5.0, "p99_ms": 8.0},
+                                            "answer": {"mean_ms": p50 - 25, "p99_ms": 3 * p50}}}}
+                s = summary(9.0 - 0.1 * rep)
+                s["pipeline"] = {"issued": 100, "completed": 99, "throughput_rps": 9.0 - 0.1 * rep,
+                                 "slo_attainment": 0.6 + 0.1 * p_i, "goodput_rps": 5.0 + p_i,
+                                 "metrics": {"e2e": dist(p50)}, "extra": {"pipelines": kinds}}
+                b.run(e, f"pipe-{load:g}-{pol}-{rep}", cfg, rep, s)
     b.close()

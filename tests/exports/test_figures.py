@@ -20,6 +20,7 @@ FIGURE_EXPERIMENTS = {
     "throughput_vs_backends": "scalability", "latency_cdf": "policies",
     "wait_distribution": "policies", "queue_depth": "policies", "fairness": "fairness",
     "cost_performance": "heterogeneous", "agent_accuracy_latency": "agents-items",
+    "pipeline_stages": "pipelines",
 }
 
 
@@ -79,6 +80,16 @@ def test_latency_cdf_reaches_one_per_policy(built):
     for trace in f.figure.data:
         assert trace.y[-1] == pytest.approx(1.0)
         assert list(trace.x) == sorted(trace.x)
+
+
+def test_pipeline_stages_shows_the_highest_load_below_capacity(built):
+    # the fixed store has 0.9x and 1.1x runs: only the 0.9x ones are drawn
+    f = built["pipeline_stages"]
+    runs = {int(x) for row in f.data for x in row["runs"].split()}
+    assert len(runs) == 6 and set(f.run_ids) == runs  # 3 policies x 2 repetitions
+    assert " at 0.9× capacity" in f.caption
+    assert {row["series"] for row in f.data} == {"policy=fifo", "policy=staggered",
+                                                 "policy=pipeline-slack"}
 
 
 def test_figure_csv_and_pdf_from_the_cli(cli, tmp_path):

@@ -21,6 +21,7 @@ SELECTIONS = {
     "heterogeneous": ("--experiment", "heterogeneous"),
     "agents": ("--experiment", "agents"),
     "reproducibility": ("--suite", "paper"),
+    "pipelines": ("--experiment", "pipelines"),
 }
 FORMATS = {"latex": "tex", "markdown": "md", "csv": "csv", "json": "json"}
 

@@ -16,7 +16,14 @@ import psutil
 import pytest
 
 from engine import faults, launcher
-from engine.launcher import Launcher, LaunchError, cpu_dtype_args, cpu_flags, engine_argv, usable_cpus
+from engine.launcher import (
+    Launcher,
+    LaunchError,
+    cpu_dtype_args,
+    cpu_flags,
+    engine_argv,
+    usable_cpus,
+)
 from engine.spec import BackendSpec
 
 from .conftest import group_members, sim_spec

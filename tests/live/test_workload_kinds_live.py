@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 from sagetui.cli import main
 
+from .test_pipelines_live import three_kinds
+
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 
@@ -140,7 +142,31 @@ def test_rag_pipeline_run(tmp_path, db_path, real_cpu_backends):
     for rid, done in tops:
         kids = dict(_rows(db_path, "SELECT request_class, t_done FROM request WHERE parent_id = ?",
                           rid))
-        assert set(kids) == {"embedding", "chat"}
-        assert kids["embedding"] <= kids["chat"] == done
+        assert set(kids) == {"embedding", "pipeline", "chat"}  # the search: a local stage
+        assert kids["embedding"] <= kids["pipeline"] <= kids["chat"] == done
     (metrics,), = _rows(db_path, "SELECT metrics_json FROM summary WHERE request_class='pipeline'")
     assert {"stage_embed", "stage_search", "stage_chat", "e2e"} <= set(json.loads(metrics))
+
+
+def test_each_declared_pipeline_kind_runs_through_the_gateway(tmp_path, db_path,
+                                                              real_cpu_backends):
+    """RAG (faiss over the MiniLM-embedded corpus), an agent (plan, tool, loop) and a
+    multi-hop search (two indexes, a rerank): every stage stored, every job accounted."""
+    _run(tmp_path, db_path, """
+        [workload]
+        rate = 2
+        duration_s = 4
+        warmup_s = 0
+        mix = { pipeline = 1.0 }
+        pipeline = { corpus_size = 400, passage_tokens = 16 }
+
+        """ + three_kinds(deadline_ms=60000, output_tokens=6, tool_ms=20), real_cpu_backends)
+    jobs = _rows(db_path, "SELECT request_id, pipeline, status FROM request "
+                          "WHERE parent_id IS NULL")
+    assert jobs and all(s == "completed" for _, _, s in jobs)
+    want = {"rag": {"q", "docs", "answer"}, "agent": {"plan", "call", "act"},
+            "multihop": {"q", "wide", "exact", "best", "answer"}}
+    for rid, kind, _ in jobs:
+        stages = {s for (s,) in _rows(db_path, "SELECT stage FROM request WHERE parent_id = ?",
+                                      rid)}
+        assert stages == want[kind], (rid, kind)

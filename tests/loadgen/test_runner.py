@@ -51,7 +51,8 @@ def test_open_loop_pipeline_records_every_stage(null_server):
     assert tops and all(r.cls == "pipeline" and r.status == "completed" for r in tops)
     for top in tops:
         kids = {r.cls: r for r in res.records if r.parent_id == top.id}
-        assert set(kids) == {"embedding", "chat"}
+        assert set(kids) == {"embedding", "pipeline", "chat"}  # the search is a local stage
+        assert kids["pipeline"].stage == "search" and kids["pipeline"].status == "completed"
         assert kids["embedding"].t_done <= kids["chat"].t_intended <= kids["chat"].t_sent
         assert kids["chat"].prompt_tokens > top.prompt_tokens - 1  # question + passages
         assert top.t_done == kids["chat"].t_done
@@ -204,3 +205,33 @@ def test_each_run_sends_its_own_prompt_texts():
     assert len(differ) == len(texts[0])  # every request's text is new
     assert texts[2] == texts[3]  # a given salt repeats its texts exactly
     assert sizes[0] == sizes[1] == sizes[2]  # and the workload itself is the seed's
+
+
+def test_declared_pipelines_run_every_stage_live(null_server):
+    from loadgen.dag import Pipeline
+
+    url = null_server(ttft_ms=2, tpot_ms=1)
+    agent = (Pipeline("agent", deadline_ms=5000).generate("plan", output_tokens=4)
+             .tool("call", after="plan", duration_ms=5)
+             .loop("act", after=["call", "plan"], template="{plan}", max_calls=2,
+                   output_tokens=4).spec())
+    hop = (Pipeline("hop", deadline_ms=5000).embed("q", tokens=8)
+           .retrieve("wide", after="q", k=4, index="ivf").retrieve("exact", after="q", k=2)
+           .rerank("best", after=["wide", "exact"], k=2)
+           .generate("answer", after=["best", "q"], template="{best} {q}", output_tokens=4)
+           .spec())
+    spec = WorkloadSpec(rate=20, duration_s=1.0, mix={"pipeline": 1.0}, model="null",
+                        embedding_model="null", pipelines=[agent, hop],
+                        pipeline={"corpus_size": 40, "passage_tokens": 8})
+    res = run(spec, ClientConfig(targets=url))
+    jobs = [r for r in res.records if r.parent_id is None]
+    assert jobs and all(j.status == "completed" for j in jobs)
+    want = {"agent": {"plan", "call", "act"}, "hop": {"q", "wide", "exact", "best", "answer"}}
+    for j in jobs:
+        stages = [r for r in res.records if r.parent_id == j.id]
+        assert {r.stage for r in stages} == want[j.pipeline]
+        assert all(r.status == "completed" for r in stages)
+        assert j.t_done == max(r.t_done for r in stages)
+        by = {r.stage: r for r in stages}
+        if j.pipeline == "hop":  # the rerank waited for both retrievals
+            assert by["best"].t_intended >= max(by["wide"].t_done, by["exact"].t_done) - 1e-6

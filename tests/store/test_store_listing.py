@@ -88,7 +88,7 @@ def test_a_v3_store_is_upgraded_with_listing_rows_for_its_runs(db_path):
             c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with open_store(db_path) as s:
         with s.connection() as c:
-            assert current_version(c, str(db_path)) == SCHEMA_VERSION == 4
+            assert current_version(c, str(db_path)) == SCHEMA_VERSION == 5
             n = c.execute("SELECT COUNT(*) FROM run_listing").fetchone()[0]
         assert n == 3
         assert queries.list_runs_json(s) == before_json

@@ -152,6 +152,8 @@ def test_v2_database_gains_the_v3_slo_columns_and_keeps_its_rows(db_path):
         with s.transaction() as c:
             c.execute("ALTER TABLE request DROP COLUMN slo_tpot_ms")
             c.execute("ALTER TABLE request DROP COLUMN slo_tier")
+            c.execute("ALTER TABLE request DROP COLUMN pipeline")  # v5's columns
+            c.execute("ALTER TABLE request DROP COLUMN stage")
             c.execute("INSERT INTO request(run_id, request_id, request_class, client_id, priority, "
                       "status, reason, backend, t_intended, prompt_tokens, output_tokens, n_texts) "
                       "VALUES (?, 'r1', 'chat', 'c000', 2, 'completed', '', '', 0.5, 10, 5, 0)",
@@ -159,8 +161,9 @@ def test_v2_database_gains_the_v3_slo_columns_and_keeps_its_rows(db_path):
             c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with open_store(db_path) as s, s.connection() as c:
         assert current_version(c, str(db_path)) == SCHEMA_VERSION
-        row = c.execute("SELECT request_id, slo_tpot_ms, slo_tier FROM request").fetchall()
-        assert row == [("r1", None, "")]
+        row = c.execute("SELECT request_id, slo_tpot_ms, slo_tier, pipeline, stage "
+                        "FROM request").fetchall()
+        assert row == [("r1", None, "", "", "")]
     with open_store(db_path) as s:
         w2 = s.create_run(experiment_id=None, name="new", mode="sim", config={}, seed=0, repetition=0)
         w2.add_requests([{"request_id": "r2", "request_class": "chat", "slo_tpot_ms": 40.0,

@@ -15,8 +15,31 @@ from exports.selection import Selection
 from sagetui.config import Experiment
 from sagetui.orchestrate.runner import run_experiment
 from sagetui.suites import expand_suite, find_suite
+from sagetui.suites.relative import class_rates
 
 LOAD_PARTS = ("load-gpu-only", "load-cpu-only", "load-mixed")
+PLACEMENT_PARTS = ("split", "colocated", "cpu-nodes")
+
+
+def test_placement_chat_load_goes_from_light_past_three_gpus():
+    """Chat is offered at fractions of one measured capacity, two 7B H100s' chat alone,
+    the same for every placement: below 1, between 1 and the colocated part's three GPUs
+    (~1.5), and past them; embeddings stay at their configured rates beside it."""
+    for quick in (False, True):
+        exp = expand_suite(find_suite("heterogeneous"), quick=quick)
+        runs = [c for c in exp.runs if c.run.part in PLACEMENT_PARTS]
+        assert {c.run.part for c in runs} == set(PLACEMENT_PARTS)
+        assert {c.run.load_class for c in runs} == {"chat"}
+        refs = {json.dumps(c.run.capacity_reference, sort_keys=True) for c in runs}
+        assert len(refs) == 1
+        (ref,) = [c.run.capacity_reference for c in runs[:1]]
+        assert [(b["preset"], b["replicas"]) for b in ref["backends"]] == [("7b-h100", 2)]
+        fractions = {c.run.load_fraction for c in runs}
+        assert min(fractions) <= 0.5 and any(1.0 < f < 1.5 for f in fractions)
+        assert quick or max(fractions) > 1.5
+        embed = {round(class_rates(c.workload)["embedding"]) for c in runs}
+        assert embed == ({100, 1600} if quick else {100, 400, 1600})
+    assert all(c.run.load_fraction is None for c in exp.runs if c.run.part in LOAD_PARTS)
 
 
 def test_load_sweep_spans_the_cpu_pool_capacity():

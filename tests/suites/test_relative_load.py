@@ -23,7 +23,7 @@ from sagetui.suites.capacity import (
     criterion,
     probe_capacity,
 )
-from sagetui.suites.relative import resolve
+from sagetui.suites.relative import class_rates, expand_fractions, resolve
 
 FIXTURE = Path(__file__).parent / "fixtures" / "relative-load.toml"
 SERVICE_RATE = 1 / (5.88e-3 + 84.7e-6 * 4 * 64)  # req/s of one unbatched minilm-cpu node
@@ -200,3 +200,70 @@ def test_a_capacity_reference_gives_every_policy_the_same_rates():
     rates = {c.control_plane.policy: c.workload.rate for c in done.runs}
     assert rates["fifo"] == rates["hybrid"] > 0
     assert all("reference configuration" in c.run.capacity_basis for c in done.runs)
+
+
+LLM = {"name": "llm", "kind": "sim", "preset": "7b-h100", "capabilities": ["chat", "completion"],
+       "max_concurrency": 256}
+EMB = {"name": "emb", "kind": "sim", "preset": "minilm-h100", "capabilities": ["embedding"],
+       "max_concurrency": 8}
+
+
+def chat_relative(**run):
+    """Suite D's shape: chat and embeddings at two embedding rates, chat relative."""
+    raw = {"run": {"name": "d", "part": "d", "seed": 1, "load_class": "chat", **run},
+           "sweep": {"workload.rate+workload.mix": [[260, {"chat": 160, "embedding": 100}],
+                                                    [560, {"chat": 160, "embedding": 400}]]},
+           "control_plane": {"baseline": "sage", "policy": "hybrid"},
+           "workload": {"duration_s": 6, "warmup_s": 1},
+           "backends": [LLM, EMB]}
+    return expand_raw(raw, source="test", spec_text="")
+
+
+def test_a_load_class_is_probed_alone_and_sets_only_its_rate():
+    """Chat at fractions of the chat capacity of a reference (the LLM engine alone, chat
+    alone), embeddings at their configured rates beside it."""
+    exp = chat_relative(capacity_reference={"backends": [LLM]})
+    exp = exp.model_copy(update={"runs": expand_fractions(exp.runs, [0.5, 1.5])})
+    probed = []
+
+    def probe(cfg):
+        probed.append(cfg)
+        return CapacityResult(200.0, Criterion("chat", "ttft", 1000, True), (), 0.0)
+
+    done, failed = resolve(exp, probe=probe)
+    assert not failed and len(probed) == 1  # one reference for both embedding rates
+    target = probed[0]
+    assert target.workload.mix["chat"] == 1.0 and target.workload.mix["embedding"] == 0.0
+    assert target.workload.rate == pytest.approx(160) and [b.name for b in target.backends] == ["llm"]
+    seen = set()
+    for c in done.runs:
+        rates = class_rates(c.workload)
+        assert rates["chat"] == pytest.approx(c.run.load_fraction * 200)
+        seen.add((c.run.load_fraction, round(rates["embedding"])))
+        assert c.workload.rate == pytest.approx(sum(rates.values()))
+        assert "chat traffic alone" in c.run.capacity_basis
+        assert "backends = [llm (7b-h100 x1)]" in c.run.capacity_basis
+    assert seen == {(0.5, 100), (0.5, 400), (1.5, 100), (1.5, 400)}
+
+
+def test_a_load_class_probe_finds_the_chat_capacity_in_simulation():
+    """The real probe on the reference: one 7B H100 serving chat alone sustains a rate
+    the embeddings beside it do not count towards."""
+    exp = chat_relative(capacity_reference={"backends": [LLM]})
+    exp = exp.model_copy(update={"runs": expand_fractions(exp.runs[:1], [1.0])})
+    done, failed = resolve(exp)
+    assert not failed
+    (run,) = done.runs
+    cap = run.run.capacity_rps
+    assert 20 < cap < 400
+    assert class_rates(run.workload)["chat"] == pytest.approx(cap, rel=1e-3)
+    assert class_rates(run.workload)["embedding"] == pytest.approx(100, rel=1e-3)
+
+
+@pytest.mark.parametrize("load_class, message", [("chat", "run.load_class.*no weight"),
+                                                 ("speech", "load_class")])
+def test_a_load_class_must_be_a_class_the_workload_sends(load_class, message):
+    raw = {"run": {"name": "e", "load_class": load_class},
+           "workload": {"mix": {"embedding": 1.0}}, "backends": [EMB]}
+    with pytest.raises(ConfigError, match=message):
+        expand_raw(raw, source="test", spec_text="")

@@ -158,7 +158,9 @@ async def test_run_detail_tabs(store_path, app_factory):
         assert detail.query_one("#hist-choice", Select).value == "ttft|chat"
         events = detail.query_one("#events", DataTable)
         assert events.row_count == 2 and events.get_row_at(0)[1] == "fault"
-        for tab in ("tab-latency", "tab-series", "tab-machine", "tab-events"):
+        pipes = detail.query_one("#pipelines", DataTable)
+        assert pipes.get_row_at(0)[1] == "no pipeline jobs in this run"
+        for tab in ("tab-latency", "tab-series", "tab-pipelines", "tab-machine", "tab-events"):
             detail.query_one("#tabs", TabbedContent).active = tab
             await pilot.pause()
         assert "x86-64" in text(detail.query_one("#machine"))

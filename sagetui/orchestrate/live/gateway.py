@@ -13,7 +13,7 @@ from scheduler.backends import BackendState
 from scheduler.baselines import pools_for
 from scheduler.gateway.config import GatewayConfig, GatewayOptions
 
-from ...config import RunConfig
+from ...config import RunConfig, corpus_passages
 
 
 class GatewayThread:
@@ -98,10 +98,13 @@ def client_config(cfg: RunConfig, targets: dict[str, list[str]]) -> ClientConfig
     control plane, balancing over the engines as that baseline's clients would —
     least-request for `colocated` and `split`, round-robin otherwise — with vLLM's
     `priority` field for `vllm-priority`."""
+    from engine.retrieval import VectorIndex  # pipeline retrieve stages search with faiss
+
     baseline = cfg.control_plane.baseline
     return ClientConfig(targets=targets, concurrency=concurrency(cfg),
                         balance=CLIENT_BALANCE.get(baseline, "round-robin"),
-                        send_priority_field=baseline == "vllm-priority")
+                        send_priority_field=baseline == "vllm-priority", make_index=VectorIndex,
+                        corpus=corpus_passages(cfg.workload))
 
 
 CLIENT_BALANCE = {"colocated": "least-request", "split": "least-request"}

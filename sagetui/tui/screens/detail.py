@@ -83,6 +83,8 @@ class DetailScreen(WorkerScreen):
                     yield PlotextPlot(id="rate", classes="series")
                     yield PlotextPlot(id="queues", classes="series")
                     yield PlotextPlot(id="backends", classes="series")
+            with TabPane("Pipelines", id="tab-pipelines"):
+                yield DataTable(id="pipelines", cursor_type="row", zebra_stripes=True)
             with TabPane("Config", id="tab-config"):
                 yield Tree("config", id="config")
             with TabPane("Machine", id="tab-machine"):
@@ -119,6 +121,8 @@ class DetailScreen(WorkerScreen):
             f"[b]#{r['id']} {escape(r['name'])}[/] · {r['status']}{reason} · {r['mode']}{exp} · "
             f"seed {r['seed']} rep {r['repetition']}{_links(r)}")
         self._fill_percentiles(d)
+        fill_pipelines(self.query_one("#pipelines", DataTable),
+                       (d.run.get("summary") or {}).get("pipeline"))
         self._fill_config(r.get("config") or {})
         self._fill_machine(d)
         self._fill_events(d)
@@ -280,3 +284,24 @@ class DetailScreen(WorkerScreen):
             self.notify("Only a finished run can be rerun.", severity="warning")
             return
         self.app.confirm_rerun(self.run_id)
+
+
+def fill_pipelines(table: DataTable, summary: dict | None) -> None:
+    """A pipeline run's breakdown (summary extra.pipelines, docs/pipelines.md): per kind
+    its E2E percentiles, deadline attainment and goodput, then each stage's mean and
+    p99 with a bar of its share of the kind's summed stage means (the stacked view)."""
+    table.clear(columns=True)
+    table.add_columns("pipeline", "stage", "mean ms", "p99 ms", "share", "")
+    kinds = ((summary or {}).get("extra") or {}).get("pipelines") or {}
+    for kind, k in sorted(kinds.items()):
+        table.add_row(kind, f"{k['completed']}/{k['issued']} jobs",
+                      f"p50 {fmt.num(k['e2e_p50_ms'], 0)}", f"p99 {fmt.num(k['e2e_p99_ms'], 0)}",
+                      f"met {fmt.pct(k['deadline_attainment'])}",
+                      f"goodput {fmt.num(k['goodput_rps'], 2)}/s")
+        total = sum(s["mean_ms"] for s in k["stages"].values()) or 1.0
+        for name, st in k["stages"].items():
+            share = st["mean_ms"] / total
+            table.add_row("", name, fmt.num(st["mean_ms"], 1), fmt.num(st["p99_ms"], 1),
+                          fmt.pct(share), fmt.bar(share, 20))
+    if not kinds:
+        table.add_row("–", "no pipeline jobs in this run", "", "", "", "")
