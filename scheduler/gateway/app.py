@@ -272,9 +272,10 @@ async def _relay(conn: Connection, slot: Slot, st: DispatchState, ticket: Ticket
                  rt: Runtime) -> None:
     payload: Payload = slot.req.payload
     body = upstream_body(payload, slot.req.priority, ticket.priority)
-    up = await rt.pool.post(ticket.url, PATHS[slot.req.cls], body)
-    slot.upstream = up
+    up = None
     try:
+        up = await rt.pool.post(ticket.url, PATHS[slot.req.cls], body)
+        slot.upstream = up
         await _head(up, slot, st)
         if up.status != 200 or not payload.stream:
             try:
@@ -295,7 +296,8 @@ async def _relay(conn: Connection, slot: Slot, st: DispatchState, ticket: Ticket
                                     "upstream_timeout"), _sage_headers(rt, slot))
     finally:
         slot.upstream = None
-        up.release()
+        if up is not None:
+            up.release()
 
 
 async def _head(up: Conn, slot: Slot, st: DispatchState) -> None:

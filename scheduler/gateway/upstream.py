@@ -313,9 +313,9 @@ class Pool:
                 _, conn = await loop.create_connection(
                     lambda: Conn(self, t), t.host, t.port, ssl=t.ssl,
                     server_hostname=t.host if t.ssl else None)
-        except TimeoutError:
-            raise UpstreamUnavailable(f"connect to {t.host}:{t.port} timed out after "
-                                      f"{self.connect_timeout_s:g} s") from None
+        except TimeoutError:  # a swamped engine, not a dead one: not taken out for it
+            raise TimeoutError(f"connect to {t.host}:{t.port} timed out after "
+                               f"{self.connect_timeout_s:g} s") from None
         except OSError as exc:
             raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}") from None
         return conn
@@ -323,7 +323,8 @@ class Pool:
     async def post(self, base_url: str, path: str, body: bytes) -> Conn:
         """Send `body` as POST base_url+path; return the call once sent (then `head()`).
 
-        Raise UpstreamUnavailable when the engine cannot be reached.
+        Raise UpstreamUnavailable when the engine cannot be reached (refused, reset),
+        TimeoutError when it does not accept within the connect timeout.
         """
         return await self._call(base_url, self._head(base_url, path) + b"%d\r\n\r\n"
                                 % len(body) + body)
