@@ -244,7 +244,8 @@ def test_no_engine_process_or_placement_group_outlives_its_launcher(ray_address,
         assert line, f"the {name} driver did not start its engines"
         started[name] = json.loads(line)
     pgids = [g for s in started.values() for g in s["pgids"]]
-    assert all(group_alive(g) for g in pgids) and len(open_groups()) == 2
+    assert all(group_alive(g) for g in pgids), f"engine process groups {pgids}"
+    assert len(open_groups()) == 2, f"placement groups {open_groups()}"
 
     killed.send_signal(signal.SIGKILL)
     termed.send_signal(signal.SIGTERM)

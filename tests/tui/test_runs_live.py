@@ -43,7 +43,9 @@ async def test_launch_a_simulated_run_and_see_it_complete(store_path, app_factor
         await wait_for(pilot, lambda: any(r.id == run_id and r.status == "completed"
                                           for r in runs.rows), timeout=10)
         assert runs._page_ids[0] == run_id
-        assert "completed" in str(runs.query_one("#runs").get_row_at(0)[3])
+        # the table is redrawn from the rows a moment later
+        await wait_for(pilot, lambda: "completed" in str(runs.query_one("#runs").get_row_at(0)[3]),
+                       timeout=10)
 
 
 def _run(db, *extra):

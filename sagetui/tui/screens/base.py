@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textual import active_app
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 
@@ -28,7 +29,13 @@ class WorkerScreen(Screen):
         def guarded() -> None:
             # In the stack = still open (a popped screen leaves it before its widgets go).
             if self in self.dash.screen_stack and self.is_attached:
-                fn(*args)
+                try:
+                    fn(*args)
+                except NoMatches:
+                    # The screens compose their widgets once and never remove them, so a
+                    # missing one means the app is tearing this screen down (on quit it
+                    # stays in the stack while its widgets go): drop the result.
+                    pass
 
         try:
             self.dash.call_from_thread(guarded)
