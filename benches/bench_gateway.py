@@ -23,7 +23,7 @@ closed loop measure the gateway's sustained req/s (policy fifo and hybrid).
 and closed loop; the one-in-flight phase stays one), so that at high rates the
 client is not what saturates.
 
---baseline REF adds the gateway of git revision REF (e.g. `main`, extracted with
+--baseline REF adds the gateway of git revision REF (e.g. `94dcbb9`, the aiohttp gateway, extracted with
 `git archive` into a temporary folder) as one more path in the open- and closed-loop
 phases, so "CPU per request against the baseline" comes from one run on one
 machine load; the summary prints gateway ÷ baseline and gateway ÷ bare proxy.
