@@ -47,12 +47,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from exports.tables.fidelity import TARGET as FIDELITY_TARGET  # noqa: E402
+from exports.tables.fidelity import verdict  # noqa: E402
 from sagetui.suites.drift import describe  # noqa: E402
 from store import open_store, queries  # noqa: E402
 from store.queries import summaries_for  # noqa: E402
 
 SIM_SUITES = ("control-plane", "policies", "scalability", "heterogeneous")
-FIDELITY_TARGET = 0.10  # |relative error| the fidelity suite aims for (docs/fidelity.md)
 
 
 def run_suite(db: str, name: str, *, mode: str | None = None, extra: list[str] = (),
@@ -164,6 +165,7 @@ def fidelity_table(rows: list[dict]) -> list[str]:
         within = sum(x <= FIDELITY_TARGET for x in noise)
         out.append(f"Live repeat vs first live run: {within} of {len(noise)} within "
                    f"±{100 * FIDELITY_TARGET:.0f}%; worst {100 * max(noise):.1f}%.")
+    out.append(f"Verdict: {verdict(rows)}.")
     drift = [(r["rate"], r["machine_speed"]) for r in rows if r.get("machine_speed")]
     if drift:
         out += ["", "Machine drift, the probe before each load against the profile's "

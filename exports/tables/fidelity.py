@@ -17,7 +17,31 @@ from exports.errors import ExportError
 from exports.table import Column, Table
 
 NAME = "fidelity"
+TARGET = 0.10  # |relative error| a figure must stay within
+REQUIRED = 18 / 21  # share of figures within TARGET for the suite to hold
 DESCRIPTION = "Simulator fidelity: live vs calibrated simulation per load — p50/p99 TTFT and E2E, throughput, relative error"
+
+
+def _within(blocks: list[dict], key: str) -> tuple[int, int]:
+    """How many of the blocks' figures under `key` are within TARGET, of how many."""
+    errs = [abs(e["rel_error"]) for b in blocks for e in (b.get(key) or {}).values()]
+    return sum(x <= TARGET for x in errs), len(errs)
+
+
+def verdict(blocks: list[dict]) -> str:
+    """The suite's verdict from its per-load blocks. A live side that does not repeat
+    itself within the target gives no verdict: the simulator cannot be shown closer
+    to live than live is to itself, and a verdict there would measure the machine."""
+    met, total = _within(blocks, "errors")
+    rep, rep_total = _within(blocks, "live_noise")
+    figures = f"{met} of {total} figures within ±{100 * TARGET:.0f}%"
+    if rep_total and rep < REQUIRED * rep_total:
+        return (f"no verdict: the live repeat held only {rep} of {rep_total} figures within "
+                f"±{100 * TARGET:.0f}% ({figures}); the machine's speed moved more than the "
+                "target allows, so run the suite again on a quieter machine")
+    word = "holds" if total and met >= REQUIRED * total else "misses"
+    repeat = f"; live repeat {rep} of {rep_total}" if rep_total else "; no live repeat"
+    return f"{word}: {figures} (needs {REQUIRED * total:.0f}){repeat}"
 
 
 def _block(run) -> dict | None:
@@ -36,11 +60,13 @@ def _ids(block: dict, key: str, single) -> str:
 def build(ctx: ExportContext) -> Table:
     rows = []
     used = []
+    blocks = []
     for run in sorted(ctx.runs, key=lambda r: r.id):
         block = _block(run)
         if block is None:
             continue
         used.append(run.id)
+        blocks.append(block)
         noise = block.get("live_noise") or {}
         speed = block.get("machine_speed") or {}
         for stat, e in sorted(block["errors"].items()):
@@ -67,6 +93,7 @@ def build(ctx: ExportContext) -> Table:
                  Column("drift", "Machine drift (%)", 1),
                  Column("runs", "Runs (live/sim)")],
         rows=rows, run_ids=used,
+        footnotes=[f"Verdict: {verdict(blocks)}."],
         notes=["Error = (simulated - live) / live; the target is within 10%. Latencies are "
                "measured from the intended send time in both modes. Where a load ran live "
                "or simulated more than once (runs 8+9), that side is all its runs pooled "

@@ -227,14 +227,19 @@ def _run_fidelity(ctx, suite, quick, mode, backends_file, overrides) -> None:
                    f"{summary_line(report.summaries) if report.status == 'completed' else report.error}",
                    err=True)
 
+    blocks: list[dict] = []
     try:
         reports = run_fidelity(suite, ctx.obj["db"], quick=quick, overrides=list(overrides),
-                               backends_file=backends_file, on_run=on_run)
+                               backends_file=backends_file, on_run=on_run,
+                               on_block=blocks.append)
     except ConfigError as exc:
         fail(str(exc))
     except RuntimeError as exc:
         fail(f"suite fidelity: {exc}", code=1)
     click.echo(" ".join(str(r.run_id) for r in reports))
+    if blocks:
+        from exports.tables.fidelity import verdict
+        click.echo(f"suite fidelity: {verdict(blocks)}", err=True)
     if any(r.status != "completed" for r in reports):
         sys.exit(1)
 

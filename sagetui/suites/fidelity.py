@@ -182,8 +182,10 @@ def _point(base: dict, rate: float, mode: str, suite_name: str) -> dict:
 
 def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[str] = (),
                  backends_file: str | None = None,
-                 on_run: Callable[[RunReport], None] | None = None) -> list[RunReport]:
-    """Profile, calibrate, compare; everything stored under one suite experiment."""
+                 on_run: Callable[[RunReport], None] | None = None,
+                 on_block: Callable[[dict], None] | None = None) -> list[RunReport]:
+    """Profile, calibrate, compare; everything stored under one suite experiment.
+    `on_block` gets each load's comparison block as it is stored."""
     from ..orchestrate.live import engine_session
 
     p = plan(suite, quick=quick, overrides=overrides, backends_file=backends_file)
@@ -235,6 +237,8 @@ def run_fidelity(suite: Suite, db: str, *, quick: bool = False, overrides: list[
                             store, probe.run_id, probe_cfg.workload)], calibration)
                     block = fidelity_block(store, rate, done, sim_done, calibration, speed)
                     store_fidelity.merge_summary_extra(store, sim_done[0], {"fidelity": block})
+                    if on_block:
+                        on_block(block)
     finally:
         store.close()
     return reports
