@@ -65,7 +65,7 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
         if bundle:
             _bundle(ctx, image_fmt, files, figs, result)
         elif table or figure:
-            kind, name = ("table", table) if table else ("figure", figure)
+            kind, name = ("table", table) if table else ("figure", figure or "")
             runs, note = manifest.runs_for(ctx.runs, kind, name)
             if note:
                 result.messages.append(note)
@@ -73,10 +73,10 @@ def export(db: str | Path, *, fmt: str, selection: Selection, out_dir: str | Pat
             if table:
                 files[f"{table}.{EXTENSIONS[fmt]}"] = RENDERERS[fmt](TABLES[table].build(sub))
             else:
-                f = FIGURES[figure].build(sub)
+                f = FIGURES[name].build(sub)
                 if fmt != "csv":
-                    figs[figure] = f
-                files[f"{figure}.csv"] = figure_csv(f)
+                    figs[name] = f
+                files[f"{name}.csv"] = figure_csv(f)
         else:  # --format brief alone: the briefs a bundle would hold
             files["brief.md"] = _briefs(ctx)
         _write_all(Path(out_dir), files, figs, image_fmt, browser, result)
@@ -193,7 +193,7 @@ def _write_all(out: Path, files: dict[str, str | bytes], figs: dict[str, FigureR
             for stem, f in figs.items():
                 (tmp / stem).parent.mkdir(parents=True, exist_ok=True)
                 imaging.write_html(f.figure, tmp / f"{stem}.html")
-            if image_fmt:
+            if image_fmt and browser:  # no browser: image_fmt was dropped with a message
                 try:
                     imaging.write_images(
                         [(f.figure, tmp / f"{stem}.{image_fmt}") for stem, f in figs.items()],

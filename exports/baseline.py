@@ -213,15 +213,17 @@ def find_mismatches(runs: Iterable[RunView]) -> list[str]:
     builds: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     params: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        seen_v, seen_p = set(), set()
+        seen_v: set[tuple[str, str]] = set()
+        seen_n: set[tuple[str, str, str]] = set()
+        seen_p = set()
         for b in r.backends:
             device = b.device_kind or b.device
             release, note = _release(b.engine_kind, b.engine_version)
             if b.engine_version and (b.engine_kind, release) not in seen_v:
                 seen_v.add((b.engine_kind, release))
                 versions[b.engine_kind][release].append(r.id)
-            if note and (device, b.engine_kind, note) not in seen_v:
-                seen_v.add((device, b.engine_kind, note))
+            if note and (device, b.engine_kind, note) not in seen_n:
+                seen_n.add((device, b.engine_kind, note))
                 builds[f"{b.engine_kind} on {device}"][f"({note})"].append(r.id)
             setting = f"params {b.params} args {_setting_args(b.launch_args)}"
             model = b.model or (f"preset {b.preset}" if b.preset else "(model not recorded)")

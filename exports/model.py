@@ -163,7 +163,7 @@ def select_run_ids(store: Store, selection: Selection) -> list[int]:
         else:
             exp_ids: list[int | None] = [None]
             if selection.experiment:
-                exp_ids = _experiment_ids(store, selection.experiment)
+                exp_ids = list(_experiment_ids(store, selection.experiment))
             ids = sorted({r["id"] for e in exp_ids for r in queries.list_runs(
                 store, status="completed", suite=selection.suite, where=where, experiment_id=e)})
     except StoreError as exc:
@@ -218,6 +218,7 @@ def _summary_view(m: Summary) -> SummaryView:
 
 
 def _run_view(r: Run, e: Experiment | None, h: Hardware | None, backends, summaries) -> RunView:
+    assert r.id is not None  # a row read from the store always has its key
     config = _loads(r.config_json, f"run.config_json (run {r.id})", {})
     presets = {str(b.get("name")): str(b.get("preset") or "") for b in config.get("backends", [])
                if isinstance(b, dict)} if isinstance(config.get("backends"), list) else {}

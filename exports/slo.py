@@ -10,6 +10,7 @@ Numbers come from the summaries `loadgen.metrics.aggregate` wrote.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from exports.accessors import need_summary, slo_pct
 from exports.errors import ExportError
@@ -35,7 +36,8 @@ def classes(runs: Sequence[RunView]) -> list[str]:
 
 
 def _tiers_of(run: RunView) -> dict:
-    tiers = run.summary("all").extra.get("slo_tiers") if run.summary("all") else None
+    s = run.summary("all")
+    tiers = s.extra.get("slo_tiers") if s else None
     return tiers if isinstance(tiers, dict) else {}
 
 
@@ -116,8 +118,8 @@ def cells(g: Group, runs: Sequence[RunView]) -> dict[str, Cell]:
     """The values of `columns(runs)` for one configuration."""
     row: dict[str, Cell] = {"slo": g.estimate(slo_pct, "SLO attainment")}
     for c in classes(runs):
-        row[f"slo_{c}"] = _optional(g, lambda r, c=c: class_pct(r, c), f"{c} SLO attainment")
+        row[f"slo_{c}"] = _optional(g, partial(class_pct, cls=c), f"{c} SLO attainment")
     for key in tiers(runs):
-        row[f"slo_tier_{key}"] = _optional(g, lambda r, k=key: tier_pct(r, k), f"tier {key} SLO attainment")
+        row[f"slo_tier_{key}"] = _optional(g, partial(tier_pct, key=key), f"tier {key} SLO attainment")
     row["rejected_or_shed"] = g.estimate(rejected_or_shed_pct, "rejected or shed")
     return row

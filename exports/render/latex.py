@@ -62,7 +62,7 @@ def _header(table: Table) -> list[str]:
         while j + 1 < len(cols) and cols[i].group and cols[j + 1].group == cols[i].group:
             j += 1
         if cols[i].group:
-            top.append(r"\multicolumn{" + str(j - i + 1) + "}{c}{" + escape(cols[i].group) + "}")
+            top.append(r"\multicolumn{" + str(j - i + 1) + "}{c}{" + escape(cols[i].group or "") + "}")
             rules.append(r"\cmidrule(lr){" + f"{i + 1}-{j + 1}" + "}")
         else:
             top.append("")

@@ -9,6 +9,8 @@ interval over items, beside the items' latency p50/p99 (`item_rows`).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from exports.baseline import enforce
@@ -30,6 +32,11 @@ def agent(run: RunView) -> dict:
         raise ExportError(f"run {run.id} ({run.name}): summary 'all' has no extra_json.agent "
                           "{strategy, metrics}")
     return block
+
+
+def metric(run: RunView, name: str) -> float | None:
+    """One agent metric of a run (None when the strategy does not report it)."""
+    return agent(run)["metrics"].get(name)
 
 
 # (category, outcome, label): the figures the table reports, in this order.
@@ -153,7 +160,7 @@ def build(ctx: ExportContext) -> Table:
         g = by_strategy[strategy]
         row = {"strategy": strategy}
         for m in metrics:
-            row[m] = g.estimate(lambda r, m=m: agent(r)["metrics"].get(m), f"agent metric {m}")
+            row[m] = g.estimate(partial(metric, name=m), f"agent metric {m}")
         rows.append(row)
     return Table(
         name=NAME,

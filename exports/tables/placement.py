@@ -57,7 +57,7 @@ def slowdown(run: RunView) -> str:
     hosts = [b.get("host") for b in backends if b.get("host")]
     if len(hosts) == len(set(hosts)):
         return "-"
-    given = {b.get("cohost_slowdown") for b in backends
+    given = {float(b["cohost_slowdown"]) for b in backends
              if b.get("host") and b.get("cohost_slowdown") is not None}
     return ", ".join(f"{x:g}" for x in sorted(given)) if given else PRESET_SLOWDOWN
 
