@@ -1,8 +1,5 @@
-"""The load generator against real vLLM on CPU serving the tiny Llama.
-
-Its own engine start (about a minute on 2 cores): tests/live's session
-fixture lives in another package's conftest.
-"""
+"""The load generator against real vLLM on CPU serving the tiny Llama: the
+session's engine, so this module adds no engine start."""
 
 from __future__ import annotations
 
@@ -16,18 +13,12 @@ from loadgen.spec import WorkloadSpec
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory):
-    from engine.launcher import Launcher
-    from engine.spec import BackendSpec
+@pytest.fixture
+def vllm(vllm_cpu):
+    """The session's vLLM-on-CPU engine (tests/conftest.py) and the tiny Llama's tokenizer."""
     from engine.tiny_model import ensure_tiny_model
 
-    tok_dir = ensure_tiny_model()
-    spec = BackendSpec(name="vllm-cpu-lg", kind="vllm-cpu", capabilities=["chat", "completion"],
-                       device="cpu", device_kind="x86-64", model="tiny-llama",
-                       extra_args=["--max-model-len", "1024"])
-    with Launcher([spec], tmp_path_factory.mktemp("lg-vllm"), health_timeout_s=400) as engines:
-        yield engines[0].url, str(tok_dir)
+    return vllm_cpu.url, str(ensure_tiny_model())
 
 
 def test_exact_tokens_and_stream_metrics_on_vllm(vllm):
