@@ -27,7 +27,8 @@ read them. Keys are static (set at push), so each queue stays a heap.
   start comes before the queue ahead of it has drained (the predicted service of
   every queued call of its class over the class's slots): FCFS could make it wait
   that long, so the most urgent of those goes first. Nothing is tuned: the
-  threshold is the queue's own predicted drain time.
+  threshold is the queue's own predicted drain time. Admission ranks an arrival
+  by latest start (`order_key`): the order that decides whether it starts in time.
 
 All three shed, with admission control on (its default for them, as for `slo`), a
 call whose job can no longer make its deadline (`slo_shed`; the job fails with
@@ -47,6 +48,7 @@ from scheduler.admission import SHED_REASON
 from scheduler.policies.base import HeapPolicy, Selection
 from scheduler.policies.slo import NO_SLO, nominal_backends, slack_key
 from vocab import SCHEDULED_CLASSES, Request
+
 
 
 def _tpot(llm) -> float:
@@ -146,6 +148,14 @@ class PipelineHybridPolicy(PipelineFCFSPolicy):
         if req.pipeline_deadline is not None:
             return self.latest_start(req)
         return slack_key(req, self._nominal[req.cls])  # plain: its own SLO's; none: never
+
+    def order_key(self, req: Request) -> float:
+        """Admission ranks an arrival by latest start, as this policy serves a call
+        once job order would start it too late: a call misses its deadline only when
+        the calls more urgent than it fill the slots until its latest start; calls
+        of older jobs with more slack than it are overtaken then, so they do not
+        count against it."""
+        return self._latest(req)
 
     def push(self, req: Request, now: float) -> None:
         seq, c = next(self._seq), req.cls

@@ -71,6 +71,9 @@ def test_brief_has_pipeline_claims_at_the_acceptance_loads(cli, tmp_path):
     assert "at 0.9× capacity" in tail and tail.startswith("- **HOLDS**") and "30.0%" in tail
     met = next(ln for ln in lines if "deadline attainment by" in ln and "against fifo" in ln)
     assert "at 1.1× capacity" in met and met.startswith("- **HOLDS**")
+    # the target is an absolute difference: 0.600 -> 0.800 is +0.200 (+33.3 % relative)
+    assert "by +0.200 absolute (0.600 → 0.800; +33.3% relative)" in met
+    assert "95% CI of the difference +0.200 to +0.200" in met
     # equal throughput in the fixture: not claimed as a gain over staggered admission
     thr = next(ln for ln in lines if "pipelines/s against staggered" in ln and "0.9×" in ln)
     assert thr.startswith("- **DOES NOT HOLD**")

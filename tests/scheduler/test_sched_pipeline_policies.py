@@ -142,3 +142,31 @@ def test_staggered_holds_a_new_job_until_its_turn():
     cp.on_arrival(_call("j3/a", 0.6, "j3"), 0.6)  # held until 1.0
     out = cp.shutdown(0.7)
     assert "j3/a" in {x.request.id for x in out if hasattr(x, "request")}  # held: not lost
+
+
+def _old_loose_calls(n: int, out: int = 400) -> list[Request]:
+    """Calls of jobs that started at 0 with a loose deadline: first in job order."""
+    calls = []
+    for i in range(n):
+        r = _call(f"old{i}", 0.1 + 0.01 * i, f"old{i}", 100.0, out=out)
+        r.pipeline_start = 0.0
+        calls.append(r)
+    return calls
+
+
+@pytest.mark.parametrize("policy,served_first", [("pipeline-hybrid", True),
+                                                 ("pipeline-fcfs", False)])
+def test_admission_ranks_a_chat_arrival_where_the_policy_serves_it(policy, served_first):
+    # Three long calls of older jobs queue (about 8 s of work on the one slot); a chat
+    # request that needs its first token within 2 s arrives. Hybrid serves it first
+    # (its latest start comes before the queue drains), so admission, ranking it there,
+    # admits it; fcfs serves it after the three, so admission refuses it.
+    cp = _core(policy)
+    chat = Request(id="chat", cls="chat", arrival=0.4, t_intended=0.4, prompt_tokens=64,
+                   output_tokens=16, slo_ttft_ms=2000)
+    order = _order(cp, [*_old_loose_calls(3), chat])
+    if served_first:
+        assert order == ["chat", "old0", "old1", "old2"]
+    else:
+        assert order == ["old0", "old1", "old2"]
+        assert cp.reasons["rejected:slo_infeasible"] == 1
