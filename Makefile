@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/sagetui demo
 
 # Static checks, before any test runs: style, the import contracts, and the
-# type check of store/, scheduler/, loadgen/, engine/ and vocab/ (pyproject [tool.mypy]).
+# type check of store/, scheduler/, loadgen/, engine/, vocab/ and exports/ (pyproject [tool.mypy]).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

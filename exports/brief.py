@@ -176,7 +176,7 @@ def _goodput_claims(ctx: ExportContext) -> list[Claim]:
     interval on the difference (DistServe's headline, exports/goodput.py)."""
     series = rate_series(ctx.runs)
     require_sweep(series, "brief: goodput capacity")
-    values = {}
+    values: dict[str, list[tuple]] = {}
     for g, points in series:
         per = per_seed(points, attainment_of("all"))
         if per:

@@ -61,8 +61,8 @@ def pipeline_stages(ctx: ExportContext) -> FigureResult:
     loads = sorted({load_label(r) for r in runs} - {""})
     at = f" at {', '.join(loads)}" if loads else ""
     fig = new_figure("double")
-    for i, (stage, (kinds, series, ms)) in enumerate(bars.items()):
-        fig.add_trace(go.Bar(x=[kinds, series], y=ms, name=stage, marker_color=color(i)))
+    for i, (stage, (kinds, series, heights)) in enumerate(bars.items()):
+        fig.add_trace(go.Bar(x=[kinds, series], y=heights, name=stage, marker_color=color(i)))
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title_text="Mean stage time (ms)")
     fig.update_xaxes(title_text="Pipeline kind (policy)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from exports.accessors import (
     load_label,
     load_order,
@@ -49,7 +51,7 @@ def build(ctx: ExportContext) -> Table:
             kv[0][0], kv[0][1], order_of(kv[0][3], PIPELINE_POLICY_ORDER))):
         rows.append({
             "pattern": pat, "load": load, "policy": pol,
-            **{p: g.estimate(lambda r, p=p: _pipe(r, p), f"pipeline e2e.{p}")
+            **{p: g.estimate(partial(_pipe, what=p), f"pipeline e2e.{p}")
                for p in ("p50", "p95", "p99")},
             "attain": g.estimate(lambda r: _pipe(r, "slo_attainment"), "deadline attainment"),
             "thr": g.estimate(lambda r: _pipe(r, "throughput_rps"), "pipeline throughput"),

@@ -50,7 +50,6 @@ from scheduler.policies.slo import NO_SLO, nominal_backends, slack_key
 from vocab import SCHEDULED_CLASSES, Request
 
 
-
 def _tpot(llm) -> float:
     """Seconds per output token on `llm` as it is loaded now, corrected by what was
     observed there (a decode step in a full batch costs far more than beta0 alone)."""
