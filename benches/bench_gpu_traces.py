@@ -1,6 +1,6 @@
 """GPU fidelity: the published vLLM 0.11 H100 traces replayed against the presets.
 
-    .venv/bin/python benches/bench_gpu_traces.py [table|fit|ablate]
+    .venv/bin/python benches/bench_gpu_traces.py [table|fit|ablate|phases|lone|jitter]
 
 table  — every trace against its preset: TTFT / E2E / TPOT error (mean, p50, p90),
          per-request MAPE, the burst phase's E2E error, and the prefix cache hit rate
@@ -10,12 +10,20 @@ fit    — the H100 roofline fitted on each CodeLlama-34B trace in turn (engine.
 ablate — what each modelling step is worth: the datasheet roofline (linear step, no
          prefix caching), the fitted one without prefix caching, and the fitted one
          with its KV reads at the split-KV cost at every batch size.
+phases — each trace's TTFT MAPE per load phase, and the points of the whole trace's
+         MAPE each phase contributes.
+lone   — requests that met an idle engine: measured minus simulated TTFT fitted as
+         a + b·prompt (engine.sim.replay.lone_residual), prompts within one step's budget.
+jitter — every arrival moved by U(-1, 1) ms, 20 seeds: the spread of each trace's TTFT
+         and E2E MAPE (where a short prompt lands in a running decode step).
 Figures go to docs/fidelity.md (## GPU fidelity). Traces: tests/data/gpu_traces.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -24,7 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.sim.cost import derive_llm_cost  # noqa: E402
-from engine.sim.otel import read_trace  # noqa: E402
+from engine.sim.otel import (
+    GpuTrace,  # noqa: E402
+    read_trace,  # noqa: E402
+)
 from engine.sim.presets import (  # noqa: E402
     CODELLAMA_34B,
     DEVICES,
@@ -32,7 +43,7 @@ from engine.sim.presets import (  # noqa: E402
     MODELS,
     get_llm_preset,
 )
-from engine.sim.replay import replay, report  # noqa: E402
+from engine.sim.replay import lone_residual, replay, report  # noqa: E402
 from engine.sim.tracefit import FITTED, fit_roofline, roofline_preset  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "gpu_traces"
@@ -109,10 +120,60 @@ def ablate() -> None:
                   report(replay(t, split))))
 
 
+def phases_table() -> None:
+    for name, (f, preset, _) in TRACES.items():
+        rep = report(replay(read_trace(DATA / f), get_llm_preset(preset)))
+        total = rep["parts"][0]["ttft"]["n"]
+        print(f"\n### {name} (`{preset}`)\n\n| phase | n | TTFT mean error % | TTFT MAPE % "
+              f"| points of the whole MAPE |\n|---|---|---|---|---|")
+        for part in rep["parts"]:
+            e = part["ttft"]
+            print(f"| {part['phase']} | {e['n']} | {_pct(e['error']['mean'])} | "
+                  f"{100 * e['mape']:.1f} | {100 * e['mape'] * e['n'] / total:.2f} |")
+
+
+def lone() -> None:
+    print("| trace | lone requests | prompt tokens | measured - simulated TTFT: a ms | b µs/token "
+          "| mean ms |\n|---|---|---|---|---|---|")
+    for name, (f, preset, _) in TRACES.items():
+        t = read_trace(DATA / f)
+        budget = int(t.meta.get("max_num_batched_tokens") or 0) or None
+        try:
+            r = lone_residual(replay(t, get_llm_preset(preset)), budget)
+        except ValueError:  # too few prompts within the budget: chunked, not one step
+            print(f"| {name} | under 3 within one step ({budget} tokens) | | | | |")
+            continue
+        print(f"| {name} | {r['n']} | {r['prompt_min']}–{r['prompt_max']} | "
+              f"{1e3 * r['intercept']:+.2f} ± {1e3 * r['intercept_se']:.2f} | "
+              f"{1e6 * r['slope']:+.2f} ± {1e6 * r['slope_se']:.2f} | {1e3 * r['mean']:+.2f} |")
+
+
+def jittered(t: GpuTrace, seed: int, ms: float = 1.0) -> GpuTrace:
+    """The trace with every arrival moved by U(-ms, ms) milliseconds (order re-sorted)."""
+    rng = random.Random(seed)
+    reqs = sorted((replace(r, t=max(0.0, r.t + rng.uniform(-ms, ms) / 1e3))
+                   for r in t.requests), key=lambda r: r.t)
+    return GpuTrace(t.path, reqs, t.meta)
+
+
+def jitter(seeds: int = 20) -> None:
+    print("| trace | TTFT MAPE % min / median / max | E2E MAPE % min / median / max |\n|---|---|---|")
+    for name, (f, preset, _) in TRACES.items():
+        t, p = read_trace(DATA / f), get_llm_preset(preset)
+        wholes = [report(replay(jittered(t, s), p))["parts"][0] for s in range(seeds)]
+        cells = []
+        for m in ("ttft", "e2e"):
+            xs = [100 * w[m]["mape"] for w in wholes]
+            cells.append(f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}")
+        print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("table", "fit", "ablate"), nargs="?", default="table")
-    {"table": table, "fit": fit, "ablate": ablate}[ap.parse_args().what]()
+    commands = {"table": table, "fit": fit, "ablate": ablate, "phases": phases_table,
+                "lone": lone, "jitter": jitter}
+    ap.add_argument("what", choices=tuple(commands), nargs="?", default="table")
+    commands[ap.parse_args().what]()
 
 
 if __name__ == "__main__":

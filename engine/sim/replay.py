@@ -228,6 +228,51 @@ def report(rep: Replayed) -> dict:
     return out
 
 
+def lone_requests(reqs: list[TracedRequest], max_prompt: int | None = None) -> list[int]:
+    """Indices of the requests that met an idle engine and had it to themselves until
+    their first token: every earlier request had ended before it arrived, and the next
+    one arrived after its first token. The trace's first request (a cold server) is left
+    out; with `max_prompt`, so are prompts over it (one prefill step at most).
+
+    Why: their TTFT is one prefill step plus what lies outside the engine, with no
+    queueing and no step in flight to wait for, so measured minus simulated against
+    the prompt separates a per-token error from a fixed one (docs/fidelity.md)."""
+    out: list[int] = []
+    busy_until = reqs[0].t + reqs[0].e2e if reqs else 0.0
+    for k in range(1, len(reqs)):
+        r = reqs[k]
+        idle = busy_until <= r.t
+        busy_until = max(busy_until, r.t + r.e2e)
+        if not idle or (max_prompt is not None and r.prompt > max_prompt):
+            continue
+        if k + 1 < len(reqs) and reqs[k + 1].t < r.t + r.ttft:
+            continue
+        out.append(k)
+    return out
+
+
+def lone_residual(rep: Replayed, max_prompt: int | None = None) -> dict:
+    """Measured minus simulated TTFT of the lone requests, fitted as a + b·prompt by
+    least squares: a (s), b (s per token), their standard errors, n and the prompt range."""
+    reqs = rep.trace.requests
+    ks = lone_requests(reqs, max_prompt)
+    if len(ks) < 3:
+        raise ValueError(f"{rep.trace.path}: {len(ks)} lone requests, too few for a line")
+    xs = [float(reqs[k].prompt) for k in ks]
+    ys = [reqs[k].ttft - rep.sim_ttft[k] for k in ks]
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError(f"{rep.trace.path}: every lone request has the same prompt size")
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    a = my - b * mx
+    s2 = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True)) / (n - 2)
+    return {"n": n, "prompt_min": int(min(xs)), "prompt_max": int(max(xs)),
+            "intercept": a, "slope": b, "intercept_se": (s2 * (1 / n + mx ** 2 / sxx)) ** 0.5,
+            "slope_se": (s2 / sxx) ** 0.5, "mean": my}
+
+
 def model_mismatch(trace_model: str, preset_model: str) -> bool:
     """Whether a trace's model and a preset's look like different models (names
     compared without organisation, case and the `-hf` suffix)."""
