@@ -16,7 +16,8 @@ from scheduler.config import ROUTERS, ControlPlaneConfig
 
 class Router:
     name = ""
-    uses_estimates = False  # reads group/tokens/deadline (else the caller may skip them)
+    uses_estimates = False  # reads group/tokens (else the caller may skip them)
+    uses_deadline = False  # reads the deadline too (else the caller passes infinity)
     stateful = False  # must see every pick, even when there is one candidate
 
     def pick(self, cls: str, cands: list[BackendState], group: str, tokens: float,
@@ -130,6 +131,7 @@ class CostAware(Router):
 
     name = "cost-aware"
     uses_estimates = True
+    uses_deadline = True
 
     def pick(self, cls, cands, group, tokens, deadline, now):
         return cheapest_meeting_deadline(cands, group, tokens, deadline, now)
