@@ -35,6 +35,7 @@ import heapq
 import itertools
 import math
 from collections import deque
+from operator import attrgetter
 
 from scheduler.actions import Reject
 from scheduler.admission import SHED_REASON
@@ -44,6 +45,7 @@ from scheduler.policies.slo import nominal_backends, slack_key
 from vocab import LLM_CLASSES, Request
 
 INF = float("inf")
+_by_cost_rank = attrgetter("cost_rank")
 TPOT_HEADROOM = 0.9  # a shared host keeps its decode step under 90 % of the TPOT SLO
 
 
@@ -151,18 +153,22 @@ class HybridPolicy(Policy):
         it (or, placing `cheapest-in-slo`, the cheapest that meets the deadline);
         a shared host only where the batch fits into its LLM's TPOT slack."""
         scored = []
+        best_t = INF
+        slack_bound = self.tightest_tpot != INF  # else every batch fits an LLM's slack
         for b in free:
             svc = b.estimate("embedding", tokens)
-            if b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
+            if slack_bound and b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
                 continue
-            scored.append((now + b.backlog(now) + svc, b))
+            t = now + b.backlog(now) + svc
+            if t < best_t:
+                best_t = t
+            scored.append((t, b))
         if not scored:
             return None
-        best_t = min(t for t, _ in scored)
         limit = now + (best_t - now) * (1 + self.cost_tolerance)
         if self.cheapest_in_slo and deadline < INF:
             limit = max(limit, deadline)
-        return min((b for t, b in scored if t <= limit), key=lambda b: b.cost_rank)
+        return min((b for t, b in scored if t <= limit), key=_by_cost_rank)
 
     def _fits_llm_slack(self, b: BackendState, batch_s: float) -> bool:
         if self.tightest_tpot == INF:
