@@ -269,8 +269,8 @@ class BackendState:
         if group == "embedding":
             svc = self.emb_est.predict(tokens)
             turnover = svc
-        else:
-            svc = self.predict_ttft(int(tokens))
+        else:  # predict_ttft, one call fewer (routers ask this of every free backend)
+            svc = self.model_ttft(int(tokens)) * self.ttft_corr.factor
             turnover = self.e2e_est if self.e2e_seen else svc
         st = self.stats
         if st is not None and st.waiting > 0:

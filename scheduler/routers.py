@@ -36,12 +36,15 @@ class LeastWork(Router):
 
     def pick(self, cls, cands, group, tokens, deadline, now):
         best, best_t = cands[0], float("inf")
+        clearly = best_t  # what a time must be below to win outright: best_t·(1 − 1e-9)
+        batch = group == "embedding"
         for b in cands:
             t = b.estimate(group, tokens)
-            if group == "embedding":
+            if batch:
                 t += b.backlog(now)
-            if t < best_t * (1 - 1e-9) or (t <= best_t and b.cost_rank < best.cost_rank):
+            if t < clearly or (t <= best_t and b.cost_rank < best.cost_rank):
                 best, best_t = b, t
+                clearly = t * (1 - 1e-9)
         return best
 
 
