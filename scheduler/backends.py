@@ -71,8 +71,9 @@ class LinearEstimator:
 
     def predict(self, x: float) -> float:
         mode = self._mode
-        if mode is _LINE:  # the common case once observed
-            return max(self._my + self._b * (x - self._mx), 0.0)
+        if mode is _LINE:  # the common case once observed; never below 0
+            y = self._my + self._b * (x - self._mx)
+            return y if y >= 0.0 else 0.0
         if mode is _PRIOR:
             p = self.prior
             return 0.0 if p is None else p.a + p.b * x
@@ -256,8 +257,10 @@ class BackendState:
             return 0.0
         end = now
         for d in self.flying.values():  # insertion order is dispatch order
-            end = max(end, d.t) + self.estimate(d.group, d.tokens)
-        return max(0.0, end - now)
+            start = d.t
+            end = (end if end >= start else start) + self.estimate(d.group, d.tokens)
+        left = end - now
+        return left if left > 0.0 else 0.0
 
     def estimate(self, group: str, tokens: float) -> float:
         """Predicted service time (s) of a dispatch of this group and size here:

@@ -40,7 +40,7 @@ class LeastWork(Router):
         batch = group == "embedding"
         for b in cands:
             t = b.estimate(group, tokens)
-            if batch:
+            if batch and b.flying:  # backlog() is 0 without batches in flight
                 t += b.backlog(now)
             if t < clearly or (t <= best_t and b.cost_rank < best.cost_rank):
                 best, best_t = b, t
