@@ -203,7 +203,7 @@ class ControlPlane:
                     queued[cls] -= 1
                     self._reject(req, choice.reason, out)
                 else:
-                    out.append(self._dispatch([req], choice, now))
+                    out.append(self._dispatch((req,), choice, now))
             else:
                 if key is not None:
                     self._rank(req, key)

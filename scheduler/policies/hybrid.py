@@ -77,8 +77,7 @@ class HybridPolicy(Policy):
     def key(self, req: Request) -> float:
         return slack_key(req, self._nominal[req.cls]) + req.priority * self.aging_s
 
-    def order_key(self, req: Request) -> float:
-        return self.key(req)
+    order_key = key  # admission ranks arrivals in this very order
 
     def push(self, req: Request, now: float) -> None:
         if req.cls == "embedding":
