@@ -92,7 +92,7 @@ class BackendState:
         "cost_rank", "flying", "e2e_est", "e2e_seen", "pool_free",
         "model", "kv_cap", "kv_reserved", "max_seqs", "n_llm", "n_prefilling",
         "prefill_ahead", "kv_read", "ttft_corr", "tpot_corr", "priority_scheduling",
-        "room", "_ttft_prompt", "_ttft_model", "_tpot_model",
+        "room", "_ttft_prompt", "_ttft_model", "_tpot_n", "_tpot_kv", "_tpot_model",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -132,13 +132,14 @@ class BackendState:
         self.kv_read = 0.0  # KV tokens an attention pass reads (prompt + output/2 each)
         self.ttft_corr = Correction(alpha)
         self.tpot_corr = Correction(alpha)
-        # What the model predicts for the LLM work here, kept until that work changes
-        # (llm_dispatched / llm_first_token / llm_released): admission, the router and
-        # the dispatch ask one backend the same question within one event, and the
-        # decode-time prediction holds across the arrivals between two changes.
+        # The model's last answers: admission, the router and the dispatch ask one
+        # backend the same question within one event, and the decode-time prediction
+        # holds across the arrivals until the decode batch here changes. The first-token
+        # one is forgotten when the LLM work here changes (llm_dispatched /
+        # llm_first_token / llm_released); the decode one is kept with its inputs.
         self._ttft_prompt = -1  # the prompt of the last model_ttft; -1: none
         self._ttft_model = 0.0
-        self._tpot_model: dict[int, float] = {}  # extra sequences -> model_tpot
+        self._tpot_n, self._tpot_kv, self._tpot_model = -1, 0.0, 0.0  # llm_tpot's inputs, answer
         self.room: float = _UNBOUNDED  # the largest KV need fits() accepts now
         # vLLM runs its own priority scheduling here: the policy's rank goes with the
         # request in vLLM's `priority` field.
@@ -163,7 +164,7 @@ class BackendState:
         return need_tokens <= self.room
 
     def _llm_changed(self) -> None:
-        """The LLM requests here changed: `room` follows, the predictions are stale."""
+        """The LLM requests here changed: `room` follows, the first-token answer is stale."""
         if self.n_llm >= self.max_seqs:
             self.room = -1
         elif self.kv_cap is None or self.n_llm == 0:
@@ -171,7 +172,6 @@ class BackendState:
         else:
             self.room = self.kv_cap - self.kv_reserved
         self._ttft_prompt = -1
-        self._tpot_model.clear()
 
     def llm_dispatched(self, prompt: int, output: int) -> None:
         self.n_llm += 1
@@ -184,7 +184,7 @@ class BackendState:
     def llm_first_token(self, prompt: int) -> None:
         self.n_prefilling -= 1
         self.prefill_ahead -= prompt
-        self._ttft_prompt = -1  # the decode batch (model_tpot) is still the same
+        self._ttft_prompt = -1
 
     def llm_released(self, prompt: int, output: int, started: bool) -> None:
         if not started:
@@ -219,12 +219,12 @@ class BackendState:
 
     def model_tpot(self, extra: int = 1) -> float:
         """The cost model's time per output token once `extra` more sequences decode
-        (kept until the decode batch here changes)."""
-        t = self._tpot_model.get(extra)
-        if t is None:
-            t = self._tpot_model[extra] = llm_tpot(self.model, self.n_llm + extra,  # type: ignore[arg-type]  # LLM backends only
-                                                   self.kv_read)
-        return t
+        (the last answer is kept with its inputs)."""
+        n, kv = self.n_llm + extra, self.kv_read
+        if n != self._tpot_n or kv != self._tpot_kv:
+            self._tpot_model = llm_tpot(self.model, n, kv)  # type: ignore[arg-type]  # LLM backends only
+            self._tpot_n, self._tpot_kv = n, kv
+        return self._tpot_model
 
     def predict_ttft(self, prompt: int) -> float:
         """Seconds to the first token of a prompt dispatched here now: the model's,
