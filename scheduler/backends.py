@@ -166,7 +166,7 @@ class BackendState:
     def _llm_changed(self) -> None:
         """The LLM requests here changed: `room` follows, the first-token answer is stale."""
         if self.n_llm >= self.max_seqs:
-            self.room = -1
+            self.room = -_UNBOUNDED
         elif self.kv_cap is None or self.n_llm == 0:
             self.room = _UNBOUNDED
         else:
