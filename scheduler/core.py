@@ -258,7 +258,9 @@ class ControlPlane:
         else:
             for r in d.requests:
                 self._fail(r, reason or "engine_error", out)
-        self._pump(now, out)
+        queued = self.queued
+        if queued["chat"] or queued["embedding"] or queued["completion"]:
+            self._pump(now, out)  # (with nothing queued it has nothing to do)
         self._account(t0)
         return out
 

@@ -158,7 +158,7 @@ class HybridPolicy(Policy):
             svc = b.estimate("embedding", tokens)
             if slack_bound and b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
                 continue
-            t = now + b.backlog(now) + svc
+            t = (now + b.backlog(now) if b.flying else now) + svc  # backlog 0: none in flight
             if t < best_t:
                 best_t = t
             scored.append((t, b))
@@ -177,7 +177,8 @@ class HybridPolicy(Policy):
     def route(self, req: Request, cands: list[BackendState], now: float
               ) -> BackendState | Reject:
         if req.cls != "embedding":
-            self._note_tpot(req)  # the direct path from the core skips push()
+            if req.slo_tpot_ms is not None:
+                self._note_tpot(req)  # the direct path from the core skips push()
             return router_pick(self.cp, req, cands, now)
         b = self.place_batch(req.text_tokens or req.n_texts, cands, now, req.deadline)
         if b is None:  # every free host is an LLM's at its TPOT limit: the least loaded
