@@ -198,8 +198,11 @@ def measure_once(what: str, policies: list[str]) -> dict[str, list[float]]:
 def baseline_tree(ref: str, into: Path) -> Path:
     """Revision `ref`'s packages with this bench beside them, so the one driver runs
     against either tree (git archive, as bench_gateway's extract_ref)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
-                              "vocab"], check=True, capture_output=True).stdout
+    got = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
+                          "vocab"], capture_output=True)
+    if got.returncode:
+        sys.exit(f"--baseline: git archive {ref!r} failed: {got.stderr.decode().strip()}")
+    archive = got.stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     (into / "benches").mkdir()
     shutil.copy(__file__, into / "benches" / "bench_scheduler.py")
@@ -219,7 +222,9 @@ def compare(what: str, ref: str, rounds: int, policies: list[str]) -> None:
                 bench = trees[name] / "benches" / "bench_scheduler.py"
                 cp = subprocess.run([sys.executable, str(bench), what, "--measure-once",
                                      "--policies", ",".join(policies)],
-                                    capture_output=True, text=True, check=True)
+                                    capture_output=True, text=True)
+                if cp.returncode:
+                    sys.exit(f"--baseline: the run of {name} failed:\n{cp.stderr[-2000:]}")
                 for p, v in json.loads(cp.stdout.strip().splitlines()[-1]).items():
                     got[name][p].append(v)
         print(f"## {what}: this tree against `{ref}`, {rounds} rounds, medians "
