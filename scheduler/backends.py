@@ -271,11 +271,10 @@ class BackendState:
         """
         if group == "embedding":
             svc = self.emb_est.predict(tokens)
-            turnover = svc
         else:  # predict_ttft, one call fewer (routers ask this of every free backend)
             svc = self.model_ttft(int(tokens)) * self.ttft_corr.factor
-            turnover = self.e2e_est if self.e2e_seen else svc
         st = self.stats
         if st is not None and st.waiting > 0:
+            turnover = self.e2e_est if group != "embedding" and self.e2e_seen else svc
             svc += st.waiting / max(st.running, 1) * turnover
         return svc
