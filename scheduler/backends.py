@@ -160,26 +160,27 @@ class BackendState:
         below vLLM's max_num_seqs and, where the KV capacity is known, with its
         prompt + output reserved. Dispatching more only moves the queue into the
         engine, where its FCFS order (not the policy's) decides. (`room`, kept by
-        _llm_changed, is the largest size that fits: the core's hot path reads it.)"""
+        llm_dispatched / llm_released, is the largest size that fits: the core's
+        hot path reads it.)"""
         return need_tokens <= self.room
 
-    def _llm_changed(self) -> None:
-        """The LLM requests here changed: `room` follows, the first-token answer is stale."""
-        if self.n_llm >= self.max_seqs:
-            self.room = -_UNBOUNDED
-        elif self.kv_cap is None or self.n_llm == 0:
-            self.room = _UNBOUNDED
-        else:
-            self.room = self.kv_cap - self.kv_reserved
-        self._ttft_prompt = -1
-
+    # The three changes of the LLM work here forget the kept first-token answer, and
+    # dispatch and release keep `room` (what fits() accepts) by its rule: nothing at
+    # max_num_seqs; any size on an idle engine or without a known KV capacity; else
+    # the capacity not reserved. Written out in both: they run on every request.
     def llm_dispatched(self, prompt: int, output: int) -> None:
-        self.n_llm += 1
+        n = self.n_llm = self.n_llm + 1
         self.n_prefilling += 1
         self.prefill_ahead += prompt
-        self.kv_reserved += prompt + output
+        reserved = self.kv_reserved = self.kv_reserved + prompt + output
         self.kv_read += prompt + output / 2
-        self._llm_changed()
+        if n >= self.max_seqs:
+            self.room = -_UNBOUNDED
+        elif self.kv_cap is None:  # (n > 0: not idle)
+            self.room = _UNBOUNDED
+        else:
+            self.room = self.kv_cap - reserved
+        self._ttft_prompt = -1
 
     def llm_first_token(self, prompt: int) -> None:
         self.n_prefilling -= 1
@@ -188,11 +189,18 @@ class BackendState:
 
     def llm_released(self, prompt: int, output: int, started: bool) -> None:
         if not started:
-            self.llm_first_token(prompt)
-        self.n_llm -= 1
-        self.kv_reserved -= prompt + output
+            self.n_prefilling -= 1
+            self.prefill_ahead -= prompt
+        n = self.n_llm = self.n_llm - 1
+        reserved = self.kv_reserved = self.kv_reserved - prompt - output
         self.kv_read -= prompt + output / 2
-        self._llm_changed()
+        if n >= self.max_seqs:
+            self.room = -_UNBOUNDED
+        elif self.kv_cap is None or n == 0:
+            self.room = _UNBOUNDED
+        else:
+            self.room = self.kv_cap - reserved
+        self._ttft_prompt = -1
 
     def model_ttft(self, prompt: int) -> float:
         """The cost model's first-token time for a prompt dispatched here now: the
