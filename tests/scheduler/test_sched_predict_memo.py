@@ -8,6 +8,7 @@ import random
 import pytest
 from sched_helpers import emb, llm
 
+from engine.spec import BackendSpec
 from scheduler.backends import BackendState, LinearEstimator
 from scheduler.predict import EmbedModel, llm_tpot
 
@@ -23,10 +24,19 @@ def fits_by_definition(b: BackendState, need: int) -> bool:
     return b.kv_cap is None or b.kv_reserved + need <= b.kv_cap or b.n_llm == 0
 
 
-@pytest.mark.parametrize("preset,flags", [("7b-h100", []), ("codellama-34b-h100", []),
-                                          ("tiny-cpu", ["--max-num-seqs", "3"])])
-def test_kept_predictions_and_room_follow_every_change(preset, flags):
-    b = BackendState(llm("g", conc=64, preset=preset, extra_args=flags), 0, 0.2)
+def live_vllm() -> BackendSpec:
+    """A live engine named by URL only: its KV capacity is not known."""
+    return BackendSpec(name="v", kind="vllm", url="http://127.0.0.1:1", capabilities=["chat"],
+                       max_concurrency=64)
+
+
+@pytest.mark.parametrize("spec", [llm("g", conc=64), llm("g", conc=64, preset="codellama-34b-h100"),
+                                  llm("g", conc=64, preset="tiny-cpu",
+                                      extra_args=["--max-num-seqs", "3"]),
+                                  live_vllm()], ids=["7b", "34b", "tiny-3-seqs", "live"])
+def test_kept_predictions_and_room_follow_every_change(spec):
+    b = BackendState(spec, 0, 0.2)
+    assert (b.kv_cap is None) == (spec.kind == "vllm")
     rng = random.Random(5)
     here: list[tuple[int, int, bool]] = []  # (prompt, output, started) dispatched here
     last_prompt = 64
