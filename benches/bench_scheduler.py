@@ -1,6 +1,7 @@
 """Scheduler benchmarks: sim throughput, the scalability grid, decision time.
 
     .venv/bin/python benches/bench_scheduler.py [throughput|grid|decision|all] [--repeat N]
+        [--policies fifo,slo,...] [--baseline REF [--rounds N]]
 
 Targets: >= 50,000 simulated requests per wall second (8 backends,
 7B-on-H100 preset, 1000 req/s, 70% chat / 30% embedding); the whole grid
@@ -8,18 +9,30 @@ Targets: >= 50,000 simulated requests per wall second (8 backends,
 <= 2 min; policy decision time p99 <= 50 us at a queue depth of 1000.
 Workload generation is outside the timed region; everything simulate() does
 (core, engines, outcomes, samples) is inside. Figures go to docs/benchmarks.md.
+
+--baseline REF (throughput or decision) measures git revision REF's scheduler
+and simulator against this tree's in one run: each of `--rounds` rounds runs
+both, in turn and in alternating order, each in a fresh process, and the
+medians and their ratio are printed. On a shared machine only such a ratio
+means anything; the absolute figures move with the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from engine.spec import BackendSpec  # noqa: E402
 from scheduler.config import POLICIES, ControlPlaneConfig  # noqa: E402
@@ -56,13 +69,13 @@ def workload(rate: float, duration: float, seed: int) -> list[Request]:
                                model="minilm"))
 
 
-def throughput(repeat: int) -> None:
+def throughput(repeat: int, policies: list[str]) -> None:
     reqs_n = len(workload(1000, 60, 1))
     print(f"## throughput: 8 x 7b-h100, 1000 req/s, 70/30, 60 sim-s ({reqs_n} requests)")
     print("| policy | runs | best wall s | req/s min / median / max | CPU s (best) | completed "
           "| load avg (1 min) |")
     print("|---|---|---|---|---|---|---|")
-    for policy in POLICIES:
+    for policy in policies:
         walls, cpus = [], []
         load = os.getloadavg()[0]
         for _ in range(repeat):
@@ -139,22 +152,92 @@ class _DepthDriver:
         self._take(self.cp.on_completion(d.backend, d.dispatch_id, self.now))
 
 
-def decision(events: int = 20_000, depth: int = 1000) -> None:
+def decision_run(policy: str, events: int = 20_000, depth: int = 1000
+                 ) -> tuple[dict[str, float], list[int]]:
+    """Decision-time statistics of `events` decisions at queue depth `depth`, and the
+    depths seen."""
+    drv = _DepthDriver(policy, depth)
+    drv.fill()
+    drv.cp.decision_times_us.clear()
+    depths = []
+    while len(drv.cp.decision_times_us) < events:
+        drv.complete_one()  # frees a slot: the policy picks from `depth` waiting
+        drv.fill()  # arrivals that only queue
+        depths.append(sum(drv.cp.queued.values()))
+    return drv.cp.decision_stats(), depths
+
+
+def decision(policies: list[str], events: int = 20_000, depth: int = 1000) -> None:
     print(f"## decision time at queue depth {depth} (8 backends x 4 slots, all busy)")
     print("| policy | decisions | p50 us | p99 us | max us | depth min..max |")
     print("|---|---|---|---|---|---|")
-    for policy in POLICIES:
-        drv = _DepthDriver(policy, depth)
-        drv.fill()
-        drv.cp.decision_times_us.clear()
-        depths = []
-        while len(drv.cp.decision_times_us) < events:
-            drv.complete_one()  # frees a slot: the policy picks from `depth` waiting
-            drv.fill()  # arrivals that only queue
-            depths.append(sum(drv.cp.queued.values()))
-        st = drv.cp.decision_stats()
+    for policy in policies:
+        st, depths = decision_run(policy, events, depth)
         print(f"| {policy} | {st['count']} | {st['p50']:.1f} | {st['p99']:.1f} | "
               f"{st['max']:.0f} | {min(depths)}..{max(depths)} |")
+
+
+# -- against a baseline revision ------------------------------------------------------------
+
+def measure_once(what: str, policies: list[str]) -> dict[str, list[float]]:
+    """One measurement per policy in this process: throughput gives [sim req per wall s,
+    per CPU s], decision gives [p50 us, p99 us]."""
+    out = {}
+    for policy in policies:
+        if what == "throughput":
+            reqs = workload(1000, 60, 1)
+            c0 = time.process_time()
+            res = simulate(ControlPlaneConfig(policy=policy), backends(8), reqs)
+            out[policy] = [len(reqs) / res.wall_s, len(reqs) / (time.process_time() - c0)]
+        else:
+            st, _ = decision_run(policy)
+            out[policy] = [st["p50"], st["p99"]]
+    return out
+
+
+def baseline_tree(ref: str, into: Path) -> Path:
+    """Revision `ref`'s packages with this bench beside them, so the one driver runs
+    against either tree (git archive, as bench_gateway's extract_ref)."""
+    got = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
+                          "vocab"], capture_output=True)
+    if got.returncode:
+        sys.exit(f"--baseline: git archive {ref!r} failed: {got.stderr.decode().strip()}")
+    archive = got.stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "benches").mkdir()
+    shutil.copy(__file__, into / "benches" / "bench_scheduler.py")
+    return into
+
+
+def compare(what: str, ref: str, rounds: int, policies: list[str]) -> None:
+    """This tree against revision `ref`, alternating, each run in a fresh process."""
+    cols = ("sim req / wall s", "sim req / CPU s") if what == "throughput" else ("p50 us",
+                                                                                "p99 us")
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this tree": ROOT, ref: baseline_tree(ref, Path(tmp))}
+        got: dict[str, dict[str, list[list[float]]]] = {t: {p: [] for p in policies}
+                                                        for t in trees}
+        for i in range(rounds):
+            for name in (list(trees) if i % 2 == 0 else list(trees)[::-1]):
+                bench = trees[name] / "benches" / "bench_scheduler.py"
+                cp = subprocess.run([sys.executable, str(bench), what, "--measure-once",
+                                     "--policies", ",".join(policies)],
+                                    capture_output=True, text=True)
+                if cp.returncode:
+                    sys.exit(f"--baseline: the run of {name} failed:\n{cp.stderr[-2000:]}")
+                for p, v in json.loads(cp.stdout.strip().splitlines()[-1]).items():
+                    got[name][p].append(v)
+        print(f"## {what}: this tree against `{ref}`, {rounds} rounds, medians "
+              f"(load average now {os.getloadavg()[0]:.1f})")
+        print(f"| policy | {cols[0]}: this / {ref} / ratio | {cols[1]}: this / {ref} / ratio |")
+        print("|---|---|---|")
+        for p in policies:
+            cells = []
+            for k in (0, 1):
+                a = statistics.median(v[k] for v in got["this tree"][p])
+                b = statistics.median(v[k] for v in got[ref][p])
+                cells.append(f"{a:,.1f} / {b:,.1f} / {a / b:.2f}")
+            print(f"| {p} | {cells[0]} | {cells[1]} |")
 
 
 def main() -> None:
@@ -162,12 +245,29 @@ def main() -> None:
     ap.add_argument("what", nargs="?", default="all",
                     choices=["throughput", "grid", "decision", "all"])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="comma-separated, for throughput and decision (default: all)")
+    ap.add_argument("--baseline", metavar="REF", help="git revision to measure against")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --baseline")
+    ap.add_argument("--measure-once", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    policies = [p for p in a.policies.split(",") if p]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        ap.error(f"--policies: {', '.join(unknown) or 'none given'} not in {', '.join(POLICIES)}")
+    if a.measure_once or a.baseline:
+        if a.what not in ("throughput", "decision"):
+            ap.error("--baseline: compares throughput or decision, not " + a.what)
+        if a.measure_once:  # the child of compare(): one JSON line
+            print(json.dumps(measure_once(a.what, policies)))
+        else:
+            compare(a.what, a.baseline, a.rounds, policies)
+        return
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2-core machine shared with others)")
     if a.what in ("throughput", "all"):
-        throughput(a.repeat)
+        throughput(a.repeat, policies)
     if a.what in ("decision", "all"):
-        decision()
+        decision(policies)
     if a.what in ("grid", "all"):
         grid()
 

@@ -161,7 +161,7 @@ class Admission:
         for b in cands:  # feasible as soon as one backend meets the deadline
             if b.up:
                 seen = True
-                if now + b.backlog(now) + b.estimate("embedding", tokens) <= dl:
+                if _batch_done(b, tokens, now) <= dl:
                     return False
         return seen
 
@@ -169,15 +169,20 @@ class Admission:
     def shed_now(self, req: Request, b: BackendState, now: float) -> bool:
         """True when the request, sent to `b` now, would still miss an SLO."""
         if req.cls == "embedding":
-            dl = req.deadline
-            tokens = req.text_tokens or req.n_texts
-            return now + b.backlog(now) + b.estimate("embedding", tokens) > dl
+            return _batch_done(b, req.text_tokens or req.n_texts, now) > req.deadline
         ttft_dl, e2e_dl = _deadlines(req)
         if ttft_dl == INF and e2e_dl == INF:
             return False
         first = now + b.predict_ttft(req.prompt_tokens)
         done = first + max(req.output_tokens - 1, 0) * b.predict_tpot()
         return first > ttft_dl or done > e2e_dl
+
+
+def _batch_done(b: BackendState, tokens: int, now: float) -> float:
+    """When an embedding batch of `tokens` sent to `b` now would be done: after the
+    batches in flight there (backlog() is 0 without any), then its own time."""
+    start = now + b.backlog(now) if b.flying else now
+    return start + b.estimate("embedding", tokens)
 
 
 def _bucket(offset_s: float) -> int:

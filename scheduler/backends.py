@@ -11,11 +11,15 @@ from engine.spec import BackendSpec, EngineStats
 from scheduler.predict import Correction, EmbedModel, LLMModel, embed_model, llm_model, llm_tpot
 
 GROUPS = ("llm", "embedding")
+_UNBOUNDED = float("inf")
 
 
 def group_of(cls: str) -> str:
     """`embedding` or `llm` (chat and completion share LLM capacity)."""
     return "embedding" if cls == "embedding" else "llm"
+
+
+_PRIOR, _RATIO, _LINE = range(3)  # how LinearEstimator.predict answers (see its _fit)
 
 
 class LinearEstimator:
@@ -25,14 +29,20 @@ class LinearEstimator:
     engine's shape), so a batch's service time is predicted from its size.
     Before any observation it answers with the backend's prior (its preset's
     a + b·x), never 0: an unseen backend is not assumed free.
+
+    The fit (means, slope) is worked out once per observation, not per
+    prediction: admission, routing and each backlog ask for many predictions
+    between two observations.
     """
 
-    __slots__ = ("decay", "s0", "sx", "sy", "sxx", "sxy", "prior")
+    __slots__ = ("decay", "s0", "sx", "sy", "sxx", "sxy", "prior", "_mx", "_my", "_b", "_mode")
 
     def __init__(self, alpha: float, prior: EmbedModel | None = None) -> None:
         self.decay = 1.0 - alpha
         self.s0 = self.sx = self.sy = self.sxx = self.sxy = 0.0
         self.prior = prior
+        self._mx = self._my = self._b = 0.0
+        self._mode = _PRIOR
 
     def observe(self, x: float, y: float) -> None:
         d = self.decay
@@ -41,18 +51,34 @@ class LinearEstimator:
         self.sy = self.sy * d + y
         self.sxx = self.sxx * d + x * x
         self.sxy = self.sxy * d + x * y
+        self._fit()
 
-    def predict(self, x: float) -> float:
+    def _fit(self) -> None:
+        """The means and slope predict() reads: a line through the means, or, when
+        the sizes seen barely vary, y proportional to x (or the mean)."""
         if self.s0 == 0.0:
-            p = self.prior
-            return 0.0 if p is None else p.a + p.b * x
+            self._mode = _PRIOR
+            return
         mx, my = self.sx / self.s0, self.sy / self.s0
+        self._mx, self._my = mx, my
         var = self.sxx / self.s0 - mx * mx
         if var <= 1e-9 * (1.0 + mx * mx):
-            return my * (x / mx) if mx > 0 else my
+            self._mode = _RATIO
+            return
         b = (self.sxy / self.s0 - mx * my) / var
-        b = max(b, 0.0)
-        return max(my + b * (x - mx), 0.0)
+        self._b = max(b, 0.0)
+        self._mode = _LINE
+
+    def predict(self, x: float) -> float:
+        mode = self._mode
+        if mode is _LINE:  # the common case once observed; never below 0
+            y = self._my + self._b * (x - self._mx)
+            return y if y >= 0.0 else 0.0
+        if mode is _PRIOR:
+            p = self.prior
+            return 0.0 if p is None else p.a + p.b * x
+        mx = self._mx
+        return self._my * (x / mx) if mx > 0 else self._my
 
 
 class BackendState:
@@ -66,6 +92,7 @@ class BackendState:
         "cost_rank", "flying", "e2e_est", "e2e_seen", "pool_free",
         "model", "kv_cap", "kv_reserved", "max_seqs", "n_llm", "n_prefilling",
         "prefill_ahead", "kv_read", "ttft_corr", "tpot_corr", "priority_scheduling",
+        "room", "_ttft_prompt", "_ttft_model", "_tpot_n", "_tpot_kv", "_tpot_model",
     )
 
     def __init__(self, spec: BackendSpec, idx: int, alpha: float) -> None:
@@ -105,6 +132,15 @@ class BackendState:
         self.kv_read = 0.0  # KV tokens an attention pass reads (prompt + output/2 each)
         self.ttft_corr = Correction(alpha)
         self.tpot_corr = Correction(alpha)
+        # The model's last answers: admission, the router and the dispatch ask one
+        # backend the same question within one event, and the decode-time prediction
+        # holds across the arrivals until the decode batch here changes. The first-token
+        # one is forgotten when the LLM work here changes (llm_dispatched /
+        # llm_first_token / llm_released); the decode one is kept with its inputs.
+        self._ttft_prompt = -1  # the prompt of the last model_ttft; -1: none
+        self._ttft_model = 0.0
+        self._tpot_n, self._tpot_kv, self._tpot_model = -1, 0.0, 0.0  # llm_tpot's inputs, answer
+        self.room: float = _UNBOUNDED  # the largest KV need fits() accepts now
         # vLLM runs its own priority scheduling here: the policy's rank goes with the
         # request in vLLM's `priority` field.
         self.priority_scheduling = m is not None and m.priority_scheduling
@@ -123,35 +159,57 @@ class BackendState:
         """Whether the engine can run one more request of this KV size at once:
         below vLLM's max_num_seqs and, where the KV capacity is known, with its
         prompt + output reserved. Dispatching more only moves the queue into the
-        engine, where its FCFS order (not the policy's) decides."""
-        if self.n_llm >= self.max_seqs:
-            return False
-        cap = self.kv_cap
-        return cap is None or self.kv_reserved + need_tokens <= cap or self.n_llm == 0
+        engine, where its FCFS order (not the policy's) decides. (`room`, kept by
+        llm_dispatched / llm_released, is the largest size that fits: the core's
+        hot path reads it.)"""
+        return need_tokens <= self.room
 
+    # The three changes of the LLM work here forget the kept first-token answer, and
+    # dispatch and release keep `room` (what fits() accepts) by its rule: nothing at
+    # max_num_seqs; any size on an idle engine or without a known KV capacity; else
+    # the capacity not reserved. Written out in both: they run on every request.
     def llm_dispatched(self, prompt: int, output: int) -> None:
-        self.n_llm += 1
+        n = self.n_llm = self.n_llm + 1
         self.n_prefilling += 1
         self.prefill_ahead += prompt
-        self.kv_reserved += prompt + output
+        reserved = self.kv_reserved = self.kv_reserved + prompt + output
         self.kv_read += prompt + output / 2
+        if n >= self.max_seqs:
+            self.room = -_UNBOUNDED
+        elif self.kv_cap is None:  # (n > 0: not idle)
+            self.room = _UNBOUNDED
+        else:
+            self.room = self.kv_cap - reserved
+        self._ttft_prompt = -1
 
     def llm_first_token(self, prompt: int) -> None:
         self.n_prefilling -= 1
         self.prefill_ahead -= prompt
+        self._ttft_prompt = -1
 
     def llm_released(self, prompt: int, output: int, started: bool) -> None:
         if not started:
-            self.llm_first_token(prompt)
-        self.n_llm -= 1
-        self.kv_reserved -= prompt + output
+            self.n_prefilling -= 1
+            self.prefill_ahead -= prompt
+        n = self.n_llm = self.n_llm - 1
+        reserved = self.kv_reserved = self.kv_reserved - prompt - output
         self.kv_read -= prompt + output / 2
+        if n >= self.max_seqs:
+            self.room = -_UNBOUNDED
+        elif self.kv_cap is None or n == 0:
+            self.room = _UNBOUNDED
+        else:
+            self.room = self.kv_cap - reserved
+        self._ttft_prompt = -1
 
     def model_ttft(self, prompt: int) -> float:
         """The cost model's first-token time for a prompt dispatched here now: the
         chunked prefill of everything ahead and itself, `max_num_batched_tokens -
         decoders` tokens a step, each step also carrying the decode batch. Inline
-        arithmetic for a linear preset: admission asks every backend on every arrival."""
+        arithmetic for a linear preset: admission asks every backend on every arrival.
+        The last answer is kept until the work here changes."""
+        if prompt == self._ttft_prompt:
+            return self._ttft_model
         m: LLMModel = self.model  # type: ignore[assignment]  # set on every LLM backend
         n_pre = self.n_prefilling
         n_dec = self.n_llm - n_pre
@@ -159,14 +217,22 @@ class BackendState:
         budget = m.max_batched_tokens - n_dec
         steps = -(-work // budget) if budget > 1 and work > 0 else max(work, 1)
         if m.step is not None:  # the preset's own (overlapped) step, chunks of equal size
-            return (m.frontend + steps * m.step(work / steps, n_dec, self.kv_read)
-                    + m.alpha * (n_pre + 1))
-        return (m.frontend + steps * (m.beta0 + m.beta2 * n_dec + m.beta3 * self.kv_read)
-                + m.beta1 * work + m.alpha * (n_pre + 1))
+            t = (m.frontend + steps * m.step(work / steps, n_dec, self.kv_read)
+                 + m.alpha * (n_pre + 1))
+        else:
+            t = (m.frontend + steps * (m.beta0 + m.beta2 * n_dec + m.beta3 * self.kv_read)
+                 + m.beta1 * work + m.alpha * (n_pre + 1))
+        self._ttft_prompt, self._ttft_model = prompt, t
+        return t
 
     def model_tpot(self, extra: int = 1) -> float:
-        """The cost model's time per output token once `extra` more sequences decode."""
-        return llm_tpot(self.model, self.n_llm + extra, self.kv_read)  # type: ignore[arg-type]  # LLM backends only
+        """The cost model's time per output token once `extra` more sequences decode
+        (the last answer is kept with its inputs)."""
+        n, kv = self.n_llm + extra, self.kv_read
+        if n != self._tpot_n or kv != self._tpot_kv:
+            self._tpot_model = llm_tpot(self.model, n, kv)  # type: ignore[arg-type]  # LLM backends only
+            self._tpot_n, self._tpot_kv = n, kv
+        return self._tpot_model
 
     def predict_ttft(self, prompt: int) -> float:
         """Seconds to the first token of a prompt dispatched here now: the model's,
@@ -199,8 +265,10 @@ class BackendState:
             return 0.0
         end = now
         for d in self.flying.values():  # insertion order is dispatch order
-            end = max(end, d.t) + self.estimate(d.group, d.tokens)
-        return max(0.0, end - now)
+            start = d.t
+            end = (end if end >= start else start) + self.estimate(d.group, d.tokens)
+        left = end - now
+        return left if left > 0.0 else 0.0
 
     def estimate(self, group: str, tokens: float) -> float:
         """Predicted service time (s) of a dispatch of this group and size here:
@@ -211,11 +279,10 @@ class BackendState:
         """
         if group == "embedding":
             svc = self.emb_est.predict(tokens)
-            turnover = svc
-        else:
-            svc = self.predict_ttft(int(tokens))
-            turnover = self.e2e_est if self.e2e_seen else svc
+        else:  # predict_ttft, one call fewer (routers ask this of every free backend)
+            svc = self.model_ttft(int(tokens)) * self.ttft_corr.factor
         st = self.stats
         if st is not None and st.waiting > 0:
+            turnover = self.e2e_est if group != "embedding" and self.e2e_seen else svc
             svc += st.waiting / max(st.running, 1) * turnover
         return svc

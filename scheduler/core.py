@@ -129,21 +129,26 @@ class ControlPlane:
         list itself when all can (the common case allocates nothing)."""
         need = req.prompt_tokens + req.output_tokens
         for b in cands:
-            if not b.fits(need):
+            if need > b.room:  # not b.fits(need), without a call per backend
                 return [x for x in cands if x.fits(need)]
         return cands
 
-    def _refused(self, req: Request, now: float) -> bool:
+    def _admitted_key(self, req: Request, now: float) -> float | None:
         """Admission at arrival: rank the request in the policy's order among the
-        queued ones, and ask whether the work ahead leaves time for its SLOs."""
+        queued ones, and ask whether the work ahead leaves time for its SLOs. Its
+        order key when admitted (ranked by `_rank` only if it queues: one routed
+        straight to a free backend would leave the ranks again at once), None when
+        refused."""
         key = self.policy.order_key(req)
-        ranks = self._ranks
-        late = self.admission.reject_at_arrival(req, ranks.bisect_right(key),  # type: ignore[union-attr]  # called only with admission on
+        late = self.admission.reject_at_arrival(req, self._ranks.bisect_right(key),  # type: ignore[union-attr]  # called only with admission on
                                                  key - req.arrival, now)
-        if not late and req.cls != "embedding":
-            ranks.add(key)
+        return None if late else key
+
+    def _rank(self, req: Request, key: float) -> None:
+        """A queued LLM request's order key joins the ranks admission counts."""
+        if req.cls != "embedding":
+            self._ranks.add(key)
             self._rank_key[req.id] = key
-        return late
 
     def _unrank(self, rid: str) -> None:
         key = self._rank_key.pop(rid, None)
@@ -176,11 +181,12 @@ class ControlPlane:
         if pool is None:
             raise ValueError(f"request {rid!r}: class {cls!r} is not scheduled as such "
                              f"(a pipeline is sent as its stages)")
+        key = None  # its order key, with admission on
         if not pool:
             self._reject(req, "no_capable_backend", out)
         elif queued[cls] >= self.capacity[cls]:
             self._reject(req, "queue_full", out)
-        elif self.admission is not None and self._refused(req, now):
+        elif self.admission is not None and (key := self._admitted_key(req, now)) is None:
             self._reject(req, REJECT_REASON, out)
         else:
             idle = not (queued["chat"] or queued["embedding"] or queued["completion"])
@@ -197,8 +203,10 @@ class ControlPlane:
                     queued[cls] -= 1
                     self._reject(req, choice.reason, out)
                 else:
-                    out.append(self._dispatch([req], choice, now))
+                    out.append(self._dispatch((req,), choice, now))
             else:
+                if key is not None:
+                    self._rank(req, key)
                 self.policy.push(req, now)
                 if self.free[cls] or not self._settled:
                     self._pump(now, out)
@@ -250,7 +258,9 @@ class ControlPlane:
         else:
             for r in d.requests:
                 self._fail(r, reason or "engine_error", out)
-        self._pump(now, out)
+        queued = self.queued
+        if queued["chat"] or queued["embedding"] or queued["completion"]:
+            self._pump(now, out)  # (with nothing queued it has nothing to do)
         self._account(t0)
         return out
 
@@ -276,9 +286,7 @@ class ControlPlane:
                     self.requeued += 1
                     self.policy.requeue(r, now)
                     if self.admission is not None and r.cls != "embedding":
-                        key = self.policy.order_key(r)
-                        self._ranks.add(key)
-                        self._rank_key[r.id] = key
+                        self._rank(r, self.policy.order_key(r))
         self._recompute_free()
         self._pump(now, out)
         self._account(t0)

@@ -76,7 +76,11 @@ class Correction:
     def observe(self, observed: float, predicted: float) -> None:
         if predicted <= 0 or observed < 0:
             return
-        r = min(8.0, max(0.125, observed / predicted))
+        r = observed / predicted
+        if r > 8.0:  # clamped to [1/8, 8] (compared inline: one per LLM request)
+            r = 8.0
+        elif r < 0.125:
+            r = 0.125
         self.factor += self.alpha * (r - self.factor)
 
 

@@ -16,7 +16,8 @@ from scheduler.config import ROUTERS, ControlPlaneConfig
 
 class Router:
     name = ""
-    uses_estimates = False  # reads group/tokens/deadline (else the caller may skip them)
+    uses_estimates = False  # reads group/tokens (else the caller may skip them)
+    uses_deadline = False  # reads the deadline too (else the caller passes infinity)
     stateful = False  # must see every pick, even when there is one candidate
 
     def pick(self, cls: str, cands: list[BackendState], group: str, tokens: float,
@@ -35,12 +36,15 @@ class LeastWork(Router):
 
     def pick(self, cls, cands, group, tokens, deadline, now):
         best, best_t = cands[0], float("inf")
+        clearly = best_t  # what a time must be below to win outright: best_t·(1 − 1e-9)
+        batch = group == "embedding"
         for b in cands:
             t = b.estimate(group, tokens)
-            if group == "embedding":
+            if batch and b.flying:  # backlog() is 0 without batches in flight
                 t += b.backlog(now)
-            if t < best_t * (1 - 1e-9) or (t <= best_t and b.cost_rank < best.cost_rank):
+            if t < clearly or (t <= best_t and b.cost_rank < best.cost_rank):
                 best, best_t = b, t
+                clearly = t * (1 - 1e-9)
         return best
 
 
@@ -130,6 +134,7 @@ class CostAware(Router):
 
     name = "cost-aware"
     uses_estimates = True
+    uses_deadline = True
 
     def pick(self, cls, cands, group, tokens, deadline, now):
         return cheapest_meeting_deadline(cands, group, tokens, deadline, now)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.actions import Reject
 from scheduler.admission import SHED_REASON
-from scheduler.backends import BackendState
+from scheduler.backends import BackendState, group_of
 from vocab import SCHEDULED_CLASSES, Request
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ def router_pick(cp: ControlPlane, req: Request, cands: list[BackendState],
     if len(cands) == 1 and not router.stateful:
         return cands[0]
     if router.uses_estimates:
-        return router.pick(req.cls, cands, cp.group_of(req.cls), tokens_of(req), req.deadline,
-                           now)
+        cls = req.cls
+        return router.pick(cls, cands, group_of(cls), tokens_of(req),
+                           req.deadline if router.uses_deadline else INF, now)
     return router.pick(req.cls, cands, "", 0, INF, now)
 
 

@@ -35,6 +35,7 @@ import heapq
 import itertools
 import math
 from collections import deque
+from operator import attrgetter
 
 from scheduler.actions import Reject
 from scheduler.admission import SHED_REASON
@@ -44,6 +45,7 @@ from scheduler.policies.slo import nominal_backends, slack_key
 from vocab import LLM_CLASSES, Request
 
 INF = float("inf")
+_by_cost_rank = attrgetter("cost_rank")
 TPOT_HEADROOM = 0.9  # a shared host keeps its decode step under 90 % of the TPOT SLO
 
 
@@ -75,8 +77,7 @@ class HybridPolicy(Policy):
     def key(self, req: Request) -> float:
         return slack_key(req, self._nominal[req.cls]) + req.priority * self.aging_s
 
-    def order_key(self, req: Request) -> float:
-        return self.key(req)
+    order_key = key  # admission ranks arrivals in this very order
 
     def push(self, req: Request, now: float) -> None:
         if req.cls == "embedding":
@@ -151,18 +152,22 @@ class HybridPolicy(Policy):
         it (or, placing `cheapest-in-slo`, the cheapest that meets the deadline);
         a shared host only where the batch fits into its LLM's TPOT slack."""
         scored = []
+        best_t = INF
+        slack_bound = self.tightest_tpot != INF  # else every batch fits an LLM's slack
         for b in free:
             svc = b.estimate("embedding", tokens)
-            if b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
+            if slack_bound and b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
                 continue
-            scored.append((now + b.backlog(now) + svc, b))
+            t = (now + b.backlog(now) if b.flying else now) + svc  # backlog 0: none in flight
+            if t < best_t:
+                best_t = t
+            scored.append((t, b))
         if not scored:
             return None
-        best_t = min(t for t, _ in scored)
         limit = now + (best_t - now) * (1 + self.cost_tolerance)
         if self.cheapest_in_slo and deadline < INF:
             limit = max(limit, deadline)
-        return min((b for t, b in scored if t <= limit), key=lambda b: b.cost_rank)
+        return min((b for t, b in scored if t <= limit), key=_by_cost_rank)
 
     def _fits_llm_slack(self, b: BackendState, batch_s: float) -> bool:
         if self.tightest_tpot == INF:
@@ -172,7 +177,8 @@ class HybridPolicy(Policy):
     def route(self, req: Request, cands: list[BackendState], now: float
               ) -> BackendState | Reject:
         if req.cls != "embedding":
-            self._note_tpot(req)  # the direct path from the core skips push()
+            if req.slo_tpot_ms is not None:
+                self._note_tpot(req)  # the direct path from the core skips push()
             return router_pick(self.cp, req, cands, now)
         b = self.place_batch(req.text_tokens or req.n_texts, cands, now, req.deadline)
         if b is None:  # every free host is an LLM's at its TPOT limit: the least loaded

@@ -38,6 +38,8 @@ class SLOPolicy(HeapPolicy):
     def key(self, req: Request) -> float:
         return slack_key(req, self._nominal[req.cls])
 
+    order_key = key  # a flat key is its own order key (admission asks on every arrival)
+
     def push(self, req: Request, now: float) -> None:
         heapq.heappush(self.heaps[req.cls], (slack_key(req, self._nominal[req.cls]),
                                              next(self._seq), req))
