@@ -126,9 +126,9 @@ QUICK: list[Quick] = [
           _both(_grab(r"capacity \(fifo, measured\): ([\d.]+) req/s", "capacity {0} req/s"),
                 _every(r"^steady 1\.20 (\S+) (\S+)", "{0} {1}", lead="chat attainment at 1.2x: "))),
     Quick("scheduler", "bench_scheduler.py", ["throughput", "--repeat", "1"],
-          _every(r"^\| (\w+) \| \d+ \| [\d.]+ \| ([\d,]+) /", "{0} {1}", lead="sim req/wall s: ")),
+          _every(r"^\| ([\w-]+) \| \d+ \| [\d.]+ \| ([\d,]+) /", "{0} {1}", lead="sim req/wall s: ")),
     Quick("scheduler-decision", "bench_scheduler.py", ["decision"],
-          _every(r"^\| (\w+) \| \d+ \| [\d.]+ \| ([\d.]+) \|", "{0} {1}", lead="decision p99 us: ")),
+          _every(r"^\| ([\w-]+) \| \d+ \| [\d.]+ \| ([\d.]+) \|", "{0} {1}", lead="decision p99 us: ")),
     # the HTTP part only: it runs STEngine inside serve-embed; the encode part's batches of
     # 128 take seconds each on a busy 2-core machine
     Quick("serve-embed", "bench_serve_embed.py", ["--part", "http", "--seconds", "1"],
