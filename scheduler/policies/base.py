@@ -82,6 +82,17 @@ class Policy:
         """Where a request chosen to go now goes (a Reject where the policy rejects)."""
         return router_pick(self.cp, req, cands, now)
 
+    def place(self, req: Request, cands: list[BackendState], now: float) -> Selection:
+        """The request routed among `cands`, or its Reject: the policy's own, or a shed
+        where admission control predicts it would still miss an SLO there."""
+        choice = cands[0] if len(cands) == 1 and self.lone_is_choice else self.route(req, cands, now)
+        if type(choice) is Reject:
+            return choice
+        adm = self.cp.admission
+        if adm is not None and adm.shed_now(req, choice, now):
+            return Reject(req, SHED_REASON)
+        return (req,), choice
+
     def next_timer(self, now: float) -> float | None:
         """Earliest future time at which select() could answer differently."""
         return None
@@ -135,19 +146,9 @@ class HeapPolicy(Policy):
         if best is None:
             return None
         assert best_heap is not None and best_cands is not None  # set with best
-        req = best[-1]
-        choice: BackendState | Reject
-        if len(best_cands) == 1 and self.lone_is_choice:
-            choice = best_cands[0]
-        else:
-            choice = self.route(req, best_cands, now)
+        selection = self.place(best[-1], best_cands, now)
         heapq.heappop(best_heap)
-        if type(choice) is Reject:
-            return choice
-        adm = self.cp.admission
-        if adm is not None and adm.shed_now(req, choice, now):
-            return Reject(req, SHED_REASON)
-        return (req,), choice
+        return selection
 
     def drain(self) -> list[Request]:
         out = [e[-1] for heap in self.heaps.values() for e in heap]

@@ -199,13 +199,7 @@ class PipelineHybridPolicy(PipelineFCFSPolicy):
         self.queued_s[c] -= self._svc.pop(seq)
         if self._hopeless(req, now):
             return Reject(req, SHED_REASON)
-        choice = cands[0] if len(cands) == 1 and self.lone_is_choice else self.route(req, cands, now)
-        if type(choice) is Reject:
-            return choice
-        adm = self.cp.admission
-        if adm is not None and adm.shed_now(req, choice, now):
-            return Reject(req, SHED_REASON)
-        return (req,), choice
+        return self.place(req, cands, now)
 
     def drain(self) -> list[Request]:
         out = [e[-1] for heap in self.heaps.values() for e in heap if e[1] in self._svc]
