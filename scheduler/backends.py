@@ -165,21 +165,25 @@ class BackendState:
         return need_tokens <= self.room
 
     # The three changes of the LLM work here forget the kept first-token answer, and
-    # dispatch and release keep `room` (what fits() accepts) by its rule: nothing at
-    # max_num_seqs; any size on an idle engine or without a known KV capacity; else
-    # the capacity not reserved. Written out in both: they run on every request.
-    def llm_dispatched(self, prompt: int, output: int) -> None:
-        n = self.n_llm = self.n_llm + 1
-        self.n_prefilling += 1
-        self.prefill_ahead += prompt
-        reserved = self.kv_reserved = self.kv_reserved + prompt + output
-        self.kv_read += prompt + output / 2
+    # dispatch and release keep `room` (what fits() accepts).
+    def _keep_room(self) -> None:
+        """fits()'s rule as one number: nothing at max_num_seqs; any size on an idle
+        engine or without a known KV capacity; else the capacity not reserved."""
+        n, cap = self.n_llm, self.kv_cap
         if n >= self.max_seqs:
             self.room = -_UNBOUNDED
-        elif self.kv_cap is None:  # (n > 0: not idle)
+        elif cap is None or n == 0:
             self.room = _UNBOUNDED
         else:
-            self.room = self.kv_cap - reserved
+            self.room = cap - self.kv_reserved
+
+    def llm_dispatched(self, prompt: int, output: int) -> None:
+        self.n_llm += 1
+        self.n_prefilling += 1
+        self.prefill_ahead += prompt
+        self.kv_reserved += prompt + output
+        self.kv_read += prompt + output / 2
+        self._keep_room()
         self._ttft_prompt = -1
 
     def llm_first_token(self, prompt: int) -> None:
@@ -191,15 +195,10 @@ class BackendState:
         if not started:
             self.n_prefilling -= 1
             self.prefill_ahead -= prompt
-        n = self.n_llm = self.n_llm - 1
-        reserved = self.kv_reserved = self.kv_reserved - prompt - output
+        self.n_llm -= 1
+        self.kv_reserved -= prompt + output
         self.kv_read -= prompt + output / 2
-        if n >= self.max_seqs:
-            self.room = -_UNBOUNDED
-        elif self.kv_cap is None or n == 0:
-            self.room = _UNBOUNDED
-        else:
-            self.room = self.kv_cap - reserved
+        self._keep_room()
         self._ttft_prompt = -1
 
     def model_ttft(self, prompt: int) -> float:
