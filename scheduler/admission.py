@@ -180,9 +180,8 @@ class Admission:
 
 def _batch_done(b: BackendState, tokens: int, now: float) -> float:
     """When an embedding batch of `tokens` sent to `b` now would be done: after the
-    batches in flight there (backlog() is 0 without any), then its own time."""
-    start = now + b.backlog(now) if b.flying else now
-    return start + b.estimate("embedding", tokens)
+    batches in flight there, then its own time."""
+    return b.free_at(now) + b.estimate("embedding", tokens)
 
 
 def _bucket(offset_s: float) -> int:

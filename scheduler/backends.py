@@ -256,6 +256,10 @@ class BackendState:
         else:
             self.e2e_est, self.e2e_seen = seconds, True
 
+    def free_at(self, now: float) -> float:
+        """When a batch sent here now could start: after the batches in flight."""
+        return now + self.backlog(now) if self.flying else now
+
     def backlog(self, now: float) -> float:
         """Estimated seconds until the embedding batches in flight here are done, if
         the engine runs them one after another (a CPU embedder does). A free slot is

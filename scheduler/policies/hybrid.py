@@ -158,7 +158,7 @@ class HybridPolicy(Policy):
             svc = b.estimate("embedding", tokens)
             if slack_bound and b.mixed and b.n_llm and not self._fits_llm_slack(b, svc):
                 continue
-            t = (now + b.backlog(now) if b.flying else now) + svc  # backlog 0: none in flight
+            t = b.free_at(now) + svc
             if t < best_t:
                 best_t = t
             scored.append((t, b))
