@@ -22,7 +22,7 @@ from sortedcontainers import SortedList
 from engine.spec import BackendSpec, EngineStats
 from scheduler.actions import Action, Dispatch, Fail, Reject, SetTimer
 from scheduler.admission import REJECT_REASON, Admission
-from scheduler.backends import BackendState, group_of
+from scheduler.backends import BackendState
 from scheduler.baselines import ImmediatePolicy, pools_for
 from scheduler.config import ControlPlaneConfig, admission_on
 from scheduler.policies import Policy, make_policy
@@ -114,10 +114,6 @@ class ControlPlane:
         self._touched: list[str] = []
 
     # -- helpers the policies use ---------------------------------------------
-    @staticmethod
-    def group_of(cls: str) -> str:
-        return group_of(cls)
-
     def free_for(self, cls: str) -> list[BackendState]:
         """Up, capable backends with a free slot, in config order (kept up to date on
         every dispatch/release/up/down, so a decision does not rescan backends).
