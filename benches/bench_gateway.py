@@ -55,6 +55,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from revision import extract_ref  # noqa: E402
+
 from loadgen.client import ClientConfig  # noqa: E402
 from loadgen.runner import run  # noqa: E402
 from loadgen.spec import WorkloadSpec  # noqa: E402
@@ -145,14 +147,8 @@ def start(args: list[str], url: str, cwd: Path = ROOT, env: dict | None = None
     return proc
 
 
-def extract_ref(ref: str, into: Path) -> Path:
-    """The source tree of git revision `ref` (the packages the gateway imports)."""
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
-                              "vocab", "sagetui", "loadgen", "store", "exports"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
+# What `sagetui gateway` imports: the packages a baseline revision needs.
+GATEWAY_PACKAGES = ["scheduler", "engine", "vocab", "sagetui", "loadgen", "store", "exports"]
 
 
 def start_gateway_proc(cfg: Path, port: int, url: str, tree: Path | None = None
@@ -364,7 +360,7 @@ def main() -> None:
             procs.append(gws[policy])
         if a.baseline:
             results["baseline"] = a.baseline
-            tree = extract_ref(a.baseline, tmp / "baseline")
+            tree = extract_ref(a.baseline, tmp / "baseline", GATEWAY_PACKAGES)
             gws["base"] = start_gateway_proc(tmp / "fifo.toml", ports["base"], url["base"], tree)
             procs.append(gws["base"])
         many = [f"fifo{i}" for i in range(1, a.gateways)]

@@ -197,13 +197,10 @@ def measure_once(what: str, policies: list[str]) -> dict[str, list[float]]:
 
 def baseline_tree(ref: str, into: Path) -> Path:
     """Revision `ref`'s packages with this bench beside them, so the one driver runs
-    against either tree (git archive, as bench_gateway's extract_ref)."""
-    got = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "scheduler", "engine",
-                          "vocab"], capture_output=True)
-    if got.returncode:
-        sys.exit(f"--baseline: git archive {ref!r} failed: {got.stderr.decode().strip()}")
-    archive = got.stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    against either tree."""
+    from revision import extract_ref  # here: the copied bench runs without it
+
+    extract_ref(ref, into, ["scheduler", "engine", "vocab"])
     (into / "benches").mkdir()
     shutil.copy(__file__, into / "benches" / "bench_scheduler.py")
     return into
