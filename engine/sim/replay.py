@@ -260,17 +260,15 @@ def lone_residual(rep: Replayed, max_prompt: int | None = None) -> dict:
         raise ValueError(f"{rep.trace.path}: {len(ks)} lone requests, too few for a line")
     xs = [float(reqs[k].prompt) for k in ks]
     ys = [reqs[k].ttft - rep.sim_ttft[k] for k in ks]
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
+    if min(xs) == max(xs):
         raise ValueError(f"{rep.trace.path}: every lone request has the same prompt size")
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    a = my - b * mx
-    s2 = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True)) / (n - 2)
-    return {"n": n, "prompt_min": int(min(xs)), "prompt_max": int(max(xs)),
-            "intercept": a, "slope": b, "intercept_se": (s2 * (1 / n + mx ** 2 / sxx)) ** 0.5,
-            "slope_se": (s2 / sxx) ** 0.5, "mean": my}
+    from scipy.stats import linregress  # here: `sagetui fidelity trace` does not need scipy
+
+    fit = linregress(xs, ys)
+    return {"n": len(xs), "prompt_min": int(min(xs)), "prompt_max": int(max(xs)),
+            "intercept": float(fit.intercept), "slope": float(fit.slope),
+            "intercept_se": float(fit.intercept_stderr), "slope_se": float(fit.stderr),
+            "mean": sum(ys) / len(ys)}
 
 
 def model_mismatch(trace_model: str, preset_model: str) -> bool:
